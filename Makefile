@@ -1,0 +1,30 @@
+# Thin wrapper over the scripts; each target installs what it needs and builds first.
+.PHONY: all build run test test-fast bench fuzz docs clean
+
+all: build
+
+build:
+	@scripts/bootstrap.sh
+	@scripts/build.sh build
+
+run: build
+	@scripts/demo.sh
+
+test:
+	@scripts/test.sh
+
+test-fast:
+	@SPILLWAY_FAST=1 scripts/test.sh
+
+bench: build
+	@/usr/bin/python3 bench/bench.py
+
+fuzz:
+	@scripts/bootstrap.sh test
+	@scripts/fuzz.sh 300
+
+docs: build
+	@build/spillway config-docs > docs/configuration.md
+
+clean:
+	rm -rf build build-asan build-fuzz packaging/examples/demo-data bench/.work

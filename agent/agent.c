@@ -1,0 +1,149 @@
+#include "agent.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "../common/log.h"
+#include "../sinks/file.h"
+#include "buffer.h"
+#include "ingest.h"
+#include "tail.h"
+#include "writer.h"
+
+#define SHUTDOWN_WRITER_MS 2500
+#define SHUTDOWN_SINKS_MS 1500
+
+struct agent {
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  const struct sw_config *cfg;
+  struct sw_writer *writer;
+  struct sw_ingest *ing;
+  struct sw_tail *tail;
+  struct sw_file_sink **sinks;
+  size_t nsinks;
+  int stopping;
+};
+
+static void on_progress(void *arg) {
+  struct agent *a = arg;
+  if (a->tail && !a->stopping) sw_tail_kick(a->tail);
+}
+
+static void on_commit(void *arg) {
+  struct agent *a = arg;
+  for (size_t i = 0; i < a->nsinks; i++)
+    if (a->sinks[i]) sw_file_sink_notify(a->sinks[i]);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct agent *a = h->data;
+  if (a->stopping) return;
+  a->stopping = 1;
+  SW_LOG(SW_L_INFO, "agent", "received %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  uv_signal_stop(&a->sigterm);
+  uv_signal_stop(&a->sigint);
+  uv_stop(&a->loop);
+}
+
+static int add_known(void *arg, const struct sw_file_state *st) {
+  return sw_tail_add_known(arg, st);
+}
+
+static int load_state(struct agent *a) {
+  struct sw_db *db = NULL;
+  char err[512];
+  int rc = sw_db_open(a->cfg->data_dir, 0, &db, err, sizeof err);
+  if (rc) {
+    SW_LOG(SW_L_ERROR, "buffer", "%s", err);
+    return rc;
+  }
+  SW_LOG(SW_L_INFO, "buffer", "buffer %s open (agent id %s)", sw_db_path(db), sw_db_agent_id(db));
+  rc = sw_db_load_files(db, add_known, a->tail);
+  if (rc) SW_LOG(SW_L_ERROR, "buffer", "cannot load file offsets: %s", sw_db_errmsg(db));
+  sw_db_close(db);
+  return rc;
+}
+
+static int start(struct agent *a) {
+  const struct sw_config *cfg = a->cfg;
+  char err[512] = "";
+  const char **names = calloc(cfg->nsinks + 1, sizeof *names);
+  if (!names) return SW_ENOMEM;
+  for (size_t i = 0; i < cfg->nsinks; i++) names[i] = cfg->sinks[i].name;
+  struct sw_writer_opts wo = {
+      .data_dir = cfg->data_dir, .max_bytes = cfg->buffer.max_bytes,
+      .drop_oldest = cfg->buffer.when_full == SW_WHEN_FULL_DROP_OLDEST, .zstd_level = 1,
+      .sinks = names, .nsinks = cfg->nsinks, .on_progress = on_progress, .on_commit = on_commit,
+      .arg = a};
+  int rc = sw_writer_start(&a->loop, &wo, &a->writer, err, sizeof err);
+  free(names);
+  if (rc) {
+    SW_LOG(SW_L_ERROR, "buffer", "%s", err[0] ? err : sw_strerror(rc));
+    return rc;
+  }
+  size_t max_line = 256 * 1024;
+  if ((rc = sw_ingest_create(cfg, a->writer, max_line, &a->ing))) return rc;
+  if ((rc = sw_tail_create(&a->loop, cfg, a->ing, a->writer, &a->tail, err, sizeof err))) {
+    SW_LOG(SW_L_ERROR, "tail", "%s", err);
+    return rc;
+  }
+  if ((rc = load_state(a))) return rc;
+  a->sinks = calloc(cfg->nsinks + 1, sizeof *a->sinks);
+  if (!a->sinks) return SW_ENOMEM;
+  for (size_t i = 0; i < cfg->nsinks; i++) {
+    if (cfg->sinks[i].type != SW_SINK_FILE) continue;
+    if ((rc = sw_file_sink_start(&cfg->sinks[i], cfg->data_dir, a->writer, &a->sinks[i], err,
+                                 sizeof err))) {
+      SW_LOG(SW_L_ERROR, "sink", "%s", err);
+      return rc;
+    }
+    a->nsinks = i + 1;
+  }
+  if ((rc = sw_tail_start(a->tail))) return rc;
+  return SW_OK;
+}
+
+static void shutdown_all(struct agent *a) {
+  if (a->tail) sw_tail_stop(a->tail);
+  if (a->writer) sw_writer_stop(a->writer, SHUTDOWN_WRITER_MS);
+  a->writer = NULL;
+  for (size_t i = 0; i < a->nsinks; i++)
+    if (a->sinks[i]) sw_file_sink_stop(a->sinks[i], SHUTDOWN_SINKS_MS);
+  a->nsinks = 0;
+  free(a->sinks);
+  a->sinks = NULL;
+  if (!uv_is_closing((uv_handle_t *)&a->sigterm)) uv_close((uv_handle_t *)&a->sigterm, NULL);
+  if (!uv_is_closing((uv_handle_t *)&a->sigint)) uv_close((uv_handle_t *)&a->sigint, NULL);
+  uv_run(&a->loop, UV_RUN_DEFAULT); /* finish closing handles */
+  sw_tail_free(a->tail);
+  a->tail = NULL;
+  sw_ingest_destroy(a->ing);
+  a->ing = NULL;
+}
+
+int sw_agent_run(const struct sw_config *cfg) {
+  struct agent a;
+  memset(&a, 0, sizeof a);
+  a.cfg = cfg;
+  if (uv_loop_init(&a.loop)) return 1;
+  signal(SIGPIPE, SIG_IGN);
+  uv_signal_init(&a.loop, &a.sigterm);
+  uv_signal_init(&a.loop, &a.sigint);
+  a.sigterm.data = a.sigint.data = &a;
+  uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&a.sigint, on_signal, SIGINT);
+  int rc = start(&a);
+  if (rc == 0) {
+    SW_LOG(SW_L_INFO, "agent", "spillway %s running: %zu sources, %zu sinks", SW_VERSION,
+           cfg->nsources, cfg->nsinks);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+  }
+  shutdown_all(&a);
+  int lc = uv_loop_close(&a.loop);
+  if (lc) SW_LOG(SW_L_WARN, "agent", "loop closed with handles open: %s", uv_strerror(lc));
+  if (rc == 0) SW_LOG(SW_L_INFO, "agent", "stopped cleanly");
+  return rc == 0 ? 0 : 1;
+}

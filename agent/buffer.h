@@ -1,0 +1,126 @@
+/* buffer.h - the durable buffer: spillway.db (SQLite, WAL) under data_dir.
+ *
+ * This module is the only code that knows the schema. One struct sw_db is one SQLite
+ * connection and must be used by one thread at a time; each thread that needs the database
+ * (the writer, each sink worker, the status command) opens its own.
+ *
+ * Invariants:
+ *  - a chunk and the state of the file it was read from (offset after its last byte, pending
+ *    partial records, fingerprint) are committed in ONE transaction (sw_db_commit), so after a
+ *    crash the offset never runs ahead of or behind the stored data;
+ *  - chunk ids only grow; a sink's cursor is the highest chunk id it has fully delivered;
+ *  - chunks at or below every configured sink's cursor are deleted by sw_db_gc.
+ * Durability: WAL with synchronous=NORMAL survives process crashes (kill -9) with no loss; on
+ * power loss the last transactions may roll back, together with their offsets, so the records
+ * are read again from the source files (still no loss, no duplicates in the buffer).
+ */
+#ifndef SW_BUFFER_H
+#define SW_BUFFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/error.h"
+
+struct sw_db;
+
+enum { SW_DB_READONLY = 1 };
+
+/* Opens (creating data_dir and the database if needed, applying migrations) the buffer.
+ * err receives a human message on failure. */
+int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err,
+               size_t errlen) SW_MUST_CHECK;
+void sw_db_close(struct sw_db *db);
+const char *sw_db_agent_id(const struct sw_db *db);
+const char *sw_db_path(const struct sw_db *db);
+const char *sw_db_errmsg(const struct sw_db *db);
+
+/* Persistent state of one tailed file. */
+struct sw_file_state {
+  int64_t id;
+  const char *source, *path;
+  uint64_t dev, ino;
+  uint64_t fp_hash;
+  uint32_t fp_len;
+  uint64_t offset;     /* bytes of the file fully accounted for (in chunks or in `pending`) */
+  const void *pending; /* serialized partial records (see tail), may be NULL */
+  size_t pending_len;
+  int64_t updated_ns;
+};
+
+enum sw_commit_kind {
+  SW_COMMIT_CHUNK = 0, /* insert a chunk (if records > 0) and save the file state */
+  SW_COMMIT_FORGET = 1 /* delete the file's state row (file released for good) */
+};
+
+struct sw_commit_op {
+  enum sw_commit_kind kind;
+  struct sw_file_state file;
+  /* chunk; data is zstd-compressed */
+  const char *format; /* source format name, used for the parse_error label */
+  const char *labels_json;
+  int64_t ts_min, ts_max;
+  uint32_t records, parse_errors, truncated;
+  uint64_t raw_bytes, in_bytes;
+  const void *data;
+  size_t data_len;
+};
+
+struct sw_commit_result {
+  uint64_t chunks, records, stored_bytes;
+  uint64_t dropped_chunks, dropped_records, dropped_bytes; /* when_full: drop_oldest */
+};
+
+/* One transaction: every op, in order. If max_bytes > 0 and drop_oldest is set, the oldest
+ * chunks are deleted first so the buffer stays under max_bytes (counted). */
+int sw_db_commit(struct sw_db *db, const struct sw_commit_op *ops, size_t n, uint64_t max_bytes,
+                 int drop_oldest, struct sw_commit_result *res) SW_MUST_CHECK;
+
+/* Calls cb for every stored file state (pointers valid only during the call). */
+int sw_db_load_files(struct sw_db *db, int (*cb)(void *arg, const struct sw_file_state *st),
+                     void *arg) SW_MUST_CHECK;
+
+/* Stored bytes and chunk count of the buffer. */
+int sw_db_usage(struct sw_db *db, uint64_t *bytes, uint64_t *chunks) SW_MUST_CHECK;
+
+/* Deletes chunks every listed sink has acknowledged. */
+int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, uint64_t *freed_bytes,
+             uint64_t *freed_chunks) SW_MUST_CHECK;
+
+struct sw_sink_cursor {
+  int64_t acked;         /* last fully delivered chunk id */
+  uint64_t out_bytes;    /* file sink: committed length of the output file */
+  uint64_t out_ino;      /* file sink: inode of the output file */
+  uint64_t sent_records; /* total records delivered */
+};
+
+/* Reads a sink's cursor; a sink seen for the first time starts before the oldest chunk
+ * still buffered (it ships the whole backlog) and its row is created. */
+int sw_db_cursor_get(struct sw_db *db, const char *sink, const char *type,
+                     struct sw_sink_cursor *c) SW_MUST_CHECK;
+int sw_db_cursor_set(struct sw_db *db, const char *sink, const struct sw_sink_cursor *c) SW_MUST_CHECK;
+
+struct sw_chunk_row {
+  int64_t id, file_id;
+  const char *source, *labels_json, *format;
+  int64_t ts_min, ts_max;
+  uint32_t records;
+  uint64_t raw_bytes;
+  const void *data;
+  size_t len;
+};
+
+/* Calls cb for chunks with id > after, in id order, at most max_rows rows and (roughly)
+ * max_raw raw bytes; cb returns non-zero to stop. *last gets the last id visited. */
+int sw_db_chunks_after(struct sw_db *db, int64_t after, size_t max_rows, uint64_t max_raw,
+                       int (*cb)(void *arg, const struct sw_chunk_row *row), void *arg) SW_MUST_CHECK;
+
+/* Highest chunk id (0 if none). */
+int sw_db_max_chunk_id(struct sw_db *db, int64_t *id) SW_MUST_CHECK;
+
+/* status: writes one JSON object describing the buffer (see status.c) into *json (malloc'd,
+ * caller frees). sinks lists the configured sink names/types for backlog figures. */
+int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *const *types,
+                      size_t nsinks, uint64_t max_bytes, char **json) SW_MUST_CHECK;
+
+#endif

@@ -1,0 +1,23 @@
+/* buffer_int.h - private to buffer*.c */
+#ifndef SW_BUFFER_INT_H
+#define SW_BUFFER_INT_H
+
+#include <sqlite3.h>
+
+#include "buffer.h"
+
+struct sw_db {
+  sqlite3 *h;
+  int readonly;
+  char path[4096];
+  char agent_id[40];
+  char err[512];
+  sqlite3_stmt *st_chunk, *st_file, *st_forget, *st_source, *st_cursor_get, *st_cursor_set,
+      *st_after, *st_counter, *st_oldest;
+};
+
+int sw__db_exec(struct sw_db *db, const char *sql);
+int sw__db_prepare(struct sw_db *db, sqlite3_stmt **st, const char *sql);
+int sw__db_fail(struct sw_db *db);
+
+#endif

@@ -1,0 +1,264 @@
+/* buffer_ops.c - the write paths of the buffer: commit, drop_oldest, GC, sink cursors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/timefmt.h"
+#include "buffer_int.h"
+
+static int save_file(struct sw_db *db, const struct sw_file_state *f, int64_t now) {
+  int rc = sw__db_prepare(db, &db->st_file,
+                          "INSERT OR REPLACE INTO files(id, source, path, dev, ino, fp_hash, fp_len,"
+                          " offset, pending, updated) VALUES(?,?,?,?,?,?,?,?,?,?)");
+  if (rc) return rc;
+  sqlite3_stmt *st = db->st_file;
+  sqlite3_bind_int64(st, 1, f->id);
+  sqlite3_bind_text(st, 2, f->source, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, f->path, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)f->dev);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)f->ino);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)f->fp_hash);
+  sqlite3_bind_int(st, 7, (int)f->fp_len);
+  sqlite3_bind_int64(st, 8, (sqlite3_int64)f->offset);
+  if (f->pending_len)
+    sqlite3_bind_blob(st, 9, f->pending, (int)f->pending_len, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 9);
+  sqlite3_bind_int64(st, 10, now);
+  return sqlite3_step(st) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+static int forget_file(struct sw_db *db, int64_t id) {
+  int rc = sw__db_prepare(db, &db->st_forget, "DELETE FROM files WHERE id=?");
+  if (rc) return rc;
+  sqlite3_bind_int64(db->st_forget, 1, id);
+  return sqlite3_step(db->st_forget) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+static int insert_chunk(struct sw_db *db, const struct sw_commit_op *op, int64_t now) {
+  int rc = sw__db_prepare(db, &db->st_chunk,
+                          "INSERT INTO chunks(source, file_id, format, labels, ts_min, ts_max, records,"
+                          " raw_bytes, stored_bytes, created, data) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+  if (rc) return rc;
+  sqlite3_stmt *st = db->st_chunk;
+  sqlite3_bind_text(st, 1, op->file.source, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, op->file.id);
+  sqlite3_bind_text(st, 3, op->format, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, op->labels_json, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, op->ts_min);
+  sqlite3_bind_int64(st, 6, op->ts_max);
+  sqlite3_bind_int(st, 7, (int)op->records);
+  sqlite3_bind_int64(st, 8, (sqlite3_int64)op->raw_bytes);
+  sqlite3_bind_int64(st, 9, (sqlite3_int64)op->data_len);
+  sqlite3_bind_int64(st, 10, now);
+  sqlite3_bind_blob(st, 11, op->data, (int)op->data_len, SQLITE_STATIC);
+  return sqlite3_step(st) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+static int add_source_stats(struct sw_db *db, const struct sw_commit_op *op) {
+  int rc = sw__db_prepare(db, &db->st_source,
+                          "INSERT INTO sources(name, records, bytes, parse_errors, truncated)"
+                          " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(name) DO UPDATE SET"
+                          " records=records+?2, bytes=bytes+?3, parse_errors=parse_errors+?4,"
+                          " truncated=truncated+?5");
+  if (rc) return rc;
+  sqlite3_stmt *st = db->st_source;
+  sqlite3_bind_text(st, 1, op->file.source, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, op->records);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)op->in_bytes);
+  sqlite3_bind_int64(st, 4, op->parse_errors);
+  sqlite3_bind_int64(st, 5, op->truncated);
+  return sqlite3_step(st) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+static int add_counter(struct sw_db *db, const char *name, uint64_t v) {
+  if (v == 0) return SW_OK;
+  int rc = sw__db_prepare(db, &db->st_counter,
+                          "INSERT INTO counters(name, value) VALUES(?1,?2) ON CONFLICT(name)"
+                          " DO UPDATE SET value=value+?2");
+  if (rc) return rc;
+  sqlite3_bind_text(db->st_counter, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(db->st_counter, 2, (sqlite3_int64)v);
+  return sqlite3_step(db->st_counter) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+/* Deletes oldest chunks until `need` more bytes fit under max_bytes. */
+static int drop_oldest(struct sw_db *db, uint64_t need, uint64_t max_bytes,
+                       struct sw_commit_result *res) {
+  uint64_t used = 0, chunks = 0;
+  int rc = sw_db_usage(db, &used, &chunks);
+  if (rc) return rc;
+  while (used + need > max_bytes && chunks > 0) {
+    rc = sw__db_prepare(db, &db->st_oldest,
+                        "DELETE FROM chunks WHERE id=(SELECT MIN(id) FROM chunks)"
+                        " RETURNING stored_bytes, records");
+    if (rc) return rc;
+    if (sqlite3_step(db->st_oldest) != SQLITE_ROW) return sw__db_fail(db);
+    uint64_t b = (uint64_t)sqlite3_column_int64(db->st_oldest, 0);
+    res->dropped_records += (uint64_t)sqlite3_column_int64(db->st_oldest, 1);
+    sqlite3_reset(db->st_oldest);
+    res->dropped_chunks++;
+    res->dropped_bytes += b;
+    used -= b < used ? b : used;
+    chunks--;
+  }
+  return SW_OK;
+}
+
+int sw_db_commit(struct sw_db *db, const struct sw_commit_op *ops, size_t n, uint64_t max_bytes,
+                 int drop, struct sw_commit_result *res) {
+  memset(res, 0, sizeof *res);
+  int64_t now = sw_time_now_ns();
+  int rc = sw__db_exec(db, "BEGIN IMMEDIATE");
+  if (rc) return rc;
+  if (drop && max_bytes) {
+    uint64_t need = 0;
+    for (size_t i = 0; i < n; i++) need += ops[i].data_len;
+    if ((rc = drop_oldest(db, need, max_bytes, res))) goto fail;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const struct sw_commit_op *op = &ops[i];
+    if (op->kind == SW_COMMIT_FORGET) {
+      if ((rc = forget_file(db, op->file.id))) goto fail;
+      continue;
+    }
+    if (op->records > 0) {
+      if ((rc = insert_chunk(db, op, now))) goto fail;
+      res->chunks++;
+      res->records += op->records;
+      res->stored_bytes += op->data_len;
+    }
+    if ((rc = add_source_stats(db, op))) goto fail;
+    if ((rc = save_file(db, &op->file, now))) goto fail;
+  }
+  if ((rc = add_counter(db, "dropped_chunks", res->dropped_chunks))) goto fail;
+  if ((rc = add_counter(db, "dropped_records", res->dropped_records))) goto fail;
+  if ((rc = sw__db_exec(db, "COMMIT"))) goto fail;
+  return SW_OK;
+fail:
+  sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, uint64_t *freed_bytes,
+             uint64_t *freed_chunks) {
+  *freed_bytes = *freed_chunks = 0;
+  if (nsinks == 0) return SW_OK; /* nothing ships: keep everything (bounded by max_bytes) */
+  int64_t min_acked = INT64_MAX;
+  for (size_t i = 0; i < nsinks; i++) {
+    struct sw_sink_cursor c;
+    int rc = sw_db_cursor_get(db, sinks[i], NULL, &c);
+    if (rc) return rc;
+    if (c.acked < min_acked) min_acked = c.acked;
+  }
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db->h,
+                         "DELETE FROM chunks WHERE id<=? RETURNING stored_bytes", -1, &st,
+                         NULL) != SQLITE_OK)
+    return sw__db_fail(db);
+  sqlite3_bind_int64(st, 1, min_acked);
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    *freed_bytes += (uint64_t)sqlite3_column_int64(st, 0);
+    (*freed_chunks)++;
+  }
+  sqlite3_finalize(st);
+  if (s != SQLITE_DONE) return sw__db_fail(db);
+  /* Give freed pages back to the filesystem a little at a time. */
+  if (*freed_chunks) sqlite3_exec(db->h, "PRAGMA incremental_vacuum(256)", NULL, NULL, NULL);
+  return SW_OK;
+}
+
+int sw_db_cursor_get(struct sw_db *db, const char *sink, const char *type,
+                     struct sw_sink_cursor *c) {
+  memset(c, 0, sizeof *c);
+  int rc = sw__db_prepare(db, &db->st_cursor_get,
+                          "SELECT acked, out_bytes, out_ino, sent_records FROM sinks WHERE name=?");
+  if (rc) return rc;
+  sqlite3_bind_text(db->st_cursor_get, 1, sink, -1, SQLITE_STATIC);
+  int s = sqlite3_step(db->st_cursor_get);
+  if (s == SQLITE_ROW) {
+    c->acked = sqlite3_column_int64(db->st_cursor_get, 0);
+    c->out_bytes = (uint64_t)sqlite3_column_int64(db->st_cursor_get, 1);
+    c->out_ino = (uint64_t)sqlite3_column_int64(db->st_cursor_get, 2);
+    c->sent_records = (uint64_t)sqlite3_column_int64(db->st_cursor_get, 3);
+    sqlite3_reset(db->st_cursor_get);
+    return SW_OK;
+  }
+  sqlite3_reset(db->st_cursor_get);
+  if (s != SQLITE_DONE) return sw__db_fail(db);
+  if (!type || db->readonly) {
+    c->acked = -1; /* unknown sink: acknowledges nothing */
+    return SW_OK;
+  }
+  /* A new sink ships what is still buffered. */
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db->h, "SELECT COALESCE(MIN(id),0)-1 FROM chunks", -1, &st, NULL) !=
+      SQLITE_OK)
+    return sw__db_fail(db);
+  if (sqlite3_step(st) == SQLITE_ROW) c->acked = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  if (c->acked < 0) {
+    int64_t max_id;
+    if ((rc = sw_db_max_chunk_id(db, &max_id))) return rc;
+    c->acked = max_id;
+  }
+  if (sqlite3_prepare_v2(db->h, "INSERT INTO sinks(name, type, acked) VALUES(?,?,?)", -1, &st,
+                         NULL) != SQLITE_OK)
+    return sw__db_fail(db);
+  sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, c->acked);
+  s = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return s == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+int sw_db_cursor_set(struct sw_db *db, const char *sink, const struct sw_sink_cursor *c) {
+  int rc = sw__db_prepare(db, &db->st_cursor_set,
+                          "UPDATE sinks SET acked=?, out_bytes=?, out_ino=?, sent_records=?,"
+                          " updated=? WHERE name=?");
+  if (rc) return rc;
+  sqlite3_stmt *st = db->st_cursor_set;
+  sqlite3_bind_int64(st, 1, c->acked);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)c->out_bytes);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)c->out_ino);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)c->sent_records);
+  sqlite3_bind_int64(st, 5, sw_time_now_ns());
+  sqlite3_bind_text(st, 6, sink, -1, SQLITE_STATIC);
+  return sqlite3_step(st) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+int sw_db_chunks_after(struct sw_db *db, int64_t after, size_t max_rows, uint64_t max_raw,
+                       int (*cb)(void *, const struct sw_chunk_row *), void *arg) {
+  int rc = sw__db_prepare(db, &db->st_after,
+                          "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes,"
+                          " data, format FROM chunks WHERE id>? ORDER BY id LIMIT ?");
+  if (rc) return rc;
+  sqlite3_stmt *st = db->st_after;
+  sqlite3_bind_int64(st, 1, after);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)max_rows);
+  uint64_t raw = 0;
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    struct sw_chunk_row row = {
+        .id = sqlite3_column_int64(st, 0),
+        .file_id = sqlite3_column_int64(st, 1),
+        .source = (const char *)sqlite3_column_text(st, 2),
+        .labels_json = (const char *)sqlite3_column_text(st, 3),
+        .ts_min = sqlite3_column_int64(st, 4),
+        .ts_max = sqlite3_column_int64(st, 5),
+        .records = (uint32_t)sqlite3_column_int(st, 6),
+        .raw_bytes = (uint64_t)sqlite3_column_int64(st, 7),
+    };
+    row.data = sqlite3_column_blob(st, 8);
+    row.len = (size_t)sqlite3_column_bytes(st, 8);
+    row.format = (const char *)sqlite3_column_text(st, 9);
+    if ((rc = cb(arg, &row))) break;
+    raw += row.raw_bytes;
+    if (raw >= max_raw) break;
+  }
+  if (!rc && s != SQLITE_ROW && s != SQLITE_DONE) rc = sw__db_fail(db);
+  sqlite3_reset(st);
+  return rc > 0 ? SW_OK : rc;
+}

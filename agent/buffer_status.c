@@ -1,0 +1,99 @@
+/* buffer_status.c - read-only summary of the buffer for `spillway status`. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buffer_int.h"
+
+static cJSON *query_array(struct sw_db *db, const char *sql, const char *const *names, int ncols,
+                          int *rc) {
+  cJSON *arr = cJSON_CreateArray();
+  sqlite3_stmt *st = NULL;
+  if (!arr || sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+    *rc = sw__db_fail(db);
+    cJSON_Delete(arr);
+    return NULL;
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    cJSON *o = cJSON_CreateObject();
+    for (int c = 0; c < ncols; c++) {
+      if (sqlite3_column_type(st, c) == SQLITE_TEXT)
+        cJSON_AddStringToObject(o, names[c], (const char *)sqlite3_column_text(st, c));
+      else
+        cJSON_AddNumberToObject(o, names[c], (double)sqlite3_column_int64(st, c));
+    }
+    cJSON_AddItemToArray(arr, o);
+  }
+  sqlite3_finalize(st);
+  return arr;
+}
+
+static int64_t scalar(struct sw_db *db, const char *sql, int64_t arg) {
+  sqlite3_stmt *st = NULL;
+  int64_t v = 0;
+  if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) return 0;
+  sqlite3_bind_int64(st, 1, arg);
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *const *types,
+                      size_t nsinks, uint64_t max_bytes, char **json) {
+  int rc = SW_OK;
+  cJSON *root = cJSON_CreateObject();
+  if (!root) return SW_ENOMEM;
+  cJSON_AddStringToObject(root, "agent_id", db->agent_id);
+  cJSON_AddStringToObject(root, "database", db->path);
+  cJSON *buf = cJSON_AddObjectToObject(root, "buffer");
+  uint64_t bytes = 0, chunks = 0;
+  if ((rc = sw_db_usage(db, &bytes, &chunks))) goto done;
+  cJSON_AddNumberToObject(buf, "chunks", (double)chunks);
+  cJSON_AddNumberToObject(buf, "bytes", (double)bytes);
+  cJSON_AddNumberToObject(buf, "records", (double)scalar(db, "SELECT COALESCE(SUM(records),0) FROM chunks", 0));
+  cJSON_AddNumberToObject(buf, "max_bytes", (double)max_bytes);
+  cJSON_AddNumberToObject(buf, "dropped_chunks",
+                          (double)scalar(db, "SELECT COALESCE(SUM(value),0) FROM counters WHERE name='dropped_chunks'", 0));
+  cJSON_AddNumberToObject(buf, "dropped_records",
+                          (double)scalar(db, "SELECT COALESCE(SUM(value),0) FROM counters WHERE name='dropped_records'", 0));
+  static const char *const fcols[] = {"path", "source", "offset", "inode", "id"};
+  cJSON *files = query_array(db, "SELECT path, source, offset, ino, id FROM files ORDER BY path", fcols, 5, &rc);
+  if (!files) goto done;
+  cJSON *f;
+  cJSON_ArrayForEach(f, files) {
+    struct stat st;
+    const cJSON *p = cJSON_GetObjectItem(f, "path");
+    const cJSON *ino = cJSON_GetObjectItem(f, "inode");
+    int live = stat(p->valuestring, &st) == 0 && (double)st.st_ino == ino->valuedouble;
+    cJSON_AddNumberToObject(f, "size", live ? (double)st.st_size : -1);
+    double off = cJSON_GetObjectItem(f, "offset")->valuedouble;
+    cJSON_AddNumberToObject(f, "lag_bytes", live && st.st_size > off ? (double)st.st_size - off : 0);
+  }
+  cJSON_AddItemToObject(root, "files", files);
+  static const char *const scols[] = {"name", "records", "bytes", "parse_errors", "truncated"};
+  cJSON *srcs = query_array(db, "SELECT name, records, bytes, parse_errors, truncated FROM sources ORDER BY name", scols, 5, &rc);
+  if (!srcs) goto done;
+  cJSON_AddItemToObject(root, "sources", srcs);
+  cJSON *sk = cJSON_AddArrayToObject(root, "sinks");
+  for (size_t i = 0; i < nsinks; i++) {
+    struct sw_sink_cursor c;
+    if ((rc = sw_db_cursor_get(db, sinks[i], NULL, &c))) goto done;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", sinks[i]);
+    cJSON_AddStringToObject(o, "type", types[i]);
+    cJSON_AddNumberToObject(o, "acked_chunk", (double)c.acked);
+    cJSON_AddNumberToObject(o, "sent_records", (double)c.sent_records);
+    cJSON_AddNumberToObject(o, "backlog_chunks", (double)scalar(db, "SELECT COUNT(*) FROM chunks WHERE id>?", c.acked));
+    cJSON_AddNumberToObject(o, "backlog_records", (double)scalar(db, "SELECT COALESCE(SUM(records),0) FROM chunks WHERE id>?", c.acked));
+    cJSON_AddNumberToObject(o, "backlog_bytes", (double)scalar(db, "SELECT COALESCE(SUM(stored_bytes),0) FROM chunks WHERE id>?", c.acked));
+    int64_t oldest = scalar(db, "SELECT COALESCE(MIN(created),0) FROM chunks WHERE id>?", c.acked);
+    cJSON_AddNumberToObject(o, "oldest_unshipped_ns", (double)oldest);
+    cJSON_AddItemToArray(sk, o);
+  }
+  *json = cJSON_PrintUnformatted(root);
+  if (!*json) rc = SW_ENOMEM;
+done:
+  cJSON_Delete(root);
+  return rc;
+}

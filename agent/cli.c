@@ -1,0 +1,209 @@
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/timefmt.h"
+#include "agent.h"
+#include "buffer.h"
+#include "config.h"
+
+static const char k_usage[] =
+    "Usage: spillway COMMAND [OPTIONS]\n"
+    "\n"
+    "Log shipping and retention agent: tails Docker json-file, Kubernetes CRI and plain log\n"
+    "files, buffers every record durably in SQLite and ships it to its sinks.\n"
+    "\n"
+    "Commands:\n"
+    "  run     [-c FILE]                  run the agent until SIGTERM/SIGINT\n"
+    "  check   [-c FILE]                  validate a config; exit 1 with \"FILE: key.path: reason\"\n"
+    "  status  [-c FILE] [--output text|json]\n"
+    "                                     buffer size, per-sink backlog, tailed files and offsets\n"
+    "  config-docs                        print the configuration reference (Markdown)\n"
+    "  version                            print the version\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE   configuration file (YAML or JSON); default ./spillway.yaml,\n"
+    "                      then /etc/spillway/spillway.yaml\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Exit status: 0 success, 1 invalid configuration or runtime failure, 2 usage error or\n"
+    "unreadable database.\n";
+
+struct opts {
+  const char *config;
+  const char *output;
+};
+
+static const char *default_config(void) {
+  if (access("spillway.yaml", F_OK) == 0) return "spillway.yaml";
+  return "/etc/spillway/spillway.yaml";
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o) {
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
+      o->config = argv[++i];
+    } else if (!strncmp(a, "--config=", 9)) {
+      o->config = a + 9;
+    } else if (!strcmp(a, "--output") && i + 1 < argc) {
+      o->output = argv[++i];
+    } else if (!strncmp(a, "--output=", 9)) {
+      o->output = a + 9;
+    } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      fputs(k_usage, stdout);
+      exit(0);
+    } else {
+      fprintf(stderr, "spillway: unknown option '%s'\n%s", a, k_usage);
+      return -1;
+    }
+  }
+  if (!o->config) o->config = default_config();
+  if (o->output && strcmp(o->output, "text") && strcmp(o->output, "json")) {
+    fprintf(stderr, "spillway: --output must be text or json\n");
+    return -1;
+  }
+  return 0;
+}
+
+static struct sw_config *load(const char *path) {
+  struct sw_config *cfg = NULL;
+  struct sw_conf_errors errs = {0};
+  if (sw_config_load(path, &cfg, &errs) != 0) {
+    for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.msgs[i]);
+    if (errs.n == 0) fprintf(stderr, "%s: cannot load configuration\n", path);
+    sw_conf_errors_free(&errs);
+    return NULL;
+  }
+  sw_conf_errors_free(&errs);
+  return cfg;
+}
+
+static int cmd_check(const struct opts *o) {
+  struct sw_config *cfg = load(o->config);
+  if (!cfg) return 1;
+  printf("%s: ok (%zu sources, %zu sinks)\n", o->config, cfg->nsources, cfg->nsinks);
+  sw_config_free(cfg);
+  return 0;
+}
+
+static double num(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItem(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItem(o, k);
+  return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void print_status_text(const cJSON *root) {
+  const cJSON *b = cJSON_GetObjectItem(root, "buffer"), *it;
+  printf("agent %s  database %s\n\n", str(root, "agent_id"), str(root, "database"));
+  printf("BUFFER  chunks %.0f  records %.0f  bytes %.0f / max %.0f  dropped chunks %.0f\n\n",
+         num(b, "chunks"), num(b, "records"), num(b, "bytes"), num(b, "max_bytes"),
+         num(b, "dropped_chunks"));
+  printf("%-20s %-8s %14s %14s %14s\n", "SINK", "TYPE", "ACKED_CHUNK", "BACKLOG_CHUNKS",
+         "BACKLOG_RECORDS");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks"))
+    printf("%-20s %-8s %14.0f %14.0f %14.0f\n", str(it, "name"), str(it, "type"),
+           num(it, "acked_chunk"), num(it, "backlog_chunks"), num(it, "backlog_records"));
+  printf("\n%-20s %14s %16s %12s %10s\n", "SOURCE", "RECORDS", "BYTES", "PARSE_ERRORS",
+         "TRUNCATED");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sources"))
+    printf("%-20s %14.0f %16.0f %12.0f %10.0f\n", str(it, "name"), num(it, "records"),
+           num(it, "bytes"), num(it, "parse_errors"), num(it, "truncated"));
+  printf("\n%-12s %14s %14s %12s  %s\n", "SOURCE", "OFFSET", "SIZE", "LAG", "FILE");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "files")) {
+    double size = num(it, "size");
+    if (size < 0)
+      printf("%-12s %14.0f %14s %12s  %s (not present)\n", str(it, "source"), num(it, "offset"),
+             "-", "-", str(it, "path"));
+    else
+      printf("%-12s %14.0f %14.0f %12.0f  %s\n", str(it, "source"), num(it, "offset"), size,
+             num(it, "lag_bytes"), str(it, "path"));
+  }
+}
+
+static int cmd_status(const struct opts *o) {
+  struct sw_config *cfg = load(o->config);
+  if (!cfg) return 1;
+  struct sw_db *db = NULL;
+  char err[512];
+  int rc = sw_db_open(cfg->data_dir, SW_DB_READONLY, &db, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "spillway: %s\n", err);
+    sw_config_free(cfg);
+    return 2;
+  }
+  const char **names = calloc(cfg->nsinks + 1, sizeof *names);
+  const char **types = calloc(cfg->nsinks + 1, sizeof *types);
+  static const char *const tn[] = {"file", "loki", "elasticsearch", "s3"};
+  for (size_t i = 0; names && types && i < cfg->nsinks; i++) {
+    names[i] = cfg->sinks[i].name;
+    types[i] = tn[cfg->sinks[i].type];
+  }
+  char *json = NULL;
+  rc = names && types ? sw_db_status_json(db, names, types, cfg->nsinks, cfg->buffer.max_bytes, &json)
+                      : SW_ENOMEM;
+  int code = 0;
+  if (rc) {
+    fprintf(stderr, "spillway: cannot read %s: %s\n", sw_db_path(db), sw_db_errmsg(db));
+    code = 2;
+  } else if (o->output && !strcmp(o->output, "json")) {
+    printf("%s\n", json);
+  } else {
+    cJSON *root = cJSON_Parse(json);
+    if (root) print_status_text(root);
+    cJSON_Delete(root);
+  }
+  free(json);
+  free(names);
+  free(types);
+  sw_db_close(db);
+  sw_config_free(cfg);
+  return code;
+}
+
+static int cmd_run(const struct opts *o) {
+  struct sw_config *cfg = load(o->config);
+  if (!cfg) return 1;
+  sw_log_setup(cfg->log.level == SW_LOG_DEBUG  ? SW_L_DEBUG
+               : cfg->log.level == SW_LOG_WARN ? SW_L_WARN
+               : cfg->log.level == SW_LOG_ERROR ? SW_L_ERROR
+                                                : SW_L_INFO,
+               cfg->log.format == SW_LOG_FORMAT_JSON);
+  int rc = sw_agent_run(cfg);
+  sw_config_free(cfg);
+  return rc;
+}
+
+int sw_cli_main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    fputs(k_usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    printf("spillway %s\n", SW_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "config-docs")) {
+    sw_config_write_docs(stdout);
+    return 0;
+  }
+  struct opts o = {0};
+  if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "status")) {
+    fprintf(stderr, "spillway: unknown command '%s'\n%s", cmd, k_usage);
+    return 2;
+  }
+  if (parse_opts(argc, argv, &o)) return 2;
+  if (!strcmp(cmd, "run")) return cmd_run(&o);
+  if (!strcmp(cmd, "check")) return cmd_check(&o);
+  return cmd_status(&o);
+}

@@ -1,0 +1,240 @@
+/* config.c - loading a config: text -> cJSON tree -> schema walk -> struct sw_config; freeing.
+ *
+ * sw_config_load_string() parses the text (conf_yaml.c), expands ${ENV}, then runs
+ * sw__conf_apply_table() on the root table (config_schema.c), which makes two passes over one
+ * mapping: (1) every key present, in file order: unknown, not valid for this source/sink type,
+ * or converted by its row; (2) every row whose key is absent (or null): "required", or its
+ * default. Converters write a field only once its value is valid, so a bad key leaves its field
+ * zero and the walk goes on: every problem is reported, not just the first. Whatever happens,
+ * the partial struct is freed by the same rows (free_table), so there is one free path.
+ * The converters, one per row type, are in config_convert.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf_yaml.h"
+#include "config_schema.h"
+
+#define FIELD SW__CONF_FIELD
+
+static bool applies(const struct sw__conf_row *r, int kind) {
+  return !r->only || (kind >= 0 && (r->only & (1u << kind)));
+}
+
+static void unknown_key(struct sw__conf_ctx *c, const struct sw__conf_table *t, int kind, const char *key) {
+  const char *best = NULL;
+  unsigned bestd = 99;
+  for (size_t i = 0; i < t->nrows; i++) {
+    if (kind >= 0 && !applies(&t->rows[i], kind)) continue;
+    unsigned dist = sw__conf_edit_distance(key, t->rows[i].key);
+    if (dist < bestd) bestd = dist, best = t->rows[i].key;
+  }
+  unsigned allowed = best ? (unsigned)(strlen(best) + 2) / 4 : 0;
+  allowed = allowed < 1 ? 1 : allowed > 3 ? 3 : allowed;
+  if (best && bestd <= allowed)
+    sw__conf_err(c, "unknown key (did you mean \"%s\"?)", best);
+  else
+    sw__conf_err(c, "unknown key");
+}
+
+void sw__conf_apply_table(struct sw__conf_ctx *c, const struct sw__conf_table *t, const cJSON *obj, void *base) {
+  const struct sw__conf_row *disc = t->discriminator >= 0 ? &t->rows[t->discriminator] : NULL;
+  const cJSON *it = disc ? cJSON_GetObjectItemCaseSensitive(obj, disc->key) : NULL;
+  int kind = -1;
+  for (int i = 0; cJSON_IsString(it) && disc->values[i]; i++)
+    if (!strcmp(disc->values[i], it->valuestring)) kind = i;
+  for (it = obj ? obj->child : NULL; it; it = it->next) { /* pass 1: the keys present */
+    const struct sw__conf_row *r = NULL;
+    for (size_t i = 0; i < t->nrows && !r; i++)
+      if (!strcmp(t->rows[i].key, it->string)) r = &t->rows[i];
+    size_t saved = sw__conf_path_key(c, it->string);
+    if (!r && t == &sw__conf_root && !strncmp(it->string, "x-", 2)) {
+      /* extension keys: a place for YAML anchors (as in docker-compose) */
+    } else if (!r)
+      unknown_key(c, t, kind, it->string);
+    else if (!applies(r, kind) && kind >= 0)
+      sw__conf_err(c, "key \"%s\" is not valid for %s type %s", r->key, t->kind_noun, disc->values[kind]);
+    else if (applies(r, kind) && !cJSON_IsNull(it) && !cJSON_IsRaw(it))
+      sw__conf_convert(c, r, it, base);
+    sw__conf_path_pop(c, saved);
+  }
+  for (size_t i = 0; i < t->nrows; i++) { /* pass 2: the rows absent */
+    const struct sw__conf_row *r = &t->rows[i];
+    it = cJSON_GetObjectItemCaseSensitive(obj, r->key);
+    if (!applies(r, kind) || (it && !cJSON_IsNull(it))) continue;
+    size_t saved = sw__conf_path_key(c, r->key);
+    if (r->flags & SW__CF_REQUIRED) {
+      sw__conf_err(c, "required");
+    } else if (r->type == SW__CT_OBJECT) {
+      sw__conf_apply_table(c, r->table, NULL, base);
+    } else if (r->def) {
+      cJSON def = {.type = cJSON_String, .valuestring = (char *)r->def}; /* read only */
+      sw__conf_convert(c, r, &def, base);
+    }
+    sw__conf_path_pop(c, saved);
+  }
+  if (t->check) t->check(c, base, obj, kind);
+}
+
+static void free_list(char **l, size_t n) {
+  for (size_t i = 0; i < n; i++) free(l[i]);
+  free(l);
+}
+
+static void free_table(const struct sw__conf_table *t, void *base) {
+  for (size_t i = 0; i < t->nrows; i++) {
+    const struct sw__conf_row *r = &t->rows[i];
+    char **s = FIELD(base, r->offset, char *);
+    size_t *n = FIELD(base, r->count_offset, size_t);
+    switch (r->type) {
+    case SW__CT_SECRET:
+      if (*s) explicit_bzero(*s, strlen(*s));
+      /* fall through */
+    case SW__CT_STRING:
+      free(*s);
+      *s = NULL; /* two rows may share a field (compression) */
+      break;
+    case SW__CT_ENUM:
+      if (r->flags & SW__CF_ENUM_STR) {
+        free(*s);
+        *s = NULL;
+      }
+      break;
+    case SW__CT_STRLIST:
+      free_list(*FIELD(base, r->offset, char **), *n);
+      *FIELD(base, r->offset, char **) = NULL;
+      break;
+    case SW__CT_KVMAP:
+      for (size_t k = 0; k < *n; k++) {
+        free((*FIELD(base, r->offset, struct sw_kv *))[k].key);
+        free((*FIELD(base, r->offset, struct sw_kv *))[k].value);
+      }
+      free(*FIELD(base, r->offset, struct sw_kv *));
+      *FIELD(base, r->offset, struct sw_kv *) = NULL;
+      break;
+    case SW__CT_OBJECT: free_table(r->table, base); break;
+    case SW__CT_ARRAY:
+      for (size_t k = 0; k < *n; k++) free_table(r->table, *FIELD(base, r->offset, char *) + k * r->table->elem_size);
+      free(*s);
+      *s = NULL;
+      break;
+    default: break;
+    }
+  }
+}
+
+void sw_config_free(struct sw_config *cfg) {
+  if (!cfg) return;
+  free_table(&sw__conf_root, cfg);
+  free(cfg->file);
+  free(cfg);
+}
+
+/* ---- loading ---- */
+
+/* Absolute directory of the config file name. Caller frees; NULL on ENOMEM. */
+static char *base_dir(const char *name) {
+  const char *slash = strrchr(name, '/');
+  char *dir = slash ? strndup(name, slash == name ? 1 : (size_t)(slash - name)) : strdup(".");
+  char cwd[PATH_MAX];
+  if (!dir || dir[0] == '/' || !getcwd(cwd, sizeof cwd)) return dir;
+  char *abs = sw__conf_resolve(cwd, dir, false);
+  free(dir);
+  return abs;
+}
+
+int sw_config_load_string(const char *name, const char *text, size_t len, struct sw_config **out,
+                          struct sw_conf_errors *errs) {
+  return sw__config_load_string_opts(name, text, len, false, out, errs);
+}
+
+int sw__config_load_string_opts(const char *name, const char *text, size_t len, bool allow_unavailable_sinks,
+                                struct sw_config **out, struct sw_conf_errors *errs) {
+  struct sw__conf_ctx c = {.file = name, .errs = errs, .allow_unavailable_sinks = allow_unavailable_sinks};
+  struct sw_config *cfg = NULL;
+  cJSON *root = NULL;
+  char *basedir = NULL;
+  char d[96];
+  int rc = SW_ECONFIG;
+  *out = NULL;
+  if (len > SW__CONF_MAX_TEXT) {
+    sw__conf_err_file(&c, "larger than 4MiB");
+    goto cleanup;
+  }
+  if (!(basedir = base_dir(name))) {
+    c.nomem = true;
+    goto cleanup;
+  }
+  c.basedir = basedir;
+  if ((rc = sw__conf_yaml_parse(&c, text, len, &root))) goto cleanup;
+  rc = SW_ECONFIG;
+  if (!cJSON_IsObject(root)) {
+    sw__conf_err_file(&c, "expected a mapping at the top level, got %s", sw__conf_describe(d, sizeof d, root));
+    goto cleanup;
+  }
+  sw__conf_expand_env(&c, root);
+  if (!(cfg = calloc(1, sizeof *cfg)) || !(cfg->file = strdup(name))) {
+    c.nomem = true;
+    goto cleanup;
+  }
+  sw__conf_apply_table(&c, &sw__conf_root, root, cfg);
+  rc = c.nerrs ? SW_ECONFIG : 0;
+cleanup:
+  if (c.nomem) rc = SW_ENOMEM;
+  if (!rc) {
+    *out = cfg;
+    cfg = NULL;
+  }
+  sw_config_free(cfg);
+  cJSON_Delete(root);
+  free(basedir);
+  return rc;
+}
+
+int sw_config_load(const char *path, struct sw_config **out, struct sw_conf_errors *errs) {
+  struct sw__conf_ctx c = {.file = path, .errs = errs};
+  struct stat st;
+  char *text = NULL;
+  size_t n = 0, cap = 0;
+  const char *why = NULL;
+  int rc = SW_ECONFIG;
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0 || fstat(fd, &st)) {
+    why = strerror(errno);
+    goto cleanup;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+    goto cleanup;
+  }
+  for (;;) {
+    if (n == cap) {
+      if (cap > SW__CONF_MAX_TEXT) break; /* over the limit: load_string reports it */
+      cap = cap ? 2 * cap : (size_t)st.st_size + 1;
+      if (cap > SW__CONF_MAX_TEXT + 1 || cap == 0) cap = SW__CONF_MAX_TEXT + 1;
+      char *p = realloc(text, cap);
+      if (!p) {
+        rc = SW_ENOMEM;
+        goto cleanup;
+      }
+      text = p;
+    }
+    ssize_t got = read(fd, text + n, cap - n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) why = strerror(errno);
+    if (got <= 0) break;
+    n += (size_t)got;
+  }
+  if (!why) rc = sw_config_load_string(path, text ? text : "", n, out, errs);
+cleanup:
+  if (why) sw__conf_err_file(&c, "cannot read: %s", why);
+  if (fd >= 0) close(fd);
+  free(text);
+  return rc;
+}

@@ -1,0 +1,140 @@
+/* config.h - spillway's configuration: load, validate, free.
+ *
+ * The file is YAML (libyaml) or JSON; both become one cJSON tree, after ${ENV} expansion in
+ * scalar values. The tree is then checked against schema tables (config_schema.c): each row
+ * names a key, its type, default and help text, and where it lands in the structs below. The
+ * same rows generate docs/configuration.md (`spillway config-docs`). Unknown keys are errors.
+ * Every problem is reported as "FILE: key.path: reason", all of them, not just the first.
+ * Relative paths (data_dir, source paths, file sink path) are resolved against the directory
+ * of the config file. `*_file` keys are read at load time (trailing newline stripped) into
+ * the matching secret field; a missing/unreadable file is an error.
+ */
+#ifndef SW_CONFIG_H
+#define SW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../common/error.h"
+
+enum sw_when_full { SW_WHEN_FULL_BLOCK = 0, SW_WHEN_FULL_DROP_OLDEST = 1 };
+enum sw_source_type { SW_SOURCE_DOCKER = 0, SW_SOURCE_CRI = 1, SW_SOURCE_FILE = 2 };
+enum sw_format { SW_FORMAT_TEXT = 0, SW_FORMAT_JSON = 1, SW_FORMAT_LOGFMT = 2 };
+enum sw_read_from { SW_READ_HEAD = 0, SW_READ_TAIL = 1 };
+enum sw_sink_type { SW_SINK_FILE = 0, SW_SINK_LOKI = 1, SW_SINK_ELASTICSEARCH = 2, SW_SINK_S3 = 3 };
+enum sw_log_level { SW_LOG_DEBUG = 0, SW_LOG_INFO = 1, SW_LOG_WARN = 2, SW_LOG_ERROR = 3 };
+enum sw_log_format { SW_LOG_FORMAT_JSON = 0, SW_LOG_FORMAT_TEXT = 1 };
+
+struct sw_kv {
+  char *key;
+  char *value;
+};
+
+struct sw_multiline_conf {
+  char *start;         /* PCRE2 pattern of a record's first line; NULL = multiline off */
+  uint32_t max_lines;  /* default 500 */
+  uint64_t timeout_ms; /* default 2000: flush a pending record after this much quiet */
+};
+
+struct sw_source_conf {
+  char *name;                  /* required, unique among sources, [A-Za-z0-9_.-]+ */
+  enum sw_source_type type;    /* required: docker | cri | file */
+  char **paths;                /* required, >= 1 glob, absolute after resolution */
+  size_t npaths;
+  char **exclude;              /* optional globs matched against the full path */
+  size_t nexclude;
+  enum sw_format format;       /* file sources only: text (default) | json | logfmt */
+  enum sw_read_from read_from; /* head (default) | tail: where a never-seen file starts */
+  struct sw_multiline_conf multiline;
+  uint64_t max_record_bytes;   /* default 1 MiB; longer records are split and flagged */
+  struct sw_kv *labels;        /* static labels added to every record of this source */
+  size_t nlabels;
+};
+
+struct sw_tls_conf {
+  char *ca_file;
+  bool insecure_skip_verify;
+};
+
+struct sw_sink_conf {
+  char *name;              /* required, unique among sinks */
+  enum sw_sink_type type;  /* required */
+  /* file */
+  char *path;              /* file sink: output NDJSON path */
+  /* http sinks (loki, elasticsearch, s3): parsed and validated now, shipped by issue 4 */
+  char *url;               /* loki, elasticsearch */
+  char *endpoint;          /* s3 */
+  char *tenant;            /* loki */
+  struct sw_kv *labels;    /* loki static labels */
+  size_t nlabels;
+  char *index;             /* elasticsearch */
+  char *bucket, *region, *prefix; /* s3 */
+  char *compression;       /* gzip | zstd | none */
+  char *username;
+  char *password;          /* secret: from password_file */
+  char *bearer_token;      /* secret: from bearer_token_file */
+  char *api_key;           /* secret: from api_key_file */
+  char *access_key;        /* secret: from access_key_file */
+  char *secret_key;        /* secret: from secret_key_file */
+  struct sw_tls_conf tls;
+  uint64_t batch_max_bytes;   /* batch.max_bytes, default 1 MiB */
+  uint64_t batch_max_wait_ms; /* batch.max_wait, default 1 s */
+  uint64_t object_max_bytes;  /* s3 object.max_bytes, default 64 MiB */
+  uint64_t object_max_wait_ms;/* s3 object.max_wait, default 5 m */
+};
+
+struct sw_config {
+  char *file;      /* the path the config was loaded from */
+  char *data_dir;  /* default /var/lib/spillway */
+  char *hostname;  /* `host` label; default gethostname() */
+  struct {
+    uint64_t max_bytes;         /* default 1 GiB */
+    enum sw_when_full when_full;/* default block */
+    uint32_t chunk_max_records; /* buffer.chunk.max_records, default 5000 */
+    uint64_t chunk_max_bytes;   /* buffer.chunk.max_bytes, default 1 MiB */
+    uint64_t chunk_max_wait_ms; /* buffer.chunk.max_wait, default 1 s */
+  } buffer;
+  struct sw_source_conf *sources;
+  size_t nsources;
+  struct sw_sink_conf *sinks;
+  size_t nsinks;
+  struct {
+    char *listen; /* default "127.0.0.1:2020"; "" or "0" disables */
+  } server;
+  struct {
+    enum sw_log_level level;   /* default info */
+    enum sw_log_format format; /* default json */
+  } log;
+};
+
+/* A list of "FILE: key.path: reason" lines. */
+struct sw_conf_errors {
+  char **msgs;
+  size_t n, cap;
+};
+
+/* Loads and validates `path`. On success *out is a new config (free with sw_config_free)
+ * and errs is empty. On failure returns SW_ECONFIG (or SW_ENOMEM) with every problem found
+ * appended to errs (caller frees with sw_conf_errors_free); *out stays NULL. */
+int sw_config_load(const char *path, struct sw_config **out, struct sw_conf_errors *errs) SW_MUST_CHECK;
+
+/* Same, from a string (name is used in messages and as the base for relative paths: its
+ * directory). */
+int sw_config_load_string(const char *name, const char *text, size_t len, struct sw_config **out,
+                          struct sw_conf_errors *errs) SW_MUST_CHECK;
+
+void sw_config_free(struct sw_config *cfg);
+void sw_conf_errors_free(struct sw_conf_errors *errs);
+
+/* Parses "512", "512B", "64KiB", "1MiB", "2GiB", "1TiB" (IEC suffixes, optional space before
+ * the suffix; a YAML integer is also accepted by the loader). Returns 0 or SW_EPARSE. */
+int sw_parse_size(const char *s, uint64_t *bytes) SW_MUST_CHECK;
+/* Parses "250ms", "1s", "5m", "2h", "7d" (a bare number is an error). Returns 0 or SW_EPARSE. */
+int sw_parse_duration(const char *s, uint64_t *ms) SW_MUST_CHECK;
+
+/* Writes the Markdown configuration reference generated from the schema rows to f. */
+void sw_config_write_docs(FILE *f);
+
+#endif

@@ -1,0 +1,426 @@
+/* ingest.c - see ingest.h. */
+#include "ingest.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/log.h"
+#include "../common/timefmt.h"
+#include "../parsers/cri.h"
+#include "../parsers/docker.h"
+#include "../parsers/json.h"
+#include "../parsers/logfmt.h"
+#include "../parsers/record.h"
+
+struct sw_ingest {
+  const struct sw_config *cfg;
+  struct sw_writer *w;
+  char *scratch; /* unescaped docker "log" values; as large as the longest physical line */
+  size_t scratch_cap;
+  uint64_t open_bytes;
+  int64_t now_ns; /* read time of the current feed, for records without their own time */
+};
+
+int64_t sw_ingest_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t sw_fp_hash(const void *p, size_t n) {
+  const unsigned char *s = p;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
+  return h;
+}
+
+int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w, size_t max_line,
+                     struct sw_ingest **out) {
+  struct sw_ingest *ing = calloc(1, sizeof *ing);
+  if (!ing) return SW_ENOMEM;
+  ing->cfg = cfg;
+  ing->w = w;
+  ing->scratch_cap = max_line + 16;
+  ing->scratch = malloc(ing->scratch_cap);
+  if (!ing->scratch) {
+    free(ing);
+    return SW_ENOMEM;
+  }
+  *out = ing;
+  return SW_OK;
+}
+
+void sw_ingest_destroy(struct sw_ingest *ing) {
+  if (!ing) return;
+  free(ing->scratch);
+  free(ing);
+}
+
+uint64_t sw_ingest_open_bytes(const struct sw_ingest *ing) { return ing->open_bytes; }
+
+void sw_ingest_file_free(struct sw_tfile *f) {
+  if (f->cb_ready) sw_chunk_builder_free(&f->cb);
+  for (int i = 0; i < SW_PEND_N; i++) sw_buf_free(&f->pend[i].buf);
+  free(f->path);
+  free(f->labels_json);
+  free(f);
+}
+
+/* ---- pending state serialization: per active slot u8 slot, u8 stream, u8 flags,
+ * varint ts, varint lines, varint len, bytes ---- */
+
+static int pending_serialize(const struct sw_tfile *f, struct sw_buf *out) {
+  int rc = SW_OK;
+  for (int i = 0; i < SW_PEND_N && !rc; i++) {
+    const struct sw_pend *p = &f->pend[i];
+    if (!p->active) continue;
+    rc = sw_buf_putc(out, (char)i);
+    if (!rc) rc = sw_buf_putc(out, (char)p->stream);
+    if (!rc) rc = sw_buf_putc(out, (char)p->flags);
+    if (!rc) rc = sw_buf_put_varint(out, (uint64_t)p->ts);
+    if (!rc) rc = sw_buf_put_varint(out, p->lines);
+    if (!rc) rc = sw_buf_put_varint(out, p->buf.len);
+    if (!rc) rc = sw_buf_append(out, p->buf.data, p->buf.len);
+  }
+  return rc;
+}
+
+int sw_ingest_restore_pending(struct sw_tfile *f, const void *data, size_t n) {
+  const uint8_t *p = data, *end = p + n;
+  while (p < end) {
+    if (end - p < 3) return SW_ECORRUPT;
+    int slot = p[0], stream = p[1], flags = p[2];
+    p += 3;
+    uint64_t ts, lines, len;
+    if (slot >= SW_PEND_N || sw_get_varint(&p, end, &ts) || sw_get_varint(&p, end, &lines) ||
+        sw_get_varint(&p, end, &len) || len > (uint64_t)(end - p))
+      return SW_ECORRUPT;
+    struct sw_pend *pd = &f->pend[slot];
+    sw_buf_reset(&pd->buf);
+    if (sw_buf_append(&pd->buf, p, (size_t)len)) return SW_ENOMEM;
+    pd->ts = (int64_t)ts;
+    pd->stream = stream;
+    pd->flags = flags;
+    pd->lines = (uint32_t)lines;
+    pd->active = 1;
+    p += len;
+  }
+  return SW_OK;
+}
+
+/* ---- sealing ---- */
+
+int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int forget) {
+  int have = f->cb_ready && f->cb.count > 0;
+  f->seal_wanted = 0;
+  if (!have && !force && !forget) return SW_OK;
+  struct sw_buf raw, pend;
+  sw_buf_init(&raw, SIZE_MAX);
+  sw_buf_init(&pend, SIZE_MAX);
+  int rc = SW_OK;
+  if (have) rc = sw_chunk_finish(&f->cb, &raw);
+  if (!rc) rc = pending_serialize(f, &pend);
+  if (rc) goto done;
+  struct sw_file_state fs = {
+      .id = f->id, .source = f->src->conf->name, .path = f->path, .dev = f->dev, .ino = f->ino,
+      .fp_hash = f->fp_hash, .fp_len = f->fp_len, .offset = f->line_off,
+      .pending = pend.data, .pending_len = pend.len,
+  };
+  struct sw_writer_job *j =
+      sw_writer_job_new(SW_COMMIT_CHUNK, &fs, f->labels_json, f->src->format_name, &raw);
+  if (!j) {
+    rc = SW_ENOMEM;
+    goto done;
+  }
+  if (have) {
+    j->op.ts_min = f->cb.ts_min;
+    j->op.ts_max = f->cb.ts_max;
+    j->op.records = f->cb.count;
+    j->op.parse_errors = f->cb.parse_errors;
+    j->op.truncated = f->cb.truncated;
+  }
+  j->op.in_bytes = f->chunk_in_bytes;
+  sw_writer_submit(ing->w, j);
+  if (forget) {
+    struct sw_writer_job *fj = sw_writer_job_new(SW_COMMIT_FORGET, &fs, NULL, NULL, NULL);
+    if (!fj) {
+      rc = SW_ENOMEM;
+      goto done;
+    }
+    sw_writer_submit(ing->w, fj);
+  }
+  f->chunk_in_bytes = 0;
+  if (f->cb_ready) {
+    ing->open_bytes -= sw_chunk_raw_size(&f->cb) < ing->open_bytes ? sw_chunk_raw_size(&f->cb)
+                                                                    : ing->open_bytes;
+    sw_chunk_builder_reset(&f->cb);
+    /* Idle files must not pin a full chunk's memory: keep a small allocation only. */
+    sw_buf_shrink(&f->cb.text, 64 * 1024);
+    sw_buf_shrink(&f->cb.meta, 16 * 1024);
+  }
+done:
+  sw_buf_free(&raw);
+  sw_buf_free(&pend);
+  return rc;
+}
+
+/* ---- records ---- */
+
+static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
+                       int flags, const char *line, size_t len) {
+  const struct sw_config *cfg = ing->cfg;
+  size_t max = (size_t)f->src->conf->max_record_bytes;
+  if (!f->cb_ready) {
+    sw_chunk_builder_init(&f->cb, (size_t)cfg->buffer.chunk_max_bytes + max + 64);
+    f->cb_ready = 1;
+  }
+  while (len > max) { /* split: every piece is flagged so they can be told apart */
+    add_record(ing, f, ts, stream, flags | SW_REC_TRUNCATED, line, max);
+    line += max;
+    len -= max;
+    flags |= SW_REC_TRUNCATED;
+  }
+  size_t before = sw_chunk_raw_size(&f->cb);
+  if (f->cb.count == 0) f->chunk_started_ms = sw_ingest_now_ms();
+  if (sw_chunk_add(&f->cb, ts, stream, flags, line, len)) {
+    SW_LOG(SW_L_ERROR, "ingest", "chunk builder refused a record of %zu bytes in %s", len, f->path);
+    return;
+  }
+  ing->open_bytes += sw_chunk_raw_size(&f->cb) - before;
+  if (flags & SW_REC_PARSE_ERROR) f->cb.parse_errors++;
+  if (flags & SW_REC_TRUNCATED) f->cb.truncated++;
+  if (f->cb.count >= cfg->buffer.chunk_max_records ||
+      sw_chunk_raw_size(&f->cb) >= cfg->buffer.chunk_max_bytes)
+    f->seal_wanted = 1;
+}
+
+static void pend_emit(struct sw_ingest *ing, struct sw_tfile *f, struct sw_pend *p) {
+  if (!p->active) return;
+  add_record(ing, f, p->ts, p->stream, p->flags, p->buf.data ? p->buf.data : "", p->buf.len);
+  p->active = 0;
+  p->lines = 0;
+  sw_buf_reset(&p->buf);
+  if (p->buf.cap > 256 * 1024) sw_buf_shrink(&p->buf, 0);
+}
+
+/* Appends to a pending slot; a slot that would pass max_record_bytes is emitted as a
+ * truncated piece first. */
+static void pend_add(struct sw_ingest *ing, struct sw_tfile *f, struct sw_pend *p, int64_t ts,
+                     int stream, int flags, const char *s, size_t n, const char *sep) {
+  size_t max = (size_t)f->src->conf->max_record_bytes;
+  size_t seplen = sep && p->active ? strlen(sep) : 0;
+  if (p->active && p->buf.len + seplen + n > max) {
+    p->flags |= SW_REC_TRUNCATED;
+    int keep_flags = p->flags;
+    int64_t keep_ts = p->ts;
+    pend_emit(ing, f, p);
+    p->active = 1;
+    p->ts = keep_ts;
+    p->stream = stream;
+    p->flags = keep_flags;
+    seplen = 0;
+  }
+  if (!p->active) {
+    p->active = 1;
+    p->ts = ts;
+    p->stream = stream;
+    p->flags = flags;
+    p->lines = 0;
+  }
+  p->flags |= flags;
+  p->lines++;
+  p->buf.max = SIZE_MAX;
+  if ((seplen && sw_buf_append(&p->buf, sep, seplen)) || sw_buf_append(&p->buf, s, n))
+    SW_LOG(SW_L_ERROR, "ingest", "out of memory joining a record in %s", f->path);
+  while (p->buf.len > max) { /* a single piece larger than the limit */
+    size_t rest = p->buf.len - max;
+    p->flags |= SW_REC_TRUNCATED;
+    add_record(ing, f, p->ts, p->stream, p->flags, p->buf.data, max);
+    memmove(p->buf.data, p->buf.data + max, rest);
+    p->buf.len = rest;
+  }
+}
+
+static int ml_is_start(struct sw_source_rt *src, const char *s, size_t n) {
+  int rc = pcre2_match(src->ml_start, (PCRE2_SPTR)s, n, 0, 0, src->ml_md, NULL);
+  return rc >= 0;
+}
+
+/* A logical line (partials joined) -> multiline stage -> record. */
+static void emit_logical(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
+                         int flags, const char *s, size_t n) {
+  struct sw_source_rt *src = f->src;
+  if (!src->ml_start) {
+    add_record(ing, f, ts, stream, flags, s, n);
+    return;
+  }
+  struct sw_pend *m = &f->pend[SW_PEND_MULTI];
+  f->ml_last_ms = sw_ingest_now_ms();
+  if (ml_is_start(src, s, n) || (m->active && m->stream != stream)) {
+    pend_emit(ing, f, m);
+    pend_add(ing, f, m, ts, stream, flags, s, n, "\n");
+    return;
+  }
+  if (!m->active) { /* continuation without a start: a record of its own */
+    add_record(ing, f, ts, stream, flags, s, n);
+    return;
+  }
+  if (m->lines >= src->conf->multiline.max_lines) {
+    pend_emit(ing, f, m);
+    add_record(ing, f, ts, stream, flags, s, n);
+    return;
+  }
+  pend_add(ing, f, m, ts, stream, flags, s, n, "\n");
+}
+
+/* One piece of a docker/cri line: partial pieces wait in the stream's slot. */
+static void emit_piece(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
+                       int partial, const char *s, size_t n) {
+  struct sw_pend *p = &f->pend[stream == SW_STREAM_STDERR ? SW_PEND_STDERR : SW_PEND_STDOUT];
+  if (partial) {
+    pend_add(ing, f, p, ts, stream, 0, s, n, NULL);
+    return;
+  }
+  if (!p->active) {
+    emit_logical(ing, f, ts, stream, 0, s, n);
+    return;
+  }
+  pend_add(ing, f, p, ts, stream, 0, s, n, NULL);
+  /* The joined line leaves the slot before it is emitted (emit may reuse slot buffers). */
+  struct sw_buf joined = p->buf;
+  int64_t jts = p->ts;
+  int jflags = p->flags;
+  sw_buf_init(&p->buf, SIZE_MAX);
+  p->active = 0;
+  p->lines = 0;
+  emit_logical(ing, f, jts, stream, jflags, joined.data ? joined.data : "", joined.len);
+  sw_buf_free(&joined);
+}
+
+static void process_line(struct sw_ingest *ing, struct sw_tfile *f, const char *line, size_t n) {
+  enum sw_source_type type = f->src->conf->type;
+  if (type == SW_SOURCE_DOCKER) {
+    struct sw_docker_line d;
+    if (sw_docker_parse(line, n, ing->scratch, ing->scratch_cap, &d) == 0) {
+      emit_piece(ing, f, d.ts_ns ? d.ts_ns : ing->now_ns, d.stream, d.partial, d.log, d.log_len);
+      return;
+    }
+  } else if (type == SW_SOURCE_CRI) {
+    struct sw_cri_line c;
+    if (sw_cri_parse(line, n, &c) == 0) {
+      emit_piece(ing, f, c.ts_ns, c.stream, c.partial, c.content, c.content_len);
+      return;
+    }
+  } else {
+    int64_t ts = 0;
+    int ok = 1;
+    if (f->src->conf->format == SW_FORMAT_JSON) {
+      struct sw_json_info ji;
+      ok = sw_json_scan(line, n, &ji) == 0;
+      ts = ok ? ji.ts_ns : 0;
+    } else if (f->src->conf->format == SW_FORMAT_LOGFMT) {
+      struct sw_logfmt_info li;
+      ok = sw_logfmt_scan(line, n, &li) == 0;
+      ts = ok ? li.ts_ns : 0;
+    }
+    if (ok) {
+      emit_logical(ing, f, ts ? ts : ing->now_ns, SW_STREAM_FILE, 0, line, n);
+      return;
+    }
+    emit_logical(ing, f, ing->now_ns, SW_STREAM_FILE, SW_REC_PARSE_ERROR, line, n);
+    return;
+  }
+  /* Unparseable container line: keep it verbatim, flagged. */
+  emit_logical(ing, f, ing->now_ns, type == SW_SOURCE_FILE ? SW_STREAM_FILE : SW_STREAM_STDOUT,
+               SW_REC_PARSE_ERROR, line, n);
+}
+
+/* A complete physical line; joins the pieces of an overlong line first. */
+static void complete_line(struct sw_ingest *ing, struct sw_tfile *f, const char *line, size_t n) {
+  struct sw_pend *lp = &f->pend[SW_PEND_LONG];
+  if (!lp->active) {
+    process_line(ing, f, line, n);
+    return;
+  }
+  int trunc = lp->flags & SW_REC_TRUNCATED;
+  pend_add(ing, f, lp, ing->now_ns, lp->stream, 0, line, n, NULL);
+  if (trunc || (lp->flags & SW_REC_TRUNCATED)) { /* already split: the rest is a piece too */
+    lp->flags |= SW_REC_TRUNCATED;
+    pend_emit(ing, f, lp);
+    return;
+  }
+  struct sw_buf joined = lp->buf;
+  sw_buf_init(&lp->buf, SIZE_MAX);
+  lp->active = 0;
+  process_line(ing, f, joined.data ? joined.data : "", joined.len);
+  sw_buf_free(&joined);
+}
+
+size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *data, size_t len,
+                      int force, int at_release) {
+  ing->now_ns = sw_time_now_ns();
+  size_t pos = 0;
+  while (pos < len) {
+    const char *nl = memchr(data + pos, '\n', len - pos);
+    if (!nl) break;
+    size_t n = (size_t)(nl - (data + pos));
+    complete_line(ing, f, data + pos, n);
+    pos += n + 1;
+    f->line_off = f->read_off + pos;
+    f->chunk_in_bytes += n + 1;
+    if (f->seal_wanted && sw_ingest_seal(ing, f, 0, 0))
+      SW_LOG(SW_L_ERROR, "ingest", "cannot seal chunk of %s", f->path);
+  }
+  if (force && pos < len) {
+    size_t n = len - pos;
+    if (at_release) {
+      complete_line(ing, f, data + pos, n);
+    } else { /* a piece of a line longer than the read buffer */
+      const struct sw_source_conf *sc = f->src->conf;
+      int stream = sc->type == SW_SOURCE_FILE ? SW_STREAM_FILE : SW_STREAM_STDOUT;
+      /* Pieces emitted before the line ends are raw text: unparsed unless the format is text. */
+      int fl = sc->type == SW_SOURCE_FILE && sc->format == SW_FORMAT_TEXT ? 0 : SW_REC_PARSE_ERROR;
+      pend_add(ing, f, &f->pend[SW_PEND_LONG], ing->now_ns, stream, fl, data + pos, n, NULL);
+    }
+    pos = len;
+    f->line_off = f->read_off + pos;
+    f->chunk_in_bytes += n;
+    if (f->seal_wanted && sw_ingest_seal(ing, f, 0, 0))
+      SW_LOG(SW_L_ERROR, "ingest", "cannot seal chunk of %s", f->path);
+  }
+  return pos;
+}
+
+void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f) {
+  ing->now_ns = sw_time_now_ns();
+  struct sw_pend *lp = &f->pend[SW_PEND_LONG];
+  if (lp->active) {
+    lp->flags |= SW_REC_TRUNCATED;
+    pend_emit(ing, f, lp);
+  }
+  for (int i = SW_PEND_STDOUT; i <= SW_PEND_STDERR; i++) {
+    struct sw_pend *p = &f->pend[i];
+    if (!p->active) continue;
+    struct sw_buf joined = p->buf;
+    sw_buf_init(&p->buf, SIZE_MAX);
+    p->active = 0;
+    emit_logical(ing, f, p->ts, p->stream, p->flags, joined.data ? joined.data : "", joined.len);
+    sw_buf_free(&joined);
+  }
+  pend_emit(ing, f, &f->pend[SW_PEND_MULTI]);
+}
+
+void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_ms) {
+  for (struct sw_tfile *f = files; f; f = f->next) {
+    struct sw_pend *m = &f->pend[SW_PEND_MULTI];
+    if (m->active && f->src->ml_start &&
+        now_ms - f->ml_last_ms >= (int64_t)f->src->conf->multiline.timeout_ms)
+      pend_emit(ing, f, m);
+    if (f->cb_ready && f->cb.count > 0 &&
+        (now_ms - f->chunk_started_ms >= (int64_t)ing->cfg->buffer.chunk_max_wait_ms ||
+         f->seal_wanted)) {
+      if (sw_ingest_seal(ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "ingest", "cannot seal %s", f->path);
+    }
+  }
+}

@@ -1,0 +1,466 @@
+/* tail.c - file life cycle and reading; see tail.h for the state diagram. */
+#include "tail.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "labels.h"
+#include "tail_int.h"
+
+int sw__tail_fingerprint(int fd, uint32_t want, uint64_t *hash, uint32_t *len) {
+  char buf[SW_FP_LEN];
+  if (want > SW_FP_LEN) want = SW_FP_LEN;
+  ssize_t n = pread(fd, buf, want, 0);
+  if (n < 0) return SW_EIO;
+  *hash = sw_fp_hash(buf, (size_t)n);
+  *len = (uint32_t)n;
+  return SW_OK;
+}
+
+void sw__tail_known_free(struct sw_known *k) {
+  free(k->source);
+  free(k->path);
+  free(k->pending);
+  free(k);
+}
+
+int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) {
+  struct sw_known *k = calloc(1, sizeof *k);
+  if (!k) return SW_ENOMEM;
+  k->id = st->id;
+  k->source = strdup(st->source);
+  k->path = strdup(st->path);
+  k->dev = st->dev;
+  k->ino = st->ino;
+  k->fp_hash = st->fp_hash;
+  k->fp_len = st->fp_len;
+  k->offset = st->offset;
+  if (st->pending_len) {
+    k->pending = malloc(st->pending_len);
+    if (k->pending) memcpy(k->pending, st->pending, st->pending_len);
+    k->pending_len = st->pending_len;
+  }
+  if (!k->source || !k->path || (st->pending_len && !k->pending)) {
+    sw__tail_known_free(k);
+    return SW_ENOMEM;
+  }
+  k->next = t->known;
+  t->known = k;
+  t->nknown++;
+  if (st->id >= t->next_id) t->next_id = st->id + 1;
+  return SW_OK;
+}
+
+static void unlink_known(struct sw_tail *t, struct sw_known *k) {
+  for (struct sw_known **pp = &t->known; *pp; pp = &(*pp)->next)
+    if (*pp == k) {
+      *pp = k->next;
+      t->nknown--;
+      return;
+    }
+}
+
+/* Keeps a released/truncated file's state for fingerprint matching (bounded). */
+static void add_orphan(struct sw_tail *t, const struct sw_tfile *f) {
+  struct sw_file_state st = {.id = f->id, .source = f->src->conf->name, .path = f->path,
+                             .dev = f->dev, .ino = f->ino, .fp_hash = f->fp_hash,
+                             .fp_len = f->fp_len, .offset = f->line_off};
+  if (sw_tail_add_known(t, &st)) return;
+  while (t->nknown > SW_MAX_ORPHANS) { /* drop the oldest (list tail) */
+    struct sw_known **pp = &t->known;
+    while ((*pp)->next) pp = &(*pp)->next;
+    struct sw_known *old = *pp;
+    *pp = NULL;
+    t->nknown--;
+    sw__tail_known_free(old);
+  }
+}
+
+static char *read_docker_name(const char *path) {
+  char cfgpath[4096];
+  const char *slash = strrchr(path, '/');
+  if (!slash) return NULL;
+  int n = snprintf(cfgpath, sizeof cfgpath, "%.*s/config.v2.json", (int)(slash - path), path);
+  if (n < 0 || (size_t)n >= sizeof cfgpath) return NULL;
+  int fd = open(cfgpath, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  char *buf = malloc(1 << 20);
+  ssize_t got = buf ? read(fd, buf, 1 << 20) : -1;
+  close(fd);
+  char *name = got > 0 ? sw_labels_docker_name(buf, (size_t)got) : NULL;
+  free(buf);
+  return name;
+}
+
+static struct sw_known *match_known(struct sw_tail *t, struct sw_source_rt *src, int fd,
+                                    const struct stat *st) {
+  /* Same inode: trust it when the head still matches (else: inode reuse, start over). */
+  for (struct sw_known *k = t->known; k; k = k->next) {
+    if (k->dev != (uint64_t)st->st_dev || k->ino != (uint64_t)st->st_ino) continue;
+    if (strcmp(k->source, src->conf->name) != 0) continue;
+    uint64_t h;
+    uint32_t l;
+    if (sw__tail_fingerprint(fd, k->fp_len, &h, &l) == 0 && l == k->fp_len && h == k->fp_hash &&
+        (uint64_t)st->st_size >= k->offset)
+      return k;
+  }
+  /* Another inode with the same full head: a renamed or copied file, continue it. */
+  uint64_t h;
+  uint32_t l;
+  if (sw__tail_fingerprint(fd, SW_FP_LEN, &h, &l) || l < SW_FP_LEN) return NULL;
+  for (struct sw_known *k = t->known; k; k = k->next)
+    if (k->fp_len == SW_FP_LEN && k->fp_hash == h && (uint64_t)st->st_size >= k->offset &&
+        strcmp(k->source, src->conf->name) == 0)
+      return k;
+  return NULL;
+}
+
+/* A new inode whose full head equals a live file's: a copy in progress (copytruncate) or a
+ * plain copy. Wait a few scans for the original to be truncated; then treat it as a copy. */
+static struct sw_tfile *live_twin(struct sw_tail *t, int fd, const struct stat *st, int *defer) {
+  uint64_t h;
+  uint32_t l;
+  *defer = 0;
+  if (sw__tail_fingerprint(fd, SW_FP_LEN, &h, &l) || l < SW_FP_LEN) return NULL;
+  struct sw_tfile *twin = NULL;
+  for (struct sw_tfile *f = t->files; f; f = f->next)
+    if (f->fp_len == SW_FP_LEN && f->fp_hash == h) twin = f;
+  if (!twin) return NULL;
+  for (size_t i = 0; i < t->ndeferred; i++) {
+    struct sw_deferred *d = &t->deferred[i];
+    if (d->dev == (uint64_t)st->st_dev && d->ino == (uint64_t)st->st_ino) {
+      if (++d->scans >= SW_COPY_DEFER_SCANS) {
+        *d = t->deferred[--t->ndeferred];
+        return twin;
+      }
+      *defer = 1;
+      return NULL;
+    }
+  }
+  struct sw_deferred *nd = realloc(t->deferred, (t->ndeferred + 1) * sizeof *nd);
+  if (!nd) return NULL;
+  t->deferred = nd;
+  nd[t->ndeferred++] = (struct sw_deferred){(uint64_t)st->st_dev, (uint64_t)st->st_ino, 0};
+  *defer = 1;
+  return NULL;
+}
+
+static void submit_state(struct sw_tail *t, struct sw_tfile *f) {
+  if (sw_ingest_seal(t->ing, f, 1, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot save state of %s", f->path);
+}
+
+void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ELOOP) fd = open(path, O_RDONLY | O_CLOEXEC); /* symlink: target identity */
+  if (fd < 0) {
+    SW_LOG(SW_L_WARN, "tail", "cannot open %s: %s", path, strerror(errno));
+    return;
+  }
+  struct stat st;
+  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return;
+  }
+  for (struct sw_tfile *f = t->files; f; f = f->next)
+    if (f->dev == (uint64_t)st.st_dev && f->ino == (uint64_t)st.st_ino) {
+      close(fd); /* already followed (another name, e.g. a symlink, or another source) */
+      return;
+    }
+  struct sw_tfile *f = calloc(1, sizeof *f);
+  char *rp = realpath(path, NULL);
+  if (!f || !rp) goto oom;
+  f->fd = fd;
+  f->src = src;
+  f->path = rp;
+  f->dev = (uint64_t)st.st_dev;
+  f->ino = (uint64_t)st.st_ino;
+  f->size = (uint64_t)st.st_size;
+  for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
+  char *cname = src->conf->type == SW_SOURCE_DOCKER ? read_docker_name(rp) : NULL;
+  f->labels_json = sw_labels_build(src->conf, t->cfg->hostname, rp, cname);
+  free(cname);
+  if (!f->labels_json) goto oom;
+  int defer = 0, save = 0;
+  struct sw_known *k = match_known(t, src, fd, &st);
+  struct sw_tfile *twin = k ? NULL : live_twin(t, fd, &st, &defer);
+  if (defer) {
+    sw_ingest_file_free(f);
+    close(fd);
+    return;
+  }
+  if (k) {
+    f->id = k->id;
+    f->read_off = f->line_off = k->offset;
+    if (k->pending_len && sw_ingest_restore_pending(f, k->pending, k->pending_len))
+      SW_LOG(SW_L_WARN, "tail", "discarding unreadable pending state of %s", rp);
+    save = k->dev != f->dev || k->ino != f->ino || strcmp(k->path, rp) != 0;
+    unlink_known(t, k);
+    sw__tail_known_free(k);
+  } else {
+    f->id = t->next_id++;
+    save = 1;
+    if (twin) {
+      f->read_off = f->line_off = twin->line_off;
+    } else if (src->conf->read_from == SW_READ_TAIL && !t->first_scan_done) {
+      f->read_off = f->line_off = f->size; /* only files present at the first start */
+    }
+  }
+  sw__tail_fingerprint(fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
+  f->last_growth_ms = sw_ingest_now_ms();
+  f->seen = 1;
+  f->next = t->files;
+  t->files = f;
+  SW_LOG(SW_L_INFO, "tail", "following %s from offset %llu (source %s)", rp,
+         (unsigned long long)f->read_off, src->conf->name);
+  if (save) submit_state(t, f);
+  return;
+oom:
+  SW_LOG(SW_L_ERROR, "tail", "out of memory following %s", path);
+  free(rp);
+  if (f) {
+    f->path = NULL;
+    sw_ingest_file_free(f);
+  }
+  close(fd);
+}
+
+static void release(struct sw_tail *t, struct sw_tfile **pp) {
+  struct sw_tfile *f = *pp;
+  int deleted = f->state == SW_TF_DELETED;
+  sw_ingest_flush_pending(t->ing, f);
+  if (sw_ingest_seal(t->ing, f, 1, deleted))
+    SW_LOG(SW_L_ERROR, "tail", "cannot save final state of %s", f->path);
+  if (!deleted) add_orphan(t, f);
+  SW_LOG(SW_L_INFO, "tail", "released %s file %s at offset %llu",
+         deleted ? "deleted" : "rotated", f->path, (unsigned long long)f->line_off);
+  close(f->fd);
+  *pp = f->next;
+  sw_ingest_file_free(f);
+}
+
+/* copytruncate: the old content (maybe in a visible copy) keeps the old state as an orphan. */
+static void truncated(struct sw_tail *t, struct sw_tfile *f, uint64_t size) {
+  SW_LOG(SW_L_INFO, "tail", "%s was truncated (size %llu < offset %llu); reading from the start",
+         f->path, (unsigned long long)size, (unsigned long long)f->read_off);
+  if (sw_ingest_seal(t->ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
+  add_orphan(t, f);
+  sw_ingest_flush_pending(t->ing, f); /* pieces of the old content: keep them */
+  f->id = t->next_id++;
+  f->read_off = f->line_off = 0;
+  sw__tail_fingerprint(f->fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
+  submit_state(t, f);
+}
+
+static int blocked(struct sw_tail *t) {
+  if (sw_writer_inflight(t->w) > SW_INFLIGHT_MAX) return 1;
+  if (t->cfg->buffer.when_full == SW_WHEN_FULL_BLOCK && t->cfg->buffer.max_bytes &&
+      sw_writer_used(t->w) >= t->cfg->buffer.max_bytes)
+    return 1;
+  return 0;
+}
+
+/* Reads f until EOF or the budget ends. Returns bytes read. */
+static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget, int *more) {
+  uint64_t total = 0;
+  *more = 0;
+  while (total < budget) {
+    if (blocked(t)) {
+      t->paused = 1;
+      *more = 1;
+      return total;
+    }
+    ssize_t n = pread(f->fd, t->rbuf, SW_READ_BUF, (off_t)f->read_off);
+    if (n < 0) {
+      SW_LOG(SW_L_WARN, "tail", "read %s: %s", f->path, strerror(errno));
+      return total;
+    }
+    if (n == 0) {
+      struct stat st;
+      if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < f->read_off) {
+        truncated(t, f, (uint64_t)st.st_size);
+        continue;
+      }
+      return total;
+    }
+    if (f->fp_len < SW_FP_LEN) sw__tail_fingerprint(f->fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
+    f->last_growth_ms = sw_ingest_now_ms();
+    size_t used = sw_ingest_feed(t->ing, f, t->rbuf, (size_t)n, n == SW_READ_BUF, 0);
+    f->read_off += used;
+    total += (uint64_t)n;
+    if (sw_ingest_open_bytes(t->ing) > SW_OPEN_MAX && sw_ingest_seal(t->ing, f, 0, 0))
+      SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
+    if (used < (size_t)n) return total; /* an incomplete last line: wait for the rest */
+  }
+  *more = 1;
+  return total;
+}
+
+static void finish_at_eof(struct sw_tail *t, struct sw_tfile *f) {
+  /* A file that will get no more bytes: its unterminated last line is a record too. */
+  ssize_t n = pread(f->fd, t->rbuf, SW_READ_BUF, (off_t)f->read_off);
+  if (n > 0) f->read_off += sw_ingest_feed(t->ing, f, t->rbuf, (size_t)n, 1, 1);
+}
+
+static void read_pass(struct sw_tail *t) {
+  if (t->stopping) return;
+  t->paused = 0;
+  uint64_t budget = 16u << 20;
+  int any_more = 0;
+  int64_t now = sw_ingest_now_ms();
+  for (struct sw_tfile **pp = &t->files; *pp;) {
+    struct sw_tfile *f = *pp;
+    int more = 0;
+    uint64_t got = read_file(t, f, budget / 4 + SW_READ_BUF, &more);
+    budget = got < budget ? budget - got : 0;
+    any_more |= more;
+    if (t->paused) break;
+    if (!more && f->state != SW_TF_ACTIVE) {
+      if (f->state == SW_TF_DELETED || now - f->last_growth_ms >= SW_ROTATE_WAIT_MS) {
+        finish_at_eof(t, f);
+        release(t, pp);
+        continue;
+      }
+    }
+    pp = &f->next;
+  }
+  if (t->paused) return; /* resumed by sw_tail_kick when the writer catches up */
+  if (any_more) sw__tail_schedule_read(t, 0);
+}
+
+static void on_kick_timer(uv_timer_t *h) { read_pass(h->data); }
+
+void sw__tail_schedule_read(struct sw_tail *t, uint64_t delay_ms) {
+  if (t->stopping) return;
+  if (uv_is_active((uv_handle_t *)&t->kick_timer) && delay_ms > 0) return;
+  uv_timer_start(&t->kick_timer, on_kick_timer, delay_ms, 0);
+}
+
+void sw_tail_kick(struct sw_tail *t) {
+  if (t->paused && !blocked(t)) sw__tail_schedule_read(t, 0);
+}
+
+static void on_poll_timer(uv_timer_t *h) {
+  struct sw_tail *t = h->data;
+  sw_ingest_tick(t->ing, t->files, sw_ingest_now_ms());
+  if (!t->paused) read_pass(t);
+  else sw_tail_kick(t);
+}
+
+static void on_scan_timer(uv_timer_t *h) {
+  struct sw_tail *t = h->data;
+  t->scan_pending = 0;
+  sw__tail_scan(t);
+  sw__tail_update_watches(t);
+  read_pass(t);
+  uv_timer_start(&t->scan_timer, on_scan_timer, 1000, 0);
+}
+
+void sw__tail_schedule_scan(struct sw_tail *t) {
+  if (t->stopping || t->scan_pending) return;
+  t->scan_pending = 1;
+  uv_timer_start(&t->scan_timer, on_scan_timer, 20, 0); /* debounce bursts of events */
+}
+
+int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_ingest *ing,
+                   struct sw_writer *w, struct sw_tail **out, char *err, size_t errlen) {
+  struct sw_tail *t = calloc(1, sizeof *t);
+  if (!t) return SW_ENOMEM;
+  t->loop = loop;
+  t->cfg = cfg;
+  t->ing = ing;
+  t->w = w;
+  t->next_id = 1;
+  t->rbuf = malloc(SW_READ_BUF);
+  t->srcs = calloc(cfg->nsources ? cfg->nsources : 1, sizeof *t->srcs);
+  if (!t->rbuf || !t->srcs) goto oom;
+  t->nsrcs = cfg->nsources;
+  static const char *const fmt_names[] = {"text", "json", "logfmt"};
+  for (size_t i = 0; i < cfg->nsources; i++) {
+    struct sw_source_rt *s = &t->srcs[i];
+    s->conf = &cfg->sources[i];
+    s->format_name = s->conf->type == SW_SOURCE_DOCKER ? "docker"
+                     : s->conf->type == SW_SOURCE_CRI  ? "cri"
+                                                       : fmt_names[s->conf->format];
+    if (s->conf->multiline.start) {
+      int ec;
+      PCRE2_SIZE eo;
+      s->ml_start = pcre2_compile((PCRE2_SPTR)s->conf->multiline.start, PCRE2_ZERO_TERMINATED, 0,
+                                  &ec, &eo, NULL);
+      if (!s->ml_start) {
+        snprintf(err, errlen, "sources[%zu].multiline.start: bad pattern", i);
+        sw_tail_free(t);
+        return SW_ECONFIG;
+      }
+      pcre2_jit_compile(s->ml_start, PCRE2_JIT_COMPLETE);
+      s->ml_md = pcre2_match_data_create_from_pattern(s->ml_start, NULL);
+      if (!s->ml_md) goto oom;
+    }
+  }
+  uv_timer_init(loop, &t->scan_timer);
+  uv_timer_init(loop, &t->poll_timer);
+  uv_timer_init(loop, &t->kick_timer);
+  t->scan_timer.data = t->poll_timer.data = t->kick_timer.data = t;
+  *out = t;
+  return SW_OK;
+oom:
+  free(t->rbuf);
+  free(t->srcs);
+  free(t);
+  return SW_ENOMEM;
+}
+
+int sw_tail_start(struct sw_tail *t) {
+  sw__tail_scan(t);
+  t->first_scan_done = 1;
+  sw__tail_update_watches(t);
+  uint64_t poll = t->cfg->buffer.chunk_max_wait_ms / 2;
+  if (poll > 250) poll = 250;
+  if (poll < 10) poll = 10;
+  uv_timer_start(&t->poll_timer, on_poll_timer, poll, poll);
+  uv_timer_start(&t->scan_timer, on_scan_timer, 1000, 0);
+  sw__tail_schedule_read(t, 0);
+  return SW_OK;
+}
+
+void sw_tail_stop(struct sw_tail *t) {
+  t->stopping = 1;
+  uv_timer_stop(&t->scan_timer);
+  uv_timer_stop(&t->poll_timer);
+  uv_timer_stop(&t->kick_timer);
+  uv_close((uv_handle_t *)&t->scan_timer, NULL);
+  uv_close((uv_handle_t *)&t->poll_timer, NULL);
+  uv_close((uv_handle_t *)&t->kick_timer, NULL);
+  sw__tail_close_watches(t);
+  for (struct sw_tfile *f = t->files; f; f = f->next)
+    if (f->cb_ready && f->cb.count > 0 && sw_ingest_seal(t->ing, f, 0, 0))
+      SW_LOG(SW_L_ERROR, "tail", "cannot seal %s at shutdown", f->path);
+}
+
+void sw_tail_free(struct sw_tail *t) {
+  if (!t) return;
+  while (t->files) {
+    struct sw_tfile *f = t->files;
+    t->files = f->next;
+    close(f->fd);
+    sw_ingest_file_free(f);
+  }
+  while (t->known) {
+    struct sw_known *k = t->known;
+    t->known = k->next;
+    sw__tail_known_free(k);
+  }
+  for (size_t i = 0; i < t->nsrcs; i++) {
+    pcre2_match_data_free(t->srcs[i].ml_md);
+    pcre2_code_free(t->srcs[i].ml_start);
+  }
+  free(t->srcs);
+  free(t->deferred);
+  free(t->watches);
+  free(t->rbuf);
+  free(t);
+}

@@ -1,0 +1,41 @@
+/* tail.h - finds and follows the files of every source. Loop thread only.
+ *
+ * File life cycle:
+ *   discovered -> ACTIVE --(path gone or points elsewhere)--> RENAMED | DELETED
+ *   RENAMED: read to its end; released after rotate_wait without growth (its state row stays
+ *            as an orphan, so the file is continued if it shows up under a matched name)
+ *   DELETED: read to its end, then released at once and its state row forgotten, so no
+ *            descriptor keeps the freed disk space
+ *   ACTIVE --(size < offset: copytruncate)--> ACTIVE from offset 0 under a new id; the old
+ *            state becomes an orphan that a visible copy inherits by fingerprint.
+ * Identity is (device, inode) confirmed by a fingerprint of the first SW_FP_LEN bytes; a stored
+ * state whose inode matches but fingerprint does not is an inode reuse: read from the start.
+ * New files are found by inotify (uv_fs_event on every directory a glob can match in) and by a
+ * periodic rescan as the fallback; data is polled every poll interval and read on events.
+ */
+#ifndef SW_TAIL_H
+#define SW_TAIL_H
+
+#include <uv.h>
+
+#include "buffer.h"
+#include "config.h"
+#include "ingest.h"
+#include "writer.h"
+
+struct sw_tail;
+
+int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_ingest *ing,
+                   struct sw_writer *w, struct sw_tail **out, char *err, size_t errlen) SW_MUST_CHECK;
+/* Restores a stored file state (called for each row before sw_tail_start). */
+int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) SW_MUST_CHECK;
+/* First scan, then timers and watches. */
+int sw_tail_start(struct sw_tail *t) SW_MUST_CHECK;
+/* Resume reading soon (writer made progress). */
+void sw_tail_kick(struct sw_tail *t);
+/* Seals every open chunk (pending pieces are saved with the offsets), closes files and
+ * handles. The loop must run afterwards to finish closing; then sw_tail_free. */
+void sw_tail_stop(struct sw_tail *t);
+void sw_tail_free(struct sw_tail *t);
+
+#endif

@@ -1,0 +1,75 @@
+/* tail_int.h - private to tail.c and tail_scan.c */
+#ifndef SW_TAIL_INT_H
+#define SW_TAIL_INT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "tail.h"
+#include "tfile.h"
+
+#define SW_READ_BUF (256 * 1024)
+#define SW_INFLIGHT_MAX (6u << 20) /* raw bytes queued for the writer before reading pauses */
+#define SW_OPEN_MAX (6u << 20)     /* raw bytes in open chunks before the busiest is sealed */
+#define SW_ROTATE_WAIT_MS 5000     /* keep reading a renamed file this long after it stops growing */
+#define SW_MAX_WATCHES 4096
+#define SW_MAX_ORPHANS 4096
+#define SW_COPY_DEFER_SCANS 3
+
+/* A stored state not (yet) attached to an open file: from the database at start, or left by a
+ * truncation or a released renamed file. */
+struct sw_known {
+  struct sw_known *next;
+  int64_t id;
+  char *source, *path;
+  uint64_t dev, ino, fp_hash, offset;
+  uint32_t fp_len;
+  void *pending;
+  size_t pending_len;
+};
+
+struct sw_watch {
+  uv_fs_event_t ev;
+  struct sw_tail *t;
+  char *dir;
+  int seen;
+};
+
+struct sw_deferred {
+  uint64_t dev, ino;
+  int scans;
+};
+
+struct sw_tail {
+  uv_loop_t *loop;
+  const struct sw_config *cfg;
+  struct sw_ingest *ing;
+  struct sw_writer *w;
+  struct sw_source_rt *srcs;
+  size_t nsrcs;
+  struct sw_tfile *files;
+  struct sw_known *known;
+  size_t nknown;
+  struct sw_watch **watches;
+  size_t nwatches;
+  struct sw_deferred *deferred;
+  size_t ndeferred;
+  uv_timer_t scan_timer, poll_timer, kick_timer;
+  char *rbuf;
+  int64_t next_id;
+  int first_scan_done, stopping, paused, scan_pending;
+  int closing_handles;
+};
+
+/* tail_scan.c */
+void sw__tail_scan(struct sw_tail *t);
+void sw__tail_update_watches(struct sw_tail *t);
+void sw__tail_close_watches(struct sw_tail *t);
+/* tail.c */
+void sw__tail_schedule_read(struct sw_tail *t, uint64_t delay_ms);
+void sw__tail_schedule_scan(struct sw_tail *t);
+int sw__tail_fingerprint(int fd, uint32_t want, uint64_t *hash, uint32_t *len);
+void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *path);
+void sw__tail_known_free(struct sw_known *k);
+
+#endif

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""spillway ingest benchmark: tail -> parse -> durable SQLite buffer -> file sink.
+
+Generates a deterministic docker json-file workload (bench/gen_docker.py), runs the real binary
+on it from a cold start, and prints throughput (MB/s of input, records/s), CPU seconds per GB of
+input and peak RSS (VmHWM). Two scenarios: 8 containers x 256 MiB total (throughput) and 100
+files (memory while tailing many files).
+
+  /usr/bin/python3 bench/bench.py [--mib 256] [--containers 8] [--files100-mib 64] [--keep]
+"""
+import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "bench", ".work")
+BIN = os.environ.get("SPILLWAY_BIN", os.path.join(ROOT, "build", "spillway"))
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def generate(name, mib, containers):
+    out = os.path.join(WORK, name)
+    meta = out + ".json"
+    if os.path.exists(meta):
+        with open(meta) as f:
+            m = json.load(f)
+        if m.get("mib") == mib and m.get("containers") == containers:
+            return out, m
+    shutil.rmtree(out, ignore_errors=True)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_docker.py"), "--out", out,
+                        "--containers", str(containers), "--mib", str(mib)],
+                       check=True, capture_output=True, text=True)
+    m = json.loads(r.stdout)
+    m.update(mib=mib, containers=containers)
+    with open(meta, "w") as f:
+        json.dump(m, f)
+    return out, m
+
+
+def proc_stats(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK
+    hwm = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024
+    return cpu, hwm
+
+
+def shipped(db):
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=1)
+        try:
+            row = c.execute("SELECT sent_records FROM sinks WHERE name='out'").fetchone()
+            return row[0] if row else 0
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return 0
+
+
+def run(name, wl, meta, timeout=600):
+    state = os.path.join(WORK, name + "-state")
+    out = os.path.join(WORK, name + "-out.ndjson")
+    shutil.rmtree(state, ignore_errors=True)
+    if os.path.exists(out):
+        os.unlink(out)
+    cfg = os.path.join(WORK, name + ".yaml")
+    with open(cfg, "w") as f:
+        f.write("data_dir: %s\nhostname: bench\n"
+                "buffer: { max_bytes: 4GiB, chunk: { max_records: 5000, max_bytes: 1MiB, max_wait: 1s } }\n"
+                "sources:\n  - { name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }\n"
+                "sinks:\n  - { name: out, type: file, path: %s }\n"
+                "log: { level: warn }\n" % (state, wl, out))
+    want = meta["records"]
+    t0 = time.monotonic()
+    p = subprocess.Popen([BIN, "run", "-c", cfg], stderr=subprocess.PIPE)
+    db = os.path.join(state, "spillway.db")
+    deadline = t0 + timeout
+    done = 0
+    while time.monotonic() < deadline:
+        done = shipped(db)
+        if done >= want or p.poll() is not None:
+            break
+        time.sleep(0.05)  # polling interval of the progress probe, bounded by the deadline
+    elapsed = time.monotonic() - t0
+    cpu, hwm = proc_stats(p.pid)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=10)
+    if done < want:
+        raise SystemExit("%s: only %d of %d records shipped in %.0fs" % (name, done, want, elapsed))
+    mb = meta["bytes"] / 1e6
+    res = {
+        "scenario": name, "input_MB": round(mb, 1), "records": want, "files": meta["files"],
+        "seconds": round(elapsed, 2), "MB_per_s": round(mb / elapsed, 1),
+        "records_per_s": int(want / elapsed), "cpu_s": round(cpu, 2),
+        "cpu_s_per_GB": round(cpu / (meta["bytes"] / 1e9), 2),
+        "peak_rss_MiB": round(hwm / 2**20, 1),
+        "db_MiB": round(os.path.getsize(db) / 2**20, 1) if os.path.exists(db) else 0,
+    }
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--containers", type=int, default=8)
+    ap.add_argument("--files100-mib", type=int, default=64)
+    ap.add_argument("--keep", action="store_true", help="keep bench/.work")
+    a = ap.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    results = []
+    wl, meta = generate("wl-%dc" % a.containers, a.mib, a.containers)
+    results.append(run("throughput", wl, meta))
+    wl, meta = generate("wl-100f", a.files100_mib, 100)
+    results.append(run("files100", wl, meta))
+    for r in results:
+        print(json.dumps(r))
+    print("\n%-12s %10s %10s %12s %10s %12s %12s" % ("scenario", "input MB", "MB/s", "records/s", "CPU s", "CPU s/GB", "peak RSS"))
+    for r in results:
+        print("%-12s %10.1f %10.1f %12d %10.2f %12.2f %9.1f MiB" % (
+            r["scenario"], r["input_MB"], r["MB_per_s"], r["records_per_s"], r["cpu_s"], r["cpu_s_per_GB"], r["peak_rss_MiB"]))
+    if not a.keep:
+        for name in os.listdir(WORK):
+            if name.endswith("-state") or name.endswith(".ndjson"):
+                p = os.path.join(WORK, name)
+                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sw_buf_init(struct sw_buf *b, size_t max) {
+  b->data = NULL;
+  b->len = b->cap = 0;
+  b->max = max;
+}
+
+void sw_buf_free(struct sw_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+int sw_buf_reserve(struct sw_buf *b, size_t extra) {
+  if (extra > b->max || b->len > b->max - extra) return SW_ETOOBIG;
+  size_t need = b->len + extra;
+  if (need <= b->cap) return SW_OK;
+  size_t ncap = b->cap ? b->cap : 256;
+  while (ncap < need) ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+  if (ncap > b->max) ncap = b->max;
+  char *p = realloc(b->data, ncap);
+  if (!p) return SW_ENOMEM;
+  b->data = p;
+  b->cap = ncap;
+  return SW_OK;
+}
+
+int sw_buf_append(struct sw_buf *b, const void *p, size_t n) {
+  int rc = sw_buf_reserve(b, n);
+  if (rc) return rc;
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return SW_OK;
+}
+
+int sw_buf_putc(struct sw_buf *b, char c) {
+  if (b->len < b->cap) {
+    b->data[b->len++] = c;
+    return SW_OK;
+  }
+  return sw_buf_append(b, &c, 1);
+}
+
+int sw_buf_printf(struct sw_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char tmp[256];
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return SW_EINVAL;
+  if ((size_t)n < sizeof tmp) return sw_buf_append(b, tmp, (size_t)n);
+  int rc = sw_buf_reserve(b, (size_t)n + 1);
+  if (rc) return rc;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return SW_OK;
+}
+
+int sw_buf_put_varint(struct sw_buf *b, uint64_t v) {
+  uint8_t tmp[10];
+  size_t n = 0;
+  do {
+    uint8_t byte = v & 0x7f;
+    v >>= 7;
+    tmp[n++] = byte | (v ? 0x80 : 0);
+  } while (v);
+  return sw_buf_append(b, tmp, n);
+}
+
+int sw_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t r = 0;
+  for (unsigned shift = 0; shift < 64; shift += 7) {
+    if (*p >= end) return SW_ECORRUPT;
+    uint8_t byte = *(*p)++;
+    r |= (uint64_t)(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) {
+      *v = r;
+      return SW_OK;
+    }
+  }
+  return SW_ECORRUPT;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes are not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  if (c < 0x80) return 1;
+  size_t len;
+  uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+  else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+  else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+  else return 0;
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;
+  if (cp >= 0xd800 && cp <= 0xdfff) return 0;
+  return len;
+}
+
+int sw_buf_put_json_str(struct sw_buf *b, const char *str, size_t n, int *invalid) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *s = (const unsigned char *)str;
+  /* Worst case: every byte becomes \ufffd (6 bytes as UTF-8 escape... 3 raw bytes) or \u00XX. */
+  int rc = sw_buf_reserve(b, n + n / 8 + 16);
+  if (rc) return rc;
+  size_t i = 0;
+  while (i < n) {
+    size_t run = i;
+    while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\') run++;
+    if (run > i) {
+      rc = sw_buf_append(b, s + i, run - i);
+      if (rc) return rc;
+      i = run;
+      if (i >= n) break;
+    }
+    unsigned char c = s[i];
+    char esc[8];
+    size_t elen = 0;
+    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; elen = 2; }
+    else if (c == '\n') { memcpy(esc, "\\n", 2); elen = 2; }
+    else if (c == '\r') { memcpy(esc, "\\r", 2); elen = 2; }
+    else if (c == '\t') { memcpy(esc, "\\t", 2); elen = 2; }
+    else if (c < 0x20) {
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      elen = 6;
+    } else {
+      size_t sl = utf8_seq_len(s + i, n - i);
+      if (sl) {
+        rc = sw_buf_append(b, s + i, sl);
+        if (rc) return rc;
+        i += sl;
+        continue;
+      }
+      memcpy(esc, "\xef\xbf\xbd", 3);
+      elen = 3;
+      if (invalid) *invalid = 1;
+    }
+    rc = sw_buf_append(b, esc, elen);
+    if (rc) return rc;
+    i++;
+  }
+  return SW_OK;
+}
+
+void sw_buf_shrink(struct sw_buf *b, size_t keep) {
+  if (b->cap <= keep || b->len > keep) return;
+  if (keep == 0) {
+    free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+    return;
+  }
+  char *p = realloc(b->data, keep);
+  if (p) {
+    b->data = p;
+    b->cap = keep;
+  }
+}

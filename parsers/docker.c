@@ -1,0 +1,432 @@
+/* docker.c - single-pass scanner for Docker json-file lines.
+ *
+ * This is the agent's hot path, so instead of a JSON tree we walk the one object once:
+ * "log" is unescaped straight into the caller's buffer, "stream" and "time" are compared or
+ * parsed in place, and every other member is skipped by a validating, allocation-free
+ * skipper. A "log" without backslashes (the common case) costs two memchr and one memcpy.
+ *
+ * Strictness: the object structure, escapes, numbers and literals must be valid JSON, or the
+ * line is SW_EPARSE. Two leniencies, because they only concern bytes a container wrote and we
+ * forward them untouched: raw control characters inside strings are accepted, and bytes
+ * >= 0x80 are copied as they are without UTF-8 validation (the pipeline flags that).
+ * Duplicate keys: the last one wins, as in Go's encoding/json.
+ *
+ * Invariants: line <= p <= end at all times and *p is read only when p < end; nothing is
+ * written to out beyond out_cap. Unescaping never lengthens a string ("\uXXXX" is 6 bytes in,
+ * at most 3 out; a 12-byte surrogate pair gives 4), which is why out_cap >= len suffices.
+ * If out_cap is smaller and the log does not fit, we return SW_ETOOBIG: that is a caller bug,
+ * not a bad line, so it must not be confused with SW_EPARSE.
+ */
+#include "docker.h"
+
+#include <string.h>
+
+#include "../common/timefmt.h"
+#include "record.h"
+
+/* Nesting limit for skipped values (below the top-level object); bounds the bit stack. */
+#define DOCKER_MAX_DEPTH 64
+
+/* Scratch for short strings (keys, "stream", "time") that contain escapes. */
+#define SHORT_STR_CAP 64
+
+enum key_kind { KEY_OTHER, KEY_LOG, KEY_STREAM, KEY_TIME };
+
+static const char *skip_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Four hex digits at p (p + 4 <= end checked by the caller) -> 0..0xFFFF, or -1. */
+static long hex4(const char *p) {
+  long v = 0;
+  for (int i = 0; i < 4; i++) {
+    int h = hexval(p[i]);
+    if (h < 0)
+      return -1;
+    v = v << 4 | h;
+  }
+  return v;
+}
+
+static size_t put_utf8(char *o, unsigned long cp) {
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | cp >> 6);
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | cp >> 12);
+    o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | cp >> 18);
+  o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+  o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* Decodes the escape at s (s[0] == '\\') into buf (4 bytes), sets *n, returns the pointer
+ * past it or NULL for a malformed escape. A lone or mis-ordered UTF-16 surrogate becomes
+ * U+FFFD rather than an error: it has no UTF-8 form, and replacing it (as Go's
+ * encoding/json decoder does) keeps the output valid UTF-8 without dropping the line. */
+static const char *decode_escape(const char *s, const char *end, char *buf, size_t *n) {
+  if (end - s < 2)
+    return NULL;
+  *n = 1;
+  switch (s[1]) {
+  case '"': buf[0] = '"'; return s + 2;
+  case '\\': buf[0] = '\\'; return s + 2;
+  case '/': buf[0] = '/'; return s + 2;
+  case 'b': buf[0] = '\b'; return s + 2;
+  case 'f': buf[0] = '\f'; return s + 2;
+  case 'n': buf[0] = '\n'; return s + 2;
+  case 'r': buf[0] = '\r'; return s + 2;
+  case 't': buf[0] = '\t'; return s + 2;
+  case 'u': break;
+  default: return NULL;
+  }
+  if (end - s < 6)
+    return NULL;
+  long cp = hex4(s + 2);
+  if (cp < 0)
+    return NULL;
+  s += 6;
+  if (cp >= 0xD800 && cp <= 0xDBFF) {
+    long lo = -1;
+    if (end - s >= 6 && s[0] == '\\' && s[1] == 'u')
+      lo = hex4(s + 2);
+    if (lo >= 0xDC00 && lo <= 0xDFFF) {
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      s += 6;
+    } else {
+      cp = 0xFFFD; /* the next escape, if any, is decoded on its own */
+    }
+  } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+    cp = 0xFFFD;
+  }
+  *n = put_utf8(buf, (unsigned long)cp);
+  return s;
+}
+
+/* First '"' or '\\' in [p, end), or end. Eight bytes at a time: escape-dense strings
+ * (JSON logged inside "log") have runs too short for memchr's call overhead to pay off. */
+static const char *find_special(const char *p, const char *end) {
+  const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+  while (end - p >= 8) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    uint64_t a = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    if (((a - ones) & ~a & highs) | ((b - ones) & ~b & highs))
+      break;
+    p += 8;
+  }
+  while (p < end && *p != '"' && *p != '\\')
+    p++;
+  return p;
+}
+
+/* Appends n bytes at dst[*o] if they fit in cap; *o always advances so the caller learns the
+ * full length. Once something did not fit, nothing later fits either (no holes). */
+static void emit(char *dst, size_t cap, size_t *o, const char *src, size_t n) {
+  if (n > 0 && *o <= cap && n <= cap - *o)
+    memcpy(dst + *o, src, n);
+  *o += n;
+}
+
+/* Unescapes the JSON string whose body starts at p (just past the opening quote) into
+ * dst[0..cap) (dst may be NULL with cap 0 to only validate). *dlen receives the unescaped
+ * length, even when it exceeds cap. Returns the pointer past the closing quote, or NULL if
+ * the string is unterminated or holds a malformed escape. */
+static const char *unescape_str(const char *p, const char *end, char *dst, size_t cap,
+                                size_t *dlen) {
+  size_t o = 0;
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  if (q == NULL)
+    return NULL;
+  const char *b = memchr(p, '\\', (size_t)(q - p));
+  if (b == NULL) { /* fast path: no escapes */
+    emit(dst, cap, &o, p, (size_t)(q - p));
+    *dlen = o;
+    return q + 1;
+  }
+  emit(dst, cap, &o, p, (size_t)(b - p));
+  p = b;
+  for (;;) {
+    if (*p == '"') {
+      *dlen = o;
+      return p + 1;
+    }
+    char buf[4];
+    size_t n;
+    p = decode_escape(p, end, buf, &n);
+    if (p == NULL)
+      return NULL;
+    emit(dst, cap, &o, buf, n);
+    const char *s = find_special(p, end);
+    if (s == end)
+      return NULL;
+    emit(dst, cap, &o, p, (size_t)(s - p));
+    p = s;
+  }
+}
+
+/* Reads a short string (body at p): *s and *n get the raw bytes when there are no escapes,
+ * else the unescaped bytes in buf; *s is NULL if the unescaped form exceeds SHORT_STR_CAP.
+ * Returns the pointer past the closing quote or NULL. */
+static const char *short_str(const char *p, const char *end, char buf[SHORT_STR_CAP],
+                             const char **s, size_t *n) {
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  if (q != NULL && memchr(p, '\\', (size_t)(q - p)) == NULL) {
+    *s = p;
+    *n = (size_t)(q - p);
+    return q + 1;
+  }
+  const char *next = unescape_str(p, end, buf, SHORT_STR_CAP, n);
+  if (next == NULL)
+    return NULL;
+  *s = *n <= SHORT_STR_CAP ? buf : NULL;
+  return next;
+}
+
+static bool str_eq(const char *s, size_t n, const char *lit) {
+  size_t ln = strlen(lit);
+  return s != NULL && n == ln && memcmp(s, lit, ln) == 0;
+}
+
+/* Strict JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static const char *skip_number(const char *p, const char *end) {
+  if (p < end && *p == '-')
+    p++;
+  if (p >= end || *p < '0' || *p > '9')
+    return NULL;
+  if (*p++ != '0')
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  if (p < end && *p == '.') {
+    if (++p >= end || *p < '0' || *p > '9')
+      return NULL;
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    if (++p < end && (*p == '+' || *p == '-'))
+      p++;
+    if (p >= end || *p < '0' || *p > '9')
+      return NULL;
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  }
+  return p;
+}
+
+static const char *skip_scalar(const char *p, const char *end) {
+  size_t dlen;
+  switch (*p) {
+  case '"': return unescape_str(p + 1, end, NULL, 0, &dlen);
+  case 't': return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+  case 'f': return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+  case 'n': return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+  default: return skip_number(p, end);
+  }
+}
+
+/* At a member key inside a skipped object: skips `"key" :` and the whitespace after it. */
+static const char *skip_key(const char *p, const char *end) {
+  size_t dlen;
+  if (p >= end || *p != '"')
+    return NULL;
+  p = unescape_str(p + 1, end, NULL, 0, &dlen);
+  if (p == NULL)
+    return NULL;
+  p = skip_ws(p, end);
+  if (p >= end || *p != ':')
+    return NULL;
+  return skip_ws(p + 1, end);
+}
+
+/* Skips and validates one JSON value starting at p. Iterative: the kind of each open
+ * container lives in one bit of `arrays`, so hostile nesting cannot exhaust the C stack. */
+static const char *skip_value(const char *p, const char *end) {
+  uint64_t arrays = 0; /* bit d set: level d is an array, clear: an object */
+  unsigned depth = 0;
+  for (;;) {
+    if (p == NULL || p >= end)
+      return NULL;
+    if (*p == '{' || *p == '[') {
+      bool arr = *p == '[';
+      if (depth == DOCKER_MAX_DEPTH)
+        return NULL;
+      arrays = arr ? arrays | UINT64_C(1) << depth : arrays & ~(UINT64_C(1) << depth);
+      depth++;
+      p = skip_ws(p + 1, end);
+      if (p < end && *p == (arr ? ']' : '}')) {
+        p++;
+        depth--;
+      } else {
+        if (!arr)
+          p = skip_key(p, end);
+        continue; /* at the first element's value */
+      }
+    } else if ((p = skip_scalar(p, end)) == NULL) {
+      return NULL;
+    }
+    /* A value just ended: close finished containers, or step to the next element. */
+    for (;;) {
+      if (depth == 0)
+        return p;
+      bool arr = arrays >> (depth - 1) & 1;
+      p = skip_ws(p, end);
+      if (p >= end)
+        return NULL;
+      if (*p == ',') {
+        p = skip_ws(p + 1, end);
+        if (!arr)
+          p = skip_key(p, end);
+        break;
+      }
+      if (*p != (arr ? ']' : '}'))
+        return NULL;
+      p++;
+      depth--;
+    }
+  }
+}
+
+/* Reads the key at p (at its opening quote) and the ':' after it; leaves *pp at the value. */
+static int read_key(const char **pp, const char *end, enum key_kind *kind) {
+  const char *p = *pp;
+  if (p >= end || *p != '"')
+    return SW_EPARSE;
+  p++;
+  /* Docker writes these exact keys; catch them without a general string scan. */
+  if (end - p >= 4 && memcmp(p, "log\"", 4) == 0) {
+    *kind = KEY_LOG;
+    p += 4;
+  } else if (end - p >= 7 && memcmp(p, "stream\"", 7) == 0) {
+    *kind = KEY_STREAM;
+    p += 7;
+  } else if (end - p >= 5 && memcmp(p, "time\"", 5) == 0) {
+    *kind = KEY_TIME;
+    p += 5;
+  } else {
+    char buf[SHORT_STR_CAP];
+    const char *s;
+    size_t n;
+    p = short_str(p, end, buf, &s, &n);
+    if (p == NULL)
+      return SW_EPARSE;
+    *kind = str_eq(s, n, "log")      ? KEY_LOG
+            : str_eq(s, n, "stream") ? KEY_STREAM
+            : str_eq(s, n, "time")   ? KEY_TIME
+                                     : KEY_OTHER;
+  }
+  p = skip_ws(p, end);
+  if (p >= end || *p != ':')
+    return SW_EPARSE;
+  *pp = skip_ws(p + 1, end);
+  return 0;
+}
+
+/* Parses the value of one member at *pp according to its key; leaves *pp past the value. */
+static int read_value(const char **pp, const char *end, enum key_kind kind, char *out,
+                      size_t out_cap, struct sw_docker_line *res, bool *have_log) {
+  const char *p = *pp;
+  char buf[SHORT_STR_CAP];
+  const char *s;
+  size_t n;
+  bool is_str = p < end && *p == '"';
+  switch (kind) {
+  case KEY_LOG:
+    if (!is_str || (p = unescape_str(p + 1, end, out, out_cap, &n)) == NULL)
+      return SW_EPARSE;
+    if (n > out_cap)
+      return SW_ETOOBIG;
+    res->log_len = n;
+    *have_log = true;
+    break;
+  case KEY_STREAM:
+    if (!is_str) { /* unknown stream value: still valid JSON, reported as stdout */
+      p = skip_value(p, end);
+      res->stream = SW_STREAM_STDOUT;
+      break;
+    }
+    if ((p = short_str(p + 1, end, buf, &s, &n)) == NULL)
+      return SW_EPARSE;
+    res->stream = str_eq(s, n, "stderr") ? SW_STREAM_STDERR : SW_STREAM_STDOUT;
+    break;
+  case KEY_TIME:
+    if (!is_str || (p = short_str(p + 1, end, buf, &s, &n)) == NULL || s == NULL)
+      return SW_EPARSE;
+    if (sw_time_parse_rfc3339(s, n, &res->ts_ns) != 0)
+      return SW_EPARSE;
+    break;
+  case KEY_OTHER:
+    p = skip_value(p, end);
+    break;
+  }
+  if (p == NULL)
+    return SW_EPARSE;
+  *pp = p;
+  return 0;
+}
+
+int sw_docker_parse(const char *line, size_t len, char *out, size_t out_cap,
+                    struct sw_docker_line *res) {
+  if (line == NULL || res == NULL || (out == NULL && out_cap > 0))
+    return SW_EINVAL;
+  const char *end = line + len;
+  bool have_log = false;
+  int rc = 0;
+  *res = (struct sw_docker_line){.stream = SW_STREAM_STDOUT, .log = out};
+
+  const char *p = skip_ws(line, end);
+  if (p >= end || *p != '{')
+    return SW_EPARSE;
+  p = skip_ws(p + 1, end);
+  if (p < end && *p == '}')
+    return SW_EPARSE; /* {} has no "log" */
+  for (;;) {
+    enum key_kind kind;
+    rc = read_key(&p, end, &kind);
+    if (rc != 0)
+      return rc;
+    rc = read_value(&p, end, kind, out, out_cap, res, &have_log);
+    if (rc != 0)
+      return rc;
+    p = skip_ws(p, end);
+    if (p >= end)
+      return SW_EPARSE;
+    if (*p == '}')
+      break;
+    if (*p != ',')
+      return SW_EPARSE;
+    p = skip_ws(p + 1, end);
+  }
+  if (!have_log || skip_ws(p + 1, end) != end)
+    return SW_EPARSE;
+  /* Docker ends every complete line with "\n"; its absence marks a 16 KiB split piece. */
+  if (res->log_len > 0 && out[res->log_len - 1] == '\n') {
+    res->log_len--;
+  } else {
+    res->partial = true;
+  }
+  return 0;
+}

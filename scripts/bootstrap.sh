@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what spillway needs on Debian bookworm. Idempotent: only missing packages are installed.
+#   scripts/bootstrap.sh          build + run dependencies
+#   scripts/bootstrap.sh test     also test dependencies (cmocka, pytest, clang, the npm S3 server)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_pkgs=(cmake make gcc pkg-config libuv1-dev libcurl4-openssl-dev libzstd-dev libcjson-dev
+  libpcre2-dev libsqlite3-dev libyaml-dev python3)
+test_pkgs=(libcmocka-dev python3-pytest python3-requests python3-boto3 python3-zstandard
+  python3-yaml zstd sqlite3 clang libclang-rt-14-dev)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-}" = test ]; then
+  want+=("${test_pkgs[@]}")
+  command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = test ] && [ ! -x tests/servers/node_modules/.bin/s3rver ]; then
+  echo "bootstrap: installing the S3 test server (s3rver, pinned by tests/servers/package-lock.json)"
+  (cd tests/servers && npm ci --no-audit --no-fund --loglevel=error)
+fi

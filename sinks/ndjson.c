@@ -1,0 +1,59 @@
+#include "ndjson.h"
+
+#include <string.h>
+
+#include "../agent/chunk.h"
+#include "../common/timefmt.h"
+#include "../parsers/record.h"
+
+static int has_high_bytes(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] >= 0x80) return 1;
+  return 0;
+}
+
+int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw_len,
+                     struct sw_buf *out, uint64_t *records) {
+  struct sw_chunk_iter it;
+  uint64_t count;
+  int rc = sw_chunk_iter_init(&it, raw, raw_len, &count);
+  if (rc) return rc;
+  const char *labels = row->labels_json;
+  size_t llen = strlen(labels);
+  if (llen < 2 || labels[llen - 1] != '}') return SW_ECORRUPT;
+  struct sw_buf probe;
+  sw_buf_init(&probe, SIZE_MAX);
+  struct sw_record_view r;
+  uint64_t n = 0;
+  int more;
+  while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
+    char ts[SW_TIME_RFC3339_LEN + 1];
+    sw_time_format_rfc3339(r.ts_ns, ts);
+    int invalid = 0;
+    if (has_high_bytes(r.line, r.len)) { /* rare: learn validity before the labels are written */
+      sw_buf_reset(&probe);
+      if ((rc = sw_buf_put_json_str(&probe, r.line, r.len, &invalid))) break;
+    }
+    rc = sw_buf_reserve(out, r.len + llen + 128);
+    if (!rc) rc = sw_buf_append(out, "{\"ts\":\"", 7);
+    if (!rc) rc = sw_buf_append(out, ts, SW_TIME_RFC3339_LEN);
+    if (!rc) rc = sw_buf_append(out, "\",\"labels\":", 11);
+    if (!rc) rc = sw_buf_append(out, labels, llen - 1);
+    if (!rc && (r.flags & SW_REC_PARSE_ERROR))
+      rc = sw_buf_printf(out, ",\"parse_error\":\"%s\"", row->format ? row->format : "unknown");
+    if (!rc && (r.flags & SW_REC_TRUNCATED)) rc = sw_buf_append(out, ",\"truncated\":\"true\"", 19);
+    if (!rc && invalid) rc = sw_buf_append(out, ",\"invalid_utf8\":\"true\"", 22);
+    if (!rc) rc = sw_buf_printf(out, "},\"stream\":\"%s\",\"line\":\"", sw_stream_name(r.stream));
+    if (!rc) rc = invalid ? sw_buf_append(out, probe.data, probe.len)
+                          : sw_buf_put_json_str(out, r.line, r.len, NULL);
+    if (!rc) rc = sw_buf_append(out, "\"}\n", 3);
+    if (rc) break;
+    n++;
+  }
+  sw_buf_free(&probe);
+  if (rc) return rc;
+  if (more < 0) return more;
+  if (n != count) return SW_ECORRUPT;
+  *records = n;
+  return SW_OK;
+}

@@ -1,0 +1,129 @@
+/* The SQLite buffer on a real database in a temporary directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/buffer.h"
+
+static char dir[] = "/tmp/sw-test-buffer-XXXXXX";
+
+static int collect_files(void *arg, const struct sw_file_state *st) {
+  int *n = arg;
+  assert_string_equal(st->source, "src");
+  assert_int_equal(st->offset, 4096);
+  assert_int_equal(st->pending_len, 3);
+  assert_memory_equal(st->pending, "abc", 3);
+  (*n)++;
+  return 0;
+}
+
+static int count_rows(void *arg, const struct sw_chunk_row *row) {
+  int64_t *ids = arg;
+  ids[ids[0] + 1] = row->id;
+  ids[0]++;
+  return 0;
+}
+
+static struct sw_commit_op chunk_op(int64_t file_id, uint64_t off, const char *data) {
+  struct sw_commit_op op = {
+      .kind = SW_COMMIT_CHUNK,
+      .file = {.id = file_id, .source = "src", .path = "/x.log", .dev = 1, .ino = 2,
+               .offset = off, .pending = "abc", .pending_len = 3},
+      .format = "text", .labels_json = "{}", .records = 2, .raw_bytes = 10, .in_bytes = 20,
+      .data = data, .data_len = strlen(data)};
+  return op;
+}
+
+static void commit_cursor_gc(void **state) {
+  (void)state;
+  struct sw_db *db;
+  char err[256];
+  assert_int_equal(sw_db_open(dir, 0, &db, err, sizeof err), 0);
+  char agent[64];
+  snprintf(agent, sizeof agent, "%s", sw_db_agent_id(db));
+  assert_int_equal(strlen(agent), 32);
+  struct sw_commit_op ops[2] = {chunk_op(7, 1000, "0123456789"), chunk_op(7, 4096, "abcdefghij")};
+  struct sw_commit_result res;
+  assert_int_equal(sw_db_commit(db, ops, 2, 0, 0, &res), 0);
+  assert_int_equal(res.chunks, 2);
+  int nfiles = 0;
+  assert_int_equal(sw_db_load_files(db, collect_files, &nfiles), 0);
+  assert_int_equal(nfiles, 1); /* the second op replaced the first's state */
+  struct sw_sink_cursor c;
+  assert_int_equal(sw_db_cursor_get(db, "out", "file", &c), 0);
+  assert_int_equal(c.acked, 0); /* new sink: ships from before the first chunk */
+  int64_t ids[8] = {0};
+  assert_int_equal(sw_db_chunks_after(db, c.acked, 10, 1 << 20, count_rows, ids), 0);
+  assert_int_equal(ids[0], 2);
+  c.acked = ids[1];
+  assert_int_equal(sw_db_cursor_set(db, "out", &c), 0);
+  const char *sinks[] = {"out"};
+  uint64_t fb, fc;
+  assert_int_equal(sw_db_gc(db, sinks, 1, &fb, &fc), 0);
+  assert_int_equal(fc, 1);
+  assert_int_equal(fb, 10);
+  sw_db_close(db);
+  /* Reopen: same agent id, ids keep growing after every chunk is gone. */
+  assert_int_equal(sw_db_open(dir, 0, &db, err, sizeof err), 0);
+  assert_string_equal(sw_db_agent_id(db), agent);
+  c.acked = ids[2];
+  assert_int_equal(sw_db_cursor_set(db, "out", &c), 0);
+  assert_int_equal(sw_db_gc(db, sinks, 1, &fb, &fc), 0);
+  assert_int_equal(fc, 1);
+  assert_int_equal(sw_db_commit(db, ops, 1, 0, 0, &res), 0);
+  int64_t max;
+  assert_int_equal(sw_db_max_chunk_id(db, &max), 0);
+  assert_int_equal(max, 3);
+  sw_db_close(db);
+}
+
+static void drop_oldest(void **state) {
+  (void)state;
+  struct sw_db *db;
+  char err[256];
+  assert_int_equal(sw_db_open(dir, 0, &db, err, sizeof err), 0);
+  uint64_t used, chunks;
+  assert_int_equal(sw_db_usage(db, &used, &chunks), 0);
+  struct sw_commit_op op = chunk_op(9, 4096, "0123456789");
+  struct sw_commit_result res;
+  for (int i = 0; i < 5; i++) assert_int_equal(sw_db_commit(db, &op, 1, used + 25, 1, &res), 0);
+  assert_int_equal(sw_db_usage(db, &used, &chunks), 0);
+  assert_true(used <= 30);
+  assert_true(res.dropped_chunks >= 1);
+  sw_db_close(db);
+}
+
+static void readonly_missing(void **state) {
+  (void)state;
+  struct sw_db *db;
+  char err[256];
+  assert_int_equal(sw_db_open("/nonexistent/dir", SW_DB_READONLY, &db, err, sizeof err), SW_ENOTFOUND);
+  char path[128];
+  snprintf(path, sizeof path, "%s/junk", dir);
+  assert_int_equal(mkdir(path, 0700), 0);
+  char f[160];
+  snprintf(f, sizeof f, "%s/spillway.db", path);
+  FILE *fp = fopen(f, "w");
+  fputs("this is not a database at all, just some text padding it out.........", fp);
+  fclose(fp);
+  int rc = sw_db_open(path, SW_DB_READONLY, &db, err, sizeof err);
+  assert_true(rc == SW_ECORRUPT || rc == SW_EDB);
+}
+
+int main(void) {
+  if (!mkdtemp(dir)) return 1;
+  const struct CMUnitTest tests[] = {cmocka_unit_test(commit_cursor_gc), cmocka_unit_test(drop_oldest),
+                                     cmocka_unit_test(readonly_missing)};
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd)) rc = rc ? rc : 1;
+  return rc;
+}
