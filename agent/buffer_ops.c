@@ -140,6 +140,26 @@ fail:
   return rc;
 }
 
+/* Free pages are reused by new chunks, so the file is only shrunk when a lot is free: page
+ * moves are expensive and must not slow the hot path. */
+static void shrink_file(struct sw_db *db) {
+  sqlite3_stmt *st = NULL;
+  int64_t free_pages = 0, page_size = 0;
+  if (sqlite3_prepare_v2(db->h, "SELECT freelist_count, page_size FROM pragma_freelist_count, "
+                         "pragma_page_size", -1, &st, NULL) != SQLITE_OK)
+    return;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    free_pages = sqlite3_column_int64(st, 0);
+    page_size = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+  if (free_pages * page_size < (64 << 20)) return;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)",
+           (long long)(free_pages - (16 << 20) / page_size));
+  sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+}
+
 int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, uint64_t *freed_bytes,
              uint64_t *freed_chunks) {
   *freed_bytes = *freed_chunks = 0;
@@ -165,7 +185,7 @@ int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, uint64_t
   sqlite3_finalize(st);
   if (s != SQLITE_DONE) return sw__db_fail(db);
   /* Give freed pages back to the filesystem a little at a time. */
-  if (*freed_chunks) sqlite3_exec(db->h, "PRAGMA incremental_vacuum(256)", NULL, NULL, NULL);
+  if (*freed_chunks) shrink_file(db);
   return SW_OK;
 }
 

@@ -253,7 +253,10 @@ static void add_anchor(struct yctx *y, const char *name, const cJSON *node, size
   if (y->nanchors == y->capanchors) {
     size_t cap = y->capanchors ? 2 * y->capanchors : 8;
     struct anchor *a = realloc(y->anchors, cap * sizeof *a);
-    if (!a) return nomem(y);
+    if (!a) {
+      nomem(y);
+      return;
+    }
     y->anchors = a;
     y->capanchors = cap;
   }
@@ -262,7 +265,8 @@ static void add_anchor(struct yctx *y, const char *name, const cJSON *node, size
   if (!copy || !dup) {
     cJSON_Delete(copy);
     free(dup);
-    return nomem(y);
+    nomem(y);
+    return;
   }
   y->anchors[y->nanchors++] = (struct anchor){dup, copy, nodes, bytes, height};
 }
@@ -271,7 +275,10 @@ static void add_anchor(struct yctx *y, const char *name, const cJSON *node, size
 static void key_scalar(struct yctx *y, struct frame *f, const yaml_event_t *e) {
   const char *k = (const char *)e->data.scalar.value;
   bool plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-  if (!(f->key = strdup(k))) return nomem(y);
+  if (!(f->key = strdup(k))) {
+    nomem(y);
+    return;
+  }
   if (f->count >= YAML_MAX_KEYS) {
     fail_at(y, e->start_mark, "more than %d keys in one mapping", YAML_MAX_KEYS);
     return;
@@ -294,14 +301,22 @@ static void on_scalar(struct yctx *y, const yaml_event_t *e) {
   const char *v = (const char *)e->data.scalar.value;
   size_t len = e->data.scalar.length;
   const char *tag = (const char *)e->data.scalar.tag;
-  if (strlen(v) != len) return fail_at(y, e->start_mark, "NUL characters are not allowed");
+  if (strlen(v) != len) {
+    fail_at(y, e->start_mark, "NUL characters are not allowed");
+    return;
+  }
   struct frame *f = y->depth ? &y->stack[y->depth - 1] : NULL;
-  if (f && cJSON_IsObject(f->node) && !f->key) return key_scalar(y, f, e);
+  if (f && cJSON_IsObject(f->node) && !f->key) {
+    key_scalar(y, f, e);
+    return;
+  }
   bool str = e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-  if (tag && (!strcmp(tag, "!") || !strcmp(tag, YAML_STR_TAG)))
+  if (tag && (!strcmp(tag, "!") || !strcmp(tag, YAML_STR_TAG))) {
     str = true;
-  else if (tag)
-    return fail_at(y, e->start_mark, "unsupported tag \"%.64s\"", tag);
+  } else if (tag) {
+    fail_at(y, e->start_mark, "unsupported tag \"%.64s\"", tag);
+    return;
+  }
   if (!charge(y, e->start_mark, 1, len)) return;
   double num = 0;
   int b = str ? -1 : bool_value(v);
@@ -310,7 +325,10 @@ static void on_scalar(struct yctx *y, const yaml_event_t *e) {
                 : b >= 0 ? cJSON_CreateBool(b)
                 : (core_int(v, &num) || core_float(v, &num)) ? number(num)
                 : cJSON_CreateString(v);
-  if (!node) return nomem(y);
+  if (!node) {
+    nomem(y);
+    return;
+  }
   if (e->data.scalar.anchor) add_anchor(y, (const char *)e->data.scalar.anchor, node, 1, len, 0, e->start_mark);
   if (y->fatal) {
     cJSON_Delete(node);
@@ -321,18 +339,27 @@ static void on_scalar(struct yctx *y, const yaml_event_t *e) {
 
 static void on_start(struct yctx *y, const yaml_event_t *e, bool mapping) {
   struct frame *top = y->depth ? &y->stack[y->depth - 1] : NULL;
-  if (top && cJSON_IsObject(top->node) && !top->key)
-    return fail_at(y, e->start_mark, "only strings can be mapping keys");
-  if (y->depth == YAML_MAX_DEPTH)
-    return fail_at(y, e->start_mark, "nesting deeper than %d levels", YAML_MAX_DEPTH);
+  if (top && cJSON_IsObject(top->node) && !top->key) {
+    fail_at(y, e->start_mark, "only strings can be mapping keys");
+    return;
+  }
+  if (y->depth == YAML_MAX_DEPTH) {
+    fail_at(y, e->start_mark, "nesting deeper than %d levels", YAML_MAX_DEPTH);
+    return;
+  }
   const yaml_char_t *tag = mapping ? e->data.mapping_start.tag : e->data.sequence_start.tag;
   const char *want = mapping ? YAML_MAP_TAG : YAML_SEQ_TAG;
-  if (tag && strcmp((const char *)tag, "!") && strcmp((const char *)tag, want))
-    return fail_at(y, e->start_mark, "unsupported tag \"%.64s\"", (const char *)tag);
+  if (tag && strcmp((const char *)tag, "!") && strcmp((const char *)tag, want)) {
+    fail_at(y, e->start_mark, "unsupported tag \"%.64s\"", (const char *)tag);
+    return;
+  }
   if (!charge(y, e->start_mark, 1, 0)) return;
   struct frame *f = &y->stack[y->depth];
   *f = (struct frame){.nodes0 = y->nodes, .bytes0 = y->bytes};
-  if (!(f->node = mapping ? cJSON_CreateObject() : cJSON_CreateArray())) return nomem(y);
+  if (!(f->node = mapping ? cJSON_CreateObject() : cJSON_CreateArray())) {
+    nomem(y);
+    return;
+  }
   y->depth++;
   const yaml_char_t *anchor = mapping ? e->data.mapping_start.anchor : e->data.sequence_start.anchor;
   if (anchor && !(f->anchor = strdup((const char *)anchor))) nomem(y);
@@ -358,15 +385,23 @@ static void on_end(struct yctx *y, const yaml_event_t *e) {
 static void on_alias(struct yctx *y, const yaml_event_t *e) {
   const char *name = (const char *)e->data.alias.anchor;
   struct frame *top = y->depth ? &y->stack[y->depth - 1] : NULL;
-  if (top && cJSON_IsObject(top->node) && !top->key)
-    return fail_at(y, e->start_mark, "only strings can be mapping keys");
+  if (top && cJSON_IsObject(top->node) && !top->key) {
+    fail_at(y, e->start_mark, "only strings can be mapping keys");
+    return;
+  }
   const struct anchor *a = NULL;
   for (size_t i = y->nanchors; i-- > 0 && !a;)
     if (!strcmp(y->anchors[i].name, name)) a = &y->anchors[i];
-  if (!a) return fail_at(y, e->start_mark, "unknown alias \"*%.64s\"", name);
+  if (!a) {
+    fail_at(y, e->start_mark, "unknown alias \"*%.64s\"", name);
+    return;
+  }
   if (!charge(y, e->start_mark, a->nodes, a->bytes)) return;
   cJSON *copy = cJSON_Duplicate(a->copy, 1);
-  if (!copy) return nomem(y);
+  if (!copy) {
+    nomem(y);
+    return;
+  }
   attach(y, copy, a->height, e->start_mark);
 }
 
@@ -386,13 +421,20 @@ static void on_event(struct yctx *y, yaml_event_t *e) {
 }
 
 static void syntax_error(struct yctx *y, const yaml_parser_t *p, const char *text, size_t len) {
-  if (p->error == YAML_MEMORY_ERROR) return nomem(y);
+  if (p->error == YAML_MEMORY_ERROR) {
+    nomem(y);
+    return;
+  }
   yaml_mark_t m = p->problem_mark;
   if (p->error == YAML_READER_ERROR) { /* the reader reports a byte offset, not a mark */
     m = (yaml_mark_t){0};
     for (size_t i = 0; i < p->problem_offset && i < len; i++) {
-      if (text[i] == '\n') m.line++, m.column = 0;
-      else m.column++;
+      if (text[i] == '\n') {
+        m.line++;
+        m.column = 0;
+      } else {
+        m.column++;
+      }
     }
   }
   bool tab = p->error != YAML_READER_ERROR && m.index < len && text[m.index] == '\t';
@@ -468,6 +510,7 @@ static int sbuf_add(struct sbuf *b, const char *s, size_t n) {
 static int expand_ref(struct sw__conf_ctx *c, const char *s, struct sbuf *b, size_t *used) {
   char q[96];
   const char *close = strchr(s, '}');
+  *used = 0;
   if (!close) {
     sw__conf_err(c, "unterminated \"${\" (write \"$$\" for a literal \"$\")");
     return SW_EPARSE;
@@ -501,7 +544,7 @@ static int expand_string(struct sw__conf_ctx *c, const char *s, char **out) {
   int rc = 0;
   *out = NULL;
   if (!strchr(s, '$')) return 0;
-  while (*s && !rc) {
+  while (!rc && *s) {
     size_t n = strcspn(s, "$");
     if ((rc = sbuf_add(&b, s, n))) break;
     s += n;

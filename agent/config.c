@@ -32,7 +32,10 @@ static void unknown_key(struct sw__conf_ctx *c, const struct sw__conf_table *t, 
   for (size_t i = 0; i < t->nrows; i++) {
     if (kind >= 0 && !applies(&t->rows[i], kind)) continue;
     unsigned dist = sw__conf_edit_distance(key, t->rows[i].key);
-    if (dist < bestd) bestd = dist, best = t->rows[i].key;
+    if (dist < bestd) {
+      bestd = dist;
+      best = t->rows[i].key;
+    }
   }
   unsigned allowed = best ? (unsigned)(strlen(best) + 2) / 4 : 0;
   allowed = allowed < 1 ? 1 : allowed > 3 ? 3 : allowed;

@@ -60,8 +60,11 @@ static bool regex_ok(struct sw__conf_ctx *c, const char *s) {
     return true;
   }
   PCRE2_UCHAR msg[256];
-  if (pcre2_get_error_message(ec, msg, sizeof msg) < 0) strcpy((char *)msg, "unknown error");
-  if (ec == PCRE2_ERROR_NOMEMORY) c->nomem = true;
+  if (ec == PCRE2_ERROR_HEAP_FAILED) {
+    c->nomem = true;
+    return false;
+  }
+  if (pcre2_get_error_message(ec, msg, sizeof msg) < 0) snprintf((char *)msg, sizeof msg, "error %d", ec);
   sw__conf_err(c, "bad pattern at offset %zu: %s", (size_t)off, (const char *)msg);
   return false;
 }
@@ -174,9 +177,11 @@ static void conv_uint(struct sw__conf_ctx *c, const struct sw__conf_row *r, cons
   uint64_t v = 0;
   bool neg;
   int rc = item_uint(it, &v, &neg);
-  if (neg || rc == SW_ETOOBIG) {
+  if (neg || (rc == SW_ETOOBIG && r->max)) {
     format_bound(r, neg ? r->min : r->max, b, sizeof b);
     sw__conf_err(c, "must be at %s %s", neg ? "least" : "most", b);
+  } else if (rc == SW_ETOOBIG) {
+    sw__conf_err(c, "%s is too large", sw__conf_describe(d, sizeof d, it));
   } else if (rc) {
     sw__conf_err(c, "expected an integer, got %s", sw__conf_describe(d, sizeof d, it));
   } else {

@@ -80,7 +80,10 @@ size_t sw__conf_path_key(struct sw__conf_ctx *c, const char *key) {
   size_t n = 0;
   for (const unsigned char *p = (const unsigned char *)key; *p && n < 64; p++)
     k[n++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p; /* keep terminals sane */
-  if (key[n]) memcpy(k + n, "...", 3), n += 3;
+  if (key[n]) {
+    memcpy(k + n, "...", 3);
+    n += 3;
+  }
   if (c->pathlen) path_append(c, ".", 1);
   path_append(c, k, n);
   return saved;
@@ -135,7 +138,7 @@ const char *sw__conf_describe(char *buf, size_t n, const cJSON *it) {
   if (cJSON_IsString(it)) return sw__conf_quote(buf, n, it->valuestring);
   if (cJSON_IsNumber(it)) {
     double v = it->valuedouble;
-    if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v) /* range first: the cast of inf is UB */
       snprintf(buf, n, "%lld", (long long)v);
     else
       snprintf(buf, n, "%g", v);

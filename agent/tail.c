@@ -294,7 +294,9 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
     total += (uint64_t)n;
     if (sw_ingest_open_bytes(t->ing) > SW_OPEN_MAX && sw_ingest_seal(t->ing, f, 0, 0))
       SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
-    if (used < (size_t)n) return total; /* an incomplete last line: wait for the rest */
+    /* A short read that ends mid-line reached the end of what was written: wait for the rest.
+     * A full buffer ending mid-line just means the next line continues past it. */
+    if (used < (size_t)n && n < SW_READ_BUF) return total;
   }
   *more = 1;
   return total;

@@ -23,6 +23,7 @@ struct sw_writer {
   ZSTD_CCtx *cctx;
   struct sw_writer_opts opts;
   char **sinks;
+  uint64_t t_compress, t_commit, t_gc, t_wait, n_batches;
 };
 
 static uint64_t now_ms(void) {
@@ -86,6 +87,7 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
   struct sw_commit_op *ops = calloc(n ? n : 1, sizeof *ops);
   if (!ops) return SW_ENOMEM;
   size_t i = 0;
+  uint64_t t0 = now_ms();
   for (struct sw_writer_job *j = list; j; j = j->next) {
     if (j->op.records && j->packed.len == 0) {
       int rc = sw_chunk_compress(w->cctx, w->opts.zstd_level, j->raw.data, j->raw.len, &j->packed);
@@ -99,8 +101,11 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
     }
     ops[i++] = j->op;
   }
+  w->t_compress += now_ms() - t0;
   struct sw_commit_result res;
+  uint64_t t1 = now_ms();
   int rc = sw_db_commit(w->db, ops, n, w->opts.max_bytes, w->opts.drop_oldest, &res);
+  w->t_commit += now_ms() - t1;
   free(ops);
   if (rc) return rc;
   uint64_t used = atomic_load(&w->used) + res.stored_bytes;
@@ -131,6 +136,7 @@ static void *writer_main(void *arg) {
   struct sw_writer *w = arg;
   uint64_t backoff = 0, last_gc = 0;
   for (;;) {
+    uint64_t tw = now_ms();
     pthread_mutex_lock(&w->mu);
     while (!w->head && !w->stop && !w->kicked) {
       struct timespec ts;
@@ -144,6 +150,8 @@ static void *writer_main(void *arg) {
     int stop = w->stop;
     w->kicked = 0;
     pthread_mutex_unlock(&w->mu);
+    w->t_wait += now_ms() - tw;
+    if (list) w->n_batches++;
     if (list) {
       int rc = commit_batch(w, list);
       if (rc) {
@@ -179,9 +187,11 @@ static void *writer_main(void *arg) {
       if (w->opts.on_commit) w->opts.on_commit(w->opts.arg);
       uv_async_send(&w->async);
     }
-    if (now_ms() - last_gc >= 200) {
+    if (now_ms() - last_gc >= 1000 || (list == NULL && now_ms() - last_gc >= 200)) {
+      uint64_t g = now_ms();
       run_gc(w);
       last_gc = now_ms();
+      w->t_gc += last_gc - g;
     }
     if (stop && !list) {
       pthread_mutex_lock(&w->mu);
@@ -272,6 +282,9 @@ void sw_writer_stop(struct sw_writer *w, uint64_t deadline_ms) {
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
   pthread_join(w->thread, NULL);
+  SW_LOG(SW_L_DEBUG, "writer", "compress %llu ms, commit %llu ms, gc %llu ms, wait %llu ms, %llu batches",
+         (unsigned long long)w->t_compress, (unsigned long long)w->t_commit, (unsigned long long)w->t_gc,
+         (unsigned long long)w->t_wait, (unsigned long long)w->n_batches);
   while (w->head) {
     struct sw_writer_job *n = w->head->next;
     sw_writer_job_free(w->head);

@@ -26,7 +26,7 @@ def generate(name, mib, containers):
             return out, m
     shutil.rmtree(out, ignore_errors=True)
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_docker.py"), "--out", out,
-                        "--containers", str(containers), "--mib", str(mib)],
+                        "--containers", str(containers), "--size", "%dMiB" % mib],
                        check=True, capture_output=True, text=True)
     m = json.loads(r.stdout)
     m.update(mib=mib, containers=containers)
@@ -91,7 +91,7 @@ def run(name, wl, meta, timeout=600):
         raise SystemExit("%s: only %d of %d records shipped in %.0fs" % (name, done, want, elapsed))
     mb = meta["bytes"] / 1e6
     res = {
-        "scenario": name, "input_MB": round(mb, 1), "records": want, "files": meta["files"],
+        "scenario": name, "input_MB": round(mb, 1), "records": want, "files": len(meta["files"]),
         "seconds": round(elapsed, 2), "MB_per_s": round(mb / elapsed, 1),
         "records_per_s": int(want / elapsed), "cpu_s": round(cpu, 2),
         "cpu_s_per_GB": round(cpu / (meta["bytes"] / 1e9), 2),

@@ -109,16 +109,23 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
   return len;
 }
 
+/* 1 for bytes that cannot be copied into a JSON string as they are. */
+static const unsigned char k_special[256] = {
+    [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+};
+
 int sw_buf_put_json_str(struct sw_buf *b, const char *str, size_t n, int *invalid) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str;
-  /* Worst case: every byte becomes \ufffd (6 bytes as UTF-8 escape... 3 raw bytes) or \u00XX. */
   int rc = sw_buf_reserve(b, n + n / 8 + 16);
   if (rc) return rc;
   size_t i = 0;
   while (i < n) {
     size_t run = i;
-    while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\') run++;
+    while (run + 4 <= n && !(k_special[s[run]] | k_special[s[run + 1]] | k_special[s[run + 2]] |
+                             k_special[s[run + 3]]))
+      run += 4;
+    while (run < n && !k_special[s[run]]) run++;
     if (run > i) {
       rc = sw_buf_append(b, s + i, run - i);
       if (rc) return rc;

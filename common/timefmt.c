@@ -95,7 +95,7 @@ static int parse_zone(const char *s, size_t n, size_t i, int64_t *off) {
   int mm = d2(s + i + 4);
   if (hh < 0 || hh > 23 || mm < 0 || mm > 59)
     return SW_EPARSE;
-  *off = (hh * 3600 + mm * 60) * (s[i] == '-' ? -1 : 1);
+  *off = ((int64_t)hh * 3600 + (int64_t)mm * 60) * (s[i] == '-' ? -1 : 1);
   return 0;
 }
 
@@ -126,8 +126,8 @@ int sw_time_parse_rfc3339(const char *s, size_t n, int64_t *ns) {
   if (i >= n || parse_zone(s, n, i, &off) != 0)
     return SW_EPARSE;
 
-  int64_t secs = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hh * 3600 +
-                 mi * 60 + ss - off;
+  int64_t secs = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 +
+                 (int64_t)hh * 3600 + (int64_t)mi * 60 + ss - off;
   if (secs < 0 || secs > (INT64_MAX - frac) / NS_PER_SEC)
     return SW_EPARSE;
   *ns = secs * NS_PER_SEC + frac;

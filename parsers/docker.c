@@ -9,7 +9,8 @@
  * line is SW_EPARSE. Two leniencies, because they only concern bytes a container wrote and we
  * forward them untouched: raw control characters inside strings are accepted, and bytes
  * >= 0x80 are copied as they are without UTF-8 validation (the pipeline flags that).
- * Duplicate keys: the last one wins, as in Go's encoding/json.
+ * Duplicate keys: the last one wins, as in Go's encoding/json (each "log" value is unescaped
+ * into out in turn, and each "time" value must parse).
  *
  * Invariants: line <= p <= end at all times and *p is read only when p < end; nothing is
  * written to out beyond out_cap. Unescaping never lengthens a string ("\uXXXX" is 6 bytes in,
@@ -126,48 +127,66 @@ static const char *decode_escape(const char *s, const char *end, char *buf, size
   return s;
 }
 
-/* First '"' or '\\' in [p, end), or end. Eight bytes at a time: escape-dense strings
- * (JSON logged inside "log") have runs too short for memchr's call overhead to pay off. */
-static const char *find_special(const char *p, const char *end) {
+/* High bit set in each byte of x that is '"' or '\\'. Exact for the lowest such byte
+ * (borrows only run upward), which is all copy_run needs. */
+static uint64_t special_mask(uint64_t x) {
   const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+  uint64_t a = x ^ (ones * '"'), b = x ^ (ones * '\\');
+  return (((a - ones) & ~a) | ((b - ones) & ~b)) & highs;
+}
+
+/* Copies the plain bytes at p up to the next '"' or '\\' to dst[*o..] (only what fits in
+ * cap), advancing *o by their count; returns the special byte's address or end. Eight bytes
+ * per step: escape-dense strings (JSON logged inside "log") have runs too short for memchr
+ * and memcpy call overhead to pay off. A step may store up to 7 bytes past the run (inside
+ * cap; they are overwritten or lie past the final length), and bytes that do not fit are
+ * dropped: the caller then reports the overflow, so such gaps are never seen. */
+static const char *copy_run(const char *p, const char *end, char *dst, size_t cap, size_t *o) {
+  size_t n = *o;
   while (end - p >= 8) {
     uint64_t x;
     memcpy(&x, p, 8);
-    uint64_t a = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    if (((a - ones) & ~a & highs) | ((b - ones) & ~b & highs))
+    uint64_t m = special_mask(x);
+    if (n + 8 <= cap)
+      memcpy(dst + n, &x, 8);
+    if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      size_t k = (size_t)__builtin_ctzll(m) / 8; /* the first special byte's index */
+      if (n + 8 > cap)
+        break; /* let the byte loop below store what fits */
+      *o = n + k;
+      return p + k;
+#else
       break;
+#endif
+    }
     p += 8;
+    n += 8;
   }
-  while (p < end && *p != '"' && *p != '\\')
-    p++;
+  for (; p < end && *p != '"' && *p != '\\'; p++, n++)
+    if (n < cap)
+      dst[n] = *p;
+  *o = n;
   return p;
-}
-
-/* Appends n bytes at dst[*o] if they fit in cap; *o always advances so the caller learns the
- * full length. Once something did not fit, nothing later fits either (no holes). */
-static void emit(char *dst, size_t cap, size_t *o, const char *src, size_t n) {
-  if (n > 0 && *o <= cap && n <= cap - *o)
-    memcpy(dst + *o, src, n);
-  *o += n;
 }
 
 /* Unescapes the JSON string whose body starts at p (just past the opening quote) into
  * dst[0..cap) (dst may be NULL with cap 0 to only validate). *dlen receives the unescaped
- * length, even when it exceeds cap. Returns the pointer past the closing quote, or NULL if
- * the string is unterminated or holds a malformed escape. */
+ * length, even when it exceeds cap (the content is then incomplete). Returns the pointer
+ * past the closing quote, or NULL if the string is unterminated or has a malformed escape. */
 static const char *unescape_str(const char *p, const char *end, char *dst, size_t cap,
                                 size_t *dlen) {
-  size_t o = 0;
   const char *q = memchr(p, '"', (size_t)(end - p));
   if (q == NULL)
     return NULL;
   const char *b = memchr(p, '\\', (size_t)(q - p));
-  if (b == NULL) { /* fast path: no escapes */
-    emit(dst, cap, &o, p, (size_t)(q - p));
+  size_t o = (size_t)((b != NULL ? b : q) - p);
+  if (o > 0 && o <= cap)
+    memcpy(dst, p, o);
+  if (b == NULL) { /* fast path: no escapes, one memcpy */
     *dlen = o;
     return q + 1;
   }
-  emit(dst, cap, &o, p, (size_t)(b - p));
   p = b;
   for (;;) {
     if (*p == '"') {
@@ -179,12 +198,12 @@ static const char *unescape_str(const char *p, const char *end, char *dst, size_
     p = decode_escape(p, end, buf, &n);
     if (p == NULL)
       return NULL;
-    emit(dst, cap, &o, buf, n);
-    const char *s = find_special(p, end);
-    if (s == end)
+    for (size_t i = 0; i < n; i++, o++)
+      if (o < cap)
+        dst[o] = buf[i];
+    p = copy_run(p, end, dst, cap, &o);
+    if (p == end)
       return NULL;
-    emit(dst, cap, &o, p, (size_t)(s - p));
-    p = s;
   }
 }
 

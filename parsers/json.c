@@ -1,8 +1,8 @@
 /* json.c - strict validator for one-JSON-object-per-line logs, plus event-time extraction.
  *
- * No tree and no recursion: one pass with an explicit bit stack (bit d = "level d is an
- * array"), so a line of a million '[' costs a bounded loop, not a C stack overflow. The top-
- * level object is level 1, so at most SW_JSON_MAX_DEPTH containers may be open at once.
+ * No tree and no recursion: one pass with an explicit bit stack (one bit per open container:
+ * array or object), so a line of a million '[' costs a bounded loop, not a C stack overflow.
+ * The top-level object is level 1, so at most SW_JSON_MAX_DEPTH containers may be open.
  *
  * Strictness is RFC 8259's grammar: no comments, trailing commas, single quotes, NaN, leading
  * zeros or raw control characters in strings. Bytes >= 0x80 are not checked for UTF-8

@@ -18,8 +18,10 @@
 #include "../common/log.h"
 #include "ndjson.h"
 
-#define BATCH_RAW (2u << 20)
-#define BATCH_ROWS 64
+/* One delivery = up to this much raw chunk data, written chunk by chunk (memory stays at one
+ * chunk's NDJSON), then one fdatasync and one cursor commit: syncs stay rare at full speed. */
+#define BATCH_RAW (32u << 20)
+#define BATCH_ROWS 256
 
 struct sw_file_sink {
   pthread_t thread;
@@ -35,7 +37,7 @@ struct sw_file_sink {
   ZSTD_DCtx *dctx;
   struct sw_buf raw, out;
   int64_t batch_last;
-  uint64_t batch_records;
+  uint64_t batch_records, batch_bytes;
   int batch_err;
 };
 
@@ -82,22 +84,6 @@ static int open_output(struct sw_file_sink *s) {
   return SW_OK;
 }
 
-static int on_chunk(void *arg, const struct sw_chunk_row *row) {
-  struct sw_file_sink *s = arg;
-  sw_buf_reset(&s->raw);
-  int rc = sw_chunk_decompress(s->dctx, row->data, row->len, &s->raw);
-  uint64_t n = 0;
-  if (!rc) rc = sw_ndjson_encode(row, s->raw.data, s->raw.len, &s->out, &n);
-  if (rc) {
-    /* A damaged chunk must not wedge the sink forever: skip it loudly. */
-    SW_LOG(SW_L_ERROR, "sink", "%s: chunk %lld is unreadable (%s); skipped", s->name,
-           (long long)row->id, sw_strerror(rc));
-  }
-  s->batch_records += n;
-  s->batch_last = row->id;
-  return 0;
-}
-
 static int write_all(int fd, const char *p, size_t n, uint64_t off) {
   while (n) {
     ssize_t w = pwrite(fd, p, n, (off_t)off);
@@ -112,38 +98,66 @@ static int write_all(int fd, const char *p, size_t n, uint64_t off) {
   return 0;
 }
 
+static int on_chunk(void *arg, const struct sw_chunk_row *row) {
+  struct sw_file_sink *s = arg;
+  sw_buf_reset(&s->raw);
+  sw_buf_reset(&s->out);
+  int rc = sw_chunk_decompress(s->dctx, row->data, row->len, &s->raw);
+  uint64_t n = 0;
+  if (!rc) rc = sw_ndjson_encode(row, s->raw.data, s->raw.len, &s->out, &n);
+  if (rc) {
+    /* A damaged chunk must not wedge the sink forever: skip it loudly. */
+    SW_LOG(SW_L_ERROR, "sink", "%s: chunk %lld is unreadable (%s); skipped", s->name,
+           (long long)row->id, sw_strerror(rc));
+    n = 0;
+    s->out.len = 0;
+  }
+  int werr = write_all(s->fd, s->out.data, s->out.len, s->cur.out_bytes + s->batch_bytes);
+  if (werr) {
+    s->batch_err = werr;
+    return 1; /* stop; the batch so far is discarded by the caller */
+  }
+  s->batch_bytes += s->out.len;
+  s->batch_records += n;
+  s->batch_last = row->id;
+  return 0;
+}
+
 /* Ships one batch. Returns 1 if something was shipped, 0 if idle, <0 on error. */
 static int ship_batch(struct sw_file_sink *s) {
-  sw_buf_reset(&s->out);
-  s->batch_last = s->cur.acked;
-  s->batch_records = 0;
-  int rc = sw_db_chunks_after(s->db, s->cur.acked, BATCH_ROWS, BATCH_RAW, on_chunk, s);
-  if (rc) return rc;
-  if (s->batch_last == s->cur.acked) return 0;
   struct stat st;
   if (stat(s->path, &st) != 0 || (uint64_t)st.st_ino != s->cur.out_ino) {
     SW_LOG(SW_L_INFO, "sink", "%s: %s was moved away; reopening", s->name, s->path);
     close(s->fd);
-    if ((rc = open_output(s))) return rc;
+    int orc = open_output(s);
+    if (orc) return orc;
   }
-  int werr = write_all(s->fd, s->out.data, s->out.len, s->cur.out_bytes);
-  if (!werr && fdatasync(s->fd)) werr = -errno;
+  s->batch_last = s->cur.acked;
+  s->batch_records = s->batch_bytes = 0;
+  s->batch_err = 0;
+  int rc = sw_db_chunks_after(s->db, s->cur.acked, BATCH_ROWS, BATCH_RAW, on_chunk, s);
+  int werr = s->batch_err;
+  if (!rc && !werr && s->batch_last == s->cur.acked) return 0;
+  if (!rc && !werr && fdatasync(s->fd)) werr = -errno;
   if (werr) {
     SW_LOG(SW_L_ERROR, "sink", "%s: writing %s failed: %s (will retry)", s->name, s->path,
            strerror(-werr));
+    rc = SW_EIO;
+  }
+  if (rc) {
     if (ftruncate(s->fd, (off_t)s->cur.out_bytes)) { /* best effort; redone at restart */ }
-    return SW_EIO;
+    return rc;
   }
   struct sw_sink_cursor next = s->cur;
   next.acked = s->batch_last;
-  next.out_bytes += s->out.len;
+  next.out_bytes += s->batch_bytes;
   next.sent_records += s->batch_records;
   if ((rc = sw_db_cursor_set(s->db, s->name, &next))) {
     if (ftruncate(s->fd, (off_t)s->cur.out_bytes)) { /* best effort; redone at restart */ }
     return rc;
   }
   s->cur = next;
-  if (s->out.cap > 8 * BATCH_RAW) sw_buf_shrink(&s->out, 0);
+  if (s->out.cap > (4u << 20)) sw_buf_shrink(&s->out, 0);
   sw_writer_kick(s->w); /* acknowledged chunks can go */
   return 1;
 }

@@ -7,9 +7,30 @@
 #include "../parsers/record.h"
 
 static int has_high_bytes(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ULL) return 1;
+  }
+  for (; i < n; i++)
     if ((unsigned char)s[i] >= 0x80) return 1;
   return 0;
+}
+
+/* Formats ts, reusing the "YYYY-MM-DDTHH:MM:SS" part while the second does not change. */
+static void format_ts(int64_t ns, int64_t *cached_sec, char *ts) {
+  int64_t sec = ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000;
+  if (sec != *cached_sec) {
+    sw_time_format_rfc3339(ns, ts);
+    *cached_sec = sec;
+    return;
+  }
+  int64_t frac = ns - sec * 1000000000;
+  for (int i = 28; i >= 20; i--) {
+    ts[i] = (char)('0' + frac % 10);
+    frac /= 10;
+  }
 }
 
 int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw_len,
@@ -26,9 +47,10 @@ int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw
   struct sw_record_view r;
   uint64_t n = 0;
   int more;
+  char ts[SW_TIME_RFC3339_LEN + 1];
+  int64_t cached_sec = INT64_MIN;
   while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
-    char ts[SW_TIME_RFC3339_LEN + 1];
-    sw_time_format_rfc3339(r.ts_ns, ts);
+    format_ts(r.ts_ns, &cached_sec, ts);
     int invalid = 0;
     if (has_high_bytes(r.line, r.len)) { /* rare: learn validity before the labels are written */
       sw_buf_reset(&probe);

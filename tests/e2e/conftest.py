@@ -25,6 +25,9 @@ DEFAULT_BIN = REPO / "build" / "spillway"
 HOST = "testhost"
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
 RECORD_KEYS = ["ts", "labels", "stream", "line"]
+# The raw bytes of one output line: compact JSON, keys in contract order (escaping is free).
+RAW_RE = re.compile(rb'^\{"ts":"[0-9T:.Z-]{30}","labels":\{.*\},"stream":"(?:stdout|stderr|file)",'
+                    rb'"line":".*"(?:,"truncated":"true")?\}$', re.S)
 STOP_TIMEOUT = 5.0  # the contract: SIGTERM/SIGINT -> flush, commit, exit 0 within 5 s
 
 _LIVE = weakref.WeakSet()  # every Agent, so a crashed test still leaves no process behind
@@ -354,6 +357,8 @@ class Agent:
                 raise AssertionError("sink output line %d is not valid UTF-8 JSON (%s): %r"
                                      % (i + 1, e, raw[:300]))
             if check_shape:
+                assert RAW_RE.match(raw), "sink output line %d is not compact NDJSON in the " \
+                    "contract's key order: %.300r" % (i + 1, raw)
                 check_record_shape(rec, i + 1)
             recs.append(rec)
         return recs

@@ -272,24 +272,39 @@ def test_last_line_without_newline_waits_for_completion(agent, workdir):
 
 
 def test_file_deleted_while_being_read_is_fully_delivered(agent, workdir):
+    """The app keeps appending (never more than 2000 lines ahead of the sink), the file is
+    unlinked while the agent is still behind, and the app writes 500 more lines through its
+    open descriptor before closing it. Everything written before the unlink must arrive; of the
+    500 later lines any prefix may arrive (the agent may stop at the end it sees); nothing twice,
+    nothing out of order, and the descriptor is closed once the file is drained."""
     d = workdir / "app"
     d.mkdir()
-    path = d / "big.log"
-    n = 400_000
-    lines = ["line %06d %s" % (i, "z" * (i % 150)) for i in range(n)]
-    path.write_text("".join(x + "\n" for x in lines))
-    agent.write_config([text_source(d)],
-                       buffer={"max_bytes": "4MiB", "when_full": "block",
-                               "chunk": {"max_records": 1000, "max_bytes": "256KiB",
-                                         "max_wait": "200ms"}})
+    path = d / "app.log"
+    lines = ["line %06d %s" % (i, "z" * (i % 150)) for i in range(40_500)]
+    agent.write_config([text_source(d)])
     agent.start()
-    agent.wait_for(lambda: agent.output_count() > 0, 30, "the first records")
-    os.unlink(path)
-    mid_read = agent.output_count() < n
-    agent.wait_count(n, timeout=60)
+    f = open(path, "ab")
+    try:
+        written = 0
+        for _ in range(1000):
+            if written >= 40_000:
+                break
+            agent.wait_count(written - 2000, timeout=30)
+            f.write("".join(x + "\n" for x in lines[written:written + 500]).encode())
+            f.flush()
+            written += 500
+        shipped = agent.output_count()
+        os.unlink(path)
+        f.write("".join(x + "\n" for x in lines[40_000:]).encode())
+        f.flush()
+    finally:
+        f.close()
+    print("unlinked with %d of 40000 lines shipped" % shipped)
+    agent.wait_count(40_000, timeout=60)
     agent.wait_for(lambda: not agent.deleted_fds(d), 5,
                    "the deleted, drained file's descriptor to be closed")
     agent.stop()
     got = [r["line"] for r in agent.read_output()]
-    assert len(got) == n and got == lines, "deleted file: %d of %d lines delivered (%s)" % (
-        len(got), n, "deleted mid-read" if mid_read else "deleted after the read")
+    assert got[:40_000] == lines[:40_000], "lines written before the unlink: %d of 40000 " \
+        "delivered in order" % sum(1 for a, b in zip(got, lines) if a == b)
+    assert got == lines[:len(got)], "the lines written after the unlink are not a clean prefix"

@@ -5,6 +5,7 @@ relative paths, and `run` refusing an invalid config."""
 import random
 import re
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -147,6 +148,7 @@ def test_sigterm_under_load_exits_within_5s_and_loses_nothing(agent, workdir):
     took = agent.stop(signal.SIGTERM)
     assert took <= 5.0
     shipped_at_stop = agent.output_count_full()
+    print("SIGTERM took %.2fs with %d of 180000 records shipped" % (took, shipped_at_stop))
     agent.start()
     agent.wait_count(180_000, timeout=90, exact_recount=True, interval=0.25)
     agent.stop()
@@ -194,3 +196,16 @@ def test_run_refuses_an_invalid_config(agent, workdir):
     err = agent.stderr_tail(10000)
     assert rc != 0, err
     assert "%s: buffer.max_bytes: " % agent.config_path in err, err
+
+
+def test_host_label_defaults_to_the_hostname(agent, workdir):
+    d = workdir / "app"
+    d.mkdir()
+    (d / "a.log").write_text("hello\n")
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}],
+                       hostname=None)
+    agent.start()
+    agent.wait_count(1, timeout=30)
+    agent.stop()
+    rec = agent.read_output()[0]
+    assert rec["labels"]["host"] == socket.gethostname(), rec["labels"]

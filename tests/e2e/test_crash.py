@@ -27,6 +27,7 @@ class Writer(threading.Thread):
     def __init__(self, feeds, out_path, seed, lag=25_000):
         super().__init__(daemon=True)
         self.feeds = feeds
+        self.allow = 0  # records the test lets it write so far (spreads ingest over the kills)
         self.rng = random.Random(seed)
         self.counter = LineCounter(out_path)
         self.lag = lag
@@ -42,10 +43,11 @@ class Writer(threading.Thread):
                 active = [f for f in self.feeds if not f.done]
                 if not active or self.halt.is_set():
                     return
-                ok = poll(lambda: self.counter.count() >= self.written() - self.lag
-                          or self.halt.is_set(), timeout=60)
+                ok = poll(lambda: (self.counter.count() >= self.written() - self.lag
+                           and self.written() < self.allow) or self.halt.is_set(), timeout=60)
                 if not ok:
-                    self.error = "the sink made no progress for 60 s"
+                    self.error = "no progress for 60 s (written %d, allowed %d, sink %d)" % (
+                        self.written(), self.allow, self.counter.count())
                     return
                 f = self.rng.choice(active)
                 f.feed(self.rng.randint(50, 1500), self.rng, cut_ratio=0.3)
@@ -72,31 +74,46 @@ def test_kill9_at_random_moments_loses_and_duplicates_nothing(agent, workdir):
         buffer={"max_bytes": "1GiB", "when_full": "block",
                 "chunk": {"max_records": 2000, "max_bytes": "1MiB", "max_wait": "200ms"}})
     writer = Writer(feeds, agent.out_path, seed=77)
+    writer.allow = TOTAL // KILLS
     agent.start()
     writer.start()
     log = []
     try:
         for i in range(KILLS):
             assert time.monotonic() - t_begin < BUDGET_S - 60, "kill loop too slow: %s" % log
+            t_kill = time.monotonic()
+            writer.allow = TOTAL * (i + 1) // KILLS
             r = rng.random()
             if r < 0.15:
-                how = "right after exec"
-            elif r < 0.30:
                 how = "once a log file is open"
                 agent.wait_for(lambda: any("-json.log" in t for t in agent.fd_targets()), 15,
                                "spillway to open a container log")
+            elif r < 0.35:
+                base = writer.written()
+                step = rng.randint(1, 4000)
+                how = "after %d more records written" % step
+                agent.wait_for(lambda: writer.written() >= min(base + step, writer.allow)
+                               or not writer.is_alive(), 30,
+                               "writer progress before kill %d" % (i + 1))
             else:
                 base = agent.output_count()
-                step = rng.randint(1, 12_000)
+                step = rng.randint(1, 8000)
                 how = "after %d more records shipped" % step
-                agent.wait_for(lambda: agent.output_count() >= base + step
-                               or (not writer.is_alive()
-                                   and agent.output_count() >= TOTAL), 30,
+                # ...or once it has caught up with everything written so far
+                agent.wait_for(lambda: agent.output_count() >= min(base + step, writer.allow)
+                               or not writer.is_alive(), 30,
                                "progress before kill %d (%s)" % (i + 1, how))
             agent.kill9()
-            log.append((i + 1, how, agent.output_count_full()))
+            log.append((i + 1, how, agent.output_count_full(), writer.written(),
+                        round(time.monotonic() - t_kill, 2)))
             assert writer.error is None, writer.error
+            exec_kill = rng.random() < 0.15
+            if exec_kill:  # and sometimes kill it again before it has even started up
+                agent.start(wait_ready=False)
+                agent.kill9()
+                log.append((i + 1, "right after exec"))
             agent.start()
+        writer.allow = TOTAL
         writer.join(timeout=max(10, BUDGET_S - 40 - (time.monotonic() - t_begin)))
         assert not writer.is_alive(), "writer did not finish in time"
         assert writer.error is None, writer.error
@@ -107,6 +124,7 @@ def test_kill9_at_random_moments_loses_and_duplicates_nothing(agent, workdir):
         writer.halt.set()
         writer.join(timeout=10)
 
+    print("kills (n, moment, sink lines, records written, seconds):", log)
     recs = agent.read_output()
     expected = {c.key(): wl.exp for c, wl in zip(conts, wls)}
     labels = {c.key(): c.labels(HOST, "docker") for c in conts}

@@ -12,6 +12,9 @@ from conftest import HOST, by_name, wait_for
 from loggen import CriContainer, DockerContainer, Feed, fmt_ts, parse_ts
 
 
+B0 = loggen.BASE_NS
+
+
 def container_sources(workdir, read_from="head"):
     return [
         {"name": "docker", "type": "docker", "paths": ["%s/containers/*/*-json.log" % workdir],
@@ -132,6 +135,7 @@ def test_files_created_while_running_are_picked_up_within_about_a_second(agent, 
         agent.wait_count(n, timeout=15)
         latencies[kind] = time.monotonic() - t0
         expected[key], labels[key] = exp, lab
+    print("pick-up latencies:", {k: round(v, 2) for k, v in latencies.items()})
     slow = {k: round(v, 2) for k, v in latencies.items() if v > 3.0}
     assert not slow, "new files took too long to show up in the sink (contract: ~1 s): %s" % slow
 
@@ -324,3 +328,62 @@ def test_partials_join_per_stream_when_streams_interleave(agent, workdir):
         want = c.labels(HOST, "docker") if "container_id" in r["labels"] else p.labels(HOST,
                                                                                       "pods")
         assert r["labels"] == want
+
+
+def test_partial_lines_pending_across_a_restart(agent, workdir):
+    """Pieces of a docker/CRI line written before a graceful stop, the rest after the restart:
+    one record, with the first piece's ts, exactly once."""
+    rng = random.Random(14)
+    c = DockerContainer.create(workdir / "containers", rng, "pending")
+    p = CriContainer.create(workdir / "pods", rng, "default", "pending-0", "main")
+    big = loggen.long_ascii(rng, 40000)
+    pieces = loggen.docker_pieces(big)  # 3 pieces, the last with "\n"
+    c.path.write_bytes(loggen.docker_entry("before\n", "stdout", B0) +
+                       b"".join(loggen.docker_entry(x, "stdout", B0 + 1 + i)
+                                for i, x in enumerate(pieces[:2])))
+    p.path.write_bytes(loggen.cri_line(B0, "stderr", "F", "before") +
+                       loggen.cri_line(B0 + 1, "stderr", "P", "part one, ") +
+                       loggen.cri_line(B0 + 2, "stderr", "P", "part two, "))
+    agent.write_config(container_sources(workdir))
+    agent.start()
+    agent.wait_count(2, timeout=30)
+    agent.assert_never(lambda: agent.output_count() > 2, 0.5, "an incomplete line was emitted")
+    agent.stop()
+    agent.start()
+    with open(c.path, "ab") as f:
+        f.write(loggen.docker_entry(pieces[2], "stdout", B0 + 3))
+        f.write(loggen.docker_entry("after\n", "stdout", B0 + 4))
+    with open(p.path, "ab") as f:
+        f.write(loggen.cri_line(B0 + 3, "stderr", "F", "end"))
+        f.write(loggen.cri_line(B0 + 4, "stderr", "F", "after"))
+    agent.wait_count(6, timeout=30)
+    agent.stop()
+    loggen.check_exactly_once(
+        {c.key(): [(fmt_ts(B0), "stdout", "before"), (fmt_ts(B0 + 1), "stdout", big),
+                   (fmt_ts(B0 + 4), "stdout", "after")],
+         p.key(): [(fmt_ts(B0), "stderr", "before"),
+                   (fmt_ts(B0 + 1), "stderr", "part one, part two, end"),
+                   (fmt_ts(B0 + 4), "stderr", "after")]},
+        {c.key(): c.labels(HOST, "docker"), p.key(): p.labels(HOST, "pods")},
+        agent.read_output())
+
+
+def test_odd_file_names_and_many_files(agent, workdir):
+    d = workdir / "app dir ü"
+    d.mkdir()
+    names = ["plain.log", "with space.log", "ünïcödé-日本.log", 'quote"back\\slash.log']
+    names += ["many-%03d.log" % i for i in range(300)]
+    for i, n in enumerate(names):
+        (d / n).write_text("".join("%s #%d\n" % (n, j) for j in range(20)))
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}])
+    agent.start()
+    agent.wait_count(20 * len(names), timeout=60)
+    agent.stop()
+    recs = agent.read_output()
+    assert len(recs) == 20 * len(names)
+    by_file = {}
+    for r in recs:
+        by_file.setdefault(r["labels"]["filename"], []).append(r["line"])
+    assert set(by_file) == {str(d / n) for n in names}
+    for n in names:
+        assert by_file[str(d / n)] == ["%s #%d" % (n, j) for j in range(20)], n

@@ -244,6 +244,7 @@ def test_inode_reuse_new_file_is_read_from_its_start(agent, workdir):
             p.unlink()
 
     expected = old + new
+    print("inode %d reused by a new file: %s" % (ino, reused))
     if not reused:
         # The filesystem would not hand the inode back within 200 tries: take the fingerprint
         # path instead. Deliver `new` from a fresh file, then, agent stopped, give that inode
@@ -315,3 +316,42 @@ def test_deleted_file_descriptor_is_closed_once_drained(agent, workdir):
         assert got == want
     st = agent.status()
     assert by_name(st["sources"], "app")["records"] == 3001
+
+
+@pytest.mark.parametrize("method", ["rename", "copytruncate"])
+def test_rotation_while_stopped_is_continued_after_restart(agent, workdir, method):
+    """Rotated while the agent is down (glob matches the rotated name): after the restart the
+    rotated file is recognised by its fingerprint and continued from the stored offset, and the
+    new file is read from its start. Exactly once."""
+    d = workdir / "app"
+    d.mkdir()
+    path = d / "app.log"
+    first = _lines("first", 300, 30)
+    path.write_text("".join(x + "\n" for x in first))
+    agent.write_config([{"name": "app", "type": "file", "paths": [str(d / "app.log*")]}])
+    agent.start()
+    agent.wait_count(300, timeout=30)
+    agent.stop()
+    unread = _lines("unread", 200, 30)  # appended while the agent is down, then rotated
+    with open(path, "a") as f:
+        f.write("".join(x + "\n" for x in unread))
+    rotated = d / "app.log.1"
+    if method == "rename":
+        os.rename(path, rotated)
+    else:
+        shutil.copyfile(path, rotated)
+        os.truncate(path, 0)
+    fresh = _lines("fresh", 250, 30)
+    with open(path, "a") as f:
+        f.write("".join(x + "\n" for x in fresh))
+    agent.start()
+    agent.wait_count(750, timeout=30)
+    agent.assert_never(lambda: agent.output_count() > 750, 1.0, "records were read twice")
+    agent.stop()
+    got = [r["line"] for r in agent.read_output()]
+    assert sorted(got) == sorted(first + unread + fresh) and len(got) == 750, \
+        "lost %d, duplicated %d" % (len(set(first + unread + fresh) - set(got)),
+                                    len(got) - len(set(got)))
+    assert got[:300] == first
+    assert [x for x in got if x.startswith("unread")] == unread
+    assert [x for x in got if x.startswith("fresh")] == fresh

@@ -19,6 +19,52 @@
 #include "agent/config.h"
 #include "agent/config_schema.h" /* sw__config_load_string_opts (BUILD LIMITATION) */
 
+/* Allocation failure injection (SQLite-style anomaly test): without a sanitizer, this file
+ * replaces malloc & co. to fail the Nth allocation and to count live blocks. */
+#if defined(__SANITIZE_ADDRESS__)
+#define INJECT_ALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define INJECT_ALLOC 0
+#endif
+#endif
+#ifndef INJECT_ALLOC
+#define INJECT_ALLOC 1
+#endif
+
+#if INJECT_ALLOC
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+static long alloc_fail_at = -1; /* allocation number to fail; -1: none */
+static long alloc_count, alloc_live;
+
+static bool alloc_fails(void) {
+  return alloc_fail_at >= 0 && alloc_count++ == alloc_fail_at;
+}
+void *malloc(size_t n) {
+  void *p = alloc_fails() ? NULL : __libc_malloc(n);
+  alloc_live += p != NULL;
+  return p;
+}
+void *calloc(size_t n, size_t size) {
+  void *p = alloc_fails() ? NULL : __libc_calloc(n, size);
+  alloc_live += p != NULL;
+  return p;
+}
+void *realloc(void *p, size_t n) {
+  if (alloc_fails()) return NULL;
+  void *q = __libc_realloc(p, n);
+  alloc_live += (!p && q) - (p && !n && !q);
+  return q;
+}
+void free(void *p) {
+  alloc_live -= p != NULL;
+  __libc_free(p);
+}
+#endif
+
 #define NAME "/etc/spillway/t.yaml"
 #define F NAME ": "
 #define MAXW 8
@@ -92,10 +138,12 @@ static void test_yaml_errors(void **state) {
       {"log: &x {level: *x}\n", {F "line 1, column 17: unknown alias \"*x\""}},
       {"log: !!binary abc\n", {F "line 1, column 6: unsupported tag \"tag:yaml.org,2002:binary\""}},
       {"log: !custom {}\n", {F "line 1, column 6: unsupported tag \"!custom\""}},
+      {"sources: !!set [a]\n", {F "line 1, column 10: unsupported tag \"tag:yaml.org,2002:set\""}},
       {"? [a]\n: 1\n", {F "line 1, column 3: only strings can be mapping keys"}},
       {"hostname: \"a\\0b\"\n", {F "line 1, column 11: NUL characters are not allowed"}},
       {"- a\n- b\n", {F "expected a mapping at the top level, got a list"}},
       {"just text\n", {F "expected a mapping at the top level, got \"just text\""}},
+      {".Inf", {F "expected a mapping at the top level, got inf"}}, /* fuzz: cast of inf to long long */
       {"<<: 5\n", {F "line 1, column 5: the value of \"<<\" must be a mapping or a list of mappings"}},
       {"log: {<<: {level: info}, <<: {format: text}}\n", {F "log.<<: duplicate key (line 1, column 26)"}},
       {"log: \xff\n", {F "line 1, column 6: invalid leading UTF-8 octet"}},
@@ -189,6 +237,84 @@ static void test_yaml_features(void **state) {
   assert_int_equal(cfg->log.format, SW_LOG_FORMAT_TEXT);
   assert_int_equal(cfg->buffer.chunk_max_records, 42);
   sw_config_free(cfg);
+}
+
+static void test_yaml_scalars(void **state) {
+  (void)state;
+  struct sw_config *cfg = load_ok(NAME,
+                                  "hostname: ! 123\n"
+                                  "data_dir: !!str /d\n"
+                                  "buffer:\n"
+                                  "  max_bytes: 0x40000000\n"
+                                  "  chunk: {max_records: 0o17, max_bytes: +8192}\n"
+                                  "sources:\n"
+                                  "  - name: a\n"
+                                  "    type: file\n"
+                                  "    paths: ['/c/[ab]*.log', '/d/\\*.log', '/e/[]x]/?.log']\n"
+                                  "    multiline: {max_lines: 1e2}\n",
+                                  false);
+  assert_string_equal(cfg->hostname, "123");
+  assert_string_equal(cfg->data_dir, "/d");
+  assert_int_equal(cfg->buffer.max_bytes, 1u << 30);
+  assert_int_equal(cfg->buffer.chunk_max_records, 15);
+  assert_int_equal(cfg->buffer.chunk_max_bytes, 8192);
+  assert_string_equal(cfg->sources[0].paths[1], "/d/\\*.log");
+  assert_int_equal(cfg->sources[0].multiline.max_lines, 100);
+  sw_config_free(cfg);
+
+  static const struct err_case cases[] = {
+      {"buffer: {chunk: {max_records: .inf}}\n", {F "buffer.chunk.max_records: expected an integer, got inf"}},
+      {"buffer: {chunk: {max_records: -.inf}}\n", {F "buffer.chunk.max_records: expected an integer, got -inf"}},
+      {"buffer: {chunk: {max_records: 0x}}\n", {F "buffer.chunk.max_records: expected an integer, got \"0x\""}},
+      {"buffer: {chunk: {max_records: 1e}}\n", {F "buffer.chunk.max_records: expected an integer, got \"1e\""}},
+      {"buffer: {chunk: {max_records: '12'}}\nlog: {level: null}\nserver: ~\n", {NULL}},
+      {"x-a: &a k\n*a : 1\n", {F "line 2, column 1: only strings can be mapping keys"}},
+      {"hostname: \"a\\nb\"\nbuffer: {max_bytes: \"a\\nb\"}\n",
+       {F "buffer.max_bytes: expected a size like 64KiB, got \"a\\nb\""}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (!cases[i].want[0]) {
+      sw_config_free(load_ok(NAME, cases[i].text, false));
+      continue;
+    }
+    assert_true(fails_with(NAME, cases[i].text, strlen(cases[i].text), false, cases[i].want));
+  }
+}
+
+static void test_yaml_big(void **state) {
+  (void)state;
+  /* 16MiB of text through aliases of a 1MiB string: the anchor's copy and 14 aliases fit */
+  size_t mib = 1u << 20, o = 0;
+  char *text = malloc(mib + 4096);
+  assert_non_null(text);
+  o += (size_t)sprintf(text, "x-a: &a '");
+  memset(text + o, 'x', mib - 1);
+  o += mib - 1;
+  o += (size_t)sprintf(text + o, "'\nx-b: [");
+  for (int i = 0; i < 16; i++) o += (size_t)sprintf(text + o, "*a, ");
+  o += (size_t)sprintf(text + o, "]\n");
+  const char *w1[] = {F "line 2, column 63: document too large: more than 16MiB of text (aliases included)", NULL};
+  assert_true(fails_with(NAME, text, o, false, w1));
+
+  /* keys per mapping are capped (duplicate detection is a linear scan) */
+  o = (size_t)sprintf(text, "x-big:\n");
+  for (int i = 0; i <= 10000; i++) o += (size_t)sprintf(text + o, "  k%d: 1\n", i);
+  const char *w2[] = {F "line 10002, column 3: more than 10000 keys in one mapping", NULL};
+  assert_true(fails_with(NAME, text, o, false, w2));
+
+  /* long key paths are cut */
+  char k[80];
+  memset(k, 'k', 79);
+  k[79] = '\0';
+  o = (size_t)sprintf(text, "x-%s: {%s: {%s: {%s: {%s: 1, %s: 2}}}}\n", k, k, k, k, k, k);
+  struct sw_config *cfg = NULL;
+  struct sw_conf_errors e = {0};
+  assert_int_equal(sw_config_load_string(NAME, text, o, &cfg, &e), SW_ECONFIG);
+  assert_int_equal(e.n, 1);
+  assert_true(strlen(e.msgs[0]) < 256 + 100);
+  assert_non_null(strstr(e.msgs[0], "kkk...: duplicate key (line 1, column 4"));
+  sw_conf_errors_free(&e);
+  free(text);
 }
 
 static void test_json(void **state) {
@@ -423,6 +549,12 @@ static void test_sink_errors(void **state) {
       {"sinks: [{name: l, type: loki, url: 'http://l', password_file: /nonexistent/pw}]\n",
        {F "sinks[0].password_file: cannot read secret file \"/nonexistent/pw\": No such file or directory",
         F "sinks[0].username: required when password_file is set", UNAVAILABLE(0, "loki")}},
+      {"sinks: [{name: s, type: s3, bucket: b, access_key_file: ~, secret_key_file: ''}, "
+       "{name: t, type: s3, bucket: b, access_key_file: /nonexistent/a}]\n",
+       {F "sinks[0].secret_key_file: must not be empty", F "sinks[0].access_key_file: required when secret_key_file is set",
+        UNAVAILABLE(0, "s3"),
+        F "sinks[1].access_key_file: cannot read secret file \"/nonexistent/a\": No such file or directory",
+        F "sinks[1].secret_key_file: required when access_key_file is set", UNAVAILABLE(1, "s3")}},
       {"sinks: [{name: s, type: s3, bucket: b, secret_key_file: 5}]\n",
        {F "sinks[0].secret_key_file: expected a string, got 5",
         F "sinks[0].access_key_file: required when secret_key_file is set", UNAVAILABLE(0, "s3")}},
@@ -467,6 +599,8 @@ static void test_env(void **state) {
       {"sources:\n  - {name: a, type: file, paths: /x}\n  - {name: b, type: file, paths: [/y, \"${SW_T_UNSET}/*.log\"]}\n",
        {F "sources[1].paths[1]: environment variable SW_T_UNSET is not set"}},
       {"hostname: a${SW_T_HOST\n", {F "hostname: unterminated \"${\" (write \"$$\" for a literal \"$\")"}},
+      {"hostname: \"abcdef${\"\n", /* fuzz: read past the end after this error */
+       {F "hostname: unterminated \"${\" (write \"$$\" for a literal \"$\")"}},
       {"hostname: ${1X}\ndata_dir: ${A-b}\nlog: {level: '${}'}\n",
        {F "hostname: bad environment variable reference \"${1X}\"",
         F "data_dir: bad environment variable reference \"${A-b}\"",
@@ -480,6 +614,18 @@ static void test_env(void **state) {
       {"${SW_T_HOST}: 1\n", {F "${SW_T_HOST}: unknown key"}},
   };
   RUN(cases, false);
+
+  /* expansion output is capped */
+  char *big = malloc(600 * 1024 + 1);
+  assert_non_null(big);
+  memset(big, 'v', 600 * 1024);
+  big[600 * 1024] = '\0';
+  setenv("SW_T_BIG", big, 1);
+  free(big);
+  const char *text = "hostname: ${SW_T_BIG}\nlog: {level: \"${SW_T_BIG}${SW_T_BIG}\"}\n";
+  const char *want[] = {F "log.level: value is longer than 1MiB after ${...} expansion", NULL};
+  assert_true(fails_with(NAME, text, strlen(text), false, want));
+  unsetenv("SW_T_BIG");
 }
 
 /* ---- secrets and paths ---- */
@@ -723,6 +869,10 @@ static void test_parse_size(void **state) {
       {"-1", SW_EPARSE, 0}, {" 1", SW_EPARSE, 0}, {"1  KiB", SW_EPARSE, 0}, {"1KiB ", SW_EPARSE, 0},
       {"1K", SW_EPARSE, 0}, {"0x10", SW_EPARSE, 0},
   };
+  uint64_t x = 7;
+  assert_int_equal(sw_parse_size(NULL, &x), SW_EPARSE);
+  assert_int_equal(sw_parse_duration(NULL, &x), SW_EPARSE);
+  assert_int_equal(x, 7);
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
     uint64_t v = 12345;
     int rc = sw_parse_size(t[i].s, &v);
@@ -823,11 +973,70 @@ static void test_docs(void **state) {
   free(buf);
 }
 
+/* Fails every allocation in turn: each load must return SW_ENOMEM and free everything. */
+static void test_alloc_failures(void **state) {
+  (void)state;
+#if INJECT_ALLOC
+  char dir[] = "/tmp/sw_test_config_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  write_file(dir, "pw", "hunter2\n", 8);
+  char name[PATH_MAX], pw[PATH_MAX];
+  snprintf(name, sizeof name, "%s/s.yaml", dir);
+  snprintf(pw, sizeof pw, "%s/pw", dir);
+  setenv("SW_T_HOST", "web-1", 1);
+  const char *texts[] = {
+      ("x-t: &t {insecure_skip_verify: true}\n"
+       "hostname: ${SW_T_HOST}\ndata_dir: d\n"
+       "buffer: {max_bytes: 2GiB, when_full: drop_oldest, chunk: {max_records: 10, max_wait: 1m30s}}\n"
+       "sources:\n"
+       "  - {name: a, type: file, paths: [x/*.log, '/y/[ab].log'], exclude: z, format: json,\n"
+       "     multiline: {start: '^\\d{4}-', timeout: 1s}, labels: {app: a, env: \"${SW_T_UNSET:-dev}\"}}\n"
+       "  - {<<: {type: cri, paths: /p/*.log}, name: b}\n"
+       "sinks:\n"
+       "  - {name: f, type: file, path: out.ndjson}\n"
+       "  - {name: l, type: loki, url: 'http://l', username: u, password_file: pw, labels: {job: s}, tls: *t}\n"
+       "  - {name: s, type: s3, bucket: b, access_key_file: pw, secret_key_file: pw, object: {compression: gzip}}\n"
+       "server: {listen: ':1'}\nlog: {level: debug}\n"),
+      ("data_dri: x\nbuffer: {max_bytes: 10MB}\nsources: [{name: 'a b', type: file, paths: ['[x'],\n"
+       "  multiline: {start: '(x'}}, {}]\nhostname: ${SW_T_UNSET}\nredact: {}\n"),
+      "log: {level: info, level: warn}\n",
+      "a: [1, 2\n",
+  };
+  for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+    for (long n = 0;; n++) {
+      struct sw_config *cfg = NULL;
+      struct sw_conf_errors e = {0};
+      long live = alloc_live;
+      alloc_count = 0;
+      alloc_fail_at = n;
+      int rc = sw__config_load_string_opts(name, texts[t], strlen(texts[t]), true, &cfg, &e);
+      alloc_fail_at = -1;
+      bool injected = alloc_count > n;
+      if (!rc && t == 0) assert_string_equal(cfg->sinks[1].password, "hunter2");
+      sw_config_free(cfg);
+      sw_conf_errors_free(&e);
+      if (alloc_live != live) fail_msg("text %zu, failing allocation %ld: %ld blocks leaked", t, n, alloc_live - live);
+      if (!injected) {
+        assert_int_equal(rc, t == 0 ? 0 : SW_ECONFIG);
+        break;
+      }
+      if (rc != SW_ENOMEM) fail_msg("text %zu, failing allocation %ld: rc %d", t, n, rc);
+    }
+  }
+  unlink(pw);
+  rmdir(dir);
+#else
+  skip();
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_yaml_errors),
       cmocka_unit_test(test_yaml_limits),
       cmocka_unit_test(test_yaml_features),
+      cmocka_unit_test(test_yaml_scalars),
+      cmocka_unit_test(test_yaml_big),
       cmocka_unit_test(test_json),
       cmocka_unit_test(test_unknown_keys),
       cmocka_unit_test(test_type_errors),
@@ -843,6 +1052,7 @@ int main(void) {
       cmocka_unit_test(test_load_file),
       cmocka_unit_test(test_error_cap),
       cmocka_unit_test(test_docs),
+      cmocka_unit_test(test_alloc_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -339,6 +339,42 @@ static void test_out_cap(void **state) {
   assert_int_equal(sw_docker_parse(S(line), NULL, 0, NULL), SW_EINVAL);
 }
 
+/* An escape at every offset of runs of every length around the 8-byte scanning step, parsed
+ * with exactly enough room and with one byte too few: exact bytes, or SW_ETOOBIG. */
+static void test_escape_positions(void **state) {
+  (void)state;
+  static const char *const escs[] = {"\\\"", "\\\\", "\\u00e9", "\\n"};
+  static const char *const outs[] = {"\"", "\\", "\xC3\xA9", "\n"};
+  for (size_t e = 0; e < 4; e++) {
+    for (size_t len = 0; len < 40; len++) {
+      for (size_t pos = 0; pos <= len; pos++) {
+        char line[128], want[64];
+        size_t n = put(line, "{\"log\":\""), w = 0;
+        for (size_t i = 0; i <= len; i++) {
+          if (i == pos) {
+            n += put(line + n, escs[e]);
+            w += put(want + w, outs[e]);
+          }
+          if (i < len)
+            line[n++] = want[w++] = (char)('a' + i % 26);
+        }
+        n += put(line + n, "\"}");
+        struct sw_docker_line res;
+        char *out;
+        bool partial = e != 3 || pos != len;
+        size_t need = w;
+        assert_int_equal(parse_copy(line, n, need, &out, &res), 0);
+        assert_int_equal(res.log_len, partial ? w : w - 1);
+        assert_memory_equal(res.log, want, res.log_len);
+        assert_int_equal(res.partial, partial);
+        free(out);
+        assert_int_equal(parse_copy(line, n, need - 1, &out, &res), SW_ETOOBIG);
+        free(out);
+      }
+    }
+  }
+}
+
 /* Random byte mutations of valid lines: never crash, results stay inside the buffers, and
  * whatever the docker scanner accepts (control bytes aside) is valid JSON. */
 static void test_mutations(void **state) {
@@ -388,6 +424,7 @@ int main(void) {
       cmocka_unit_test(test_bad_cases), cmocka_unit_test(test_depth),
       cmocka_unit_test(test_huge_line), cmocka_unit_test(test_out_cap),
       cmocka_unit_test(test_mutations), cmocka_unit_test(test_stream_name),
+      cmocka_unit_test(test_escape_positions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
