@@ -194,7 +194,8 @@ static void merge_entries(struct yctx *y, cJSON *dst, cJSON *src, yaml_mark_t m)
 }
 
 static void merge_value(struct yctx *y, struct frame *f, cJSON *value, yaml_mark_t m) {
-  if (!f->merged && !(f->merged = cJSON_CreateObject())) {
+  if (!f->merged) f->merged = cJSON_CreateObject();
+  if (!f->merged) {
     nomem(y);
     return;
   }
@@ -275,7 +276,8 @@ static void add_anchor(struct yctx *y, const char *name, const cJSON *node, size
 static void key_scalar(struct yctx *y, struct frame *f, const yaml_event_t *e) {
   const char *k = (const char *)e->data.scalar.value;
   bool plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-  if (!(f->key = strdup(k))) {
+  f->key = strdup(k);
+  if (!f->key) {
     nomem(y);
     return;
   }
@@ -356,13 +358,15 @@ static void on_start(struct yctx *y, const yaml_event_t *e, bool mapping) {
   if (!charge(y, e->start_mark, 1, 0)) return;
   struct frame *f = &y->stack[y->depth];
   *f = (struct frame){.nodes0 = y->nodes, .bytes0 = y->bytes};
-  if (!(f->node = mapping ? cJSON_CreateObject() : cJSON_CreateArray())) {
+  f->node = mapping ? cJSON_CreateObject() : cJSON_CreateArray();
+  if (!f->node) {
     nomem(y);
     return;
   }
   y->depth++;
   const yaml_char_t *anchor = mapping ? e->data.mapping_start.anchor : e->data.sequence_start.anchor;
-  if (anchor && !(f->anchor = strdup((const char *)anchor))) nomem(y);
+  if (anchor) f->anchor = strdup((const char *)anchor);
+  if (anchor && !f->anchor) nomem(y);
 }
 
 static void on_end(struct yctx *y, const yaml_event_t *e) {
@@ -477,7 +481,8 @@ int sw__conf_yaml_parse(struct sw__conf_ctx *c, const char *text, size_t len, cJ
   }
   if (!y.root || cJSON_IsNull(y.root)) {
     cJSON_Delete(y.root);
-    if (!(y.root = cJSON_CreateObject())) return SW_ENOMEM;
+    y.root = cJSON_CreateObject();
+    if (!y.root) return SW_ENOMEM;
   }
   *out = y.root;
   return 0;
@@ -546,7 +551,8 @@ static int expand_string(struct sw__conf_ctx *c, const char *s, char **out) {
   if (!strchr(s, '$')) return 0;
   while (!rc && *s) {
     size_t n = strcspn(s, "$");
-    if ((rc = sbuf_add(&b, s, n))) break;
+    rc = sbuf_add(&b, s, n);
+    if (rc) break;
     s += n;
     if (!*s) break;
     if (s[1] == '{') {

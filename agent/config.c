@@ -169,19 +169,23 @@ int sw__config_load_string_opts(const char *name, const char *text, size_t len, 
     sw__conf_err_file(&c, "larger than 4MiB");
     goto cleanup;
   }
-  if (!(basedir = base_dir(name))) {
+  basedir = base_dir(name);
+  if (!basedir) {
     c.nomem = true;
     goto cleanup;
   }
   c.basedir = basedir;
-  if ((rc = sw__conf_yaml_parse(&c, text, len, &root))) goto cleanup;
+  rc = sw__conf_yaml_parse(&c, text, len, &root);
+  if (rc) goto cleanup;
   rc = SW_ECONFIG;
   if (!cJSON_IsObject(root)) {
     sw__conf_err_file(&c, "expected a mapping at the top level, got %s", sw__conf_describe(d, sizeof d, root));
     goto cleanup;
   }
   sw__conf_expand_env(&c, root);
-  if (!(cfg = calloc(1, sizeof *cfg)) || !(cfg->file = strdup(name))) {
+  cfg = calloc(1, sizeof *cfg);
+  if (cfg) cfg->file = strdup(name);
+  if (!cfg || !cfg->file) {
     c.nomem = true;
     goto cleanup;
   }

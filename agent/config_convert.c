@@ -54,7 +54,9 @@ static bool valid_listen(const char *s) {
 static bool regex_ok(struct sw__conf_ctx *c, const char *s) {
   int ec;
   PCRE2_SIZE off;
-  pcre2_code *re = pcre2_compile((PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &off, NULL);
+  /* Same options as agent/tail.c compiles multiline.start with: a pattern passes here iff it
+   * compiles there. */
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, &ec, &off, NULL);
   if (re) {
     pcre2_code_free(re);
     return true;
@@ -89,7 +91,8 @@ static char *string_value(struct sw__conf_ctx *c, unsigned flags, const char *s)
     sw__conf_err(c, "expected HOST:PORT like 127.0.0.1:2020, got %s", sw__conf_quote(q, sizeof q, s));
     return NULL;
   }
-  if ((flags & SW__CF_GLOB) && (why = sw__conf_glob_problem(s))) {
+  why = flags & SW__CF_GLOB ? sw__conf_glob_problem(s) : NULL;
+  if (why) {
     sw__conf_err(c, "bad glob %s: %s", sw__conf_quote(q, sizeof q, s), why);
     return NULL;
   }
@@ -279,6 +282,10 @@ static void conv_strlist(struct sw__conf_ctx *c, const struct sw__conf_row *r, c
     }
     sw__conf_path_pop(c, saved);
   }
+  if (!k) { /* an empty list is no list */
+    free(l);
+    l = NULL;
+  }
   free_list(*FIELD(base, r->offset, char **), *FIELD(base, r->count_offset, size_t));
   *FIELD(base, r->offset, char **) = l;
   *FIELD(base, r->count_offset, size_t) = k;
@@ -304,13 +311,23 @@ static void conv_kvmap(struct sw__conf_ctx *c, const struct sw__conf_row *r, con
       /* reported by the ${ENV} pass */
     } else if (!cJSON_IsString(el)) {
       sw__conf_err(c, "expected a string, got %s", sw__conf_describe(d, sizeof d, el));
-    } else if (!(kv[k].key = strdup(el->string)) || !(kv[k].value = strdup(el->valuestring))) {
-      free(kv[k].key);
-      c->nomem = true;
     } else {
-      k++;
+      kv[k].key = strdup(el->string);
+      kv[k].value = strdup(el->valuestring);
+      if (kv[k].key && kv[k].value) {
+        k++;
+      } else {
+        free(kv[k].key);
+        free(kv[k].value);
+        kv[k] = (struct sw_kv){0};
+        c->nomem = true;
+      }
     }
     sw__conf_path_pop(c, saved);
+  }
+  if (!k) { /* an empty map is no map */
+    free(kv);
+    kv = NULL;
   }
   *FIELD(base, r->offset, struct sw_kv *) = kv;
   *FIELD(base, r->count_offset, size_t) = k;
@@ -365,7 +382,8 @@ static char *read_secret(struct sw__conf_ctx *c, const char *path) {
     why = "not a regular file";
     goto cleanup;
   }
-  if (!(buf = malloc(SECRET_MAX + 2))) {
+  buf = malloc(SECRET_MAX + 2);
+  if (!buf) {
     c->nomem = true;
     goto cleanup;
   }

@@ -320,8 +320,9 @@ static void check_root(struct sw__conf_ctx *c, void *base, const cJSON *obj, int
       size_t saved = sw__conf_path_key(c, "hostname");
       sw__conf_err(c, "cannot get the host name (%s); set it here", rc ? strerror(errno) : "it is empty");
       sw__conf_path_pop(c, saved);
-    } else if (!(cfg->hostname = strdup(host))) {
-      c->nomem = true;
+    } else {
+      cfg->hostname = strdup(host);
+      if (!cfg->hostname) c->nomem = true;
     }
   }
   if (cfg->buffer.max_bytes && cfg->buffer.chunk_max_bytes && cfg->buffer.max_bytes < cfg->buffer.chunk_max_bytes) {

@@ -119,7 +119,8 @@ int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int for
   sw_buf_init(&raw, SIZE_MAX);
   sw_buf_init(&pend, SIZE_MAX);
   int rc = SW_OK;
-  if (have) rc = sw_chunk_finish(&f->cb, &raw);
+  if (have) rc = sw_buf_reserve(&raw, sw_chunk_raw_size(&f->cb)); /* one exact allocation */
+  if (have && !rc) rc = sw_chunk_finish(&f->cb, &raw);
   if (!rc) rc = pending_serialize(f, &pend);
   if (rc) goto done;
   struct sw_file_state fs = {
@@ -155,9 +156,9 @@ int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int for
     ing->open_bytes -= sw_chunk_raw_size(&f->cb) < ing->open_bytes ? sw_chunk_raw_size(&f->cb)
                                                                     : ing->open_bytes;
     sw_chunk_builder_reset(&f->cb);
-    /* Idle files must not pin a full chunk's memory: keep a small allocation only. */
-    sw_buf_shrink(&f->cb.text, 64 * 1024);
-    sw_buf_shrink(&f->cb.meta, 16 * 1024);
+    /* Idle files must not pin a chunk's memory: with 100s of files that adds up. */
+    sw_buf_shrink(&f->cb.text, 0);
+    sw_buf_shrink(&f->cb.meta, 0);
   }
 done:
   sw_buf_free(&raw);

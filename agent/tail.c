@@ -264,6 +264,14 @@ static int blocked(struct sw_tail *t) {
   return 0;
 }
 
+/* At the end of a burst, a well-filled chunk goes now instead of waiting out max_wait; a file
+ * that trickles still collects up to max_wait (small chunks compress and commit poorly). */
+static void seal_if_big(struct sw_tail *t, struct sw_tfile *f) {
+  if (f->cb_ready && sw_chunk_raw_size(&f->cb) >= SW_EOF_SEAL_BYTES &&
+      sw_ingest_seal(t->ing, f, 0, 0))
+    SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
+}
+
 /* Reads f until EOF or the budget ends. Returns bytes read. */
 static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget, int *more) {
   uint64_t total = 0;
@@ -285,6 +293,7 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
         truncated(t, f, (uint64_t)st.st_size);
         continue;
       }
+      seal_if_big(t, f);
       return total;
     }
     if (f->fp_len < SW_FP_LEN) sw__tail_fingerprint(f->fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
@@ -296,7 +305,10 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
       SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
     /* A short read that ends mid-line reached the end of what was written: wait for the rest.
      * A full buffer ending mid-line just means the next line continues past it. */
-    if (used < (size_t)n && n < SW_READ_BUF) return total;
+    if (used < (size_t)n && n < SW_READ_BUF) {
+      seal_if_big(t, f);
+      return total;
+    }
   }
   *more = 1;
   return total;

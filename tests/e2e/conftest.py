@@ -29,6 +29,9 @@ RECORD_KEYS = ["ts", "labels", "stream", "line"]
 RAW_RE = re.compile(rb'^\{"ts":"[0-9T:.Z-]{30}","labels":\{.*\},"stream":"(?:stdout|stderr|file)",'
                     rb'"line":".*"(?:,"truncated":"true")?\}$', re.S)
 STOP_TIMEOUT = 5.0  # the contract: SIGTERM/SIGINT -> flush, commit, exit 0 within 5 s
+# Sanitizer builds (scripts/test.sh sets SPILLWAY_SANITIZED=1) run several times slower: time
+# budgets of whole workloads scale by this; contract limits (stop within 5 s, pick-up) do not.
+SLOW = 3.0 if os.environ.get("SPILLWAY_SANITIZED") == "1" else 1.0
 
 _LIVE = weakref.WeakSet()  # every Agent, so a crashed test still leaves no process behind
 

@@ -20,7 +20,6 @@ import codecs
 import collections
 import itertools
 import json
-import os
 import time
 from pathlib import Path
 

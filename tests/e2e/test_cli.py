@@ -209,3 +209,19 @@ def test_host_label_defaults_to_the_hostname(agent, workdir):
     agent.stop()
     rec = agent.read_output()[0]
     assert rec["labels"]["host"] == socket.gethostname(), rec["labels"]
+
+
+def test_sigterm_during_startup_exits_cleanly(agent, workdir):
+    """SIGTERM can arrive at any moment (a rolling restart right after a start): even before
+    the agent is up it must exit 0 within 5 s, and the next run must be unharmed."""
+    d = workdir / "app"
+    d.mkdir()
+    (d / "a.log").write_text("".join("line %d\n" % i for i in range(1000)))
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}])
+    for _ in range(3):
+        agent.start(wait_ready=False)
+        agent.stop(signal.SIGTERM)
+    agent.start()
+    agent.wait_count(1000, timeout=30)
+    agent.stop()
+    assert [r["line"] for r in agent.read_output()] == ["line %d" % i for i in range(1000)]

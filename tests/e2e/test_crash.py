@@ -11,13 +11,13 @@ import time
 import pytest
 
 import loggen
-from conftest import HOST, LineCounter, by_name, poll
+from conftest import HOST, SLOW, LineCounter, by_name, poll
 from loggen import DockerContainer, Feed
 
 TOTAL = 200_000
 CONTAINERS = 4
 KILLS = 24
-BUDGET_S = 170  # the whole test must stay under 3 minutes
+BUDGET_S = 170 * SLOW  # the whole test must stay under 3 minutes (on a normal build)
 
 
 class Writer(threading.Thread):
@@ -151,4 +151,4 @@ def test_kill9_at_random_moments_loses_and_duplicates_nothing(agent, workdir):
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         db.close()
-    assert time.monotonic() - t_begin < 180, "crash test exceeded its 3 minute budget"
+    assert time.monotonic() - t_begin < 180 * SLOW, "crash test exceeded its 3 minute budget"

@@ -8,7 +8,7 @@ import random
 import time
 
 import loggen
-from conftest import HOST, by_name, wait_for
+from conftest import HOST, by_name
 from loggen import CriContainer, DockerContainer, Feed, fmt_ts, parse_ts
 
 
@@ -387,3 +387,24 @@ def test_odd_file_names_and_many_files(agent, workdir):
     assert set(by_file) == {str(d / n) for n in names}
     for n in names:
         assert by_file[str(d / n)] == ["%s #%d" % (n, j) for j in range(20)], n
+
+
+def test_small_buffer_blocks_reading_but_loses_nothing(agent, workdir):
+    """buffer.max_bytes far below the input size with when_full: block: reading pauses while
+    the buffer is full and resumes as the sink drains it; everything arrives exactly once."""
+    rng = random.Random(15)
+    c = DockerContainer.create(workdir / "containers", rng, "small-buffer")
+    wl = loggen.docker_workload(rng, 40_000, loggen.Clock(rng), long_ratio=0.002)
+    c.path.write_bytes(b"".join(wl.phys))
+    assert c.path.stat().st_size > 10 * (1 << 20)
+    agent.write_config(container_sources(workdir),
+                       buffer={"max_bytes": "1MiB", "when_full": "block",
+                               "chunk": {"max_records": 500, "max_bytes": "256KiB",
+                                         "max_wait": "200ms"}})
+    agent.start()
+    agent.wait_count(len(wl.exp), timeout=90)
+    agent.stop()
+    loggen.check_exactly_once({c.key(): wl.exp}, {c.key(): c.labels(HOST, "docker")},
+                              agent.read_output())
+    st = agent.status()
+    assert st["buffer"]["max_bytes"] == 1 << 20

@@ -789,7 +789,7 @@ static void test_defaults(void **state) {
   struct sw_config *cfg = load_ok(NAME,
                                   "sources:\n"
                                   "  - {name: f, type: file, paths: /f/*.log, multiline: }\n"
-                                  "  - {name: d, type: docker, paths: [/d/*.log]}\n"
+                                  "  - {name: d, type: docker, paths: [/d/*.log], exclude: [], labels: {}}\n"
                                   "sinks:\n"
                                   "  - {name: f, type: file, path: /o}\n"
                                   "  - {name: l, type: loki, url: 'http://l'}\n"
