@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,15 @@ int sw_cli_main(int argc, char **argv) {
   if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "status")) {
     fprintf(stderr, "spillway: unknown command '%s'\n%s", cmd, k_usage);
     return 2;
+  }
+  if (!strcmp(cmd, "run")) {
+    /* A stop signal during start-up must still mean a clean stop: hold SIGTERM/SIGINT pending
+     * until the agent's handlers are installed (sw_agent_run unblocks them). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
   }
   if (parse_opts(argc, argv, &o)) return 2;
   if (!strcmp(cmd, "run")) return cmd_run(&o);

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 import loggen
-from conftest import HOST, LineCounter, by_name, to_yaml
+from conftest import HOST, LineCounter, by_name, to_yaml, wait_for
 from loggen import DockerContainer
 
 
@@ -218,8 +218,17 @@ def test_sigterm_during_startup_exits_cleanly(agent, workdir):
     d.mkdir()
     (d / "a.log").write_text("".join("line %d\n" % i for i in range(1000)))
     agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}])
+    def reached_main(pid):
+        # Before main() runs (exec, dynamic loading) no program can catch a signal; from main()
+        # on, SIGTERM is blocked or handled and must mean a clean exit.
+        with open("/proc/%d/status" % pid) as f:
+            masks = dict(l.split(":", 1) for l in f if l.startswith(("SigBlk", "SigCgt")))
+        bit = 1 << (signal.SIGTERM - 1)
+        return any(int(v.strip(), 16) & bit for v in masks.values())
+
     for _ in range(3):
         agent.start(wait_ready=False)
+        wait_for(lambda: reached_main(agent.proc.pid), 5, "spillway reaching main()")
         agent.stop(signal.SIGTERM)
     agent.start()
     agent.wait_count(1000, timeout=30)
