@@ -258,8 +258,11 @@ static void truncated(struct sw_tail *t, struct sw_tfile *f, uint64_t size) {
 
 static int blocked(struct sw_tail *t) {
   if (sw_writer_inflight(t->w) > SW_INFLIGHT_MAX) return 1;
+  /* Raw bytes still queued or open will need at most their size once stored: counting them
+   * keeps the buffer from overshooting max_bytes by a whole in-flight window. */
   if (t->cfg->buffer.when_full == SW_WHEN_FULL_BLOCK && t->cfg->buffer.max_bytes &&
-      sw_writer_used(t->w) >= t->cfg->buffer.max_bytes)
+      sw_writer_used(t->w) + sw_writer_inflight(t->w) + sw_ingest_open_bytes(t->ing) >=
+          t->cfg->buffer.max_bytes)
     return 1;
   return 0;
 }

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 import loggen
-from conftest import HOST, LineCounter, by_name, to_yaml, wait_for
+from conftest import HOST, REPO as REPO_ROOT, LineCounter, by_name, to_yaml, wait_for
 from loggen import DockerContainer
 
 
@@ -234,3 +234,11 @@ def test_sigterm_during_startup_exits_cleanly(agent, workdir):
     agent.wait_count(1000, timeout=30)
     agent.stop()
     assert [r["line"] for r in agent.read_output()] == ["line %d" % i for i in range(1000)]
+
+
+def test_configuration_reference_is_generated_from_the_schema(spillway_bin):
+    """docs/configuration.md is the output of `spillway config-docs` (make docs): the rows that
+    validate configs also document them, so the reference cannot drift."""
+    p = subprocess.run([str(spillway_bin), "config-docs"], capture_output=True, check=True)
+    doc = (REPO_ROOT / "docs" / "configuration.md").read_bytes()
+    assert p.stdout == doc, "docs/configuration.md is stale: run `make docs`"
