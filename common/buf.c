@@ -117,8 +117,12 @@ static const unsigned char k_special[256] = {
 int sw_buf_put_json_str(struct sw_buf *b, const char *str, size_t n, int *invalid) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str;
-  int rc = sw_buf_reserve(b, n + n / 8 + 16);
+  /* Worst case is 6 output bytes per input byte (\u00XX); reserving it once lets the loop
+   * write through a plain pointer. */
+  if (n > (SIZE_MAX - 16) / 6) return SW_ETOOBIG;
+  int rc = sw_buf_reserve(b, n * 6 + 16);
   if (rc) return rc;
+  char *o = b->data + b->len;
   size_t i = 0;
   while (i < n) {
     size_t run = i;
@@ -127,39 +131,44 @@ int sw_buf_put_json_str(struct sw_buf *b, const char *str, size_t n, int *invali
       run += 4;
     while (run < n && !k_special[s[run]]) run++;
     if (run > i) {
-      rc = sw_buf_append(b, s + i, run - i);
-      if (rc) return rc;
+      memcpy(o, s + i, run - i);
+      o += run - i;
       i = run;
       if (i >= n) break;
     }
     unsigned char c = s[i];
-    char esc[8];
-    size_t elen = 0;
-    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; elen = 2; }
-    else if (c == '\n') { memcpy(esc, "\\n", 2); elen = 2; }
-    else if (c == '\r') { memcpy(esc, "\\r", 2); elen = 2; }
-    else if (c == '\t') { memcpy(esc, "\\t", 2); elen = 2; }
-    else if (c < 0x20) {
-      memcpy(esc, "\\u00", 4);
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      elen = 6;
+    if (c == '"' || c == '\\') {
+      *o++ = '\\';
+      *o++ = (char)c;
+    } else if (c == '\n') {
+      *o++ = '\\';
+      *o++ = 'n';
+    } else if (c == '\r') {
+      *o++ = '\\';
+      *o++ = 'r';
+    } else if (c == '\t') {
+      *o++ = '\\';
+      *o++ = 't';
+    } else if (c < 0x20) {
+      memcpy(o, "\\u00", 4);
+      o[4] = hex[c >> 4];
+      o[5] = hex[c & 15];
+      o += 6;
     } else {
       size_t sl = utf8_seq_len(s + i, n - i);
       if (sl) {
-        rc = sw_buf_append(b, s + i, sl);
-        if (rc) return rc;
+        memcpy(o, s + i, sl);
+        o += sl;
         i += sl;
         continue;
       }
-      memcpy(esc, "\xef\xbf\xbd", 3);
-      elen = 3;
+      memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD for each invalid byte */
+      o += 3;
       if (invalid) *invalid = 1;
     }
-    rc = sw_buf_append(b, esc, elen);
-    if (rc) return rc;
     i++;
   }
+  b->len = (size_t)(o - b->data);
   return SW_OK;
 }
 

@@ -18,6 +18,13 @@ static int has_high_bytes(const char *s, size_t n) {
   return 0;
 }
 
+/* `},"stream":"…","line":"` per stream value, precomputed: no printf per record. */
+#define SW__STREAM(v) {"},\"stream\":\"" v "\",\"line\":\"", sizeof("},\"stream\":\"" v "\",\"line\":\"") - 1}
+static const struct {
+  const char *s;
+  size_t n;
+} k_stream[4] = {SW__STREAM("stdout"), SW__STREAM("stderr"), SW__STREAM("file"), SW__STREAM("stdout")};
+
 /* Formats ts, reusing the "YYYY-MM-DDTHH:MM:SS" part while the second does not change. */
 static void format_ts(int64_t ns, int64_t *cached_sec, char *ts) {
   int64_t sec = ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000;
@@ -65,7 +72,7 @@ int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw
       rc = sw_buf_printf(out, ",\"parse_error\":\"%s\"", row->format ? row->format : "unknown");
     if (!rc && (r.flags & SW_REC_TRUNCATED)) rc = sw_buf_append(out, ",\"truncated\":\"true\"", 19);
     if (!rc && invalid) rc = sw_buf_append(out, ",\"invalid_utf8\":\"true\"", 22);
-    if (!rc) rc = sw_buf_printf(out, "},\"stream\":\"%s\",\"line\":\"", sw_stream_name(r.stream));
+    if (!rc) rc = sw_buf_append(out, k_stream[r.stream & 3].s, k_stream[r.stream & 3].n);
     if (!rc) rc = invalid ? sw_buf_append(out, probe.data, probe.len)
                           : sw_buf_put_json_str(out, r.line, r.len, NULL);
     if (!rc) rc = sw_buf_append(out, "\"}\n", 3);
