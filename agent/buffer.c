@@ -192,8 +192,19 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err, s
     int version;
     get_version(db, &version);
     if (version == 0) {
-      snprintf(db->err, sizeof db->err, "not a spillway database (no schema)");
-      rc = SW_ECORRUPT;
+      /* No tables at all: an agent is creating it right now (its schema commits in one
+       * transaction). Tables but no schema version: something else's database. */
+      int empty = 0;
+      sqlite3_stmt *st = NULL;
+      if (sqlite3_prepare_v2(db->h, "SELECT COUNT(*) FROM sqlite_master", -1, &st, NULL) ==
+              SQLITE_OK &&
+          sqlite3_step(st) == SQLITE_ROW)
+        empty = sqlite3_column_int(st, 0) == 0;
+      sqlite3_finalize(st);
+      snprintf(db->err, sizeof db->err, "%s",
+               empty ? "database is not initialised yet (is an agent starting?)"
+                     : "not a spillway database (no schema)");
+      rc = empty ? SW_EAGAIN : SW_ECORRUPT;
       goto fail_db;
     }
   }
@@ -202,7 +213,8 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err, s
   return SW_OK;
 fail_db:
   set_err(err, errlen, "%s: %s", db->path, db->err);
-  if (rc == SW_EDB && strstr(db->err, "not a database")) rc = SW_ECORRUPT;
+  if (rc == SW_EDB && (strstr(db->err, "not a database") || strstr(db->err, "malformed")))
+    rc = SW_ECORRUPT;
 fail:
   sw_db_close(db);
   return rc;

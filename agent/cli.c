@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -137,7 +138,13 @@ static int cmd_status(const struct opts *o) {
   if (!cfg) return 1;
   struct sw_db *db = NULL;
   char err[512];
-  int rc = sw_db_open(cfg->data_dir, SW_DB_READONLY, &db, err, sizeof err);
+  int rc;
+  for (int tries = 0;; tries++) { /* an agent creating the database: give it a moment */
+    rc = sw_db_open(cfg->data_dir, SW_DB_READONLY, &db, err, sizeof err);
+    if (rc != SW_EAGAIN || tries >= 40) break;
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
   if (rc) {
     fprintf(stderr, "spillway: %s\n", err);
     sw_config_free(cfg);

@@ -67,8 +67,7 @@ void sw_ingest_file_free(struct sw_tfile *f) {
   free(f);
 }
 
-/* ---- pending state serialization: per active slot u8 slot, u8 stream, u8 flags,
- * varint ts, varint lines, varint len, bytes ---- */
+/* ---- pending state: per active slot u8 slot, varint start offset, zigzag varint ts ---- */
 
 static int pending_serialize(const struct sw_tfile *f, struct sw_buf *out) {
   int rc = SW_OK;
@@ -76,37 +75,39 @@ static int pending_serialize(const struct sw_tfile *f, struct sw_buf *out) {
     const struct sw_pend *p = &f->pend[i];
     if (!p->active) continue;
     rc = sw_buf_putc(out, (char)i);
-    if (!rc) rc = sw_buf_putc(out, (char)p->stream);
-    if (!rc) rc = sw_buf_putc(out, (char)p->flags);
-    if (!rc) rc = sw_buf_put_varint(out, (uint64_t)p->ts);
-    if (!rc) rc = sw_buf_put_varint(out, p->lines);
-    if (!rc) rc = sw_buf_put_varint(out, p->buf.len);
-    if (!rc) rc = sw_buf_append(out, p->buf.data, p->buf.len);
+    if (!rc) rc = sw_buf_put_varint(out, p->start_off);
+    if (!rc) rc = sw_buf_put_varint(out, ((uint64_t)p->ts << 1) ^ (uint64_t)(p->ts >> 63));
   }
   return rc;
 }
 
-int sw_ingest_restore_pending(struct sw_tfile *f, const void *data, size_t n) {
+int sw_ingest_restore_pending(struct sw_tfile *f, const void *data, size_t n, uint64_t offset) {
   const uint8_t *p = data, *end = p + n;
+  uint64_t from = offset;
+  int64_t ts[SW_PEND_N];
+  for (int i = 0; i < SW_PEND_N; i++) ts[i] = INT64_MIN;
   while (p < end) {
-    if (end - p < 3) return SW_ECORRUPT;
-    int slot = p[0], stream = p[1], flags = p[2];
-    p += 3;
-    uint64_t ts, lines, len;
-    if (slot >= SW_PEND_N || sw_get_varint(&p, end, &ts) || sw_get_varint(&p, end, &lines) ||
-        sw_get_varint(&p, end, &len) || len > (uint64_t)(end - p))
+    int slot = *p++;
+    uint64_t start, zts;
+    if (slot >= SW_PEND_N || sw_get_varint(&p, end, &start) || sw_get_varint(&p, end, &zts) ||
+        start > offset)
       return SW_ECORRUPT;
-    struct sw_pend *pd = &f->pend[slot];
-    sw_buf_reset(&pd->buf);
-    if (sw_buf_append(&pd->buf, p, (size_t)len)) return SW_ENOMEM;
-    pd->ts = (int64_t)ts;
-    pd->stream = stream;
-    pd->flags = flags;
-    pd->lines = (uint32_t)lines;
-    pd->active = 1;
-    p += len;
+    ts[slot] = (int64_t)(zts >> 1) ^ -(int64_t)(zts & 1);
+    if (start < from) from = start;
   }
+  f->line_off = offset;
+  f->read_off = from;
+  f->replay_until = from < offset ? offset : 0;
+  memcpy(f->replay_ts, ts, sizeof ts);
   return SW_OK;
+}
+
+/* The replay reached the committed offset: slots are as they were; give them back the times
+ * they had (read times of text lines differ on a second read). */
+static void finish_replay(struct sw_tfile *f) {
+  for (int i = 0; i < SW_PEND_N; i++)
+    if (f->pend[i].active && f->replay_ts[i] != INT64_MIN) f->pend[i].ts = f->replay_ts[i];
+  f->replay_until = 0;
 }
 
 /* ---- sealing ---- */
@@ -114,6 +115,7 @@ int sw_ingest_restore_pending(struct sw_tfile *f, const void *data, size_t n) {
 int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int forget) {
   int have = f->cb_ready && f->cb.count > 0;
   f->seal_wanted = 0;
+  if (f->replay_until && !forget) return SW_OK; /* slots half rebuilt: the stored state stands */
   if (!have && !force && !forget) return SW_OK;
   struct sw_buf raw, pend;
   sw_buf_init(&raw, SIZE_MAX);
@@ -171,6 +173,7 @@ done:
 static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
                        int flags, const char *line, size_t len) {
   const struct sw_config *cfg = ing->cfg;
+  if (f->replay_until && f->cur_line_end <= f->replay_until) return; /* committed before */
   size_t max = (size_t)f->src->conf->max_record_bytes;
   if (!f->cb_ready) {
     sw_chunk_builder_init(&f->cb, (size_t)cfg->buffer.chunk_max_bytes + max + 64);
@@ -205,36 +208,28 @@ static void pend_emit(struct sw_ingest *ing, struct sw_tfile *f, struct sw_pend 
   if (p->buf.cap > 256 * 1024) sw_buf_shrink(&p->buf, 0);
 }
 
-/* Appends to a pending slot; a slot that would pass max_record_bytes is emitted as a
- * truncated piece first. */
+/* Appends to a pending slot (opening it at start_off); whenever the slot passes
+ * max_record_bytes, exactly max_record_bytes are emitted as a truncated piece, so the pieces
+ * depend only on the bytes, never on how reads or physical lines cut them. */
 static void pend_add(struct sw_ingest *ing, struct sw_tfile *f, struct sw_pend *p, int64_t ts,
-                     int stream, int flags, const char *s, size_t n, const char *sep) {
+                     int stream, int flags, const char *s, size_t n, const char *sep,
+                     uint64_t start_off) {
   size_t max = (size_t)f->src->conf->max_record_bytes;
   size_t seplen = sep && p->active ? strlen(sep) : 0;
-  if (p->active && p->buf.len + seplen + n > max) {
-    p->flags |= SW_REC_TRUNCATED;
-    int keep_flags = p->flags;
-    int64_t keep_ts = p->ts;
-    pend_emit(ing, f, p);
-    p->active = 1;
-    p->ts = keep_ts;
-    p->stream = stream;
-    p->flags = keep_flags;
-    seplen = 0;
-  }
   if (!p->active) {
     p->active = 1;
     p->ts = ts;
     p->stream = stream;
-    p->flags = flags;
+    p->flags = 0;
     p->lines = 0;
+    p->start_off = start_off;
   }
   p->flags |= flags;
   p->lines++;
   p->buf.max = SIZE_MAX;
   if ((seplen && sw_buf_append(&p->buf, sep, seplen)) || sw_buf_append(&p->buf, s, n))
     SW_LOG(SW_L_ERROR, "ingest", "out of memory joining a record in %s", f->path);
-  while (p->buf.len > max) { /* a single piece larger than the limit */
+  while (p->buf.len > max) {
     size_t rest = p->buf.len - max;
     p->flags |= SW_REC_TRUNCATED;
     add_record(ing, f, p->ts, p->stream, p->flags, p->buf.data, max);
@@ -248,9 +243,9 @@ static int ml_is_start(struct sw_source_rt *src, const char *s, size_t n) {
   return rc >= 0;
 }
 
-/* A logical line (partials joined) -> multiline stage -> record. */
+/* A logical line (partials joined), starting at file offset start -> multiline -> record. */
 static void emit_logical(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
-                         int flags, const char *s, size_t n) {
+                         int flags, const char *s, size_t n, uint64_t start) {
   struct sw_source_rt *src = f->src;
   if (!src->ml_start) {
     add_record(ing, f, ts, stream, flags, s, n);
@@ -260,7 +255,7 @@ static void emit_logical(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, 
   f->ml_last_ms = sw_ingest_now_ms();
   if (ml_is_start(src, s, n) || (m->active && m->stream != stream)) {
     pend_emit(ing, f, m);
-    pend_add(ing, f, m, ts, stream, flags, s, n, "\n");
+    pend_add(ing, f, m, ts, stream, flags, s, n, "\n", start);
     return;
   }
   if (!m->active) { /* continuation without a start: a record of its own */
@@ -272,45 +267,52 @@ static void emit_logical(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, 
     add_record(ing, f, ts, stream, flags, s, n);
     return;
   }
-  pend_add(ing, f, m, ts, stream, flags, s, n, "\n");
+  pend_add(ing, f, m, ts, stream, flags, s, n, "\n", start);
+}
+
+/* Moves a completed slot's record out (emitting may reuse slot buffers) and emits it. */
+static void emit_slot(struct sw_ingest *ing, struct sw_tfile *f, struct sw_pend *p) {
+  struct sw_buf joined = p->buf;
+  int64_t jts = p->ts;
+  int jflags = p->flags, jstream = p->stream;
+  uint64_t jstart = p->start_off;
+  sw_buf_init(&p->buf, SIZE_MAX);
+  p->active = 0;
+  p->lines = 0;
+  emit_logical(ing, f, jts, jstream, jflags, joined.data ? joined.data : "", joined.len, jstart);
+  sw_buf_free(&joined);
 }
 
 /* One piece of a docker/cri line: partial pieces wait in the stream's slot. */
 static void emit_piece(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
-                       int partial, const char *s, size_t n) {
+                       int partial, const char *s, size_t n, uint64_t start) {
   struct sw_pend *p = &f->pend[stream == SW_STREAM_STDERR ? SW_PEND_STDERR : SW_PEND_STDOUT];
   if (partial) {
-    pend_add(ing, f, p, ts, stream, 0, s, n, NULL);
+    pend_add(ing, f, p, ts, stream, 0, s, n, NULL, start);
     return;
   }
   if (!p->active) {
-    emit_logical(ing, f, ts, stream, 0, s, n);
+    emit_logical(ing, f, ts, stream, 0, s, n, start);
     return;
   }
-  pend_add(ing, f, p, ts, stream, 0, s, n, NULL);
-  /* The joined line leaves the slot before it is emitted (emit may reuse slot buffers). */
-  struct sw_buf joined = p->buf;
-  int64_t jts = p->ts;
-  int jflags = p->flags;
-  sw_buf_init(&p->buf, SIZE_MAX);
-  p->active = 0;
-  p->lines = 0;
-  emit_logical(ing, f, jts, stream, jflags, joined.data ? joined.data : "", joined.len);
-  sw_buf_free(&joined);
+  pend_add(ing, f, p, ts, stream, 0, s, n, NULL, start);
+  emit_slot(ing, f, p);
 }
 
-static void process_line(struct sw_ingest *ing, struct sw_tfile *f, const char *line, size_t n) {
+static void process_line(struct sw_ingest *ing, struct sw_tfile *f, const char *line, size_t n,
+                         uint64_t start) {
   enum sw_source_type type = f->src->conf->type;
   if (type == SW_SOURCE_DOCKER) {
     struct sw_docker_line d;
     if (sw_docker_parse(line, n, ing->scratch, ing->scratch_cap, &d) == 0) {
-      emit_piece(ing, f, d.ts_ns ? d.ts_ns : ing->now_ns, d.stream, d.partial, d.log, d.log_len);
+      emit_piece(ing, f, d.ts_ns ? d.ts_ns : ing->now_ns, d.stream, d.partial, d.log, d.log_len,
+                 start);
       return;
     }
   } else if (type == SW_SOURCE_CRI) {
     struct sw_cri_line c;
     if (sw_cri_parse(line, n, &c) == 0) {
-      emit_piece(ing, f, c.ts_ns, c.stream, c.partial, c.content, c.content_len);
+      emit_piece(ing, f, c.ts_ns, c.stream, c.partial, c.content, c.content_len, start);
       return;
     }
   } else {
@@ -325,37 +327,46 @@ static void process_line(struct sw_ingest *ing, struct sw_tfile *f, const char *
       ok = sw_logfmt_scan(line, n, &li) == 0;
       ts = ok ? li.ts_ns : 0;
     }
-    if (ok) {
-      emit_logical(ing, f, ts ? ts : ing->now_ns, SW_STREAM_FILE, 0, line, n);
-      return;
-    }
-    emit_logical(ing, f, ing->now_ns, SW_STREAM_FILE, SW_REC_PARSE_ERROR, line, n);
+    emit_logical(ing, f, ts ? ts : ing->now_ns, SW_STREAM_FILE, ok ? 0 : SW_REC_PARSE_ERROR, line,
+                 n, start);
     return;
   }
   /* Unparseable container line: keep it verbatim, flagged. */
-  emit_logical(ing, f, ing->now_ns, type == SW_SOURCE_FILE ? SW_STREAM_FILE : SW_STREAM_STDOUT,
-               SW_REC_PARSE_ERROR, line, n);
+  emit_logical(ing, f, ing->now_ns, SW_STREAM_STDOUT, SW_REC_PARSE_ERROR, line, n, start);
 }
 
-/* A complete physical line; joins the pieces of an overlong line first. */
-static void complete_line(struct sw_ingest *ing, struct sw_tfile *f, const char *line, size_t n) {
+/* A complete physical line starting at file offset start; an overlong line's earlier pieces
+ * wait in the LONG slot. */
+static void complete_line(struct sw_ingest *ing, struct sw_tfile *f, const char *line, size_t n,
+                          uint64_t start) {
   struct sw_pend *lp = &f->pend[SW_PEND_LONG];
   if (!lp->active) {
-    process_line(ing, f, line, n);
+    process_line(ing, f, line, n, start);
     return;
   }
-  int trunc = lp->flags & SW_REC_TRUNCATED;
-  pend_add(ing, f, lp, ing->now_ns, lp->stream, 0, line, n, NULL);
-  if (trunc || (lp->flags & SW_REC_TRUNCATED)) { /* already split: the rest is a piece too */
-    lp->flags |= SW_REC_TRUNCATED;
+  pend_add(ing, f, lp, ing->now_ns, lp->stream, 0, line, n, NULL, start);
+  if (lp->flags & SW_REC_TRUNCATED) { /* already split: the rest is the last piece */
     pend_emit(ing, f, lp);
     return;
   }
   struct sw_buf joined = lp->buf;
+  uint64_t jstart = lp->start_off;
   sw_buf_init(&lp->buf, SIZE_MAX);
   lp->active = 0;
-  process_line(ing, f, joined.data ? joined.data : "", joined.len);
+  process_line(ing, f, joined.data ? joined.data : "", joined.len, jstart);
   sw_buf_free(&joined);
+}
+
+/* After each line: move the committed position on, or finish a replay that reached it. */
+static void line_done(struct sw_ingest *ing, struct sw_tfile *f, uint64_t end, size_t consumed) {
+  if (f->replay_until) {
+    if (end >= f->replay_until) finish_replay(f);
+    return;
+  }
+  f->line_off = end;
+  f->chunk_in_bytes += consumed;
+  if (f->seal_wanted && sw_ingest_seal(ing, f, 0, 0))
+    SW_LOG(SW_L_ERROR, "ingest", "cannot seal chunk of %s", f->path);
 }
 
 size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *data, size_t len,
@@ -366,55 +377,58 @@ size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *dat
     const char *nl = memchr(data + pos, '\n', len - pos);
     if (!nl) break;
     size_t n = (size_t)(nl - (data + pos));
-    complete_line(ing, f, data + pos, n);
+    uint64_t start = f->read_off + pos;
+    f->cur_line_end = start + n + 1;
+    complete_line(ing, f, data + pos, n, start);
     pos += n + 1;
-    f->line_off = f->read_off + pos;
-    f->chunk_in_bytes += n + 1;
-    if (f->seal_wanted && sw_ingest_seal(ing, f, 0, 0))
-      SW_LOG(SW_L_ERROR, "ingest", "cannot seal chunk of %s", f->path);
+    line_done(ing, f, f->read_off + pos, n + 1);
   }
-  if (force && pos < len) {
+  /* No newline in a full buffer: a piece of a line longer than the buffer. At release: the
+   * file's unterminated last line. */
+  if (pos < len && ((force && pos == 0) || at_release)) {
     size_t n = len - pos;
+    uint64_t start = f->read_off + pos;
+    f->cur_line_end = start + n;
     if (at_release) {
-      complete_line(ing, f, data + pos, n);
-    } else { /* a piece of a line longer than the read buffer */
+      complete_line(ing, f, data + pos, n, start);
+    } else {
       const struct sw_source_conf *sc = f->src->conf;
       int stream = sc->type == SW_SOURCE_FILE ? SW_STREAM_FILE : SW_STREAM_STDOUT;
       /* Pieces emitted before the line ends are raw text: unparsed unless the format is text. */
       int fl = sc->type == SW_SOURCE_FILE && sc->format == SW_FORMAT_TEXT ? 0 : SW_REC_PARSE_ERROR;
-      pend_add(ing, f, &f->pend[SW_PEND_LONG], ing->now_ns, stream, fl, data + pos, n, NULL);
+      pend_add(ing, f, &f->pend[SW_PEND_LONG], ing->now_ns, stream, fl, data + pos, n, NULL, start);
     }
     pos = len;
-    f->line_off = f->read_off + pos;
-    f->chunk_in_bytes += n;
-    if (f->seal_wanted && sw_ingest_seal(ing, f, 0, 0))
-      SW_LOG(SW_L_ERROR, "ingest", "cannot seal chunk of %s", f->path);
+    line_done(ing, f, f->read_off + pos, n);
   }
   return pos;
 }
 
 void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f) {
   ing->now_ns = sw_time_now_ns();
+  if (f->replay_until) { /* the file vanished mid-replay: those records were committed */
+    for (int i = 0; i < SW_PEND_N; i++) {
+      f->pend[i].active = 0;
+      sw_buf_reset(&f->pend[i].buf);
+    }
+    f->replay_until = 0;
+    return;
+  }
+  f->cur_line_end = UINT64_MAX;
   struct sw_pend *lp = &f->pend[SW_PEND_LONG];
   if (lp->active) {
     lp->flags |= SW_REC_TRUNCATED;
     pend_emit(ing, f, lp);
   }
-  for (int i = SW_PEND_STDOUT; i <= SW_PEND_STDERR; i++) {
-    struct sw_pend *p = &f->pend[i];
-    if (!p->active) continue;
-    struct sw_buf joined = p->buf;
-    sw_buf_init(&p->buf, SIZE_MAX);
-    p->active = 0;
-    emit_logical(ing, f, p->ts, p->stream, p->flags, joined.data ? joined.data : "", joined.len);
-    sw_buf_free(&joined);
-  }
+  for (int i = SW_PEND_STDOUT; i <= SW_PEND_STDERR; i++)
+    if (f->pend[i].active) emit_slot(ing, f, &f->pend[i]);
   pend_emit(ing, f, &f->pend[SW_PEND_MULTI]);
 }
 
 void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_ms) {
   for (struct sw_tfile *f = files; f; f = f->next) {
     struct sw_pend *m = &f->pend[SW_PEND_MULTI];
+    if (f->replay_until) continue;
     if (m->active && f->src->ml_start &&
         now_ms - f->ml_last_ms >= (int64_t)f->src->conf->multiline.timeout_ms)
       pend_emit(ing, f, m);

@@ -33,8 +33,10 @@ void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f);
 int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int forget) SW_MUST_CHECK;
 /* Seals chunks past max_wait and flushes multiline groups past their timeout. */
 void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_ms);
-/* Restores pending slots from their serialized form (from the database). */
-int sw_ingest_restore_pending(struct sw_tfile *f, const void *p, size_t n) SW_MUST_CHECK;
+/* Restores a stored position: offset, and the pending slots' start offsets and times, so that
+ * reading resumes at the earliest slot start and replays up to offset (see tfile.h). */
+int sw_ingest_restore_pending(struct sw_tfile *f, const void *p, size_t n,
+                              uint64_t offset) SW_MUST_CHECK;
 void sw_ingest_file_free(struct sw_tfile *f);
 /* Raw bytes in open chunks. */
 uint64_t sw_ingest_open_bytes(const struct sw_ingest *ing);

@@ -196,8 +196,11 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   if (k) {
     f->id = k->id;
     f->read_off = f->line_off = k->offset;
-    if (k->pending_len && sw_ingest_restore_pending(f, k->pending, k->pending_len))
-      SW_LOG(SW_L_WARN, "tail", "discarding unreadable pending state of %s", rp);
+    if (k->pending_len && sw_ingest_restore_pending(f, k->pending, k->pending_len, k->offset)) {
+      SW_LOG(SW_L_WARN, "tail", "unreadable pending state of %s; resuming at its offset", rp);
+      f->read_off = f->line_off = k->offset;
+      f->replay_until = 0;
+    }
     save = k->dev != f->dev || k->ino != f->ino || strcmp(k->path, rp) != 0;
     unlink_known(t, k);
     sw__tail_known_free(k);

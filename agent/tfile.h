@@ -5,7 +5,10 @@
  * the last line ingest has fully consumed. At every line boundary the pair (line_off, the
  * pending slots) describes exactly what of the file is accounted for: every record that ended
  * before line_off is in a sealed or open chunk, and the pieces of records still incomplete are
- * in `pend`. A seal commits that pair with the chunk, so a restart resumes exactly there.
+ * in `pend`. A seal commits line_off with each pending slot's start offset and time; a restart
+ * rebuilds the slots by replaying [earliest start, line_off) with records suppressed. That is
+ * exact because ingest is a deterministic function of the bytes (splits of long records fall on
+ * max_record_bytes boundaries, not on read boundaries).
  */
 #ifndef SW_TFILE_H
 #define SW_TFILE_H
@@ -27,6 +30,7 @@ enum { SW_PEND_STDOUT = 0, SW_PEND_STDERR = 1, SW_PEND_MULTI = 2, SW_PEND_LONG =
 
 struct sw_pend {
   struct sw_buf buf;
+  uint64_t start_off; /* file offset of the first physical line of this record */
   int64_t ts;
   int stream, flags;
   uint32_t lines;
@@ -53,6 +57,13 @@ struct sw_tfile {
   uint64_t fp_hash;
   uint32_t fp_len;
   uint64_t read_off, line_off, size;
+  /* Replay after a restart: bytes from the earliest pending slot's start up to the committed
+   * offset are fed again to rebuild the pending slots; records they complete were already
+   * committed and are suppressed. Only offsets and times of pending slots are stored, never
+   * their bytes (which may hold secrets not yet redactable). 0 = not replaying. */
+  uint64_t replay_until;
+  int64_t replay_ts[SW_PEND_N];
+  uint64_t cur_line_end; /* end offset of the physical line being processed */
   enum sw_tfile_state state;
   int64_t last_growth_ms, gone_ms;
   int seen;

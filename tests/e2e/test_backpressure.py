@@ -17,6 +17,13 @@ def write_lines(path, n, seed):
     return lines
 
 
+def start_without_sink(agent):
+    """No sink output to wait on: wait until status can read the agent's database."""
+    agent.start(wait_ready=False)
+    agent.wait_for(lambda: agent.cli("status", "-c", agent.config_path).returncode == 0, 15,
+                   "the agent to create its database")
+
+
 def settled(agent, key, timeout):
     """Waits until status()[key-path] stops changing for a second; returns the last status."""
     last = {"v": None, "n": 0, "st": None}
@@ -48,7 +55,7 @@ def test_block_stops_reading_and_loses_nothing(agent, workdir):
     lines = write_lines(d / "a.log", 60000, 1)
     size = (d / "a.log").stat().st_size
     config(agent, d, "block", [])
-    agent.start(wait_ready=False)
+    start_without_sink(agent)
     st = settled(agent, lambda s: (s["buffer"]["bytes"], sum(f["offset"] for f in s["files"])), 30)
     agent.stop()
     assert 0 < st["buffer"]["bytes"] <= MAX + 64 * 1024, st["buffer"]
@@ -69,7 +76,7 @@ def test_drop_oldest_bounds_buffer_and_counts(agent, workdir):
     lines = write_lines(d / "a.log", 60000, 2)
     size = (d / "a.log").stat().st_size
     config(agent, d, "drop_oldest", [])
-    agent.start(wait_ready=False)
+    start_without_sink(agent)
     agent.wait_for(lambda: sum(f["offset"] for f in agent.status()["files"]) == size, 60,
                    "the whole file to be read")
     agent.stop()
