@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "agent/buffer.h"
 
 static char dir[] = "/tmp/sw-test-buffer-XXXXXX";
@@ -117,10 +119,28 @@ static void readonly_missing(void **state) {
   assert_true(rc == SW_ECORRUPT || rc == SW_EDB);
 }
 
+static void newer_schema_refused(void **state) {
+  (void)state;
+  char sub[128], path[160], err[512];
+  snprintf(sub, sizeof sub, "%s/newer", dir);
+  struct sw_db *db;
+  assert_int_equal(sw_db_open(sub, 0, &db, err, sizeof err), 0);
+  sw_db_close(db);
+  snprintf(path, sizeof path, "%s/spillway.db", sub);
+  sqlite3 *h;
+  assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h, "UPDATE meta SET value='999' WHERE key='schema_version'",
+                                NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(h);
+  assert_int_not_equal(sw_db_open(sub, 0, &db, err, sizeof err), 0);
+  assert_non_null(strstr(err, "schema version 999 is newer than this spillway"));
+}
+
 int main(void) {
   if (!mkdtemp(dir)) return 1;
   const struct CMUnitTest tests[] = {cmocka_unit_test(commit_cursor_gc), cmocka_unit_test(drop_oldest),
-                                     cmocka_unit_test(readonly_missing)};
+                                     cmocka_unit_test(readonly_missing),
+                                     cmocka_unit_test(newer_schema_refused)};
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
