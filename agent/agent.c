@@ -9,6 +9,7 @@
 #include "../common/log.h"
 #include "../sinks/file.h"
 #include "buffer.h"
+#include "httpd.h"
 #include "ingest.h"
 #include "tail.h"
 #include "writer.h"
@@ -25,8 +26,43 @@ struct agent {
   struct sw_tail *tail;
   struct sw_file_sink **sinks;
   size_t nsinks;
-  int stopping;
+  struct sw_httpd *httpd;
+  int stopping, ready;
 };
+
+/* Liveness: answering at all means the loop turns. */
+static void on_health(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
+  (void)req;
+  (void)arg;
+  sw_http_respond(c, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
+}
+
+/* Readiness: the buffer is open, the first scan of the sources is done, not shutting down. */
+static void on_ready(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
+  struct agent *a = arg;
+  (void)req;
+  const char *why = a->stopping ? "shutting down" : !a->ready ? "starting" : NULL;
+  char body[128];
+  int n = why ? snprintf(body, sizeof body, "{\"status\":\"not ready\",\"reason\":\"%s\"}\n", why)
+              : snprintf(body, sizeof body, "{\"status\":\"ready\"}\n");
+  sw_http_respond(c, why ? 503 : 200, "application/json", body, (size_t)n);
+}
+
+static int start_server(struct agent *a) {
+  const char *listen = a->cfg->server.listen;
+  if (!listen || !*listen || !strcmp(listen, "0")) return SW_OK;
+  char err[256];
+  int rc = sw_httpd_start(&a->loop, listen, &a->httpd, err, sizeof err);
+  if (rc) {
+    SW_LOG(SW_L_ERROR, "http", "%s", err);
+    return rc;
+  }
+  if ((rc = sw_httpd_route(a->httpd, "/health", on_health, a)) ||
+      (rc = sw_httpd_route(a->httpd, "/ready", on_ready, a)))
+    return rc;
+  SW_LOG(SW_L_INFO, "http", "listening on %s (port %d)", listen, sw_httpd_port(a->httpd));
+  return SW_OK;
+}
 
 static void on_progress(void *arg) {
   struct agent *a = arg;
@@ -104,10 +140,14 @@ static int start(struct agent *a) {
     a->nsinks = i + 1;
   }
   if ((rc = sw_tail_start(a->tail))) return rc;
+  a->ready = 1;
   return SW_OK;
 }
 
 static void shutdown_all(struct agent *a) {
+  a->stopping = 1;
+  if (a->httpd) sw_httpd_stop(a->httpd);
+  a->httpd = NULL;
   if (a->tail) sw_tail_stop(a->tail);
   if (a->writer) sw_writer_stop(a->writer, SHUTDOWN_WRITER_MS);
   a->writer = NULL;
@@ -141,7 +181,8 @@ int sw_agent_run(const struct sw_config *cfg) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-  int rc = start(&a);
+  int rc = start_server(&a);
+  if (rc == 0) rc = start(&a);
   if (rc == 0) {
     SW_LOG(SW_L_INFO, "agent", "spillway %s running: %zu sources, %zu sinks", SW_VERSION,
            cfg->nsources, cfg->nsinks);

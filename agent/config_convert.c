@@ -48,7 +48,7 @@ static bool valid_listen(const char *s) {
   unsigned v = 0;
   if (!n || n > 5 || port[n]) return false;
   for (size_t i = 0; i < n; i++) v = v * 10 + (unsigned)(port[i] - '0');
-  return v >= 1 && v <= 65535;
+  return v <= 65535; /* port 0: any free port (the agent logs the one it got) */
 }
 
 static bool regex_ok(struct sw__conf_ctx *c, const char *s) {

@@ -212,6 +212,8 @@ class Agent:
         cfg["sinks"] = sinks if sinks is not None else [
             {"name": "local", "type": "file", "path": str(self.out_path)}]
         cfg["log"] = log if log is not None else {"level": "info"}
+        # Every test agent serves HTTP on a free port (read back with http_port()).
+        cfg["server"] = {"listen": "127.0.0.1:0"}
         if extra:
             cfg.update(extra)
         return cfg
@@ -320,6 +322,14 @@ class Agent:
         return assert_never(predicate, duration, desc, interval, alive=self.check_alive)
 
     # ---- the file sink's output
+
+    def http_port(self, timeout=10):
+        """The port the agent's HTTP server bound (it logs it at start)."""
+        pat = re.compile(r'listening on [^ ]+ \(port (\d+)\)')
+        def port():
+            m = pat.search(self.stderr_path.read_text(errors="replace"))
+            return int(m.group(1)) if m else None
+        return self.wait_for(port, timeout, "the HTTP server to listen")
 
     def output_count(self):
         """Complete lines in the sink output so far (incremental, see LineCounter)."""

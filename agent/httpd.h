@@ -1,0 +1,48 @@
+/* httpd.h - a small HTTP/1.1 server on the libuv loop for /health, /ready, /metrics.
+ *
+ * One request per connection (responses carry "Connection: close"), so no connection outlives
+ * its answer. Limits fixed at start, so a misbehaving client cannot stall the loop or grow
+ * memory: at most SW_HTTPD_MAX_CONNS connections (more are answered 503 and closed), request
+ * head at most SW_HTTPD_MAX_HEAD bytes (431), a complete head within SW_HTTPD_HEAD_TIMEOUT_MS
+ * (408; a client sending one byte a second is cut off), request bodies are not accepted (413).
+ * Connection states: READING -> (handler) -> WRITING -> CLOSING. Loop thread only.
+ */
+#ifndef SW_HTTPD_H
+#define SW_HTTPD_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "../common/buf.h"
+#include "../common/error.h"
+
+#define SW_HTTPD_MAX_CONNS 128
+#define SW_HTTPD_MAX_HEAD 8192
+#define SW_HTTPD_HEAD_TIMEOUT_MS 5000
+
+struct sw_httpd;
+struct sw_http_conn;
+
+struct sw_http_req {
+  const char *method; /* NUL-terminated, valid during the handler call */
+  const char *path;   /* without the query */
+  const char *query;  /* after '?', "" if none */
+};
+
+/* A handler answers with sw_http_respond (exactly once, during the call). */
+typedef void (*sw_http_handler)(struct sw_http_conn *c, const struct sw_http_req *req, void *arg);
+
+/* listen: "HOST:PORT" ("127.0.0.1:2020", "[::1]:2020"). err gets a message on failure. */
+int sw_httpd_start(uv_loop_t *loop, const char *listen, struct sw_httpd **out, char *err,
+                   size_t errlen) SW_MUST_CHECK;
+/* Routes exact paths; GET only (HEAD is answered like GET without a body). Max 16 routes. */
+int sw_httpd_route(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) SW_MUST_CHECK;
+/* Copies body; sends the response and closes the connection. */
+void sw_http_respond(struct sw_http_conn *c, int status, const char *content_type,
+                     const char *body, size_t len);
+/* Port actually bound (useful with port 0). */
+int sw_httpd_port(const struct sw_httpd *h);
+/* Closes the listener and every connection; frees itself once the handles are closed. */
+void sw_httpd_stop(struct sw_httpd *h);
+
+#endif
