@@ -11,6 +11,7 @@
 #include "buffer.h"
 #include "httpd.h"
 #include "ingest.h"
+#include "retention.h"
 #include "tail.h"
 #include "writer.h"
 
@@ -27,8 +28,16 @@ struct agent {
   struct sw_file_sink **sinks;
   size_t nsinks;
   struct sw_httpd *httpd;
+  struct sw_redactor *redactor; /* NULL: no redaction configured */
+  struct sw_retention *ret; /* NULL: no retention, disk_pressure or truncate_shipped */
+  uv_timer_t ret_timer;
   int stopping, ready;
 };
+
+static void on_retention_timer(uv_timer_t *h) {
+  struct agent *a = h->data;
+  sw_retention_tick(a->ret);
+}
 
 /* Liveness: answering at all means the loop turns. */
 static void on_health(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
@@ -122,7 +131,13 @@ static int start(struct agent *a) {
     return rc;
   }
   size_t max_line = 256 * 1024;
-  if ((rc = sw_ingest_create(cfg, a->writer, max_line, &a->ing))) return rc;
+  const struct sw_redact_section *rs = &cfg->redact;
+  if ((rs->nbuiltin || rs->nrules || rs->nkeys) &&
+      (rc = sw_config_redactor(cfg, &a->redactor, err, sizeof err))) {
+    SW_LOG(SW_L_ERROR, "redact", "redact.%s", err);
+    return rc;
+  }
+  if ((rc = sw_ingest_create(cfg, a->writer, a->redactor, max_line, &a->ing))) return rc;
   if ((rc = sw_tail_create(&a->loop, cfg, a->ing, a->writer, &a->tail, err, sizeof err))) {
     SW_LOG(SW_L_ERROR, "tail", "%s", err);
     return rc;
@@ -140,6 +155,13 @@ static int start(struct agent *a) {
     a->nsinks = i + 1;
   }
   if ((rc = sw_tail_start(a->tail))) return rc;
+  if ((rc = sw_retention_create(&a->loop, cfg, a->tail, a->writer, &a->ret))) return rc;
+  if (a->ret) {
+    uint64_t every = sw_retention_interval_ms(cfg);
+    uv_timer_init(&a->loop, &a->ret_timer);
+    a->ret_timer.data = a;
+    uv_timer_start(&a->ret_timer, on_retention_timer, every < 1000 ? every : 1000, every);
+  }
   a->ready = 1;
   return SW_OK;
 }
@@ -148,6 +170,10 @@ static void shutdown_all(struct agent *a) {
   a->stopping = 1;
   if (a->httpd) sw_httpd_stop(a->httpd);
   a->httpd = NULL;
+  if (a->ret) { /* a pass in progress stops at its next block; its callback runs below */
+    sw_retention_stop(a->ret);
+    uv_close((uv_handle_t *)&a->ret_timer, NULL);
+  }
   if (a->tail) sw_tail_stop(a->tail);
   if (a->writer) sw_writer_stop(a->writer, SHUTDOWN_WRITER_MS);
   a->writer = NULL;
@@ -158,11 +184,15 @@ static void shutdown_all(struct agent *a) {
   a->sinks = NULL;
   if (!uv_is_closing((uv_handle_t *)&a->sigterm)) uv_close((uv_handle_t *)&a->sigterm, NULL);
   if (!uv_is_closing((uv_handle_t *)&a->sigint)) uv_close((uv_handle_t *)&a->sigint, NULL);
-  uv_run(&a->loop, UV_RUN_DEFAULT); /* finish closing handles */
+  uv_run(&a->loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */
+  sw_retention_free(a->ret);
+  a->ret = NULL;
   sw_tail_free(a->tail);
   a->tail = NULL;
   sw_ingest_destroy(a->ing);
   a->ing = NULL;
+  sw_redactor_destroy(a->redactor);
+  a->redactor = NULL;
 }
 
 int sw_agent_run(const struct sw_config *cfg) {

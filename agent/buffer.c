@@ -183,7 +183,7 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err, s
      * do not write a 64 KiB page to the WAL each. Must be set before the first table exists. */
     if (sw__db_exec(db, "PRAGMA page_size=16384; PRAGMA auto_vacuum=INCREMENTAL;"
                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                        "PRAGMA wal_autocheckpoint=1024; PRAGMA foreign_keys=OFF;"
+                        "PRAGMA wal_autocheckpoint=512; PRAGMA journal_size_limit=8388608; PRAGMA foreign_keys=OFF;"
                         "PRAGMA cache_size=-1024;"))
       goto fail_db;
     if (migrate(db)) goto fail_db;

@@ -64,6 +64,10 @@ struct sw_commit_op {
   uint64_t raw_bytes, in_bytes;
   const void *data;
   size_t data_len;
+  /* Named counters to add in the same transaction (e.g. "redact:email"), may be empty. */
+  const char *const *counter_names;
+  const uint64_t *counter_deltas;
+  size_t ncounters;
 };
 
 struct sw_commit_result {
@@ -122,5 +126,52 @@ int sw_db_max_chunk_id(struct sw_db *db, int64_t *id) SW_MUST_CHECK;
  * caller frees). sinks lists the configured sink names/types for backlog figures. */
 int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *const *types,
                       size_t nsinks, uint64_t max_bytes, char **json) SW_MUST_CHECK;
+
+/* ---- retention and disk pressure (buffer_files.c) ---- */
+
+/* What the buffer knows about one tailed file, for retention decisions. */
+struct sw_db_file_row {
+  int64_t id;
+  char *source, *path;
+  uint64_t dev, ino, fp_hash, offset;
+  uint32_t fp_len;
+  int has_pending;  /* partial records stored: bytes before `offset` are still needed */
+  int has_unacked;  /* some chunk of this file is not yet acknowledged by every sink */
+};
+
+/* A snapshot taken in one read transaction. Owned by the caller: sw_db_view_free. */
+struct sw_db_view {
+  struct sw_db_file_row *files;
+  size_t nfiles;
+  size_t nsinks;             /* configured sinks (0: nothing is ever shipped) */
+  int64_t min_acked;         /* lowest cursor among them (INT64_MAX without sinks) */
+  int64_t oldest_unacked_ns; /* wall-clock `created` of the oldest chunk above min_acked; 0: none */
+};
+
+/* Loads the view. Works on a read-only connection; the agent may be writing meanwhile (WAL). */
+int sw_db_view_load(struct sw_db *db, const char *const *sinks, size_t nsinks,
+                    struct sw_db_view **out) SW_MUST_CHECK;
+void sw_db_view_free(struct sw_db_view *v);
+/* The committed offset of file (dev, ino): its most recently updated row (*found=1), or
+ * *found=0 when the buffer has no row for it. *has_pending as in the row. */
+int sw_db_file_offset(struct sw_db *db, uint64_t dev, uint64_t ino, uint64_t *offset, int *has_pending,
+                      int *found) SW_MUST_CHECK;
+
+/* Adds values[i] to counter names[i] (created at 0), in one transaction. */
+int sw_db_counters_add(struct sw_db *db, const char *const *names, const uint64_t *values,
+                       size_t n) SW_MUST_CHECK;
+
+struct sw_db_reclaim {
+  uint64_t chunks, records, stored_bytes; /* chunks deleted */
+  uint64_t file_before, file_after;       /* spillway.db + -wal bytes on disk */
+};
+/* Disk pressure, step "already shipped": deletes chunks every sink acknowledged (normally GC
+ * has done so already), then returns ALL free pages to the filesystem (incremental_vacuum,
+ * which routine GC only does past 64 MiB free) and truncates the WAL. */
+int sw_db_reclaim_shipped(struct sw_db *db, const char *const *sinks, size_t nsinks,
+                          struct sw_db_reclaim *r) SW_MUST_CHECK;
+/* Disk pressure, last resort (drop_unshipped): deletes the oldest chunks, shipped or not, until
+ * `goal` stored bytes are gone, counts them (pressure_dropped_*), then vacuums like above. */
+int sw_db_drop_unshipped(struct sw_db *db, uint64_t goal, struct sw_db_reclaim *r) SW_MUST_CHECK;
 
 #endif

@@ -130,6 +130,8 @@ int sw_db_commit(struct sw_db *db, const struct sw_commit_op *ops, size_t n, uin
     }
     if ((rc = add_source_stats(db, op))) goto fail;
     if ((rc = save_file(db, &op->file, now))) goto fail;
+    for (size_t c = 0; c < op->ncounters; c++)
+      if ((rc = add_counter(db, op->counter_names[c], op->counter_deltas[c]))) goto fail;
   }
   if ((rc = add_counter(db, "dropped_chunks", res->dropped_chunks))) goto fail;
   if ((rc = add_counter(db, "dropped_records", res->dropped_records))) goto fail;

@@ -39,6 +39,19 @@ static int64_t scalar(struct sw_db *db, const char *sql, int64_t arg) {
   return v;
 }
 
+/* Counters "retention.X" (retention.c, buffer_files.c) as "X": N. */
+static int add_retention(struct sw_db *db, cJSON *obj) {
+  sqlite3_stmt *st = NULL;
+  if (!obj) return SW_ENOMEM;
+  if (sqlite3_prepare_v2(db->h, "SELECT substr(name, 11), value FROM counters WHERE name LIKE 'retention.%'"
+                         " ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+    return sw__db_fail(db);
+  while (sqlite3_step(st) == SQLITE_ROW)
+    cJSON_AddNumberToObject(obj, (const char *)sqlite3_column_text(st, 0), (double)sqlite3_column_int64(st, 1));
+  sqlite3_finalize(st);
+  return SW_OK;
+}
+
 int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *const *types,
                       size_t nsinks, uint64_t max_bytes, char **json) {
   int rc = SW_OK;
@@ -57,6 +70,16 @@ int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *co
                           (double)scalar(db, "SELECT COALESCE(SUM(value),0) FROM counters WHERE name='dropped_chunks'", 0));
   cJSON_AddNumberToObject(buf, "dropped_records",
                           (double)scalar(db, "SELECT COALESCE(SUM(value),0) FROM counters WHERE name='dropped_records'", 0));
+  if ((rc = add_retention(db, cJSON_AddObjectToObject(root, "retention")))) goto done;
+  cJSON *red = cJSON_AddObjectToObject(root, "redactions");
+  sqlite3_stmt *rs = NULL;
+  if (sqlite3_prepare_v2(db->h, "SELECT substr(name, 8), value FROM counters WHERE name LIKE "
+                         "'redact:%' ORDER BY name", -1, &rs, NULL) == SQLITE_OK) {
+    while (sqlite3_step(rs) == SQLITE_ROW)
+      cJSON_AddNumberToObject(red, (const char *)sqlite3_column_text(rs, 0),
+                              (double)sqlite3_column_int64(rs, 1));
+  }
+  sqlite3_finalize(rs);
   static const char *const fcols[] = {"path", "source", "offset", "inode", "id"};
   cJSON *files = query_array(db, "SELECT path, source, offset, ino, id FROM files ORDER BY path", fcols, 5, &rc);
   if (!files) goto done;

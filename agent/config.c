@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conf_yaml.h"
+#include "../common/strdist.h"
 #include "config_schema.h"
 
 #define FIELD SW__CONF_FIELD
@@ -31,7 +32,7 @@ static void unknown_key(struct sw__conf_ctx *c, const struct sw__conf_table *t, 
   unsigned bestd = 99;
   for (size_t i = 0; i < t->nrows; i++) {
     if (kind >= 0 && !applies(&t->rows[i], kind)) continue;
-    unsigned dist = sw__conf_edit_distance(key, t->rows[i].key);
+    unsigned dist = sw_edit_distance(key, t->rows[i].key);
     if (dist < bestd) {
       bestd = dist;
       best = t->rows[i].key;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "../common/error.h"
+#include "../redact/redact.h"
 
 enum sw_when_full { SW_WHEN_FULL_BLOCK = 0, SW_WHEN_FULL_DROP_OLDEST = 1 };
 enum sw_source_type { SW_SOURCE_DOCKER = 0, SW_SOURCE_CRI = 1, SW_SOURCE_FILE = 2 };
@@ -26,6 +27,10 @@ enum sw_read_from { SW_READ_HEAD = 0, SW_READ_TAIL = 1 };
 enum sw_sink_type { SW_SINK_FILE = 0, SW_SINK_LOKI = 1, SW_SINK_ELASTICSEARCH = 2, SW_SINK_S3 = 3 };
 enum sw_log_level { SW_LOG_DEBUG = 0, SW_LOG_INFO = 1, SW_LOG_WARN = 2, SW_LOG_ERROR = 3 };
 enum sw_log_format { SW_LOG_FORMAT_JSON = 0, SW_LOG_FORMAT_TEXT = 1 };
+enum sw_rotate_method { SW_ROTATE_RENAME = 0, SW_ROTATE_COPYTRUNCATE = 1 };
+enum sw_codec { SW_CODEC_ZSTD = 0, SW_CODEC_NONE = 1 };
+/* postrotate_signal.signal; the index of its name in config_retention.c's list */
+enum sw_rotate_signal { SW_SIG_HUP = 0, SW_SIG_USR1, SW_SIG_USR2, SW_SIG_INT, SW_SIG_TERM, SW_SIG_QUIT, SW_SIG_WINCH };
 
 struct sw_kv {
   char *key;
@@ -51,6 +56,28 @@ struct sw_source_conf {
   uint64_t max_record_bytes;   /* default 1 MiB; longer records are split and flagged */
   struct sw_kv *labels;        /* static labels added to every record of this source */
   size_t nlabels;
+  uint64_t truncate_shipped;   /* docker/cri: truncate a log past this size once all of it is
+                                  in the buffer; 0 = never (retention.c) */
+};
+
+/* One retention[] entry (agent/retention*.c); keys are flattened from rotate/compress/keep. */
+struct sw_retention_conf {
+  char *name;                     /* required, unique among retention entries */
+  char **paths;                   /* required globs of live files */
+  size_t npaths;
+  char **exclude;
+  size_t nexclude;
+  uint64_t max_size;              /* rotate.max_size; 0 = no size rule */
+  uint64_t max_age_ms;            /* rotate.max_age; 0 = no age rule */
+  enum sw_rotate_method method;   /* rotate.method, default rename */
+  char *signal_pid_file;          /* rotate.postrotate_signal.pid_file; NULL = no signal */
+  enum sw_rotate_signal signal;   /* rotate.postrotate_signal.signal, default HUP */
+  enum sw_codec codec;            /* compress.codec, default zstd */
+  uint32_t level;                 /* compress.level, default 3 */
+  bool delay_compress;            /* compress.delay_compress: keep <name>.1 plain */
+  uint32_t keep_count;            /* keep.count, default 7 */
+  uint64_t keep_max_age_ms;       /* keep.max_age; 0 = no age limit */
+  uint64_t keep_max_total_bytes;  /* keep.max_total_bytes; 0 = no limit */
 };
 
 struct sw_tls_conf {
@@ -85,6 +112,23 @@ struct sw_sink_conf {
   uint64_t object_max_wait_ms;/* s3 object.max_wait, default 5 m */
 };
 
+struct sw_redact_rule {
+  char *name;    /* required, [A-Za-z0-9_.-]+, unique among rules and enabled packs */
+  char *pattern; /* required PCRE2 pattern */
+  char *replace; /* default "[REDACTED]"; $1..$9, ${name}, $$ */
+};
+
+struct sw_redact_section {
+  char **builtin;               /* names of the built-in packs to enable */
+  size_t nbuiltin;
+  struct sw_redact_rule *rules; /* user rules, applied in this order after the packs */
+  size_t nrules;
+  char **keys;                  /* fields.keys: JSON keys whose values are redacted */
+  size_t nkeys;
+  int action;                   /* fields.action: enum sw_redact_action, default mask */
+  char *hash_salt;              /* secret: from hash_salt_file; required when action is hash */
+};
+
 struct sw_config {
   char *file;      /* the path the config was loaded from */
   char *data_dir;  /* default /var/lib/spillway */
@@ -100,6 +144,17 @@ struct sw_config {
   size_t nsources;
   struct sw_sink_conf *sinks;
   size_t nsinks;
+  struct sw_redact_section redact;
+  struct sw_retention_conf *retention;
+  size_t nretention;
+  struct {
+    char *path;               /* statvfs of this path is watched; NULL = disk_pressure off */
+    uint32_t soft_percent;    /* default 80 */
+    uint32_t hard_percent;    /* default 90 */
+    uint64_t interval_ms;     /* default 10 s: also how often the agent applies retention */
+    uint64_t rotate_min_size; /* default 1 MiB: under pressure, smaller live files stay */
+    bool drop_unshipped;      /* default false */
+  } disk_pressure;
   struct {
     char *listen; /* default "127.0.0.1:2020"; "" or "0" disables */
   } server;
@@ -133,6 +188,11 @@ void sw_conf_errors_free(struct sw_conf_errors *errs);
 int sw_parse_size(const char *s, uint64_t *bytes) SW_MUST_CHECK;
 /* Parses "250ms", "1s", "5m", "2h", "7d" (a bare number is an error). Returns 0 or SW_EPARSE. */
 int sw_parse_duration(const char *s, uint64_t *ms) SW_MUST_CHECK;
+
+/* Compiles cfg->redact into a redactor (free with sw_redactor_destroy). Returns 0, SW_ECONFIG
+ * with "key.path: reason" (relative to `redact`, e.g. "builtin[1]: unknown pack ...") in err, or
+ * SW_ENOMEM. A config that loaded always compiles, except for SW_ENOMEM. */
+int sw_config_redactor(const struct sw_config *cfg, struct sw_redactor **out, char *err, size_t errlen) SW_MUST_CHECK;
 
 /* Writes the Markdown configuration reference generated from the schema rows to f. */
 void sw_config_write_docs(FILE *f);

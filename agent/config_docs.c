@@ -35,8 +35,9 @@ static const char intro[] =
     "- **Secrets** come from files: each `*_file` key names a file whose content (one trailing newline\n"
     "  removed) is the secret, e.g. a mounted Kubernetes Secret. The file is read at start; a missing,\n"
     "  empty or unreadable file is an error. Secrets never appear in error messages.\n"
-    "- **Relative paths** (`data_dir`, source `paths` and `exclude`, file sink `path`, `*_file`,\n"
-    "  `tls.ca_file`) are relative to the directory of the config file.\n"
+    "- **Relative paths** (`data_dir`, source and retention `paths` and `exclude`, file sink `path`,\n"
+    "  `*_file`, `tls.ca_file`, `postrotate_signal.pid_file`, `disk_pressure.path`) are relative to the\n"
+    "  directory of the config file.\n"
     "- **Globs** support `*`, `?` and `[...]` in any path component; `**` is not supported.\n"
     "- YAML anchors, aliases and `<<` merge keys work; top-level keys starting with `x-` are ignored,\n"
     "  a place to define anchors. Duplicate keys and multiple documents are errors.\n";

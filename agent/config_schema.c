@@ -1,13 +1,14 @@
 /* config_schema.c - the schema rows of spillway's configuration, and the cross-key rules.
  *
  * Each table below is one section of the file (and of docs/configuration.md). To add a key,
- * add a row; to implement a section that is still SW__CT_UNSUPPORTED (redact, retention,
+ * add a row; to implement a section that is still SW__CT_UNSUPPORTED (retention,
  * disk_pressure), give its row a type, a table and a field in struct sw_config. Loading,
  * defaults, freeing and the docs follow the rows; only rules that span several keys live in
  * the check functions here.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ _Static_assert(sizeof(enum sw_when_full) == sizeof(int) && sizeof(enum sw_source
                    sizeof(enum sw_sink_type) == sizeof(int) && sizeof(enum sw_log_level) == sizeof(int) &&
                    sizeof(enum sw_log_format) == sizeof(int),
                "SW__CT_ENUM stores enums as int");
+_Static_assert(SW_REDACT_MASK == 0 && SW_REDACT_HASH == 1 && SW_REDACT_DROP == 2, "redact_actions order");
 
 /* Value lists: the index of a value is its enum value in config.h. */
 static const char *const when_full_values[] = {"block", "drop_oldest", NULL};
@@ -33,6 +35,7 @@ static const char *const http_compressions[] = {"gzip", "none", NULL};
 static const char *const object_compressions[] = {"zstd", "gzip", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const redact_actions[] = {"mask", "hash", "drop", NULL};
 
 /* ---- buffer ---- */
 
@@ -110,6 +113,10 @@ static const struct sw__conf_row source_rows[] = {
     {.key = "labels", .type = SW__CT_KVMAP, .offset = offsetof(struct sw_source_conf, labels),
      .count_offset = offsetof(struct sw_source_conf, nlabels),
      .help = "Static labels added to every record (names: letters, digits, `_`, not starting with a digit)."},
+    {.key = "truncate_shipped", .type = SW__CT_SIZE, .min = SW__KIB,
+     .only = ONLY(SW_SOURCE_DOCKER) | ONLY(SW_SOURCE_CRI), .offset = offsetof(struct sw_source_conf, truncate_shipped),
+     .help = "Opt-in, for dockerd without `max-size`: a container log at least this big is truncated in "
+             "place once every byte of it is in the buffer (docs/architecture.md explains the residual race). Unset: never."},
 };
 
 static void check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, size_t n, size_t size,
@@ -273,6 +280,139 @@ static const struct sw__conf_table sink_table = {
     ROWS(sink_rows), .elem_size = sizeof(struct sw_sink_conf), .discriminator = 1, .kind_noun = "sink",
     .check = check_sink, .check_list = check_sinks};
 
+/* ---- redact ---- */
+
+static const struct sw__conf_row redact_rule_rows[] = {
+    {.key = "name", .type = SW__CT_STRING, .flags = SW__CF_REQUIRED | SW__CF_NAME,
+     .offset = offsetof(struct sw_redact_rule, name),
+     .help = "Unique among rules and enabled packs; the rule's label in the redaction counters."},
+    {.key = "pattern", .type = SW__CT_STRING, .flags = SW__CF_REQUIRED | SW__CF_REGEX | SW__CF_NONEMPTY,
+     .offset = offsetof(struct sw_redact_rule, pattern),
+     .help = "What to replace; matched against the bytes of each record (no UTF-8 mode), every match."},
+    {.key = "replace", .type = SW__CT_STRING, .def = SW_REDACT_DEFAULT_REPLACE,
+     .offset = offsetof(struct sw_redact_rule, replace),
+     .help = "Replacement text: `$1`..`$9` insert a group of the match, `${name}` a named group, `$$` a `$`. "
+             "In this file `${...}` and `$$` are environment expansion first: write `$${name}` and `$$$$`."},
+};
+static const struct sw__conf_table redact_rule_table = {
+    .intro = "User rules, applied in order after the built-in packs, each to the result of the one before.",
+    ROWS(redact_rule_rows), .elem_size = sizeof(struct sw_redact_rule), .discriminator = -1};
+
+static const struct sw__conf_row redact_fields_rows[] = {
+    {.key = "keys", .type = SW__CT_STRLIST, .offset = offsetof(struct sw_config, redact.keys),
+     .count_offset = offsetof(struct sw_config, redact.nkeys),
+     .help = "JSON keys whose values are redacted: any case, at any depth, also inside arrays."},
+    {.key = "action", .type = SW__CT_ENUM, .def = "mask", .values = redact_actions,
+     .offset = offsetof(struct sw_config, redact.action),
+     .help = "`mask`: the value becomes `\"***\"`; `hash`: `\"sha256:<16 hex>\"`, the start of SHA-256(salt + "
+             "value), equal values give equal tokens; `drop`: the key and its value are removed."},
+};
+static const struct sw__conf_table redact_fields_table = {
+    .intro = "JSON key masking, for records whose payload is a JSON object (a docker `log` value, a "
+             "`format: json` line); other records skip it and go to the rules.",
+    ROWS(redact_fields_rows), .discriminator = -1};
+
+static const struct sw__conf_row redact_rows[] = {
+    {.key = "builtin", .type = SW__CT_STRLIST, .offset = offsetof(struct sw_config, redact.builtin),
+     .count_offset = offsetof(struct sw_config, redact.nbuiltin),
+     .help = "Built-in packs to enable: `email`, `bearer_token`, `jwt`, `aws_access_key`, `aws_secret_key`, "
+             "`credit_card`, `password_kv`, `url_credentials`, `private_key`, `ipv4`, `ipv6`. Each replaces "
+             "what it finds with `[REDACTED:<pack>]` and keeps the context (the key, `Bearer `, the URL's "
+             "user and host)."},
+    {.key = "rules", .type = SW__CT_ARRAY, .table = &redact_rule_table, .offset = offsetof(struct sw_config, redact.rules),
+     .count_offset = offsetof(struct sw_config, redact.nrules), .help = "List of user rules, see below."},
+    {.key = "fields", .type = SW__CT_OBJECT, .table = &redact_fields_table, .help = "See below."},
+    {.key = "hash_salt_file", .type = SW__CT_SECRET, .offset = offsetof(struct sw_config, redact.hash_salt),
+     .help = "File holding the salt of `fields.action: hash`; required with it."},
+};
+
+int sw_config_redactor(const struct sw_config *cfg, struct sw_redactor **out, char *err, size_t errlen) {
+  const struct sw_redact_section *rs = &cfg->redact;
+  struct sw_redact_rule_conf *rules = calloc(rs->nrules ? rs->nrules : 1, sizeof *rules);
+  *out = NULL;
+  if (!rules) {
+    snprintf(err, errlen, "out of memory");
+    return SW_ENOMEM;
+  }
+  for (size_t i = 0; i < rs->nrules; i++)
+    rules[i] = (struct sw_redact_rule_conf){rs->rules[i].name, rs->rules[i].pattern, rs->rules[i].replace};
+  struct sw_redact_conf conf = {
+      .builtins = (const char *const *)rs->builtin, .nbuiltins = rs->nbuiltin, .rules = rules,
+      .nrules = rs->nrules, .keys = (const char *const *)rs->keys, .nkeys = rs->nkeys, .action = rs->action,
+      .salt = rs->hash_salt, .salt_len = rs->hash_salt ? strlen(rs->hash_salt) : 0};
+  /* A whole record is redacted before it is split: room for the largest one, rewritten. */
+  for (size_t i = 0; i < cfg->nsources; i++)
+    if (2 * cfg->sources[i].max_record_bytes > conf.scratch_max)
+      conf.scratch_max = (size_t)(2 * cfg->sources[i].max_record_bytes);
+  if (conf.scratch_max < SW_REDACT_DEFAULT_SCRATCH_MAX) conf.scratch_max = 0; /* the default */
+  int rc = sw_redactor_create(&conf, out, err, errlen);
+  if (rc == SW_ECONFIG && !strncmp(err, "keys[", 5)) { /* the engine's keys are fields.keys here */
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s", err);
+    snprintf(err, errlen, "fields.%s", tmp);
+  }
+  free(rules);
+  return rc;
+}
+
+/* Compiles the section the way the agent will, so that a config that loads always runs:
+ * unknown packs (with a suggestion), duplicate names, bad replacement templates. */
+static void check_redact(struct sw__conf_ctx *c, void *base, const cJSON *obj, int kind) {
+  struct sw_config *cfg = base;
+  struct sw_redactor *r = NULL;
+  char err[320];
+  (void)kind;
+  if (cfg->redact.action == SW_REDACT_HASH && !cfg->redact.hash_salt) {
+    if (!has(obj, "hash_salt_file")) { /* present but unreadable: reported already */
+      size_t saved = sw__conf_path_key(c, "hash_salt_file");
+      sw__conf_err(c, "required when fields.action is hash");
+      sw__conf_path_pop(c, saved);
+    }
+    return;
+  }
+  for (size_t i = 0; i < cfg->redact.nrules; i++)
+    if (!cfg->redact.rules[i].name || !cfg->redact.rules[i].pattern || !cfg->redact.rules[i].replace)
+      return; /* that rule's problem is reported already */
+  int rc = sw_config_redactor(cfg, &r, err, sizeof err);
+  sw_redactor_destroy(r);
+  if (rc == SW_ENOMEM) {
+    c->nomem = true;
+  } else if (rc) {
+    char *sep = strstr(err, ": "), *why = sep ? sep + 2 : err;
+    if (sep) *sep = '\0';
+    size_t saved = sep ? sw__conf_path_key(c, err) : c->pathlen;
+    sw__conf_err(c, "%s", why);
+    sw__conf_path_pop(c, saved);
+  }
+}
+
+static const struct sw__conf_table redact_table = {
+    .intro = "Redaction of secrets and personal data before records are buffered: first JSON key masking "
+             "(`fields`), then the built-in packs in the order below whatever the order of `builtin`, then "
+             "the user rules; each step works on the result of the one before. `spillway redact -c FILE` "
+             "applies the section to stdin. Packs are opt-in; each replaces the secret with "
+             "`[REDACTED:<pack>]`:\n\n"
+             "- `private_key`: `-----BEGIN ... PRIVATE KEY-----` through its `-----END ...-----`, across the "
+             "lines of a multi-line record; without an END, to the end of the record.\n"
+             "- `url_credentials`: the password of `scheme://user:password@host`.\n"
+             "- `bearer_token`: the token after `Bearer ` (any case); a plain word (`bearer of bad news`) is "
+             "not a token.\n"
+             "- `jwt`: three base64url segments starting `eyJ`.\n"
+             "- `aws_access_key`: `AKIA`/`ASIA` + 16 upper-case letters or digits.\n"
+             "- `aws_secret_key`: a 40-character value after a key such as `aws_secret_access_key`, "
+             "`SecretAccessKey` or `secret_key` and `:` or `=`.\n"
+             "- `password_kv`: the value after `password`, `passwd`, `pass`, `pwd` or `secret` (quoted or "
+             "not, optionally with a prefix such as `db_` or `client.`) and `:` or `=`; not "
+             "`password_policy=strict`.\n"
+             "- `email`: `local@domain.tld`; not `user@localhost`, `lodash@4.17.21` or `icon@2x.png`.\n"
+             "- `credit_card`: 13-19 digits (single spaces or dashes allowed) with a card network prefix and "
+             "a valid Luhn check digit; timestamps, epoch milliseconds and digits inside hex ids are not "
+             "cards.\n"
+             "- `ipv6`: full, compressed and IPv4-mapped addresses; not times, MAC addresses or `std::string`.\n"
+             "- `ipv4`: dotted quads 0-255; not `v1.2.3.4` or `1.2.3.4.5` (a bare version `1.2.3.4` is "
+             "masked).",
+    ROWS(redact_rows), .discriminator = -1, .check = check_redact};
+
 /* ---- server, log, top level ---- */
 
 static const struct sw__conf_row server_rows[] = {
@@ -304,9 +444,12 @@ static const struct sw__conf_row root_rows[] = {
      .count_offset = offsetof(struct sw_config, nsources), .help = "List of sources, see below."},
     {.key = "sinks", .type = SW__CT_ARRAY, .table = &sink_table, .offset = offsetof(struct sw_config, sinks),
      .count_offset = offsetof(struct sw_config, nsinks), .help = "List of sinks, see below."},
-    {.key = "redact", .type = SW__CT_UNSUPPORTED, .help = "Redaction rules (PCRE2, built-in packs, JSON keys)."},
-    {.key = "retention", .type = SW__CT_UNSUPPORTED, .help = "Rotation, compression and pruning of local files."},
-    {.key = "disk_pressure", .type = SW__CT_UNSUPPORTED, .help = "Relief when disk usage crosses thresholds."},
+    {.key = "redact", .type = SW__CT_OBJECT, .table = &redact_table, .help = "See below."},
+    {.key = "retention", .type = SW__CT_ARRAY, .table = &sw__conf_retention_table,
+     .offset = offsetof(struct sw_config, retention), .count_offset = offsetof(struct sw_config, nretention),
+     .help = "Rotation, compression and pruning of local files, see below."},
+    {.key = "disk_pressure", .type = SW__CT_OBJECT, .table = &sw__conf_disk_pressure_table,
+     .help = "Relief when disk usage crosses thresholds, see below."},
     {.key = "server", .type = SW__CT_OBJECT, .table = &server_table, .help = "See below."},
     {.key = "log", .type = SW__CT_OBJECT, .table = &log_table, .help = "See below."},
 };

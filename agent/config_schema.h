@@ -96,6 +96,8 @@ struct sw__conf_table {
 };
 
 extern const struct sw__conf_table sw__conf_root; /* the whole file (config_schema.c) */
+extern const struct sw__conf_table sw__conf_retention_table;     /* config_retention.c */
+extern const struct sw__conf_table sw__conf_disk_pressure_table; /* config_retention.c */
 
 struct sw__conf_ctx {
   const char *file;            /* name used in messages (borrowed) */
@@ -151,7 +153,6 @@ const char *sw__conf_glob_problem(const char *pattern);
 bool sw__conf_valid_name(const char *s);       /* [A-Za-z0-9_.-]+ */
 bool sw__conf_valid_label_name(const char *s); /* [A-Za-z_][A-Za-z0-9_]* */
 /* Edit distance (with transpositions), capped at 99 for long inputs. */
-unsigned sw__conf_edit_distance(const char *a, const char *b);
 
 /* Relative path p joined to basedir (glob metacharacters of basedir escaped when glob). Caller
  * frees with free(); NULL on ENOMEM. */

@@ -13,9 +13,18 @@
 #include "../parsers/logfmt.h"
 #include "../parsers/record.h"
 
+/* Internal flag: the line was redacted already (pieces of a split record). Never stored. */
+#define SW_REC_REDACTED (1 << 5)
+
 struct sw_ingest {
   const struct sw_config *cfg;
   struct sw_writer *w;
+  /* Redaction: every record passes through before it is buffered. Match counts travel to the
+   * database as deltas with the next sealed chunk (same transaction). */
+  struct sw_redact_ctx *rctx;
+  const char **rnames; /* "redact:<rule>", owned */
+  uint64_t *rlast;     /* counts already attached to a job */
+  size_t nrules;
   char *scratch; /* unescaped docker "log" values; as large as the longest physical line */
   size_t scratch_cap;
   uint64_t open_bytes;
@@ -35,7 +44,8 @@ uint64_t sw_fp_hash(const void *p, size_t n) {
   return h;
 }
 
-int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w, size_t max_line,
+int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w,
+                     const struct sw_redactor *redactor, size_t max_line,
                      struct sw_ingest **out) {
   struct sw_ingest *ing = calloc(1, sizeof *ing);
   if (!ing) return SW_ENOMEM;
@@ -43,18 +53,54 @@ int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w, size_t ma
   ing->w = w;
   ing->scratch_cap = max_line + 16;
   ing->scratch = malloc(ing->scratch_cap);
-  if (!ing->scratch) {
-    free(ing);
-    return SW_ENOMEM;
+  if (!ing->scratch) goto oom;
+  if (redactor) {
+    ing->nrules = sw_redactor_nrules(redactor);
+    ing->rctx = sw_redact_ctx_create(redactor);
+    ing->rnames = calloc(ing->nrules + 1, sizeof *ing->rnames);
+    ing->rlast = calloc(ing->nrules + 1, sizeof *ing->rlast);
+    if (!ing->rctx || !ing->rnames || !ing->rlast) goto oom;
+    for (size_t i = 0; i < ing->nrules; i++) {
+      const char *n = sw_redactor_rule_name(redactor, i);
+      char *full = malloc(strlen(n) + 8);
+      if (!full) goto oom;
+      memcpy(full, "redact:", 7);
+      memcpy(full + 7, n, strlen(n) + 1);
+      ing->rnames[i] = full;
+    }
   }
   *out = ing;
   return SW_OK;
+oom:
+  sw_ingest_destroy(ing);
+  return SW_ENOMEM;
 }
 
 void sw_ingest_destroy(struct sw_ingest *ing) {
   if (!ing) return;
+  /* rnames are borrowed by writer jobs: the writer is stopped before ingest is destroyed. */
+  for (size_t i = 0; ing->rnames && i < ing->nrules; i++) free((char *)ing->rnames[i]);
+  free(ing->rnames);
+  free(ing->rlast);
+  sw_redact_ctx_destroy(ing->rctx);
   free(ing->scratch);
   free(ing);
+}
+
+/* Attaches the redaction counts made since the last job to j. */
+static int attach_counters(struct sw_ingest *ing, struct sw_writer_job *j) {
+  if (!ing->rctx) return SW_OK;
+  const uint64_t *now = sw_redact_ctx_counts(ing->rctx);
+  uint64_t deltas[ing->nrules + 1];
+  int any = 0;
+  for (size_t i = 0; i < ing->nrules; i++) {
+    deltas[i] = now[i] - ing->rlast[i];
+    any |= deltas[i] != 0;
+  }
+  if (!any) return SW_OK;
+  int rc = sw_writer_job_counters(j, ing->rnames, deltas, ing->nrules);
+  if (!rc) memcpy(ing->rlast, now, ing->nrules * sizeof *now);
+  return rc;
 }
 
 uint64_t sw_ingest_open_bytes(const struct sw_ingest *ing) { return ing->open_bytes; }
@@ -144,6 +190,7 @@ int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int for
     j->op.truncated = f->cb.truncated;
   }
   j->op.in_bytes = f->chunk_in_bytes;
+  if (attach_counters(ing, j)) SW_LOG(SW_L_WARN, "ingest", "redaction counts not recorded (out of memory)");
   sw_writer_submit(ing->w, j);
   if (forget) {
     struct sw_writer_job *fj = sw_writer_job_new(SW_COMMIT_FORGET, &fs, NULL, NULL, NULL);
@@ -179,6 +226,16 @@ static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, in
     sw_chunk_builder_init(&f->cb, (size_t)cfg->buffer.chunk_max_bytes + max + 64);
     f->cb_ready = 1;
   }
+  if (ing->rctx && !(flags & SW_REC_REDACTED)) {
+    /* The whole record first, so a secret is never cut in two by the split below. */
+    const char *red;
+    size_t rlen;
+    if (sw_redact_line(ing->rctx, line, len, 1, &red, &rlen))
+      SW_LOG(SW_L_WARN, "redact", "out of memory redacting a record of %s: replaced whole", f->path);
+    line = red;
+    len = rlen;
+    flags |= SW_REC_REDACTED;
+  }
   while (len > max) { /* split: every piece is flagged so they can be told apart */
     add_record(ing, f, ts, stream, flags | SW_REC_TRUNCATED, line, max);
     line += max;
@@ -187,6 +244,7 @@ static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, in
   }
   size_t before = sw_chunk_raw_size(&f->cb);
   if (f->cb.count == 0) f->chunk_started_ms = sw_ingest_now_ms();
+  flags &= ~SW_REC_REDACTED;
   if (sw_chunk_add(&f->cb, ts, stream, flags, line, len)) {
     SW_LOG(SW_L_ERROR, "ingest", "chunk builder refused a record of %zu bytes in %s", len, f->path);
     return;

@@ -11,13 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../redact/redact.h"
 #include "config.h"
 #include "tfile.h"
 #include "writer.h"
 
 struct sw_ingest;
 
-int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w, size_t max_line,
+/* redactor (borrowed, may be NULL) is applied to every record before it enters a chunk. */
+int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w,
+                     const struct sw_redactor *redactor, size_t max_line,
                      struct sw_ingest **out) SW_MUST_CHECK;
 void sw_ingest_destroy(struct sw_ingest *ing);
 

@@ -247,7 +247,7 @@ static void release(struct sw_tail *t, struct sw_tfile **pp) {
 }
 
 /* copytruncate: the old content (maybe in a visible copy) keeps the old state as an orphan. */
-static void truncated(struct sw_tail *t, struct sw_tfile *f, uint64_t size) {
+void sw__tail_truncated(struct sw_tail *t, struct sw_tfile *f, uint64_t size) {
   SW_LOG(SW_L_INFO, "tail", "%s was truncated (size %llu < offset %llu); reading from the start",
          f->path, (unsigned long long)size, (unsigned long long)f->read_off);
   if (sw_ingest_seal(t->ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
@@ -296,7 +296,7 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
     if (n == 0) {
       struct stat st;
       if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < f->read_off) {
-        truncated(t, f, (uint64_t)st.st_size);
+        sw__tail_truncated(t, f, (uint64_t)st.st_size);
         continue;
       }
       seal_if_big(t, f);
@@ -436,6 +436,7 @@ oom:
 
 int sw_tail_start(struct sw_tail *t) {
   sw__tail_scan(t);
+  sw__tail_find_renamed(t);
   t->first_scan_done = 1;
   sw__tail_update_watches(t);
   uint64_t poll = t->cfg->buffer.chunk_max_wait_ms / 2;

@@ -31,6 +31,14 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
 int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) SW_MUST_CHECK;
 /* First scan, then timers and watches. */
 int sw_tail_start(struct sw_tail *t) SW_MUST_CHECK;
+/* truncate_shipped (tail_retention.c): truncates the followed file (dev, ino) to 0 if the reader
+ * is exactly at `committed` (the buffer's committed offset), holds nothing pending, and the
+ * file's size is still `committed` right before the truncation; then reads it from 0 as after
+ * a copytruncate. *freed gets the bytes released; window_ns the monotonic interval between the
+ * last size check and the truncation (a write landing there is lost: docs/architecture.md).
+ * SW_EAGAIN: not now (something unread or pending); SW_ENOTFOUND: not followed. */
+int sw_tail_truncate_shipped(struct sw_tail *t, uint64_t dev, uint64_t ino, uint64_t committed,
+                             uint64_t *freed, int64_t window_ns[2]) SW_MUST_CHECK;
 /* Resume reading soon (writer made progress). */
 void sw_tail_kick(struct sw_tail *t);
 /* Seals every open chunk (pending pieces are saved with the offsets), closes files and

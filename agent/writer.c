@@ -17,6 +17,7 @@ struct sw_writer {
   pthread_cond_t cv;
   struct sw_writer_job *head, *tail;
   int stop, kicked;
+  atomic_int resync; /* sw_writer_resync: recount `used` from the database */
   uint64_t stop_deadline_ms;
   _Atomic uint64_t inflight, used;
   struct sw_db *db;
@@ -72,8 +73,21 @@ fail:
   return NULL;
 }
 
+int sw_writer_job_counters(struct sw_writer_job *j, const char *const *names,
+                           const uint64_t *deltas, size_t n) {
+  if (n == 0) return SW_OK;
+  j->deltas = malloc(n * sizeof *j->deltas);
+  if (!j->deltas) return SW_ENOMEM;
+  memcpy(j->deltas, deltas, n * sizeof *deltas);
+  j->op.counter_names = names;
+  j->op.counter_deltas = j->deltas;
+  j->op.ncounters = n;
+  return SW_OK;
+}
+
 void sw_writer_job_free(struct sw_writer_job *j) {
   if (!j) return;
+  free(j->deltas);
   sw_buf_free(&j->raw);
   sw_buf_free(&j->packed);
   free(j->strs);
@@ -190,6 +204,11 @@ static void *writer_main(void *arg) {
     if (now_ms() - last_gc >= 1000 || (list == NULL && now_ms() - last_gc >= 200)) {
       uint64_t g = now_ms();
       run_gc(w);
+      if (atomic_exchange(&w->resync, 0)) {
+        uint64_t used = 0, chunks = 0;
+        if (sw_db_usage(w->db, &used, &chunks) == SW_OK) atomic_store(&w->used, used);
+        uv_async_send(&w->async);
+      }
       last_gc = now_ms();
       w->t_gc += last_gc - g;
     }
@@ -259,6 +278,11 @@ void sw_writer_submit(struct sw_writer *w, struct sw_writer_job *job) {
 }
 
 uint64_t sw_writer_inflight(struct sw_writer *w) { return atomic_load(&w->inflight); }
+
+void sw_writer_resync(struct sw_writer *w) {
+  atomic_store(&w->resync, 1);
+  sw_writer_kick(w);
+}
 uint64_t sw_writer_used(struct sw_writer *w) { return atomic_load(&w->used); }
 
 void sw_writer_kick(struct sw_writer *w) {

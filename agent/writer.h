@@ -26,6 +26,7 @@ struct sw_writer_job {
   struct sw_buf packed;
   char *strs; /* owned copies of source, path, labels, format */
   void *pending;
+  uint64_t *deltas; /* owned; names are borrowed from whoever outlives the writer */
 };
 
 struct sw_writer_opts {
@@ -50,12 +51,18 @@ struct sw_writer_job *sw_writer_job_new(enum sw_commit_kind kind, const struct s
                                         const char *labels_json, const char *format,
                                         struct sw_buf *raw);
 void sw_writer_job_free(struct sw_writer_job *job);
+/* Attaches counter deltas (copied; names borrowed: they must outlive the writer). */
+int sw_writer_job_counters(struct sw_writer_job *job, const char *const *names,
+                           const uint64_t *deltas, size_t n) SW_MUST_CHECK;
 /* Takes ownership of job. Loop thread. */
 void sw_writer_submit(struct sw_writer *w, struct sw_writer_job *job);
 /* Raw bytes submitted and not yet committed. */
 uint64_t sw_writer_inflight(struct sw_writer *w);
 /* Stored bytes in the buffer as the writer last saw them. */
 uint64_t sw_writer_used(struct sw_writer *w);
+/* Chunks were deleted by another connection (disk-pressure drops): recount the stored bytes
+ * at the next GC pass. Any thread. */
+void sw_writer_resync(struct sw_writer *w);
 /* Asks for a GC pass soon (sinks call this after acknowledging). Any thread. */
 void sw_writer_kick(struct sw_writer *w);
 /* Commits everything queued, stops the thread, closes the connection; the uv_async is closed

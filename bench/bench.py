@@ -16,20 +16,22 @@ BIN = os.environ.get("SPILLWAY_BIN", os.path.join(ROOT, "build", "spillway"))
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def generate(name, mib, containers):
+def generate(name, mib, containers, secret_ratio=0.0):
     out = os.path.join(WORK, name)
     meta = out + ".json"
     if os.path.exists(meta):
         with open(meta) as f:
             m = json.load(f)
-        if m.get("mib") == mib and m.get("containers") == containers:
+        if m.get("mib") == mib and m.get("containers") == containers and \
+                m.get("secret_ratio", 0.0) == secret_ratio:
             return out, m
     shutil.rmtree(out, ignore_errors=True)
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_docker.py"), "--out", out,
-                        "--containers", str(containers), "--size", "%dMiB" % mib],
+                        "--containers", str(containers), "--size", "%dMiB" % mib,
+                        "--secret-ratio", str(secret_ratio)],
                        check=True, capture_output=True, text=True)
     m = json.loads(r.stdout)
-    m.update(mib=mib, containers=containers)
+    m.update(mib=mib, containers=containers, secret_ratio=secret_ratio)
     with open(meta, "w") as f:
         json.dump(m, f)
     return out, m
@@ -59,7 +61,11 @@ def shipped(db):
         return 0
 
 
-def run(name, wl, meta, timeout=600):
+ALL_PACKS = ["email", "bearer_token", "jwt", "aws_access_key", "aws_secret_key", "credit_card",
+             "password_kv", "url_credentials", "private_key", "ipv4", "ipv6"]
+
+
+def run(name, wl, meta, timeout=600, redact=False):
     state = os.path.join(WORK, name + "-state")
     out = os.path.join(WORK, name + "-out.ndjson")
     shutil.rmtree(state, ignore_errors=True)
@@ -71,7 +77,9 @@ def run(name, wl, meta, timeout=600):
                 "buffer: { max_bytes: 4GiB, chunk: { max_records: 5000, max_bytes: 1MiB, max_wait: 1s } }\n"
                 "sources:\n  - { name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }\n"
                 "sinks:\n  - { name: out, type: file, path: %s }\n"
-                "log: { level: warn }\n" % (state, wl, out))
+                "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, wl, out))
+        if redact:
+            f.write("redact: { builtin: [%s] }\n" % ", ".join(ALL_PACKS))
     want = meta["records"]
     t0 = time.monotonic()
     p = subprocess.Popen([BIN, "run", "-c", cfg], stderr=subprocess.PIPE)
@@ -107,11 +115,19 @@ def main():
     ap.add_argument("--containers", type=int, default=8)
     ap.add_argument("--files100-mib", type=int, default=64)
     ap.add_argument("--keep", action="store_true", help="keep bench/.work")
+    ap.add_argument("--redact", action="store_true",
+                    help="also run the throughput scenario with every redaction pack enabled")
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     results = []
     wl, meta = generate("wl-%dc" % a.containers, a.mib, a.containers)
     results.append(run("throughput", wl, meta))
+    if a.redact:
+        # The same pipeline on a workload where 5 % of lines carry a secret, without and with
+        # every pack on: the slowdown redaction costs the whole pipeline.
+        wl_s, meta_s = generate("wl-%dc-secrets" % a.containers, a.mib, a.containers, 0.05)
+        results.append(run("secrets-plain", wl_s, meta_s))
+        results.append(run("secrets-redact", wl_s, meta_s, redact=True))
     wl, meta = generate("wl-100f", a.files100_mib, 100)
     results.append(run("files100", wl, meta))
     for r in results:

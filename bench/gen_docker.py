@@ -47,8 +47,31 @@ def parse_size(s):
     return int(m.group(1)) * mult
 
 
-def text_payload(rng, n):
+def secret(rng):
+    """A secret-looking token of a random kind (for redaction benchmarks)."""
+    k = rng.randrange(6)
+    if k == 0:
+        return "user%d@example.com" % rng.randrange(10**6)
+    if k == 1:
+        return "Authorization: Bearer %032x" % rng.getrandbits(128)
+    if k == 2:
+        return "password=%012x" % rng.getrandbits(48)
+    if k == 3:
+        digits = [4] + [rng.randrange(10) for _ in range(14)]
+        total = sum((d * 2 - 9 if d * 2 > 9 else d * 2) if i % 2 == 0 else d
+                    for i, d in enumerate(reversed(digits)))
+        return "card " + "".join(map(str, digits)) + str((10 - total % 10) % 10)
+    if k == 4:
+        return "client 10.%d.%d.%d" % (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+    return "key AKIA%016X" % rng.getrandbits(64)
+
+
+def text_payload(rng, n, secret_ratio=0.0):
     parts, size = [], 0
+    if secret_ratio and rng.random() < secret_ratio:
+        w = secret(rng)
+        parts.append(w)
+        size += len(w) + 1
     while size < n:
         w = rng.choice(WORDS) if rng.random() < 0.93 else rng.choice(UNICODE)
         if rng.random() < 0.05:
@@ -58,7 +81,7 @@ def text_payload(rng, n):
     return " ".join(parts)[:n]
 
 
-def json_payload(rng, n):
+def json_payload(rng, n, secret_ratio=0.0):
     obj = {"level": rng.choice(["debug", "info", "info", "info", "warn", "error"]),
            "ts": "2026-11-23T15:%02d:%02d.%06dZ" % (rng.randint(0, 59), rng.randint(0, 59),
                                                     rng.randint(0, 999999)),
@@ -67,18 +90,19 @@ def json_payload(rng, n):
            "duration_ms": round(rng.random() * 500, 3),
            "msg": ""}
     head = len(json.dumps(obj, ensure_ascii=False))
-    obj["msg"] = text_payload(rng, max(5, n - head))
+    obj["msg"] = text_payload(rng, max(5, n - head), secret_ratio)
     return json.dumps(obj, ensure_ascii=False)
 
 
-def make_pool(rng, avg_payload, json_ratio):
+def make_pool(rng, avg_payload, json_ratio, secret_ratio=0.0):
     """Docker-escaped payloads (without the trailing \\n) and their UTF-8 byte lengths."""
     pool = []
     for _ in range(POOL):
         n = max(1, int(rng.expovariate(1.0 / avg_payload))) if rng.random() < 0.3 else \
             rng.randint(max(1, avg_payload // 2), avg_payload * 3 // 2)
         n = min(n, 8 * avg_payload)
-        s = json_payload(rng, n) if rng.random() < json_ratio else text_payload(rng, n)
+        s = json_payload(rng, n, secret_ratio) if rng.random() < json_ratio else \
+            text_payload(rng, n, secret_ratio)
         e = s.translate(_ESC)
         pool.append((e, len(e.encode("utf-8"))))
     return pool
@@ -147,6 +171,8 @@ def main(argv=None):
     ap.add_argument("--long-ratio", type=float, default=0.0,
                     help="fraction of records longer than 16 KiB (split like dockerd)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--secret-ratio", type=float, default=0.0,
+                    help="share of payloads that carry a secret (email, token, card, ip, ...)")
     args = ap.parse_args(argv)
     if args.containers < 1 or args.avg_line < 100:
         ap.error("--containers must be >= 1 and --avg-line >= 100")
@@ -157,9 +183,10 @@ def main(argv=None):
     # Escaping and JSON framing make payloads a little longer than asked: calibrate once.
     want = args.avg_line - wrapper
     pool_seed = rng.getrandbits(64)
-    pool = make_pool(random.Random(pool_seed), want, args.json_ratio)
+    pool = make_pool(random.Random(pool_seed), want, args.json_ratio, args.secret_ratio)
     mean = sum(n for _, n in pool) / len(pool)
-    pool = make_pool(random.Random(pool_seed), max(10, int(want * want / mean)), args.json_ratio)
+    pool = make_pool(random.Random(pool_seed), max(10, int(want * want / mean)), args.json_ratio,
+                     args.secret_ratio)
     os.makedirs(args.out, exist_ok=True)
     total_b = total_l = total_r = 0
     files = []

@@ -1,0 +1,176 @@
+"""Secrets never reach the buffer, its WAL, a sink or the agent's own log.
+
+1 000 distinct secrets of every built-in kind are planted in docker, CRI and JSON-file payloads
+(and JSON keys to mask); after ingest every byte of the database file, its WAL, the decompressed
+chunks, the sink output and the agent's stderr is scanned: none may contain a planted secret,
+and the text around each secret must arrive unchanged."""
+
+import base64
+import json
+import os
+import random
+import re
+import sqlite3
+import string
+import subprocess
+
+import zstandard
+
+from conftest import wait_for
+
+N = 1000
+ALL = ["email", "bearer_token", "jwt", "aws_access_key", "aws_secret_key", "credit_card",
+       "password_kv", "url_credentials", "private_key", "ipv4", "ipv6"]
+
+
+def luhn_complete(digits):
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = int(d)
+        if i % 2 == 0:
+            n *= 2
+            n -= 9 if n > 9 else 0
+        total += n
+    return digits + str((10 - total % 10) % 10)
+
+
+def b64url(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def make_secrets(rng, i):
+    """(kind, text to plant, the secret part that must vanish) for record i."""
+    alnum = string.ascii_letters + string.digits
+    r = lambda k, alphabet=alnum: "".join(rng.choice(alphabet) for _ in range(k))
+    tok = r(40)
+    jwt = "eyJ%s.%s.%s" % (b64url(b'{"alg":"HS256","typ":"JWT"}')[3:],
+                           b64url(json.dumps({"sub": "u%d" % i, "n": r(12)}).encode()),
+                           b64url(os.urandom(32)))
+    akid = "AKIA" + r(16, string.ascii_uppercase + string.digits)
+    skey = r(40, string.ascii_letters + string.digits + "/+")
+    card = luhn_complete("4" + "".join(rng.choice(string.digits) for _ in range(14)))
+    card_fmt = "-".join(card[k:k + 4] for k in range(0, 16, 4))
+    pw = r(16)
+    upw = r(14)
+    pem_body = [base64.b64encode(os.urandom(48)).decode() for _ in range(3)]
+    ip4 = "10.%d.%d.%d" % (rng.randrange(256), rng.randrange(256), rng.randrange(1, 255))
+    ip6 = "2001:db8:%x:%x::%x" % (rng.randrange(65536), rng.randrange(65536), rng.randrange(1, 65536))
+    email = "user%d.%s@mail%d.example.com" % (i, r(6).lower(), i)
+    return [
+        ("email", "contact %s now" % email, email),
+        ("bearer_token", "Authorization: Bearer %s" % tok, tok),
+        ("jwt", "session=%s ok" % jwt, jwt),
+        ("aws_access_key", "key id %s used" % akid, akid),
+        ("aws_secret_key", "aws_secret_access_key=%s" % skey, skey),
+        ("credit_card", "paid with %s today" % card_fmt, card_fmt),
+        ("password_kv", "login password=%s accepted" % pw, pw),
+        ("url_credentials", "fetch https://bob%d:%s@db%d.example.com/x" % (i, upw, i), upw),
+        ("private_key", "-----BEGIN RSA PRIVATE KEY-----\n%s\n-----END RSA PRIVATE KEY-----"
+         % "\n".join(pem_body), pem_body[1]),
+        ("ipv4", "client %s connected" % ip4, ip4),
+        ("ipv6", "client %s connected" % ip6, ip6),
+    ]
+
+
+def test_planted_secrets_never_stored_or_shipped(agent, workdir):
+    rng = random.Random(7)
+    cid = "cd" * 32
+    ddir = workdir / "containers" / cid
+    ddir.mkdir(parents=True)
+    pdir = workdir / "pods" / "ns_pod_0000-1111" / "app"
+    pdir.mkdir(parents=True)
+    jdir = workdir / "json"
+    jdir.mkdir()
+    secrets, expect = [], []  # expect: (prefix, suffix) that must survive around each secret
+    with open(ddir / ("%s-json.log" % cid), "w") as dk, open(pdir / "0.log", "w") as cri, \
+            open(jdir / "app.log", "w") as js:
+        for i in range(N):
+            for kind, text, secret in make_secrets(rng, i):
+                secrets.append(secret)
+                head, tail = "<%s-%d-d> " % (kind, i), " </%s-%d-d>" % (kind, i)
+                # docker: one log entry per record (a PEM block inside one entry).
+                dk.write(json.dumps({"log": head + text + tail + "\n", "stream": "stdout",
+                                     "time": "2026-11-23T15:33:52.000000001Z"}) + "\n")
+                expect.append((head, tail))
+                if "\n" not in text:
+                    h2, t2 = "<%s-%d-c> " % (kind, i), " </%s-%d-c>" % (kind, i)
+                    cri.write("2026-11-23T15:33:52.000000001Z stdout F %s%s%s\n" % (h2, text, t2))
+                    expect.append((h2, t2))
+                # JSON file: the secret in a message and under keys that must be masked.
+                msg = {"time": "2026-11-23T15:33:52Z", "msg": "<j> %s </j>" % text.replace("\n", " "),
+                       "password": "pw-%s-%d" % (kind, i), "nested": {"Api_Key": "k-%d-%s" % (i, kind)}}
+                secrets += [msg["password"], msg["nested"]["Api_Key"]]
+                js.write(json.dumps(msg) + "\n")
+    total = sum(1 for _ in open(ddir / ("%s-json.log" % cid))) + \
+        sum(1 for _ in open(pdir / "0.log")) + sum(1 for _ in open(jdir / "app.log"))
+    agent.write_config(
+        [{"name": "docker", "type": "docker", "paths": ["%s/*/*-json.log" % (workdir / "containers")]},
+         {"name": "pods", "type": "cri", "paths": ["%s/*/*/*.log" % (workdir / "pods")]},
+         {"name": "app", "type": "file", "format": "json", "paths": ["%s/*.log" % jdir]}],
+        extra={"redact": {"builtin": ALL,
+                          "fields": {"keys": ["password", "api_key"], "action": "mask"}}})
+    agent.start()
+    agent.wait_count(total, timeout=120)
+    agent.stop()
+    recs = agent.read_output()
+    assert len(recs) == total
+    out = agent.out_path.read_bytes()
+    # Every byte the agent wrote anywhere, plus the decompressed chunks still buffered.
+    blobs = {"sink": out, "stderr": b"".join(p.read_bytes() for p in workdir.glob("*.stderr"))}
+    for name in os.listdir(agent.data_dir):
+        blobs[name] = (agent.data_dir / name).read_bytes()
+    db = sqlite3.connect(str(agent.data_dir / "spillway.db"))
+    dctx = zstandard.ZstdDecompressor()
+    blobs["chunks"] = b"".join(dctx.decompress(row[0]) for row in db.execute("SELECT data FROM chunks"))
+    db.close()
+    # grep -F matches all secrets in one pass (Aho-Corasick style), byte-wise (-a).
+    secfile = workdir / "secrets.txt"
+    secfile.write_text("".join(s + "\n" for s in secrets))
+    for where, data in blobs.items():
+        blob = workdir / ("scan-%s.bin" % where.replace("/", "_"))
+        blob.write_bytes(data)
+        p = subprocess.run(["grep", "-a", "-o", "-F", "-f", str(secfile), str(blob)],
+                           capture_output=True)
+        assert p.returncode == 1, "planted secrets found in %s, e.g. %r" % (where, p.stdout[:300])
+    # The text around each secret arrives unchanged.
+    lines = [r["line"] for r in recs]
+    joined = "\n".join(lines)
+    heads = set(re.findall(r"<[a-z0-9_]+-\d+-[dc]> ", joined))
+    tails = set(re.findall(r" </[a-z0-9_]+-\d+-[dc]>", joined))
+    missing = [(h, t) for h, t in expect if h not in heads or t not in tails]
+    assert not missing, "context lost around %d secrets, e.g. %r" % (len(missing), missing[:3])
+    js_lines = [json.loads(l) for l in lines if l.startswith("{")]
+    assert len(js_lines) == N * len(ALL)
+    assert all(j["password"] != "" and "pw-" not in j["password"] for j in js_lines)
+    st = agent.status()
+    counts = st.get("redactions", {})
+    for kind in ALL:
+        assert counts.get(kind, 0) >= N, (kind, counts)
+
+
+def test_redact_command_and_check(spillway_bin, workdir):
+    """`spillway redact` tries the configured rules on stdin; `check` reports a bad pattern with
+    the PCRE2 message and its offset."""
+    cfg = workdir / "r.yaml"
+    cfg.write_text(
+        "data_dir: %s\nsources:\n  - {name: a, type: file, paths: [\"%s/*.log\"]}\n"
+        "redact:\n  builtin: [email, credit_card, password_kv]\n"
+        "  rules: [{name: ssn, pattern: '\\b(\\d{3})-\\d{2}-\\d{4}\\b', replace: '$1-**-****'}]\n"
+        "  fields: {keys: [token], action: mask}\n" % (workdir / "d", workdir))
+    inp = (b"mail bob@example.com ssn 123-45-6789 order 1234567812345678\n"
+           b'{"token":"abc","n":1}\n'
+           b"password_policy=strict password=hunter2 \xff\x00 tail")
+    p = subprocess.run([str(spillway_bin), "redact", "-c", str(cfg)], input=inp,
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == (b"mail [REDACTED:email] ssn 123-**-**** order 1234567812345678\n"
+                        b'{"token":"***","n":1}\n'
+                        b"password_policy=strict password=[REDACTED:password_kv] \xff\x00 tail")
+    assert b"email: 1" in p.stderr and b"ssn: 1" in p.stderr
+    bad = workdir / "bad.yaml"
+    bad.write_text(cfg.read_text().replace("'\\b(\\d{3})-", "'\\b((\\d{3})-"))
+    p = subprocess.run([str(spillway_bin), "check", "-c", str(bad)], capture_output=True, timeout=30)
+    assert p.returncode == 1
+    err = p.stderr.decode()
+    assert "%s: redact.rules[0].pattern: bad pattern at offset" % bad in err, err
+    assert "missing closing parenthesis" in err, err
