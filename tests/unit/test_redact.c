@@ -22,49 +22,7 @@
 
 /* Allocation failure injection, as in test_config.c: without a sanitizer this file replaces
  * malloc & co. to fail the Nth allocation and to count live blocks. */
-#if defined(__SANITIZE_ADDRESS__)
-#define INJECT_ALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define INJECT_ALLOC 0
-#endif
-#endif
-#ifndef INJECT_ALLOC
-#define INJECT_ALLOC 1
-#endif
-
-#if INJECT_ALLOC
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-static long alloc_fail_at = -1;
-static long alloc_count, alloc_live;
-
-static bool alloc_fails(void) {
-  return alloc_fail_at >= 0 && alloc_count++ == alloc_fail_at;
-}
-void *malloc(size_t n) {
-  void *p = alloc_fails() ? NULL : __libc_malloc(n);
-  alloc_live += p != NULL;
-  return p;
-}
-void *calloc(size_t n, size_t size) {
-  void *p = alloc_fails() ? NULL : __libc_calloc(n, size);
-  alloc_live += p != NULL;
-  return p;
-}
-void *realloc(void *p, size_t n) {
-  if (alloc_fails()) return NULL;
-  void *q = __libc_realloc(p, n);
-  alloc_live += (!p && q) - (p && !n && !q);
-  return q;
-}
-void free(void *p) {
-  alloc_live -= p != NULL;
-  __libc_free(p);
-}
-#endif
+#include "alloc_inject.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 #define NPACKS 11
