@@ -59,7 +59,6 @@ struct sw_tail {
   char *rbuf;
   int64_t next_id;
   int first_scan_done, stopping, paused, scan_pending;
-  int closing_handles;
 };
 
 /* tail_scan.c */

@@ -65,7 +65,6 @@ static void drain(struct sw_tail *t, const struct found *fd) {
   for (struct sw_tfile *f = t->files; f; f = f->next)
     if (f->dev == fd->dev && f->ino == fd->ino && f->state == SW_TF_ACTIVE) {
       f->state = SW_TF_RENAMED;
-      f->gone_ms = sw_ingest_now_ms();
     }
 }
 

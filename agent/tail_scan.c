@@ -18,7 +18,6 @@ static int excluded(const struct sw_source_conf *c, const char *path) {
 
 /* Phase 1: followed files whose name is gone or names another file now. */
 static void check_names(struct sw_tail *t) {
-  int64_t now = sw_ingest_now_ms();
   for (struct sw_tfile *f = t->files; f; f = f->next) {
     f->seen = 0;
     if (f->state == SW_TF_DELETED) continue;
@@ -28,12 +27,10 @@ static void check_names(struct sw_tail *t) {
     struct stat fst;
     if (fstat(f->fd, &fst) == 0 && fst.st_nlink == 0) {
       f->state = SW_TF_DELETED;
-      f->gone_ms = now;
       continue;
     }
     if (!same && f->state == SW_TF_ACTIVE) {
       f->state = SW_TF_RENAMED; /* a later match under another name makes it ACTIVE again */
-      f->gone_ms = now;
     }
   }
 }

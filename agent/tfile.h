@@ -65,7 +65,7 @@ struct sw_tfile {
   int64_t replay_ts[SW_PEND_N];
   uint64_t cur_line_end; /* end offset of the physical line being processed */
   enum sw_tfile_state state;
-  int64_t last_growth_ms, gone_ms;
+  int64_t last_growth_ms;
   int seen;
   /* ingest */
   struct sw_chunk_builder cb;

@@ -16,6 +16,7 @@
  * Numbers are converted with integer arithmetic: a double cannot hold 1700000000.123456789.
  */
 #include "json.h"
+#include "jsonstr.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -39,51 +40,6 @@ static const char *skip_ws(const char *p, const char *end) {
 
 static bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-static bool is_hex(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* First '"', '\\' or control byte (< 0x20) in [p, end), or end; 8 bytes per step. */
-static const char *find_special(const char *p, const char *end) {
-  const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-  while (end - p >= 8) {
-    uint64_t x;
-    memcpy(&x, p, 8);
-    uint64_t a = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    /* (v - k*ones) & ~v & highs is nonzero iff some byte of v is below k (k <= 0x80). */
-    if (((a - ones) & ~a & highs) | ((b - ones) & ~b & highs) | ((x - ones * 0x20) & ~x & highs))
-      break;
-    p += 8;
-  }
-  while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-    p++;
-  return p;
-}
-
-/* Validates the string whose body starts at p; returns the pointer past the closing quote
- * or NULL. Sets *esc if the body contains any escape. */
-static const char *scan_str(const char *p, const char *end, bool *esc) {
-  for (;;) {
-    p = find_special(p, end);
-    if (p >= end || (unsigned char)*p < 0x20)
-      return NULL;
-    if (*p == '"')
-      return p + 1;
-    *esc = true;
-    if (end - p < 2)
-      return NULL;
-    if (p[1] == 'u') {
-      if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
-        return NULL;
-      p += 6;
-    } else if (p[1] != '\0' && strchr("\"\\/bfnrt", p[1]) != NULL) {
-      p += 2;
-    } else {
-      return NULL;
-    }
-  }
 }
 
 /* Decodes an already validated string body [s, e) into buf when it is pure ASCII and fits:
@@ -252,7 +208,7 @@ static int read_key(struct scan *s) {
   if (s->p >= s->end || *s->p != '"')
     return SW_EPARSE;
   const char *k = s->p + 1;
-  const char *q = scan_str(k, s->end, &esc);
+  const char *q = sw__json_scan_str(k, s->end, &esc);
   if (q == NULL)
     return SW_EPARSE;
   s->time_key = false;
@@ -317,7 +273,7 @@ static int scalar(struct scan *s) {
   const char *v = s->p, *end = s->end;
   bool esc = false;
   switch (*v) {
-  case '"': s->p = scan_str(v + 1, end, &esc); break;
+  case '"': s->p = sw__json_scan_str(v + 1, end, &esc); break;
   case 't': s->p = end - v >= 4 && memcmp(v, "true", 4) == 0 ? v + 4 : NULL; break;
   case 'f': s->p = end - v >= 5 && memcmp(v, "false", 5) == 0 ? v + 5 : NULL; break;
   case 'n': s->p = end - v >= 4 && memcmp(v, "null", 4) == 0 ? v + 4 : NULL; break;

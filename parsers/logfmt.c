@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../common/timefmt.h"
+#include "jsonstr.h"
 
 static bool is_ws(char c) {
   return c == ' ' || c == '\t' || c == '\r';
@@ -31,42 +32,9 @@ static bool is_kchar(char c) {
   return (u > 0x20 && u < 0x7F && c != '=' && c != '"') || u >= 0x80;
 }
 
-static bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 static bool is_time_key(const char *s, size_t n) {
   return (n == 2 && memcmp(s, "ts", 2) == 0) || (n == 4 && memcmp(s, "time", 4) == 0) ||
          (n == 9 && memcmp(s, "timestamp", 9) == 0);
-}
-
-/* Scans a quoted value whose body starts at p; returns the pointer past the closing quote
- * or NULL. Sets *esc if the body holds an escape. */
-static const char *scan_quoted(const char *p, const char *end, bool *esc) {
-  while (p < end) {
-    unsigned char c = (unsigned char)*p;
-    if (c == '"')
-      return p + 1;
-    if (c < 0x20)
-      return NULL;
-    if (c != '\\') {
-      p++;
-      continue;
-    }
-    *esc = true;
-    if (end - p < 2)
-      return NULL;
-    if (p[1] == 'u') {
-      if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
-        return NULL;
-      p += 6;
-    } else if (p[1] != '\0' && strchr("\"\\/bfnrt", p[1]) != NULL) {
-      p += 2;
-    } else {
-      return NULL;
-    }
-  }
-  return NULL;
 }
 
 /* Parses the value after '=' at *pp; sets [*v, *vn) to the raw value bytes (quotes
@@ -76,7 +44,7 @@ static int read_value(const char **pp, const char *end, const char **v, size_t *
   const char *p = *pp;
   bool esc = false;
   if (p < end && *p == '"') {
-    const char *q = scan_quoted(p + 1, end, &esc);
+    const char *q = sw__json_scan_str(p + 1, end, &esc);
     if (q == NULL)
       return SW_EPARSE;
     *v = p + 1;
