@@ -129,7 +129,9 @@ def test_copytruncate_delaycompress_maxage_like_logrotate(spillway_bin, workdir)
 
 def test_age_rotation_like_logrotate(spillway_bin, workdir):
     """Age: a file whose content began long enough ago is rotated, a young one is not. logrotate
-    learns the age from its state file (hourly, last rotated 3 h / 10 min ago); spillway from the
+    learns the age from its state file (hourly, last rotated 3 h ago / this very hour: logrotate's
+    `hourly` compares the clock hour, not the elapsed time, so "10 min ago" is due whenever the test
+    runs in the first 10 minutes of an hour); spillway from the
     file's birth time and its newest archive's mtime (max_age 3s: the test waits 3.5 s of real
     time for `old.log` to come of age, then creates `young.log`)."""
     a, b = twin_dirs(workdir)
@@ -144,8 +146,10 @@ def test_age_rotation_like_logrotate(spillway_bin, workdir):
     put([a, b], "young.log", lines("young", 10))
     put([a, b], "young.log.1.zst", zst_of(lines("prev", 3)))  # rotated just now: not due
     fmt = lambda t: "%d-%d-%d-%d:%d:%d" % time.localtime(t)[:6]
+    if time.time() % 3600 > 3590:  # keep "now" and logrotate's run in the same clock hour
+        time.sleep(3601 - time.time() % 3600)
     logrotate(conf, workdir, state={str(b / "old.log"): fmt(time.time() - 3 * 3600),
-                                    str(b / "young.log"): fmt(time.time() - 600)})
+                                    str(b / "young.log"): fmt(time.time())})
     plan, _, _ = rotate(spillway_bin, cfg)
     n = len(lines("old", 10))
     assert plan == ["rotate %s/old.log -> %s/old.log.1 bytes=%d frees=0 method=rename reason=age" % (a, a, n),
