@@ -8,6 +8,7 @@
 
 #include "../common/log.h"
 #include "../sinks/file.h"
+#include "../sinks/shipper.h"
 #include "buffer.h"
 #include "httpd.h"
 #include "ingest.h"
@@ -27,6 +28,7 @@ struct agent {
   struct sw_tail *tail;
   struct sw_file_sink **sinks;
   size_t nsinks;
+  struct sw_shipper *shipper; /* loki, elasticsearch and s3 sinks; NULL without any */
   struct sw_httpd *httpd;
   struct sw_redactor *redactor; /* NULL: no redaction configured */
   struct sw_retention *ret; /* NULL: no retention, disk_pressure or truncate_shipped */
@@ -82,6 +84,7 @@ static void on_commit(void *arg) {
   struct agent *a = arg;
   for (size_t i = 0; i < a->nsinks; i++)
     if (a->sinks[i]) sw_file_sink_notify(a->sinks[i]);
+  sw_shipper_notify(a->shipper);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -154,6 +157,10 @@ static int start(struct agent *a) {
     }
     a->nsinks = i + 1;
   }
+  if ((rc = sw_shipper_start(&a->loop, cfg, a->writer, &a->shipper, err, sizeof err))) {
+    SW_LOG(SW_L_ERROR, "sink", "%s", err);
+    return rc;
+  }
   if ((rc = sw_tail_start(a->tail))) return rc;
   if ((rc = sw_retention_create(&a->loop, cfg, a->tail, a->writer, &a->ret))) return rc;
   if (a->ret) {
@@ -182,6 +189,8 @@ static void shutdown_all(struct agent *a) {
   a->nsinks = 0;
   free(a->sinks);
   a->sinks = NULL;
+  sw_shipper_stop(a->shipper, SHUTDOWN_SINKS_MS);
+  a->shipper = NULL;
   if (!uv_is_closing((uv_handle_t *)&a->sigterm)) uv_close((uv_handle_t *)&a->sigterm, NULL);
   if (!uv_is_closing((uv_handle_t *)&a->sigint)) uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_run(&a->loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */

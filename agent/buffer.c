@@ -34,6 +34,17 @@ static const char *const k_migrations[] = {
     " out_bytes INTEGER NOT NULL DEFAULT 0, out_ino INTEGER NOT NULL DEFAULT 0,"
     " sent_records INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    /* v2: network sinks. planned = the last chunk of a batch written down before it is sent
+     * (S3 keys come from the range); dead letters = what a server refused for good. */
+    "ALTER TABLE sinks ADD COLUMN planned INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sinks ADD COLUMN last_error TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sinks ADD COLUMN last_error_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE dead_letters(id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL,"
+    " created INTEGER NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, key TEXT,"
+    " first_chunk INTEGER NOT NULL, last_chunk INTEGER NOT NULL, records INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 1, requeued INTEGER NOT NULL DEFAULT 0,"
+    " payload BLOB NOT NULL);"
+    "CREATE INDEX dead_letters_sink ON dead_letters(sink, requeued, id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -224,7 +235,7 @@ void sw_db_close(struct sw_db *db) {
   if (!db) return;
   sqlite3_stmt **stmts[] = {&db->st_chunk, &db->st_file, &db->st_forget, &db->st_source,
                             &db->st_cursor_get, &db->st_cursor_set, &db->st_after,
-                            &db->st_counter, &db->st_oldest};
+                            &db->st_counter, &db->st_oldest, &db->st_span, &db->st_range};
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(*stmts[i]);
   if (db->h) sqlite3_close(db->h);
   free(db);

@@ -96,6 +96,8 @@ struct sw_sink_cursor {
   uint64_t out_bytes;    /* file sink: committed length of the output file */
   uint64_t out_ino;      /* file sink: inode of the output file */
   uint64_t sent_records; /* total records delivered */
+  int64_t planned;       /* network sinks with fixed ranges: the batch (acked, planned] was
+                            cut before sending and must be resent exactly; <= acked: none */
 };
 
 /* Reads a sink's cursor; a sink seen for the first time starts before the oldest chunk
@@ -118,6 +120,57 @@ struct sw_chunk_row {
  * max_raw raw bytes; cb returns non-zero to stop. *last gets the last id visited. */
 int sw_db_chunks_after(struct sw_db *db, int64_t after, size_t max_rows, uint64_t max_raw,
                        int (*cb)(void *arg, const struct sw_chunk_row *row), void *arg) SW_MUST_CHECK;
+
+/* Chunks in (after, last], in id order (no size limit: the range was cut by the caller). */
+int sw_db_chunks_range(struct sw_db *db, int64_t after, int64_t last,
+                       int (*cb)(void *arg, const struct sw_chunk_row *row), void *arg) SW_MUST_CHECK;
+
+/* ---- network sinks (buffer_sinks.c) ---- */
+
+/* The chunks after `after`, looked at without reading their data: up to max_rows rows and
+ * max_raw raw bytes (the row that reaches max_raw is included). */
+struct sw_chunk_span {
+  uint64_t rows, raw_bytes;
+  int64_t last;        /* id of the last row of the span; `after` when empty */
+  int64_t oldest_ns;   /* wall-clock `created` of the first row; 0 when empty */
+  int more;            /* rows exist beyond the span */
+};
+int sw_db_chunk_span(struct sw_db *db, int64_t after, size_t max_rows, uint64_t max_raw,
+                     struct sw_chunk_span *s) SW_MUST_CHECK;
+
+struct sw_dead_letter {
+  int64_t id;
+  long status;
+  const char *reason, *key;   /* key may be NULL */
+  int64_t first_chunk, last_chunk, created_ns;
+  uint64_t records;
+  unsigned attempts;
+  const void *payload;        /* zstd-compressed request payload */
+  size_t len;
+};
+
+/* What one settled batch changes, in ONE transaction: the cursor moves only together with
+ * the dead letters of the records it passes, so a crash can neither lose nor repeat them. */
+struct sw_sink_settle {
+  const struct sw_sink_cursor *cursor;   /* NULL: unchanged */
+  const struct sw_dead_letter *dead;     /* new dead letters (id ignored) */
+  size_t ndead;
+  const int64_t *resent;                 /* replayed dead letters now delivered: deleted */
+  size_t nresent;
+  const int64_t *refused;                /* replayed and refused again: no longer requeued */
+  size_t nrefused;
+  const char *last_error;                /* NULL: unchanged */
+};
+int sw_db_sink_settle(struct sw_db *db, const char *sink, const struct sw_sink_settle *s) SW_MUST_CHECK;
+
+/* The requeued dead letter of sink with the lowest id > after: cb gets it (pointers valid
+ * during the call only); *found = 0 when there is none. */
+int sw_db_dead_letter_next(struct sw_db *db, const char *sink, int64_t after,
+                           int (*cb)(void *arg, const struct sw_dead_letter *d), void *arg,
+                           int *found) SW_MUST_CHECK;
+/* `spillway replay-dead-letters SINK`: marks every dead letter of sink for resending. */
+int sw_db_dead_letters_requeue(struct sw_db *db, const char *sink, uint64_t *letters,
+                               uint64_t *records) SW_MUST_CHECK;
 
 /* Highest chunk id (0 if none). */
 int sw_db_max_chunk_id(struct sw_db *db, int64_t *id) SW_MUST_CHECK;

@@ -195,7 +195,7 @@ int sw_db_cursor_get(struct sw_db *db, const char *sink, const char *type,
                      struct sw_sink_cursor *c) {
   memset(c, 0, sizeof *c);
   int rc = sw__db_prepare(db, &db->st_cursor_get,
-                          "SELECT acked, out_bytes, out_ino, sent_records FROM sinks WHERE name=?");
+                          "SELECT acked, out_bytes, out_ino, sent_records, planned FROM sinks WHERE name=?");
   if (rc) return rc;
   sqlite3_bind_text(db->st_cursor_get, 1, sink, -1, SQLITE_STATIC);
   int s = sqlite3_step(db->st_cursor_get);
@@ -204,6 +204,7 @@ int sw_db_cursor_get(struct sw_db *db, const char *sink, const char *type,
     c->out_bytes = (uint64_t)sqlite3_column_int64(db->st_cursor_get, 1);
     c->out_ino = (uint64_t)sqlite3_column_int64(db->st_cursor_get, 2);
     c->sent_records = (uint64_t)sqlite3_column_int64(db->st_cursor_get, 3);
+    c->planned = sqlite3_column_int64(db->st_cursor_get, 4);
     sqlite3_reset(db->st_cursor_get);
     return SW_OK;
   }
@@ -239,7 +240,7 @@ int sw_db_cursor_get(struct sw_db *db, const char *sink, const char *type,
 int sw_db_cursor_set(struct sw_db *db, const char *sink, const struct sw_sink_cursor *c) {
   int rc = sw__db_prepare(db, &db->st_cursor_set,
                           "UPDATE sinks SET acked=?, out_bytes=?, out_ino=?, sent_records=?,"
-                          " updated=? WHERE name=?");
+                          " updated=?, planned=? WHERE name=?");
   if (rc) return rc;
   sqlite3_stmt *st = db->st_cursor_set;
   sqlite3_bind_int64(st, 1, c->acked);
@@ -247,15 +248,30 @@ int sw_db_cursor_set(struct sw_db *db, const char *sink, const struct sw_sink_cu
   sqlite3_bind_int64(st, 3, (sqlite3_int64)c->out_ino);
   sqlite3_bind_int64(st, 4, (sqlite3_int64)c->sent_records);
   sqlite3_bind_int64(st, 5, sw_time_now_ns());
-  sqlite3_bind_text(st, 6, sink, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, c->planned);
+  sqlite3_bind_text(st, 7, sink, -1, SQLITE_STATIC);
   return sqlite3_step(st) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+void sw__db_chunk_row(sqlite3_stmt *st, struct sw_chunk_row *row) {
+  *row = (struct sw_chunk_row){
+      .id = sqlite3_column_int64(st, 0),
+      .file_id = sqlite3_column_int64(st, 1),
+      .source = (const char *)sqlite3_column_text(st, 2),
+      .labels_json = (const char *)sqlite3_column_text(st, 3),
+      .ts_min = sqlite3_column_int64(st, 4),
+      .ts_max = sqlite3_column_int64(st, 5),
+      .records = (uint32_t)sqlite3_column_int(st, 6),
+      .raw_bytes = (uint64_t)sqlite3_column_int64(st, 7),
+  };
+  row->data = sqlite3_column_blob(st, 8);
+  row->len = (size_t)sqlite3_column_bytes(st, 8);
+  row->format = (const char *)sqlite3_column_text(st, 9);
 }
 
 int sw_db_chunks_after(struct sw_db *db, int64_t after, size_t max_rows, uint64_t max_raw,
                        int (*cb)(void *, const struct sw_chunk_row *), void *arg) {
-  int rc = sw__db_prepare(db, &db->st_after,
-                          "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes,"
-                          " data, format FROM chunks WHERE id>? ORDER BY id LIMIT ?");
+  int rc = sw__db_prepare(db, &db->st_after, "SELECT " SW__DB_CHUNK_COLS " FROM chunks WHERE id>? ORDER BY id LIMIT ?");
   if (rc) return rc;
   sqlite3_stmt *st = db->st_after;
   sqlite3_bind_int64(st, 1, after);
@@ -263,19 +279,8 @@ int sw_db_chunks_after(struct sw_db *db, int64_t after, size_t max_rows, uint64_
   uint64_t raw = 0;
   int s;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-    struct sw_chunk_row row = {
-        .id = sqlite3_column_int64(st, 0),
-        .file_id = sqlite3_column_int64(st, 1),
-        .source = (const char *)sqlite3_column_text(st, 2),
-        .labels_json = (const char *)sqlite3_column_text(st, 3),
-        .ts_min = sqlite3_column_int64(st, 4),
-        .ts_max = sqlite3_column_int64(st, 5),
-        .records = (uint32_t)sqlite3_column_int(st, 6),
-        .raw_bytes = (uint64_t)sqlite3_column_int64(st, 7),
-    };
-    row.data = sqlite3_column_blob(st, 8);
-    row.len = (size_t)sqlite3_column_bytes(st, 8);
-    row.format = (const char *)sqlite3_column_text(st, 9);
+    struct sw_chunk_row row;
+    sw__db_chunk_row(st, &row);
     if ((rc = cb(arg, &row))) break;
     raw += row.raw_bytes;
     if (raw >= max_raw) break;

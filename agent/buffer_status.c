@@ -52,6 +52,37 @@ static int add_retention(struct sw_db *db, cJSON *obj) {
   return SW_OK;
 }
 
+/* Dead letters and the last error of one sink. */
+static int add_sink_health(struct sw_db *db, const char *sink, cJSON *o) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db->h,
+                         "SELECT COUNT(*), COALESCE(SUM(records),0), COALESCE(SUM(requeued),0)"
+                         " FROM dead_letters WHERE sink=?1", -1, &st, NULL) != SQLITE_OK)
+    return sw__db_fail(db);
+  sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    cJSON_AddNumberToObject(o, "dead_letters", (double)sqlite3_column_int64(st, 0));
+    cJSON_AddNumberToObject(o, "dead_letter_records", (double)sqlite3_column_int64(st, 1));
+    cJSON_AddNumberToObject(o, "dead_letters_requeued", (double)sqlite3_column_int64(st, 2));
+  }
+  sqlite3_finalize(st);
+  st = NULL;
+  if (sqlite3_prepare_v2(db->h, "SELECT last_error, last_error_at FROM sinks WHERE name=?1", -1, &st,
+                         NULL) != SQLITE_OK)
+    return sw__db_fail(db);
+  sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
+  const char *err = "";
+  int64_t at = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    err = (const char *)sqlite3_column_text(st, 0);
+    at = sqlite3_column_int64(st, 1);
+  }
+  cJSON_AddStringToObject(o, "last_error", err ? err : "");
+  cJSON_AddNumberToObject(o, "last_error_ns", (double)at);
+  sqlite3_finalize(st);
+  return SW_OK;
+}
+
 int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *const *types,
                       size_t nsinks, uint64_t max_bytes, char **json) {
   int rc = SW_OK;
@@ -112,6 +143,10 @@ int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *co
     cJSON_AddNumberToObject(o, "backlog_bytes", (double)scalar(db, "SELECT COALESCE(SUM(stored_bytes),0) FROM chunks WHERE id>?", c.acked));
     int64_t oldest = scalar(db, "SELECT COALESCE(MIN(created),0) FROM chunks WHERE id>?", c.acked);
     cJSON_AddNumberToObject(o, "oldest_unshipped_ns", (double)oldest);
+    if ((rc = add_sink_health(db, sinks[i], o))) {
+      cJSON_Delete(o);
+      goto done;
+    }
     cJSON_AddItemToArray(sk, o);
   }
   *json = cJSON_PrintUnformatted(root);

@@ -31,6 +31,8 @@ static const char k_usage[] =
     "                                     prints the plan (one line per action) and changes nothing\n"
     "  redact  [-c FILE]                  redact stdin to stdout with the configured rules, to try\n"
     "                                     them before deploying (match counts on stderr)\n"
+    "  replay-dead-letters [-c FILE] SINK requeue what SINK's server refused for good (see\n"
+    "                                     `status`); the running agent (or the next start) resends it\n"
     "  config-docs                        print the configuration reference (Markdown)\n"
     "  version                            print the version\n"
     "\n"
@@ -45,6 +47,7 @@ static const char k_usage[] =
 struct opts {
   const char *config;
   const char *output;
+  const char *sink; /* replay-dead-letters */
   int dry_run;
 };
 
@@ -69,12 +72,18 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(k_usage, stdout);
       exit(0);
+    } else if (a[0] != '-' && !o->sink && !strcmp(argv[1], "replay-dead-letters")) {
+      o->sink = a;
     } else {
       fprintf(stderr, "spillway: unknown option '%s'\n%s", a, k_usage);
       return -1;
     }
   }
   if (!o->config) o->config = default_config();
+  if (!strcmp(argv[1], "replay-dead-letters") && !o->sink) {
+    fprintf(stderr, "spillway: replay-dead-letters needs the name of a sink\n");
+    return -1;
+  }
   if (o->output && strcmp(o->output, "text") && strcmp(o->output, "json")) {
     fprintf(stderr, "spillway: --output must be text or json\n");
     return -1;
@@ -131,11 +140,12 @@ static void print_status_text(const cJSON *root) {
     cJSON_ArrayForEach(it, r) printf("  %s %.0f", it->string, it->valuedouble);
     printf("\n\n");
   }
-  printf("%-20s %-8s %14s %14s %14s\n", "SINK", "TYPE", "ACKED_CHUNK", "BACKLOG_CHUNKS",
-         "BACKLOG_RECORDS");
+  printf("%-20s %-13s %12s %14s %15s %12s  %s\n", "SINK", "TYPE", "ACKED_CHUNK", "BACKLOG_CHUNKS",
+         "BACKLOG_RECORDS", "DEAD_LETTERS", "LAST_ERROR");
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks"))
-    printf("%-20s %-8s %14.0f %14.0f %14.0f\n", str(it, "name"), str(it, "type"),
-           num(it, "acked_chunk"), num(it, "backlog_chunks"), num(it, "backlog_records"));
+    printf("%-20s %-13s %12.0f %14.0f %15.0f %12.0f  %s\n", str(it, "name"), str(it, "type"),
+           num(it, "acked_chunk"), num(it, "backlog_chunks"), num(it, "backlog_records"),
+           num(it, "dead_letters"), *str(it, "last_error") ? str(it, "last_error") : "-");
   printf("\n%-20s %14s %16s %12s %10s\n", "SOURCE", "RECORDS", "BYTES", "PARSE_ERRORS",
          "TRUNCATED");
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sources"))
@@ -151,6 +161,38 @@ static void print_status_text(const cJSON *root) {
       printf("%-12s %14.0f %14.0f %12.0f  %s\n", str(it, "source"), num(it, "offset"), size,
              num(it, "lag_bytes"), str(it, "path"));
   }
+}
+
+/* Marks the sink's dead letters for resending; the agent's shipper picks them up. */
+static int cmd_replay(const struct opts *o) {
+  struct sw_config *cfg = load(o->config);
+  if (!cfg) return 1;
+  size_t i = 0;
+  while (i < cfg->nsinks && strcmp(cfg->sinks[i].name, o->sink)) i++;
+  if (i == cfg->nsinks || cfg->sinks[i].type == SW_SINK_FILE) {
+    fprintf(stderr, "spillway: %s: no loki, elasticsearch or s3 sink named \"%s\"\n", o->config, o->sink);
+    sw_config_free(cfg);
+    return 1;
+  }
+  struct sw_db *db = NULL;
+  char err[512];
+  uint64_t letters = 0, records = 0;
+  int rc = sw_db_open(cfg->data_dir, 0, &db, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "spillway: %s\n", err);
+    sw_config_free(cfg);
+    return 2;
+  }
+  rc = sw_db_dead_letters_requeue(db, o->sink, &letters, &records);
+  if (rc)
+    fprintf(stderr, "spillway: cannot requeue: %s\n", sw_db_errmsg(db));
+  else
+    printf("%s: %llu dead letters (%llu records) queued for resending; the running agent sends them "
+           "within seconds, or at its next start\n",
+           o->sink, (unsigned long long)letters, (unsigned long long)records);
+  sw_db_close(db);
+  sw_config_free(cfg);
+  return rc ? 2 : 0;
 }
 
 static int cmd_status(const struct opts *o) {
@@ -281,7 +323,7 @@ int sw_cli_main(int argc, char **argv) {
   }
   struct opts o = {0};
   if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "status") &&
-      strcmp(cmd, "redact") && strcmp(cmd, "rotate")) {
+      strcmp(cmd, "redact") && strcmp(cmd, "rotate") && strcmp(cmd, "replay-dead-letters")) {
     fprintf(stderr, "spillway: unknown command '%s'\n%s", cmd, k_usage);
     return 2;
   }
@@ -299,5 +341,6 @@ int sw_cli_main(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_check(&o);
   if (!strcmp(cmd, "redact")) return cmd_redact(&o);
   if (!strcmp(cmd, "rotate")) return cmd_rotate(&o);
+  if (!strcmp(cmd, "replay-dead-letters")) return cmd_replay(&o);
   return cmd_status(&o);
 }

@@ -154,12 +154,7 @@ static char *base_dir(const char *name) {
 
 int sw_config_load_string(const char *name, const char *text, size_t len, struct sw_config **out,
                           struct sw_conf_errors *errs) {
-  return sw__config_load_string_opts(name, text, len, false, out, errs);
-}
-
-int sw__config_load_string_opts(const char *name, const char *text, size_t len, bool allow_unavailable_sinks,
-                                struct sw_config **out, struct sw_conf_errors *errs) {
-  struct sw__conf_ctx c = {.file = name, .errs = errs, .allow_unavailable_sinks = allow_unavailable_sinks};
+  struct sw__conf_ctx c = {.file = name, .errs = errs};
   struct sw_config *cfg = NULL;
   cJSON *root = NULL;
   char *basedir = NULL;

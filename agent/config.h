@@ -29,6 +29,7 @@ enum sw_log_level { SW_LOG_DEBUG = 0, SW_LOG_INFO = 1, SW_LOG_WARN = 2, SW_LOG_E
 enum sw_log_format { SW_LOG_FORMAT_JSON = 0, SW_LOG_FORMAT_TEXT = 1 };
 enum sw_rotate_method { SW_ROTATE_RENAME = 0, SW_ROTATE_COPYTRUNCATE = 1 };
 enum sw_codec { SW_CODEC_ZSTD = 0, SW_CODEC_NONE = 1 };
+enum sw_s3_addressing { SW_S3_AUTO = 0, SW_S3_PATH = 1, SW_S3_VIRTUAL = 2 };
 /* postrotate_signal.signal; the index of its name in config_retention.c's list */
 enum sw_rotate_signal { SW_SIG_HUP = 0, SW_SIG_USR1, SW_SIG_USR2, SW_SIG_INT, SW_SIG_TERM, SW_SIG_QUIT, SW_SIG_WINCH };
 
@@ -90,7 +91,7 @@ struct sw_sink_conf {
   enum sw_sink_type type;  /* required */
   /* file */
   char *path;              /* file sink: output NDJSON path */
-  /* http sinks (loki, elasticsearch, s3): parsed and validated now, shipped by issue 4 */
+  /* network sinks (loki, elasticsearch, s3; sinks/shipper.c) */
   char *url;               /* loki, elasticsearch */
   char *endpoint;          /* s3 */
   char *tenant;            /* loki */
@@ -110,6 +111,16 @@ struct sw_sink_conf {
   uint64_t batch_max_wait_ms; /* batch.max_wait, default 1 s */
   uint64_t object_max_bytes;  /* s3 object.max_bytes, default 64 MiB */
   uint64_t object_max_wait_ms;/* s3 object.max_wait, default 5 m */
+  uint32_t concurrency;       /* loki, elasticsearch: requests in flight, default 2 */
+  uint64_t timeout_ms;        /* whole request, default 30 s */
+  uint64_t connect_timeout_ms;/* default 10 s */
+  uint64_t retry_min_ms;      /* retry.min_backoff, default 500 ms */
+  uint64_t retry_max_ms;      /* retry.max_backoff, default 30 s */
+  char **structured_metadata; /* loki: labels sent as structured metadata, not stream labels */
+  size_t nstructured_metadata;
+  bool merge_json;            /* elasticsearch: a JSON payload's fields become document fields */
+  int addressing;             /* s3: enum sw_s3_addressing */
+  char *session_token;        /* s3 secret: from session_token_file */
 };
 
 struct sw_redact_rule {

@@ -33,6 +33,7 @@ static const char *const read_froms[] = {"head", "tail", NULL};
 static const char *const sink_types[] = {"file", "loki", "elasticsearch", "s3", NULL};
 static const char *const http_compressions[] = {"gzip", "none", NULL};
 static const char *const object_compressions[] = {"zstd", "gzip", NULL};
+static const char *const s3_addressings[] = {"auto", "path", "virtual", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const redact_actions[] = {"mask", "hash", "drop", NULL};
@@ -158,6 +159,19 @@ static const struct sw__conf_row batch_rows[] = {
 static const struct sw__conf_table batch_table = {
     .intro = "Request batching of the loki and elasticsearch sinks.", ROWS(batch_rows), .discriminator = -1};
 
+static const struct sw__conf_row retry_rows[] = {
+    {.key = "min_backoff", .type = SW__CT_DURATION, .def = "500ms", .min = 1, .max = 3600000,
+     .offset = offsetof(struct sw_sink_conf, retry_min_ms),
+     .help = "First wait after a failed request (network error, 408, 429, 5xx, 401, 403); it doubles "
+             "with every attempt up to `max_backoff`, with full jitter."},
+    {.key = "max_backoff", .type = SW__CT_DURATION, .def = "30s", .min = 1, .max = 3600000,
+     .offset = offsetof(struct sw_sink_conf, retry_max_ms),
+     .help = "Longest wait between attempts. A longer `Retry-After` from the server is honoured "
+             "(up to 10 minutes). Requests are retried until they succeed: the records wait in the buffer."},
+};
+static const struct sw__conf_table retry_table = {
+    .intro = "Retries of the network sinks.", ROWS(retry_rows), .discriminator = -1};
+
 static const struct sw__conf_row object_rows[] = {
     {.key = "max_bytes", .type = SW__CT_SIZE, .def = "64MiB", .min = SW__MIB, .max = 5 * SW__GIB,
      .offset = offsetof(struct sw_sink_conf, object_max_bytes), .help = "Largest object before compression."},
@@ -223,6 +237,35 @@ static const struct sw__conf_row sink_rows[] = {
      .offset = offsetof(struct sw_sink_conf, access_key), .help = "File holding the access key id."},
     {.key = "secret_key_file", .type = SW__CT_SECRET, .only = ONLY(SW_SINK_S3),
      .offset = offsetof(struct sw_sink_conf, secret_key), .help = "File holding the secret access key."},
+    {.key = "session_token_file", .type = SW__CT_SECRET, .only = ONLY(SW_SINK_S3),
+     .offset = offsetof(struct sw_sink_conf, session_token),
+     .help = "File holding a session token (temporary credentials), sent as `x-amz-security-token`."},
+    {.key = "addressing", .type = SW__CT_ENUM, .def = "auto", .values = s3_addressings, .only = ONLY(SW_SINK_S3),
+     .offset = offsetof(struct sw_sink_conf, addressing),
+     .help = "`path` (`endpoint/bucket/key`: MinIO and most self-hosted stores), `virtual` "
+             "(`bucket.host/key`), or `auto`: path with an `endpoint`, virtual for AWS."},
+    {.key = "structured_metadata", .type = SW__CT_STRLIST, .only = ONLY(SW_SINK_LOKI),
+     .offset = offsetof(struct sw_sink_conf, structured_metadata),
+     .count_offset = offsetof(struct sw_sink_conf, nstructured_metadata),
+     .help = "Labels sent as structured metadata of each entry instead of stream labels (Loki 2.9+), "
+             "for high-cardinality ones such as `container_id` or `pod_uid`."},
+    {.key = "merge_json", .type = SW__CT_BOOL, .def = "true", .only = ONLY(SW_SINK_ELASTICSEARCH),
+     .offset = offsetof(struct sw_sink_conf, merge_json),
+     .help = "A payload that is a JSON object becomes the document's fields (beside `@timestamp`, "
+             "`labels` and `stream`, which a payload field of the same name replaces); other lines, "
+             "or all with `false`, go to `message`."},
+    {.key = "concurrency", .type = SW__CT_UINT, .def = "2", .min = 1, .max = 32, .only = HTTP_SINKS,
+     .width = WIDTH(struct sw_sink_conf, concurrency), .offset = offsetof(struct sw_sink_conf, concurrency),
+     .help = "Requests in flight at once. Batches are acknowledged in order whatever order their "
+             "answers come in. The s3 sink uploads one object at a time."},
+    {.key = "timeout", .type = SW__CT_DURATION, .def = "30s", .min = 100, .max = 3600000,
+     .only = HTTP_SINKS | ONLY(SW_SINK_S3), .offset = offsetof(struct sw_sink_conf, timeout_ms),
+     .help = "Longest a request may take, connection included; then it is retried."},
+    {.key = "connect_timeout", .type = SW__CT_DURATION, .def = "10s", .min = 100, .max = 600000,
+     .only = HTTP_SINKS | ONLY(SW_SINK_S3), .offset = offsetof(struct sw_sink_conf, connect_timeout_ms),
+     .help = "Longest the TCP and TLS connection set-up may take."},
+    {.key = "retry", .type = SW__CT_OBJECT, .table = &retry_table, .only = HTTP_SINKS | ONLY(SW_SINK_S3),
+     .help = "See below."},
     {.key = "batch", .type = SW__CT_OBJECT, .table = &batch_table, .only = HTTP_SINKS, .help = "See below."},
     {.key = "object", .type = SW__CT_OBJECT, .table = &object_table, .only = ONLY(SW_SINK_S3), .help = "See below."},
     {.key = "tls", .type = SW__CT_OBJECT, .table = &tls_table, .only = HTTP_SINKS | ONLY(SW_SINK_S3),
@@ -242,16 +285,6 @@ static void needs(struct sw__conf_ctx *c, const cJSON *obj, const char *given, c
   sw__conf_path_pop(c, saved);
 }
 
-/* ==== BUILD LIMITATION: remove this block (and its call in check_sink) when the HTTP sinks ship.
- * loki, elasticsearch and s3 sinks are fully validated, but this build cannot ship to them yet:
- * say so, so that `spillway check` fails honestly. */
-static void sink_type_available(struct sw__conf_ctx *c, int kind) {
-  if (kind < 0 || kind == SW_SINK_FILE || c->allow_unavailable_sinks) return;
-  size_t saved = sw__conf_path_key(c, "type");
-  sw__conf_err(c, "sink type \"%s\" is not available in this build yet", sink_types[kind]);
-  sw__conf_path_pop(c, saved);
-}
-/* ==== END BUILD LIMITATION */
 
 static void check_sink(struct sw__conf_ctx *c, void *base, const cJSON *obj, int kind) {
   (void)base;
@@ -268,7 +301,6 @@ static void check_sink(struct sw__conf_ctx *c, void *base, const cJSON *obj, int
     needs(c, obj, "access_key_file", "secret_key_file");
     needs(c, obj, "secret_key_file", "access_key_file");
   }
-  sink_type_available(c, kind);
 }
 
 static void check_sinks(struct sw__conf_ctx *c, void *elems, size_t n) {

@@ -106,15 +106,9 @@ struct sw__conf_ctx {
   char path[SW__CONF_PATH_MAX];
   size_t pathlen;
   size_t nerrs;                /* errors reported (including any dropped past the cap) */
-  bool allow_unavailable_sinks; /* BUILD LIMITATION: see sw__config_load_string_opts */
   bool nomem;                  /* an allocation failed: the load returns SW_ENOMEM */
 };
 
-/* ==== BUILD LIMITATION (remove with the block in config_schema.c): sw_config_load_string, but
- * with allow_unavailable_sinks loki/elasticsearch/s3 sinks load without the "not available in
- * this build yet" error, so tests can check how they are parsed and defaulted. */
-int sw__config_load_string_opts(const char *name, const char *text, size_t len, bool allow_unavailable_sinks,
-                                struct sw_config **out, struct sw_conf_errors *errs) SW_MUST_CHECK;
 
 /* Checks one mapping against table t and fills base (config.c): unknown keys, keys of another
  * source/sink type, values, required keys, defaults, then t->check. obj may be NULL (defaults). */

@@ -30,6 +30,7 @@ struct scan {
   bool time_key;   /* the member being read is a top-level time key */
   bool have_ts;
   int64_t ts_ns;
+  unsigned keys;
 };
 
 static const char *skip_ws(const char *p, const char *end) {
@@ -70,6 +71,18 @@ static bool decode_ascii(const char *s, const char *e, char *buf, size_t cap, si
   }
   *n = o;
   return true;
+}
+
+static unsigned reserved_key(const char *s, size_t n) {
+  if (n == 10 && memcmp(s, "@timestamp", 10) == 0)
+    return SW_JSON_KEY_AT_TIMESTAMP;
+  if (n == 6 && memcmp(s, "labels", 6) == 0)
+    return SW_JSON_KEY_LABELS;
+  if (n == 6 && memcmp(s, "stream", 6) == 0)
+    return SW_JSON_KEY_STREAM;
+  if (n == 7 && memcmp(s, "message", 7) == 0)
+    return SW_JSON_KEY_MESSAGE;
+  return 0;
 }
 
 static bool is_time_key(const char *s, size_t n) {
@@ -212,13 +225,18 @@ static int read_key(struct scan *s) {
   if (q == NULL)
     return SW_EPARSE;
   s->time_key = false;
-  if (s->depth == 1 && !s->have_ts) {
+  if (s->depth == 1) {
     char buf[16];
     size_t n = (size_t)(q - 1 - k);
+    const char *name = NULL;
     if (esc && decode_ascii(k, q - 1, buf, sizeof buf, &n))
-      s->time_key = is_time_key(buf, n);
+      name = buf;
     else if (!esc)
-      s->time_key = is_time_key(k, n);
+      name = k;
+    if (name && !s->have_ts)
+      s->time_key = is_time_key(name, n);
+    if (name)
+      s->keys |= reserved_key(name, n);
   }
   s->p = skip_ws(q, s->end);
   if (s->p >= s->end || *s->p != ':')
@@ -293,6 +311,7 @@ int sw_json_scan(const char *line, size_t len, struct sw_json_info *res) {
   bool done = false, empty = false;
   int rc = 0;
   res->ts_ns = 0;
+  res->keys = 0;
   s.p = skip_ws(line, s.end);
   if (s.p >= s.end || *s.p != '{')
     return SW_EPARSE;
@@ -314,5 +333,6 @@ int sw_json_scan(const char *line, size_t len, struct sw_json_info *res) {
   if (skip_ws(s.p, s.end) != s.end)
     return SW_EPARSE;
   res->ts_ns = s.have_ts ? s.ts_ns : 0;
+  res->keys = s.keys;
   return 0;
 }

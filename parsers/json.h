@@ -16,8 +16,17 @@
 
 #define SW_JSON_MAX_DEPTH 64
 
+/* Top-level keys a sink adds to a document itself (sinks/es.c), reported in keys. */
+enum {
+  SW_JSON_KEY_AT_TIMESTAMP = 1 << 0, /* "@timestamp" */
+  SW_JSON_KEY_LABELS = 1 << 1,       /* "labels" */
+  SW_JSON_KEY_STREAM = 1 << 2,       /* "stream" */
+  SW_JSON_KEY_MESSAGE = 1 << 3,      /* "message" */
+};
+
 struct sw_json_info {
   int64_t ts_ns; /* 0 if no usable time key */
+  unsigned keys; /* SW_JSON_KEY_* present at the top level */
 };
 
 /* Returns 0 if the line is one JSON object (surrounding whitespace allowed), else SW_EPARSE. */

@@ -174,10 +174,10 @@ static void hash_token(struct jm *j, size_t vs, size_t ve, char tok[TOKEN_LEN]) 
   const struct sw_redactor *r = j->ctx->r;
   const unsigned char *v = j->s + vs;
   size_t vn = ve - vs;
-  struct sw__sha256 h;
+  struct sw_sha256 h;
   uint8_t d[32];
-  sw__sha256_init(&h);
-  sw__sha256_update(&h, r->salt, r->salt_len);
+  sw_sha256_init(&h);
+  sw_sha256_update(&h, r->salt, r->salt_len);
   if (v[0] == '"') {
     v++;
     vn -= 2;
@@ -194,8 +194,8 @@ static void hash_token(struct jm *j, size_t vs, size_t ve, char tok[TOKEN_LEN]) 
       }
     }
   }
-  sw__sha256_update(&h, v, vn);
-  sw__sha256_final(&h, d);
+  sw_sha256_update(&h, v, vn);
+  sw_sha256_final(&h, d);
   memcpy(tok, "\"sha256:", 8);
   for (int k = 0; k < 8; k++) {
     tok[8 + 2 * k] = "0123456789abcdef"[d[k] >> 4];

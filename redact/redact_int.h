@@ -20,6 +20,7 @@
 #include <pcre2.h>
 
 #include "../common/buf.h"
+#include "../common/sha256.h"
 #include "redact.h"
 
 /* Built-in packs; the order is the application order. */
@@ -141,16 +142,6 @@ int sw__apply_rule(struct sw_redact_ctx *ctx, size_t i, const char *s, size_t n,
  * SW_ETOOBIG when it would pass dst's limit (dst is then garbage), SW_ENOMEM. */
 int sw__json_mask(struct sw_redact_ctx *ctx, const char *s, size_t n, int action, struct sw_buf *dst) SW_MUST_CHECK;
 
-/* sha256.c */
-struct sw__sha256 {
-  uint32_t h[8];
-  uint64_t len;
-  uint8_t buf[64];
-  size_t nbuf;
-};
-void sw__sha256_init(struct sw__sha256 *c);
-void sw__sha256_update(struct sw__sha256 *c, const void *p, size_t n);
-void sw__sha256_final(struct sw__sha256 *c, uint8_t out[32]);
 
 /* Edit distance (with transpositions), capped at 99 for long inputs (suggestions). */
 

@@ -1,9 +1,10 @@
-/* sha256.c - SHA-256 (FIPS 180-4) for the salted tokens of the `hash` action. Portable C, no
+/* sha256.c - SHA-256 (FIPS 180-4) for redaction tokens and S3 payload hashes. Portable C, no
  * dependency; tested against the FIPS vectors in tests/unit/test_redact.c.
  */
-#include <string.h>
+#include "sha256.h"
 
-#include "redact_int.h"
+#include <stdio.h>
+#include <string.h>
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -51,7 +52,7 @@ static void block(uint32_t h[8], const uint8_t *p) {
   h[7] += k;
 }
 
-void sw__sha256_init(struct sw__sha256 *c) {
+void sw_sha256_init(struct sw_sha256 *c) {
   static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   memcpy(c->h, iv, sizeof iv);
@@ -59,7 +60,7 @@ void sw__sha256_init(struct sw__sha256 *c) {
   c->nbuf = 0;
 }
 
-void sw__sha256_update(struct sw__sha256 *c, const void *data, size_t n) {
+void sw_sha256_update(struct sw_sha256 *c, const void *data, size_t n) {
   const uint8_t *p = data;
   c->len += n;
   if (c->nbuf) {
@@ -77,16 +78,25 @@ void sw__sha256_update(struct sw__sha256 *c, const void *data, size_t n) {
   c->nbuf = n;
 }
 
-void sw__sha256_final(struct sw__sha256 *c, uint8_t out[32]) {
+void sw_sha256_final(struct sw_sha256 *c, uint8_t out[32]) {
   uint64_t bits = c->len * 8;
   uint8_t pad[72] = {0x80};
   size_t padlen = (c->nbuf < 56 ? 56 : 120) - c->nbuf;
   for (int i = 0; i < 8; i++) pad[padlen + (size_t)i] = (uint8_t)(bits >> (56 - 8 * i));
-  sw__sha256_update(c, pad, padlen + 8);
+  sw_sha256_update(c, pad, padlen + 8);
   for (int i = 0; i < 8; i++) {
     out[4 * i] = (uint8_t)(c->h[i] >> 24);
     out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
     out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
     out[4 * i + 3] = (uint8_t)c->h[i];
   }
+}
+
+void sw_sha256_hex(const void *p, size_t n, char hex[65]) {
+  struct sw_sha256 c;
+  uint8_t d[32];
+  sw_sha256_init(&c);
+  sw_sha256_update(&c, p, n);
+  sw_sha256_final(&c, d);
+  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }

@@ -1,0 +1,333 @@
+/* loki.c - the Loki sink codec: POST /loki/api/v1/push, JSON, gzip.
+ *
+ * A chunk's labels (plus `stream` and the record flags, plus the sink's static labels) name
+ * a Loki stream; label names are made valid for Loki ([a-zA-Z_][a-zA-Z0-9_]*). Entries of a
+ * stream are sorted by time within a request (Loki rejects unsorted streams); nanosecond
+ * timestamps are sent as strings, always the record's original time, so a resent request is
+ * deduplicated by Loki (same stream, timestamp and line). Lines longer than Loki's default
+ * 256 KiB entry limit are split into pieces (at UTF-8 boundaries) with the same timestamp.
+ * Any answer other than 2xx that the transport does not retry (400 and other 4xx) dead-letters
+ * the whole request: Loki may have stored part of it, which a replay deduplicates.
+ */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../agent/chunk.h"
+#include "../common/timefmt.h"
+#include "../parsers/record.h"
+#include "sink.h"
+
+#define LOKI_MAX_LINE (256 * 1024)
+
+struct loki {
+  char *url;
+  char *tenant_header;
+  const struct sw_sink_conf *c;
+  int gzip;
+};
+
+struct entry {
+  int64_t ts;
+  uint32_t seq;            /* arrival order: keeps the sort stable */
+  uint32_t meta;           /* index into stream->metas + 1, 0 = none */
+  size_t off, len;         /* escaped line in stream->text */
+};
+
+struct stream {
+  char *labels;            /* JSON object text; the stream's identity */
+  struct entry *e;
+  size_t n, cap;
+  int sorted;
+  struct sw_buf text;      /* escaped lines, then metadata objects */
+};
+
+struct lbatch {
+  struct stream *s;
+  size_t n, cap;
+  struct sw_buf body, wire;
+  int sent;
+};
+
+static void lbatch_free_streams(struct lbatch *lb) {
+  for (size_t i = 0; i < lb->n; i++) {
+    free(lb->s[i].labels);
+    free(lb->s[i].e);
+    sw_buf_free(&lb->s[i].text);
+  }
+  free(lb->s);
+  lb->s = NULL;
+  lb->n = lb->cap = 0;
+}
+
+static int loki_create(const struct sw_sink_conf *c, const struct sw_sink_env *env, void **out,
+                       char *err, size_t errlen) {
+  (void)env;
+  (void)err;
+  (void)errlen;
+  struct loki *l = calloc(1, sizeof *l);
+  if (!l) return SW_ENOMEM;
+  l->c = c;
+  l->gzip = !c->compression || strcmp(c->compression, "none") != 0;
+  size_t n = strlen(c->url);
+  while (n && c->url[n - 1] == '/') n--;
+  l->url = malloc(n + 32);
+  if (l->url) snprintf(l->url, n + 32, "%.*s/loki/api/v1/push", (int)n, c->url);
+  if (c->tenant && (l->tenant_header = malloc(strlen(c->tenant) + 32)))
+    snprintf(l->tenant_header, strlen(c->tenant) + 32, "X-Scope-OrgID: %s", c->tenant);
+  if (!l->url || (c->tenant && !l->tenant_header)) {
+    free(l->url);
+    free(l);
+    return SW_ENOMEM;
+  }
+  *out = l;
+  return SW_OK;
+}
+
+static void loki_destroy(void *codec) {
+  struct loki *l = codec;
+  free(l->url);
+  free(l->tenant_header);
+  free(l);
+}
+
+static int loki_begin(void *codec, struct sw_batch *b) {
+  (void)codec;
+  struct lbatch *lb = calloc(1, sizeof *lb);
+  if (!lb) return SW_ENOMEM;
+  sw_buf_init(&lb->body, SIZE_MAX);
+  sw_buf_init(&lb->wire, SIZE_MAX);
+  b->priv = lb;
+  return SW_OK;
+}
+
+/* `"name":"value"` with name made a valid Loki label name. */
+static int put_label(struct sw_buf *o, const char *name, const char *value) {
+  int rc = sw_buf_append(o, o->len > 1 ? ",\"" : "\"", o->len > 1 ? 2 : 1);
+  if (!rc && !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') || name[0] == '_'))
+    rc = sw_buf_putc(o, '_');
+  for (const char *p = name; !rc && *p; p++) {
+    char ch = *p;
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+    rc = sw_buf_putc(o, ok ? ch : '_');
+  }
+  if (!rc) rc = sw_buf_append(o, "\":\"", 3);
+  if (!rc) rc = sw_buf_put_json_str(o, value, strlen(value), NULL);
+  if (!rc) rc = sw_buf_putc(o, '"');
+  return rc;
+}
+
+static int in_list(char **list, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(list[i], s)) return 1;
+  return 0;
+}
+
+static struct stream *find_stream(struct lbatch *lb, const char *labels, size_t len) {
+  for (size_t i = 0; i < lb->n; i++)
+    if (strlen(lb->s[i].labels) == len && !memcmp(lb->s[i].labels, labels, len)) return &lb->s[i];
+  if (lb->n == lb->cap) {
+    size_t nc = lb->cap ? lb->cap * 2 : 8;
+    struct stream *ns = realloc(lb->s, nc * sizeof *ns);
+    if (!ns) return NULL;
+    lb->s = ns;
+    lb->cap = nc;
+  }
+  struct stream *s = &lb->s[lb->n];
+  memset(s, 0, sizeof *s);
+  if (!(s->labels = strndup(labels, len))) return NULL;
+  s->sorted = 1;
+  sw_buf_init(&s->text, SIZE_MAX);
+  lb->n++;
+  return s;
+}
+
+static int add_entry(struct stream *s, int64_t ts, uint32_t meta, size_t off, size_t len) {
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? s->cap * 2 : 256;
+    struct entry *ne = realloc(s->e, nc * sizeof *ne);
+    if (!ne) return SW_ENOMEM;
+    s->e = ne;
+    s->cap = nc;
+  }
+  if (s->n && ts < s->e[s->n - 1].ts) s->sorted = 0;
+  s->e[s->n] = (struct entry){.ts = ts, .seq = (uint32_t)s->n, .meta = meta, .off = off, .len = len};
+  s->n++;
+  return SW_OK;
+}
+
+static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
+                    size_t len) {
+  struct loki *l = codec;
+  struct lbatch *lb = b->priv;
+  const struct sw_sink_conf *c = l->c;
+  cJSON *labels = cJSON_Parse(row->labels_json);
+  if (!labels) return SW_ECORRUPT;
+  /* The chunk's label set without `stream`/flags ("base"), and its structured metadata. */
+  struct sw_buf base, meta, key;
+  sw_buf_init(&base, 1 << 16);
+  sw_buf_init(&meta, 1 << 16);
+  sw_buf_init(&key, 1 << 17);
+  int rc = sw_buf_putc(&base, '{');
+  if (!rc) rc = sw_buf_putc(&meta, '{');
+  const cJSON *it;
+  cJSON_ArrayForEach(it, labels) {
+    if (rc || !cJSON_IsString(it)) continue;
+    if (in_list(c->structured_metadata, c->nstructured_metadata, it->string))
+      rc = put_label(&meta, it->string, it->valuestring);
+    else
+      rc = put_label(&base, it->string, it->valuestring);
+  }
+  for (size_t i = 0; !rc && i < c->nlabels; i++) rc = put_label(&base, c->labels[i].key, c->labels[i].value);
+  if (!rc) rc = sw_buf_putc(&meta, '}');
+  cJSON_Delete(labels);
+  struct sw_chunk_iter ci;
+  uint64_t count;
+  if (!rc) rc = sw_chunk_iter_init(&ci, raw, len, &count);
+  static const char *const streams[4] = {"stdout", "stderr", "file", "stdout"};
+  struct sw_record_view r;
+  int more = 0;
+  struct stream *cur = NULL, *meta_in = NULL;
+  int cur_key = -1;
+  uint32_t meta_ref = 0;
+  while (!rc && (more = sw_chunk_iter_next(&ci, &r)) == 1) {
+    int k = (r.stream & 3) | ((r.flags & (SW_REC_PARSE_ERROR | SW_REC_TRUNCATED)) << 2);
+    if (k != cur_key) { /* the stream's labels: base + stream + flags */
+      sw_buf_reset(&key);
+      rc = sw_buf_append(&key, base.data, base.len);
+      if (!rc) rc = put_label(&key, "stream", streams[r.stream & 3]);
+      if (!rc && (r.flags & SW_REC_PARSE_ERROR)) rc = put_label(&key, "parse_error", row->format ? row->format : "unknown");
+      if (!rc && (r.flags & SW_REC_TRUNCATED)) rc = put_label(&key, "truncated", "true");
+      if (!rc) rc = sw_buf_putc(&key, '}');
+      if (rc) break;
+      if (!(cur = find_stream(lb, key.data, key.len))) {
+        rc = SW_ENOMEM;
+        break;
+      }
+      cur_key = k;
+    }
+    if (meta.len > 2 && meta_in != cur) { /* once per chunk and stream */
+      meta_ref = (uint32_t)cur->text.len + 1;
+      meta_in = cur;
+      rc = sw_buf_append(&cur->text, meta.data, meta.len);
+      if (!rc) rc = sw_buf_putc(&cur->text, 0);
+    }
+    /* Pieces of at most LOKI_MAX_LINE bytes, cut before a UTF-8 continuation byte. */
+    size_t pos = 0;
+    do {
+      size_t n = r.len - pos;
+      if (n > LOKI_MAX_LINE) {
+        n = LOKI_MAX_LINE;
+        while (n > 1 && ((unsigned char)r.line[pos + n] & 0xC0) == 0x80) n--;
+      }
+      size_t off = cur->text.len;
+      if (!rc) rc = sw_buf_put_json_str(&cur->text, r.line + pos, n, NULL);
+      if (!rc) rc = add_entry(cur, r.ts_ns, meta_in == cur ? meta_ref : 0, off, cur->text.len - off);
+      pos += n;
+    } while (!rc && pos < r.len);
+  }
+  if (!rc && more < 0) rc = more;
+  sw_buf_free(&base);
+  sw_buf_free(&meta);
+  sw_buf_free(&key);
+  return rc;
+}
+
+static int by_time(const void *a, const void *b) {
+  const struct entry *x = a, *y = b;
+  if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int loki_seal(void *codec, struct sw_batch *b) {
+  struct loki *l = codec;
+  struct lbatch *lb = b->priv;
+  struct sw_buf *o = &lb->body;
+  int rc = sw_buf_append(o, "{\"streams\":[", 12);
+  char ts[24];
+  for (size_t i = 0; !rc && i < lb->n; i++) {
+    struct stream *s = &lb->s[i];
+    if (!s->sorted) qsort(s->e, s->n, sizeof *s->e, by_time);
+    rc = sw_buf_printf(o, "%s{\"stream\":%s,\"values\":[", i ? "," : "", s->labels);
+    for (size_t k = 0; !rc && k < s->n; k++) {
+      const struct entry *e = &s->e[k];
+      int n = snprintf(ts, sizeof ts, "%lld", (long long)e->ts);
+      rc = sw_buf_reserve(o, e->len + (size_t)n + 16);
+      if (!rc) rc = sw_buf_append(o, k ? ",[\"" : "[\"", k ? 3 : 2);
+      if (!rc) rc = sw_buf_append(o, ts, (size_t)n);
+      if (!rc) rc = sw_buf_append(o, "\",\"", 3);
+      if (!rc) rc = sw_buf_append(o, s->text.data + e->off, e->len);
+      if (!rc && e->meta) rc = sw_buf_printf(o, "\",%s]", s->text.data + e->meta - 1);
+      else if (!rc) rc = sw_buf_append(o, "\"]", 2);
+    }
+    if (!rc) rc = sw_buf_append(o, "]}", 2);
+  }
+  if (!rc) rc = sw_buf_append(o, "]}", 2);
+  lbatch_free_streams(lb);
+  if (!rc && l->gzip) rc = sw_gzip(o->data, o->len, 1, &lb->wire);
+  return rc;
+}
+
+static int loki_replay(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key) {
+  (void)key;
+  struct loki *l = codec;
+  int rc = loki_begin(codec, b);
+  if (rc) return rc;
+  struct lbatch *lb = b->priv;
+  rc = sw_buf_append(&lb->body, payload, len);
+  if (!rc && l->gzip) rc = sw_gzip(payload, len, 1, &lb->wire);
+  return rc;
+}
+
+static int loki_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
+  struct loki *l = codec;
+  struct lbatch *lb = b->priv;
+  if (lb->sent) return 0;
+  lb->sent = 1;
+  q->method = "POST";
+  q->url = l->url;
+  q->content_type = "application/json";
+  q->content_encoding = l->gzip ? "gzip" : NULL;
+  q->headers[0] = l->tenant_header;
+  const struct sw_buf *w = l->gzip ? &lb->wire : &lb->body;
+  q->body = w->data;
+  q->len = w->len;
+  return 1;
+}
+
+static int loki_respond(void *codec, struct sw_batch *b, const struct sw_http_resp *resp,
+                        const void **body, size_t *len) {
+  (void)codec;
+  (void)body;
+  (void)len;
+  struct lbatch *lb = b->priv;
+  if (resp->status >= 200 && resp->status < 300) return SW_HTTP_DONE;
+  if (sw_batch_dead(b, resp->status, resp->body, resp->body_len, lb->body.data, lb->body.len, NULL,
+                    b->records))
+    return SW_HTTP_RETRY; /* cannot keep it: better to try again than to drop it */
+  return SW_HTTP_DONE;
+}
+
+static void loki_release(void *codec, struct sw_batch *b) {
+  (void)codec;
+  struct lbatch *lb = b->priv;
+  if (!lb) return;
+  lbatch_free_streams(lb);
+  sw_buf_free(&lb->body);
+  sw_buf_free(&lb->wire);
+  free(lb);
+  b->priv = NULL;
+}
+
+const struct sw_sink_ops sw_loki_ops = {
+    .type = "loki",
+    .create = loki_create,
+    .destroy = loki_destroy,
+    .begin = loki_begin,
+    .add = loki_add,
+    .seal = loki_seal,
+    .replay = loki_replay,
+    .next = loki_next,
+    .respond = loki_respond,
+    .release = loki_release,
+};

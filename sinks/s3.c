@@ -1,0 +1,337 @@
+/* s3.c - the S3-compatible sink codec: PUT objects of NDJSON, zstd or gzip, signed with SigV4.
+ *
+ * A batch (object.max_bytes of buffered data, or what waited object.max_wait) becomes one
+ * object, or one per source when the prefix uses {source}. The key is the expanded prefix
+ * followed by the batch's chunk-id range, "<first>-<last>.ndjson.zst": the shipper writes the
+ * range down before uploading (fixed_ranges), so after a crash the same objects are uploaded
+ * again under the same keys and overwrite themselves instead of duplicating records. Time
+ * fields of the prefix come from the earliest record of the object (UTC), not from the clock,
+ * for the same reason.
+ *
+ * SigV4 is done by libcurl (CURLOPT_AWS_SIGV4); the payload hash header
+ * x-amz-content-sha256, which S3 requires and curl 7.88 does not add, is computed here.
+ * The object is compressed while it is built, so memory holds the compressed object only.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "../common/sha256.h"
+#include "ndjson.h"
+#include "sink.h"
+
+struct s3 {
+  const struct sw_sink_conf *c;
+  const char *host;
+  char *base;          /* scheme://host[:port][/bucket] before the key */
+  char *token_header;
+  int zstd, per_source;
+};
+
+struct obj {
+  char *source;
+  int64_t ts_min;
+  uint64_t records;
+  ZSTD_CCtx *zc;
+  z_stream z;
+  int z_open;
+  struct sw_buf out;   /* the compressed object */
+  char *url, *key;
+  char sha_header[96];
+};
+
+struct s3batch {
+  struct obj *o;
+  size_t n, next;
+  struct sw_buf tmp;   /* one chunk's NDJSON */
+};
+
+static int s3_create(const struct sw_sink_conf *c, const struct sw_sink_env *env, void **out,
+                     char *err, size_t errlen) {
+  struct s3 *s = calloc(1, sizeof *s);
+  if (!s) return SW_ENOMEM;
+  s->c = c;
+  s->host = env->host;
+  s->zstd = !c->compression || strcmp(c->compression, "gzip") != 0;
+  s->per_source = c->prefix && strstr(c->prefix, "{source}") != NULL;
+  char buf[2048];
+  const char *scheme = "https://", *host;
+  char aws[256];
+  if (c->endpoint) {
+    const char *p = strstr(c->endpoint, "://");
+    scheme = p && !strncmp(c->endpoint, "http://", 7) ? "http://" : "https://";
+    host = p ? p + 3 : c->endpoint;
+  } else {
+    snprintf(aws, sizeof aws, "s3.%s.amazonaws.com", c->region);
+    host = aws;
+  }
+  size_t hl = strlen(host);
+  while (hl && host[hl - 1] == '/') hl--;
+  int path = c->addressing == SW_S3_PATH || (c->addressing == SW_S3_AUTO && c->endpoint);
+  if (path)
+    snprintf(buf, sizeof buf, "%s%.*s/%s", scheme, (int)hl, host, c->bucket);
+  else
+    snprintf(buf, sizeof buf, "%s%s.%.*s", scheme, c->bucket, (int)hl, host);
+  s->base = strdup(buf);
+  if (c->session_token) {
+    size_t n = strlen(c->session_token) + 32;
+    if ((s->token_header = malloc(n))) snprintf(s->token_header, n, "x-amz-security-token: %s", c->session_token);
+  }
+  if (!s->base || (c->session_token && !s->token_header)) {
+    free(s->base);
+    free(s);
+    snprintf(err, errlen, "out of memory");
+    return SW_ENOMEM;
+  }
+  *out = s;
+  return SW_OK;
+}
+
+static void s3_destroy(void *codec) {
+  struct s3 *s = codec;
+  free(s->base);
+  free(s->token_header);
+  free(s);
+}
+
+static void obj_free(struct obj *o) {
+  free(o->source);
+  ZSTD_freeCCtx(o->zc);
+  if (o->z_open) deflateEnd(&o->z);
+  sw_buf_free(&o->out);
+  free(o->url);
+  free(o->key);
+}
+
+static int s3_begin(void *codec, struct sw_batch *b) {
+  (void)codec;
+  struct s3batch *sb = calloc(1, sizeof *sb);
+  if (!sb) return SW_ENOMEM;
+  sw_buf_init(&sb->tmp, SIZE_MAX);
+  b->priv = sb;
+  return SW_OK;
+}
+
+static struct obj *obj_for(struct s3 *s, struct s3batch *sb, const char *source) {
+  const char *name = s->per_source ? source : "";
+  for (size_t i = 0; i < sb->n; i++)
+    if (!strcmp(sb->o[i].source, name)) return &sb->o[i];
+  struct obj *no = realloc(sb->o, (sb->n + 1) * sizeof *no);
+  if (!no) return NULL;
+  sb->o = no;
+  struct obj *o = &no[sb->n];
+  memset(o, 0, sizeof *o);
+  o->ts_min = INT64_MAX;
+  sw_buf_init(&o->out, SIZE_MAX);
+  if (!(o->source = strdup(name))) return NULL;
+  sb->n++;
+  if (s->zstd) {
+    if (!(o->zc = ZSTD_createCCtx())) return NULL;
+    ZSTD_CCtx_setParameter(o->zc, ZSTD_c_compressionLevel, 3);
+  } else {
+    if (deflateInit2(&o->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
+    o->z_open = 1;
+  }
+  return o;
+}
+
+/* Compresses src into o->out; end finishes the frame. */
+static int obj_write(struct obj *o, const void *src, size_t n, int end) {
+  if (o->zc) {
+    ZSTD_inBuffer in = {src, n, 0};
+    for (;;) {
+      if (sw_buf_reserve(&o->out, ZSTD_CStreamOutSize())) return SW_ENOMEM;
+      ZSTD_outBuffer ob = {o->out.data + o->out.len, o->out.cap - o->out.len, 0};
+      size_t r = ZSTD_compressStream2(o->zc, &ob, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+      if (ZSTD_isError(r)) return SW_EIO;
+      o->out.len += ob.pos;
+      if (end ? r == 0 : in.pos == in.size) return SW_OK;
+    }
+  }
+  o->z.next_in = (Bytef *)(uintptr_t)src;
+  o->z.avail_in = (uInt)n;
+  for (;;) {
+    if (sw_buf_reserve(&o->out, 1 << 16)) return SW_ENOMEM;
+    o->z.next_out = (Bytef *)o->out.data + o->out.len;
+    o->z.avail_out = (uInt)(o->out.cap - o->out.len);
+    int r = deflate(&o->z, end ? Z_FINISH : Z_NO_FLUSH);
+    o->out.len = (size_t)((char *)o->z.next_out - o->out.data);
+    if (r == Z_STREAM_ERROR) return SW_EIO;
+    if (end ? r == Z_STREAM_END : (o->z.avail_in == 0 && o->z.avail_out != 0)) return SW_OK;
+  }
+}
+
+static int s3_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
+                  size_t len) {
+  struct s3 *s = codec;
+  struct s3batch *sb = b->priv;
+  struct obj *o = obj_for(s, sb, row->source);
+  if (!o) return SW_ENOMEM;
+  uint64_t n = 0;
+  sw_buf_reset(&sb->tmp);
+  int rc = sw_ndjson_encode(row, raw, len, &sb->tmp, &n);
+  if (!rc) rc = obj_write(o, sb->tmp.data, sb->tmp.len, 0);
+  if (rc) return rc;
+  if (sb->tmp.cap > (8u << 20)) sw_buf_shrink(&sb->tmp, 0);
+  o->records += n;
+  if (row->ts_min < o->ts_min) o->ts_min = row->ts_min;
+  return SW_OK;
+}
+
+/* Appends s with every byte outside [A-Za-z0-9-_.~/] percent-encoded. */
+static int put_escaped(struct sw_buf *b, const char *s) {
+  int rc = SW_OK;
+  for (; *s && !rc; s++) {
+    unsigned char ch = (unsigned char)*s;
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == '/';
+    rc = ok ? sw_buf_putc(b, (char)ch) : sw_buf_printf(b, "%%%02X", ch);
+  }
+  return rc;
+}
+
+/* prefix with {host}/{source} substituted and strftime applied at ts, then the range. */
+static int make_key(struct s3 *s, struct obj *o, int64_t first, int64_t last, struct sw_buf *key) {
+  struct sw_buf tpl;
+  sw_buf_init(&tpl, 1 << 16);
+  int rc = SW_OK;
+  for (const char *p = s->c->prefix ? s->c->prefix : ""; *p && !rc; p++) {
+    const char *sub = NULL;
+    if (!strncmp(p, "{host}", 6)) sub = s->host, p += 5;
+    else if (!strncmp(p, "{source}", 8)) sub = o->source, p += 7;
+    if (!sub) {
+      rc = sw_buf_putc(&tpl, *p);
+      continue;
+    }
+    for (; *sub && !rc; sub++) rc = *sub == '%' ? sw_buf_append(&tpl, "%%", 2) : sw_buf_putc(&tpl, *sub);
+  }
+  if (!rc) rc = sw_buf_putc(&tpl, 0);
+  char out[1024] = "";
+  if (!rc && tpl.len > 1) {
+    int64_t ts = o->ts_min == INT64_MAX ? 0 : o->ts_min;
+    time_t t = (time_t)(ts / 1000000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+#pragma GCC diagnostic push /* the pattern is the user's, strftime is meant for that */
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    if (!strftime(out, sizeof out, tpl.data, &tm)) rc = SW_ETOOBIG;
+#pragma GCC diagnostic pop
+  }
+  sw_buf_free(&tpl);
+  if (!rc) rc = sw_buf_printf(key, "%s%020lld-%020lld.ndjson.%s", out, (long long)first,
+                              (long long)last, s->zstd ? "zst" : "gz");
+  if (!rc) rc = sw_buf_putc(key, 0);
+  return rc;
+}
+
+static int finish_obj(struct s3 *s, struct obj *o, const char *key) {
+  struct sw_buf url;
+  sw_buf_init(&url, 1 << 16);
+  int rc = sw_buf_printf(&url, "%s/", s->base);
+  if (!rc) rc = put_escaped(&url, key);
+  if (!rc) rc = sw_buf_putc(&url, 0);
+  if (rc) {
+    sw_buf_free(&url);
+    return rc;
+  }
+  o->url = url.data; /* taken over */
+  if (!(o->key = strdup(key))) return SW_ENOMEM;
+  char hex[65];
+  sw_sha256_hex(o->out.data, o->out.len, hex);
+  snprintf(o->sha_header, sizeof o->sha_header, "x-amz-content-sha256: %s", hex);
+  return SW_OK;
+}
+
+static int s3_seal(void *codec, struct sw_batch *b) {
+  struct s3 *s = codec;
+  struct s3batch *sb = b->priv;
+  sw_buf_free(&sb->tmp);
+  int rc = SW_OK;
+  for (size_t i = 0; i < sb->n && !rc; i++) {
+    struct obj *o = &sb->o[i];
+    struct sw_buf key;
+    sw_buf_init(&key, 1 << 16);
+    rc = obj_write(o, NULL, 0, 1);
+    if (!rc) rc = make_key(s, o, b->after + 1, b->last, &key);
+    if (!rc) rc = finish_obj(s, o, key.data);
+    sw_buf_free(&key);
+    ZSTD_freeCCtx(o->zc);
+    o->zc = NULL;
+    if (o->z_open) deflateEnd(&o->z);
+    o->z_open = 0;
+  }
+  return rc;
+}
+
+static int s3_replay(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key) {
+  struct s3 *s = codec;
+  int rc = s3_begin(codec, b);
+  if (rc) return rc;
+  struct s3batch *sb = b->priv;
+  if (!(sb->o = calloc(1, sizeof *sb->o))) return SW_ENOMEM;
+  sb->n = 1;
+  struct obj *o = &sb->o[0];
+  sw_buf_init(&o->out, SIZE_MAX);
+  o->records = b->records;
+  /* The stored payload is the object as it was uploaded. */
+  if ((rc = sw_buf_append(&o->out, payload, len))) return rc;
+  return finish_obj(s, o, key ? key : "replayed");
+}
+
+static int s3_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
+  struct s3 *s = codec;
+  struct s3batch *sb = b->priv;
+  if (sb->next >= sb->n) return 0;
+  struct obj *o = &sb->o[sb->next++];
+  q->method = "PUT";
+  q->url = o->url;
+  q->content_type = "application/x-ndjson";
+  q->headers[0] = o->sha_header;
+  q->headers[1] = s->token_header;
+  q->body = o->out.data;
+  q->len = o->out.len;
+  return 1;
+}
+
+static int s3_respond(void *codec, struct sw_batch *b, const struct sw_http_resp *resp,
+                      const void **body, size_t *len) {
+  (void)codec;
+  (void)body;
+  (void)len;
+  struct s3batch *sb = b->priv;
+  if (resp->status >= 200 && resp->status < 300) return SW_HTTP_DONE;
+  struct obj *o = &sb->o[sb->next - 1];
+  /* S3 explains itself in XML: <Code>NoSuchBucket</Code><Message>...</Message>. */
+  const char *code = strstr(resp->body, "<Code>");
+  const char *why = code ? code + 6 : resp->body;
+  size_t n = code ? strcspn(why, "<") : resp->body_len;
+  return sw_batch_dead(b, resp->status, why, n, o->out.data, o->out.len, o->key, o->records)
+             ? SW_HTTP_RETRY : SW_HTTP_DONE;
+}
+
+static void s3_release(void *codec, struct sw_batch *b) {
+  (void)codec;
+  struct s3batch *sb = b->priv;
+  if (!sb) return;
+  for (size_t i = 0; i < sb->n; i++) obj_free(&sb->o[i]);
+  free(sb->o);
+  sw_buf_free(&sb->tmp);
+  free(sb);
+  b->priv = NULL;
+}
+
+const struct sw_sink_ops sw_s3_ops = {
+    .type = "s3",
+    .fixed_ranges = 1,
+    .create = s3_create,
+    .destroy = s3_destroy,
+    .begin = s3_begin,
+    .add = s3_add,
+    .seal = s3_seal,
+    .replay = s3_replay,
+    .next = s3_next,
+    .respond = s3_respond,
+    .release = s3_release,
+};

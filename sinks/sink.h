@@ -1,0 +1,92 @@
+/* sink.h - what a network sink (Loki, Elasticsearch, S3) implements: a codec.
+ *
+ * A codec turns a batch of buffered chunks into requests and classifies the answers; the
+ * shipper (shipper.h) owns cursors, batching, concurrency, dead letters and ordering, and the
+ * transport (http.h) owns sending, retries, backoff and auth. A codec instance holds only its
+ * configuration, so its functions may run for different batches on different threads at once;
+ * everything about one batch lives in that batch.
+ *
+ * Threads: create/destroy on the loop thread; begin/add/seal/replay on a worker thread (one
+ * batch at a time per batch); next/respond/release on the loop thread.
+ */
+#ifndef SW_SINK_H
+#define SW_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../agent/buffer.h"
+#include "../agent/config.h"
+#include "../common/buf.h"
+#include "http.h"
+
+/* A final failure of (part of) a batch, kept in the dead-letter table for replay. */
+struct sw_sink_dead {
+  long status;
+  char *reason;           /* short, from the server's answer; never a payload */
+  char *key;              /* S3 object key, else NULL */
+  struct sw_buf payload;  /* the uncompressed request payload that failed */
+  uint64_t records;
+};
+
+struct sw_batch {
+  int64_t after, last;   /* chunk ids (after, last]; both 0 for a replayed dead letter */
+  int64_t replay_id;     /* > 0: this batch resends dead letter replay_id */
+  uint64_t records, raw_bytes, wire_bytes;
+  struct sw_sink_dead *dead; /* what failed for good; stored with the cursor */
+  size_t ndead;
+  void *priv;            /* the codec's state for this batch */
+};
+
+/* One request of a batch; the pointers stay valid until the batch is released or the codec's
+ * next call for this batch. */
+struct sw_sink_req {
+  const char *method, *url, *content_type, *content_encoding;
+  const char *headers[4]; /* extra "Name: value" headers, NULL-terminated */
+  const void *body;
+  size_t len;
+};
+
+struct sw_sink_env {
+  const char *agent_id; /* stable id of this buffer, for idempotent document ids */
+  const char *host;     /* `host` label */
+};
+
+struct sw_sink_ops {
+  const char *type;
+  /* 1: a batch's chunk range must be written down before it is sent and resent exactly after
+   * a crash (S3: the object key comes from the range), and at most one batch is in flight. */
+  int fixed_ranges;
+  int (*create)(const struct sw_sink_conf *c, const struct sw_sink_env *env, void **codec,
+                char *err, size_t errlen);
+  void (*destroy)(void *codec);
+  /* worker thread */
+  int (*begin)(void *codec, struct sw_batch *b);
+  /* raw: one decompressed chunk of row (borrowed for the call only). */
+  int (*add)(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
+             size_t len);
+  int (*seal)(void *codec, struct sw_batch *b);
+  /* A replayed dead letter: payload and key as stored (borrowed for the call). */
+  int (*replay)(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key);
+  /* loop thread: 1 = *req is the next request to send, 0 = the batch is finished. */
+  int (*next)(void *codec, struct sw_batch *b, struct sw_sink_req *req);
+  /* The answer to the last request (not a transient error: the transport retried those).
+   * Returns SW_HTTP_DONE (the request is settled: delivered or dead-lettered with
+   * sw_batch_dead) or SW_HTTP_RETRY (after changing what next() would send, see
+   * sw_sink_req_body(); the transport backs off first). */
+  int (*respond)(void *codec, struct sw_batch *b, const struct sw_http_resp *resp,
+                 const void **body, size_t *len);
+  void (*release)(void *codec, struct sw_batch *b);
+};
+
+extern const struct sw_sink_ops sw_loki_ops, sw_es_ops, sw_s3_ops;
+
+/* Records a dead letter in b: copies payload, reason (trimmed to a line) and key. */
+int sw_batch_dead(struct sw_batch *b, long status, const char *reason, size_t reason_len,
+                  const void *payload, size_t len, const char *key, uint64_t records) SW_MUST_CHECK;
+void sw_batch_free_dead(struct sw_batch *b);
+
+/* gzip (RFC 1952) of src appended to out, level 1..9 (zlib). */
+int sw_gzip(const void *src, size_t n, int level, struct sw_buf *out) SW_MUST_CHECK;
+
+#endif
