@@ -8,13 +8,10 @@
 #include <string.h>
 
 #include "agent/config.h"
-#include "agent/config_schema.h" /* sw__config_load_string_opts (BUILD LIMITATION) */
 
 #define NAME "/etc/spillway/t.yaml"
 #define F NAME ": "
 #define MAXW 8
-/* BUILD LIMITATION: the extra message every loki/elasticsearch/s3 sink gets in this build. */
-#define UNAVAILABLE(i, type) F "sinks[" #i "].type: sink type \"" type "\" is not available in this build yet"
 
 struct err_case {
   const char *text;
@@ -22,10 +19,10 @@ struct err_case {
 };
 
 /* Loads text (name as the file name); true when it fails with exactly `want`. */
-static inline bool fails_with(const char *name, const char *text, size_t len, bool allow_sinks, const char *const *want) {
+static inline bool fails_with(const char *name, const char *text, size_t len, const char *const *want) {
   struct sw_config *cfg = NULL;
   struct sw_conf_errors e = {0};
-  int rc = sw__config_load_string_opts(name, text, len, allow_sinks, &cfg, &e);
+  int rc = sw_config_load_string(name, text, len, &cfg, &e);
   size_t nwant = 0;
   while (nwant < MAXW && want[nwant]) nwant++;
   bool ok = rc == SW_ECONFIG && !cfg && e.n == nwant;
@@ -41,18 +38,18 @@ static inline bool fails_with(const char *name, const char *text, size_t len, bo
   return ok;
 }
 
-static inline void run_cases(const struct err_case *cases, size_t n, bool allow_sinks) {
+static inline void run_cases(const struct err_case *cases, size_t n) {
   size_t failed = 0;
   for (size_t i = 0; i < n; i++)
-    if (!fails_with(NAME, cases[i].text, strlen(cases[i].text), allow_sinks, cases[i].want)) failed++;
+    if (!fails_with(NAME, cases[i].text, strlen(cases[i].text), cases[i].want)) failed++;
   assert_int_equal(failed, 0);
 }
-#define RUN(cases, allow) run_cases(cases, sizeof cases / sizeof cases[0], allow)
+#define RUN(cases) run_cases(cases, sizeof cases / sizeof cases[0])
 
-static inline struct sw_config *load_ok(const char *name, const char *text, bool allow_sinks) {
+static inline struct sw_config *load_ok(const char *name, const char *text) {
   struct sw_config *cfg = NULL;
   struct sw_conf_errors e = {0};
-  int rc = sw__config_load_string_opts(name, text, strlen(text), allow_sinks, &cfg, &e);
+  int rc = sw_config_load_string(name, text, strlen(text), &cfg, &e);
   for (size_t i = 0; i < e.n; i++) print_message("unexpected: %s\n", e.msgs[i]);
   assert_int_equal(rc, 0);
   assert_int_equal(e.n, 0);

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
-#include "agent/config_schema.h" /* sw__config_load_string_opts (BUILD LIMITATION) */
+#include "agent/config_schema.h"
 
 #include "alloc_inject.h"
 
@@ -54,7 +54,7 @@ static void test_yaml_errors(void **state) {
        {F "line 3, column 12: did not find expected ',' or '}'"}},
       {"{\"log\": {\"level\": \"info\"}, \"log\": {}}", {F "log: duplicate key (line 1, column 28)"}},
   };
-  RUN(cases, false);
+  RUN(cases);
 }
 
 static void test_yaml_limits(void **state) {
@@ -70,14 +70,14 @@ static void test_yaml_limits(void **state) {
                      "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
                      "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
   const char *w1[] = {F "line 5, column 34: document too large: more than 100000 nodes (aliases included)", NULL};
-  assert_true(fails_with(NAME, bomb, strlen(bomb), false, w1));
+  assert_true(fails_with(NAME, bomb, strlen(bomb), w1));
 
   /* a chain of aliases, each one level deeper than the last */
   char chain[8192];
   size_t o = (size_t)snprintf(chain, sizeof chain, "x-0: &a0 [x]\n");
   for (int i = 1; i < 80; i++) o += (size_t)snprintf(chain + o, sizeof chain - o, "x-%d: &a%d [*a%d]\n", i, i, i - 1);
   const char *w2[] = {F "line 64, column 13: nesting deeper than 64 levels (aliases included)", NULL};
-  assert_true(fails_with(NAME, chain, o, false, w2));
+  assert_true(fails_with(NAME, chain, o, w2));
 
   char deep[200];
   memset(deep, '[', 70);
@@ -86,14 +86,14 @@ static void test_yaml_limits(void **state) {
   const char *w3[] = {F "line 1, column 72: nesting deeper than 64 levels", NULL}; /* 63 "[" + the root */
   char doc[256];
   snprintf(doc, sizeof doc, "x-deep: %s", deep);
-  assert_true(fails_with(NAME, doc, strlen(doc), false, w3));
+  assert_true(fails_with(NAME, doc, strlen(doc), w3));
 
   size_t big = 4 * 1024 * 1024 + 1;
   char *huge = malloc(big);
   assert_non_null(huge);
   memset(huge, '#', big);
   const char *w4[] = {F "larger than 4MiB", NULL};
-  assert_true(fails_with(NAME, huge, big, false, w4));
+  assert_true(fails_with(NAME, huge, big, w4));
   free(huge);
 }
 
@@ -120,8 +120,7 @@ static void test_yaml_features(void **state) {
                                   "        line two\n"
                                   "sinks: [{name: out, type: file, path: \"/o.ndjson\"}]\n"
                                   "log: {level: warn, format: text}\n"
-                                  "buffer: {chunk: {max_records: \"42\"}}\n",
-                                  false);
+                                  "buffer: {chunk: {max_records: \"42\"}}\n");
   assert_string_equal(cfg->hostname, "node-7");
   assert_int_equal(cfg->nsources, 2);
   assert_int_equal(cfg->sources[0].read_from, SW_READ_TAIL);
@@ -154,8 +153,7 @@ static void test_yaml_scalars(void **state) {
                                   "  - name: a\n"
                                   "    type: file\n"
                                   "    paths: ['/c/[ab]*.log', '/d/\\*.log', '/e/[]x]/?.log']\n"
-                                  "    multiline: {max_lines: 1e2}\n",
-                                  false);
+                                  "    multiline: {max_lines: 1e2}\n");
   assert_string_equal(cfg->hostname, "123");
   assert_string_equal(cfg->data_dir, "/d");
   assert_int_equal(cfg->buffer.max_bytes, 1u << 30);
@@ -177,10 +175,10 @@ static void test_yaml_scalars(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     if (!cases[i].want[0]) {
-      sw_config_free(load_ok(NAME, cases[i].text, false));
+      sw_config_free(load_ok(NAME, cases[i].text));
       continue;
     }
-    assert_true(fails_with(NAME, cases[i].text, strlen(cases[i].text), false, cases[i].want));
+    assert_true(fails_with(NAME, cases[i].text, strlen(cases[i].text), cases[i].want));
   }
 }
 
@@ -197,13 +195,13 @@ static void test_yaml_big(void **state) {
   for (int i = 0; i < 16; i++) o += (size_t)sprintf(text + o, "*a, ");
   o += (size_t)sprintf(text + o, "]\n");
   const char *w1[] = {F "line 2, column 63: document too large: more than 16MiB of text (aliases included)", NULL};
-  assert_true(fails_with(NAME, text, o, false, w1));
+  assert_true(fails_with(NAME, text, o, w1));
 
   /* keys per mapping are capped (duplicate detection is a linear scan) */
   o = (size_t)sprintf(text, "x-big:\n");
   for (int i = 0; i <= 10000; i++) o += (size_t)sprintf(text + o, "  k%d: 1\n", i);
   const char *w2[] = {F "line 10002, column 3: more than 10000 keys in one mapping", NULL};
-  assert_true(fails_with(NAME, text, o, false, w2));
+  assert_true(fails_with(NAME, text, o, w2));
 
   /* long key paths are cut */
   char k[80];
@@ -227,8 +225,7 @@ static void test_json(void **state) {
                                   "\t\"sources\": [{\"name\": \"a\", \"type\": \"file\", \"paths\": [\"/x/*.log\"], "
                                   "\"format\": \"logfmt\", \"labels\": {\"k\": \"v\\u00e9\"}}],\n"
                                   "\t\"sinks\": [{\"name\": \"f\", \"type\": \"file\", \"path\": \"/f\"}],\n"
-                                  "\t\"server\": {\"listen\": \"\"}\n}\n",
-                                  false);
+                                  "\t\"server\": {\"listen\": \"\"}\n}\n");
   assert_string_equal(cfg->data_dir, "/d");
   assert_int_equal(cfg->buffer.max_bytes, 1073741824);
   assert_int_equal(cfg->buffer.chunk_max_records, 10);
@@ -252,17 +249,17 @@ static void test_unknown_keys(void **state) {
       {SRC ", multiline: {strat: x}" SRC_END, {F "sources[0].multiline.strat: unknown key (did you mean \"start\"?)"}},
       {"sinks: [{name: f, type: file, path: /f, pth: /g}]\n", {F "sinks[0].pth: unknown key (did you mean \"path\"?)"}},
       {"sinks: [{name: l, type: loki, url: 'http://l', tls: {ca_fiel: /c}}]\n",
-       {F "sinks[0].tls.ca_fiel: unknown key (did you mean \"ca_file\"?)", UNAVAILABLE(0, "loki")}},
+       {F "sinks[0].tls.ca_fiel: unknown key (did you mean \"ca_file\"?)"}},
       {"sinks: [{name: l, type: loki, url: 'http://l', batch: {max_wait: 1s, wait: 1s}}]\n",
-       {F "sinks[0].batch.wait: unknown key", UNAVAILABLE(0, "loki")}},
+       {F "sinks[0].batch.wait: unknown key"}},
       {"sinks: [{name: s, type: s3, bucket: b, object: {compresion: gzip}}]\n",
-       {F "sinks[0].object.compresion: unknown key (did you mean \"compression\"?)", UNAVAILABLE(0, "s3")}},
+       {F "sinks[0].object.compresion: unknown key (did you mean \"compression\"?)"}},
       {"server: {listne: ':1'}\n", {F "server.listne: unknown key (did you mean \"listen\"?)"}},
       {"log: {levle: info}\n", {F "log.levle: unknown key (did you mean \"level\"?)"}},
       /* only keys of the sink's type are suggested */
-      {"sinks: [{name: l, type: loki, url: 'http://l', indx: a}]\n", {F "sinks[0].indx: unknown key", UNAVAILABLE(0, "loki")}},
+      {"sinks: [{name: l, type: loki, url: 'http://l', indx: a}]\n", {F "sinks[0].indx: unknown key"}},
       {"sinks: [{name: l, type: loki, url: 'http://l', index: a}]\n",
-       {F "sinks[0].index: key \"index\" is not valid for sink type loki", UNAVAILABLE(0, "loki")}},
+       {F "sinks[0].index: key \"index\" is not valid for sink type loki"}},
       {"sinks: [{name: f, type: file, path: /f, bucket: b, tls: {}}]\n",
        {F "sinks[0].bucket: key \"bucket\" is not valid for sink type file",
         F "sinks[0].tls: key \"tls\" is not valid for sink type file"}},
@@ -271,7 +268,7 @@ static void test_unknown_keys(void **state) {
       /* with the type unknown, type-specific keys are neither checked nor required */
       {"sinks: [{name: b, type: bogus, index: x}]\n", {F "sinks[0].type: must be one of: file, loki, elasticsearch, s3"}},
   };
-  RUN(cases, false);
+  RUN(cases);
 }
 
 static void test_type_errors(void **state) {
@@ -300,9 +297,9 @@ static void test_type_errors(void **state) {
       {"buffer: {chunk: {max_records: true}}\n", {F "buffer.chunk.max_records: expected an integer, got true"}},
       {"buffer: {chunk: {max_records: .nan}}\n", {F "buffer.chunk.max_records: expected an integer, got nan"}},
       {"sinks: [{name: s, type: s3, bucket: b, tls: {insecure_skip_verify: yes}}]\n",
-       {F "sinks[0].tls.insecure_skip_verify: expected true or false, got \"yes\"", UNAVAILABLE(0, "s3")}},
+       {F "sinks[0].tls.insecure_skip_verify: expected true or false, got \"yes\""}},
       {"sinks: [{name: s, type: s3, bucket: b, tls: {insecure_skip_verify: 1}}]\n",
-       {F "sinks[0].tls.insecure_skip_verify: expected true or false, got 1", UNAVAILABLE(0, "s3")}},
+       {F "sinks[0].tls.insecure_skip_verify: expected true or false, got 1"}},
       {"server: {listen: localhost}\n", {F "server.listen: expected HOST:PORT like 127.0.0.1:2020, got \"localhost\""}},
       {"server: {listen: ':70000'}\n", {F "server.listen: expected HOST:PORT like 127.0.0.1:2020, got \":70000\""}},
       {"server: {listen: '::1:80'}\n", {F "server.listen: expected HOST:PORT like 127.0.0.1:2020, got \"::1:80\""}},
@@ -322,12 +319,12 @@ static void test_type_errors(void **state) {
       {"buffer: {max_bytes: " E10 E10 E10 E10 E10 "}\n",
        {F "buffer.max_bytes: expected a size like 64KiB, got \"" E10 E10 E10 E10 "...\""}},
   };
-  RUN(cases, false);
-  struct sw_config *cfg = load_ok(NAME, "server: {listen: '[::1]:2020'}\n", false);
+  RUN(cases);
+  struct sw_config *cfg = load_ok(NAME, "server: {listen: '[::1]:2020'}\n");
   sw_config_free(cfg);
-  cfg = load_ok(NAME, "server: {listen: ':9'}\n", false);
+  cfg = load_ok(NAME, "server: {listen: ':9'}\n");
   sw_config_free(cfg);
-  cfg = load_ok(NAME, "server: {listen: '0'}\n", false);
+  cfg = load_ok(NAME, "server: {listen: '0'}\n");
   assert_string_equal(cfg->server.listen, "0");
   sw_config_free(cfg);
 }
@@ -366,14 +363,12 @@ static void test_sizes_durations_in_config(void **state) {
        {F "buffer.chunk.max_wait: duration \"999999999999999d\" is too large"}},
       {"buffer: {chunk: {max_wait: 0s}}\n", {F "buffer.chunk.max_wait: must be at least 1ms"}},
       {"sinks: [{name: s, type: s3, bucket: b, object: {max_wait: 10ms, max_bytes: 6GiB}}]\n",
-       {F "sinks[0].object.max_wait: must be at least 1s", F "sinks[0].object.max_bytes: must be at most 5GiB",
-        UNAVAILABLE(0, "s3")}},
+       {F "sinks[0].object.max_wait: must be at least 1s", F "sinks[0].object.max_bytes: must be at most 5GiB"}},
   };
-  RUN(cases, false);
+  RUN(cases);
   struct sw_config *cfg = load_ok(NAME,
                                   "buffer: {max_bytes: 2 GiB, chunk: {max_bytes: 65536, max_wait: 1m30s}}\n"
-                                  SRC ", multiline: {timeout: 1s500ms}, max_record_bytes: \"2048\"" SRC_END,
-                                  false);
+                                  SRC ", multiline: {timeout: 1s500ms}, max_record_bytes: \"2048\"" SRC_END);
   assert_int_equal(cfg->buffer.max_bytes, 2ull << 30);
   assert_int_equal(cfg->buffer.chunk_max_bytes, 65536);
   assert_int_equal(cfg->buffer.chunk_max_wait_ms, 90000);
@@ -421,55 +416,49 @@ static void test_source_errors(void **state) {
       {SRC ", read_from: end" SRC_END, {F "sources[0].read_from: must be one of: head, tail"}},
       {SRC ", format: xml" SRC_END, {F "sources[0].format: must be one of: text, json, logfmt"}},
   };
-  RUN(cases, false);
+  RUN(cases);
 }
 
 static void test_sink_errors(void **state) {
   (void)state;
   static const struct err_case cases[] = {
       {"sinks: [{name: f, type: file}]\n", {F "sinks[0].path: required"}},
-      {"sinks: [{name: l, type: loki}]\n", {F "sinks[0].url: required", UNAVAILABLE(0, "loki")}},
-      {"sinks: [{name: e, type: elasticsearch}]\n", {F "sinks[0].url: required", UNAVAILABLE(0, "elasticsearch")}},
-      {"sinks: [{name: s, type: s3}]\n", {F "sinks[0].bucket: required", UNAVAILABLE(0, "s3")}},
+      {"sinks: [{name: l, type: loki}]\n", {F "sinks[0].url: required"}},
+      {"sinks: [{name: e, type: elasticsearch}]\n", {F "sinks[0].url: required"}},
+      {"sinks: [{name: s, type: s3}]\n", {F "sinks[0].bucket: required"}},
       {"sinks: [{type: file, path: /f}, {name: f, type: file, path: /f}, {name: f, type: file, path: /g}]\n",
        {F "sinks[0].name: required", F "sinks[2].name: duplicate sink name \"f\""}},
       {"sinks: [{name: e, type: elasticsearch, url: 'ftp://x'}]\n",
-       {F "sinks[0].url: expected an http:// or https:// URL", UNAVAILABLE(0, "elasticsearch")}},
+       {F "sinks[0].url: expected an http:// or https:// URL"}},
       {"sinks: [{name: s, type: s3, bucket: b, endpoint: minio:9000}]\n",
-       {F "sinks[0].endpoint: expected an http:// or https:// URL", UNAVAILABLE(0, "s3")}},
+       {F "sinks[0].endpoint: expected an http:// or https:// URL"}},
       {"sinks: [{name: l, type: loki, url: 'http://l', compression: zstd, labels: {a-b: c}}]\n",
        {F "sinks[0].compression: must be one of: gzip, none",
-        F "sinks[0].labels.a-b: invalid label name: use letters, digits and '_', not starting with a digit",
-        UNAVAILABLE(0, "loki")}},
+        F "sinks[0].labels.a-b: invalid label name: use letters, digits and '_', not starting with a digit"}},
       {"sinks: [{name: s, type: s3, bucket: '', region: '', object: {compression: none}}]\n",
        {F "sinks[0].bucket: must not be empty", F "sinks[0].region: must not be empty",
-        F "sinks[0].object.compression: must be one of: zstd, gzip", UNAVAILABLE(0, "s3")}},
+        F "sinks[0].object.compression: must be one of: zstd, gzip"}},
       {"sinks: [{name: l, type: loki, url: 'http://l', username: u}]\n",
-       {F "sinks[0].password_file: required when username is set", UNAVAILABLE(0, "loki")}},
+       {F "sinks[0].password_file: required when username is set"}},
       {"sinks: [{name: l, type: loki, url: 'http://l', password_file: /nonexistent/pw}]\n",
        {F "sinks[0].password_file: cannot read secret file \"/nonexistent/pw\": No such file or directory",
-        F "sinks[0].username: required when password_file is set", UNAVAILABLE(0, "loki")}},
+        F "sinks[0].username: required when password_file is set"}},
       {"sinks: [{name: s, type: s3, bucket: b, access_key_file: ~, secret_key_file: ''}, "
        "{name: t, type: s3, bucket: b, access_key_file: /nonexistent/a}]\n",
        {F "sinks[0].secret_key_file: must not be empty", F "sinks[0].access_key_file: required when secret_key_file is set",
-        UNAVAILABLE(0, "s3"),
         F "sinks[1].access_key_file: cannot read secret file \"/nonexistent/a\": No such file or directory",
-        F "sinks[1].secret_key_file: required when access_key_file is set", UNAVAILABLE(1, "s3")}},
+        F "sinks[1].secret_key_file: required when access_key_file is set"}},
       {"sinks: [{name: s, type: s3, bucket: b, secret_key_file: 5}]\n",
        {F "sinks[0].secret_key_file: expected a string, got 5",
-        F "sinks[0].access_key_file: required when secret_key_file is set", UNAVAILABLE(0, "s3")}},
+        F "sinks[0].access_key_file: required when secret_key_file is set"}},
       {"sinks: [{name: e, type: elasticsearch, url: 'https://e', api_key_file: /nonexistent/k, bearer_token_file: ''}]\n",
        {F "sinks[0].api_key_file: cannot read secret file \"/nonexistent/k\": No such file or directory",
         F "sinks[0].bearer_token_file: must not be empty",
-        F "sinks[0]: use only one of username/password_file, bearer_token_file, api_key_file",
-        UNAVAILABLE(0, "elasticsearch")}},
+        F "sinks[0]: use only one of username/password_file, bearer_token_file, api_key_file"}},
       {"sinks: [{name: l, type: loki, url: 'http://l', tls: {ca_file: /nonexistent/ca.pem}}]\n",
-       {F "sinks[0].tls.ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory", UNAVAILABLE(0, "loki")}},
-      {"sinks: [{name: f, type: file, path: /f}, {name: l, type: loki, url: 'http://l'}, "
-       "{name: e, type: elasticsearch, url: 'http://e'}, {name: s, type: s3, bucket: b}]\n",
-       {UNAVAILABLE(1, "loki"), UNAVAILABLE(2, "elasticsearch"), UNAVAILABLE(3, "s3")}},
+       {F "sinks[0].tls.ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory"}},
   };
-  RUN(cases, false);
+  RUN(cases);
 }
 
 /* ---- ${ENV} ---- */
@@ -485,8 +474,7 @@ static void test_env(void **state) {
                                   "hostname: ${SW_T_HOST}\n"
                                   "data_dir: \"/d/$${SW_T_HOST}/$x/${SW_T_UNSET:-fallback}/${SW_T_EMPTY:-e}/$\"\n"
                                   "buffer:\n  chunk:\n    max_records: ${SW_T_N}   # block style: no quotes needed\n"
-                                  SRC ", labels: {n: '${SW_T_NESTED}', e: '${SW_T_EMPTY}'}" SRC_END,
-                                  false);
+                                  SRC ", labels: {n: '${SW_T_NESTED}', e: '${SW_T_EMPTY}'}" SRC_END);
   assert_string_equal(cfg->hostname, "web-1");
   assert_string_equal(cfg->data_dir, "/d/${SW_T_HOST}/$x/fallback/e/$");
   assert_int_equal(cfg->buffer.chunk_max_records, 77);
@@ -513,7 +501,7 @@ static void test_env(void **state) {
       /* keys are not expanded */
       {"${SW_T_HOST}: 1\n", {F "${SW_T_HOST}: unknown key"}},
   };
-  RUN(cases, false);
+  RUN(cases);
 
   /* expansion output is capped */
   char *big = malloc(600 * 1024 + 1);
@@ -524,7 +512,7 @@ static void test_env(void **state) {
   free(big);
   const char *text = "hostname: ${SW_T_BIG}\nlog: {level: \"${SW_T_BIG}${SW_T_BIG}\"}\n";
   const char *want[] = {F "log.level: value is longer than 1MiB after ${...} expansion", NULL};
-  assert_true(fails_with(NAME, text, strlen(text), false, want));
+  assert_true(fails_with(NAME, text, strlen(text), want));
   unsetenv("SW_T_BIG");
 }
 
@@ -560,7 +548,7 @@ static void test_secrets(void **state) {
            "  - {name: s, type: s3, bucket: b, access_key_file: %s, secret_key_file: pw}\n"
            "  - {name: t, type: loki, url: 'http://t', bearer_token_file: %s/pw, tls: {ca_file: pw}}\n",
            tmpl, dir);
-  struct sw_config *cfg = load_ok(name, text, true);
+  struct sw_config *cfg = load_ok(name, text);
   assert_string_equal(cfg->sinks[0].password, "hunter2");
   assert_string_equal(cfg->sinks[1].api_key, "tok\n"); /* only one newline is stripped */
   assert_string_equal(cfg->sinks[2].access_key, "s3cr3t-key");
@@ -592,7 +580,7 @@ static void test_secrets(void **state) {
   snprintf(w[6], sizeof w[6], "%s: sinks[6].password_file: required when username is set", name);
   snprintf(w[7], sizeof w[7], "%s: sinks[6]: use only one of username/password_file, bearer_token_file", name);
   const char *want_errs[] = {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]};
-  assert_true(fails_with(name, text, strlen(text), true, want_errs));
+  assert_true(fails_with(name, text, strlen(text), want_errs));
 
   struct sw_config *none = NULL;
   struct sw_conf_errors e = {0};
@@ -616,8 +604,7 @@ static void test_relative_paths(void **state) {
                                   "data_dir: data\n"
                                   "sources: [{name: a, type: file, paths: [logs/*.log, ./b.log, /abs/*.log, './/c/?.log'], "
                                   "exclude: [logs/skip*]}]\n"
-                                  "sinks: [{name: f, type: file, path: out/shipped.ndjson}]\n",
-                                  false);
+                                  "sinks: [{name: f, type: file, path: out/shipped.ndjson}]\n");
   assert_string_equal(cfg->file, "/etc/spillway/spillway.yaml");
   assert_string_equal(cfg->data_dir, "/etc/spillway/data");
   assert_string_equal(cfg->sources[0].paths[0], "/etc/spillway/logs/*.log");
@@ -629,7 +616,7 @@ static void test_relative_paths(void **state) {
   sw_config_free(cfg);
 
   /* the config's directory is literal inside globs */
-  cfg = load_ok("/srv/a[1]/*/s.yaml", "sources: [{name: a, type: file, paths: x*.log}]\ndata_dir: d\n", false);
+  cfg = load_ok("/srv/a[1]/*/s.yaml", "sources: [{name: a, type: file, paths: x*.log}]\ndata_dir: d\n");
   assert_string_equal(cfg->sources[0].paths[0], "/srv/a\\[1]/\\*/x*.log");
   assert_string_equal(cfg->data_dir, "/srv/a[1]/*/d");
   sw_config_free(cfg);
@@ -637,15 +624,15 @@ static void test_relative_paths(void **state) {
   /* a relative config name resolves against the working directory */
   char cwd[PATH_MAX], want[PATH_MAX + 16];
   assert_non_null(getcwd(cwd, sizeof cwd));
-  cfg = load_ok("spillway.yaml", "data_dir: d\n", false);
+  cfg = load_ok("spillway.yaml", "data_dir: d\n");
   snprintf(want, sizeof want, "%s/d", cwd);
   assert_string_equal(cfg->data_dir, want);
   sw_config_free(cfg);
-  cfg = load_ok("conf/spillway.yaml", "data_dir: d\n", false);
+  cfg = load_ok("conf/spillway.yaml", "data_dir: d\n");
   snprintf(want, sizeof want, "%s/conf/d", cwd);
   assert_string_equal(cfg->data_dir, want);
   sw_config_free(cfg);
-  cfg = load_ok("/spillway.yaml", "data_dir: d\n", false);
+  cfg = load_ok("/spillway.yaml", "data_dir: d\n");
   assert_string_equal(cfg->data_dir, "/d");
   sw_config_free(cfg);
 }
@@ -658,7 +645,7 @@ static void test_defaults(void **state) {
   assert_int_equal(gethostname(host, sizeof host - 1), 0);
   const char *empties[] = {"", "# nothing\n", "---\n", "{}", "~\n"};
   for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
-    struct sw_config *cfg = load_ok(NAME, empties[i], false);
+    struct sw_config *cfg = load_ok(NAME, empties[i]);
     assert_string_equal(cfg->file, NAME);
     assert_string_equal(cfg->data_dir, "/var/lib/spillway");
     assert_string_equal(cfg->hostname, host);
@@ -685,8 +672,7 @@ static void test_defaults(void **state) {
                                   "  - {name: f, type: file, path: /o}\n"
                                   "  - {name: l, type: loki, url: 'http://l'}\n"
                                   "  - {name: e, type: elasticsearch, url: 'http://e'}\n"
-                                  "  - {name: s, type: s3, bucket: b}\n",
-                                  true);
+                                  "  - {name: s, type: s3, bucket: b}\n");
   for (size_t i = 0; i < 2; i++) {
     const struct sw_source_conf *s = &cfg->sources[i];
     assert_int_equal(s->type, i == 0 ? SW_SOURCE_FILE : SW_SOURCE_DOCKER);
@@ -909,7 +895,7 @@ static void test_alloc_failures(void **state) {
       long live = alloc_live;
       alloc_count = 0;
       alloc_fail_at = n;
-      int rc = sw__config_load_string_opts(name, texts[t], strlen(texts[t]), true, &cfg, &e);
+      int rc = sw_config_load_string(name, texts[t], strlen(texts[t]), &cfg, &e);
       alloc_fail_at = -1;
       bool injected = alloc_count > n;
       if (!rc && t == 0) assert_string_equal(cfg->sinks[1].password, "hunter2");

@@ -30,8 +30,7 @@ static void test_redact_section(void **state) {
                                   "    - {name: ssn, pattern: '\\b(\\d{3})-\\d{2}-\\d{4}\\b', replace: '$1-**-****'}\n"
                                   "    - {name: ticket, pattern: 'T-[0-9]+'}\n"
                                   "  fields: {keys: [password, Token], action: hash}\n"
-                                  "  hash_salt_file: salt\n",
-                                  false);
+                                  "  hash_salt_file: salt\n");
   const struct sw_redact_section *rs = &cfg->redact;
   assert_int_equal(rs->nbuiltin, 2);
   assert_string_equal(rs->builtin[1], "credit_card");
@@ -62,7 +61,7 @@ static void test_redact_section(void **state) {
   sw_config_free(cfg);
 
   /* no section: nothing to do */
-  cfg = load_ok(name, "log: {level: info}\n", false);
+  cfg = load_ok(name, "log: {level: info}\n");
   assert_int_equal(cfg->redact.nbuiltin + cfg->redact.nrules + cfg->redact.nkeys, 0);
   assert_int_equal(cfg->redact.action, SW_REDACT_MASK);
   sw_config_free(cfg);
@@ -101,14 +100,14 @@ static void test_redact_errors(void **state) {
       {"redact: {fields: {key: [a]}, rule: []}\n",
        {F "redact.fields.key: unknown key (did you mean \"keys\"?)", F "redact.rule: unknown key (did you mean \"rules\"?)"}},
   };
-  RUN(cases, false);
+  RUN(cases);
 }
 
 /* ---- retention, disk_pressure, truncate_shipped ---- */
 
 static void test_retention_section(void **state) {
   (void)state;
-  struct sw_config *cfg = load_ok(NAME, "retention: [{name: app, paths: [logs/*.log]}]\n", false);
+  struct sw_config *cfg = load_ok(NAME, "retention: [{name: app, paths: [logs/*.log]}]\n");
   const struct sw_retention_conf *r = cfg->retention;
   assert_int_equal(cfg->nretention, 1);
   assert_string_equal(r->paths[0], "/etc/spillway/logs/*.log"); /* relative to the config */
@@ -143,8 +142,7 @@ static void test_retention_section(void **state) {
                 "  - {name: web, paths: /w.log, rotate: {method: copytruncate}, compress: {codec: none}}\n"
                 "disk_pressure: {path: /var, soft_percent: 70, hard_percent: 85, interval: 2s,\n"
                 "                rotate_min_size: 4MiB, drop_unshipped: true}\n"
-                "sources: [{name: d, type: docker, paths: /d/*.log, truncate_shipped: 256MiB}]\n",
-                false);
+                "sources: [{name: d, type: docker, paths: /d/*.log, truncate_shipped: 256MiB}]\n");
   r = cfg->retention;
   assert_int_equal(cfg->nretention, 2);
   assert_int_equal(r[0].nexclude, 1);
@@ -200,7 +198,7 @@ static void test_retention_section(void **state) {
       {"sources: [{name: c, type: cri, paths: /c, truncate_shipped: 100}]\n",
        {F "sources[0].truncate_shipped: must be at least 1KiB"}},
   };
-  RUN(cases, false);
+  RUN(cases);
 }
 
 int main(void) {

@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include "redact/redact.h"
-#include "redact/redact_int.h" /* sw__sha256, sw__pack_def, sw__callout: the reference */
+#include "redact/redact_int.h" /* sw_sha256, sw__pack_def, sw__callout: the reference */
 
 /* Allocation failure injection, as in test_config.c: without a sanitizer this file replaces
  * malloc & co. to fail the Nth allocation and to count live blocks. */
@@ -308,12 +308,12 @@ static void test_json_mask(void **state) {
 }
 
 static void token_of(const char *salt, const char *value, size_t n, char out[26]) {
-  struct sw__sha256 h;
+  struct sw_sha256 h;
   uint8_t d[32];
-  sw__sha256_init(&h);
-  sw__sha256_update(&h, salt, strlen(salt));
-  sw__sha256_update(&h, value, n);
-  sw__sha256_final(&h, d);
+  sw_sha256_init(&h);
+  sw_sha256_update(&h, salt, strlen(salt));
+  sw_sha256_update(&h, value, n);
+  sw_sha256_final(&h, d);
   int k = snprintf(out, 26, "\"sha256:");
   for (int i = 0; i < 8; i++) k += snprintf(out + k, 26 - (size_t)k, "%02x", d[i]);
   snprintf(out + k, 26 - (size_t)k, "\"");
@@ -566,12 +566,12 @@ static void test_sha256(void **state) {
       {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
   };
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-    struct sw__sha256 h;
+    struct sw_sha256 h;
     uint8_t d[32];
     char hex[65];
-    sw__sha256_init(&h);
-    for (size_t k = 0; k < v[i].reps; k++) sw__sha256_update(&h, v[i].in, strlen(v[i].in));
-    sw__sha256_final(&h, d);
+    sw_sha256_init(&h);
+    for (size_t k = 0; k < v[i].reps; k++) sw_sha256_update(&h, v[i].in, strlen(v[i].in));
+    sw_sha256_final(&h, d);
     for (int k = 0; k < 32; k++) snprintf(hex + 2 * k, 3, "%02x", d[k]);
     assert_string_equal(hex, v[i].hex);
   }
