@@ -65,19 +65,62 @@ ALL_PACKS = ["email", "bearer_token", "jwt", "aws_access_key", "aws_secret_key",
              "password_kv", "url_credentials", "private_key", "ipv4", "ipv6"]
 
 
-def run(name, wl, meta, timeout=600, redact=False):
+class _Sink(object):
+    """A loopback Loki or Elasticsearch endpoint that reads every request body and accepts it
+    (204 / {"errors":false}): it costs next to no CPU, so the figures are the agent's."""
+
+    def __init__(self, kind):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.bytes = 0
+
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                outer.bytes += len(self.rfile.read(n))
+                body = b"" if kind == "loki" else b'{"took":0,"errors":false,"items":[]}'
+                self.send_response(204 if kind == "loki" else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def run(name, wl, meta, timeout=600, redact=False, sink=None):
     state = os.path.join(WORK, name + "-state")
     out = os.path.join(WORK, name + "-out.ndjson")
     shutil.rmtree(state, ignore_errors=True)
     if os.path.exists(out):
         os.unlink(out)
     cfg = os.path.join(WORK, name + ".yaml")
+    recv = None
+    sink_yaml = "{ name: out, type: file, path: %s }" % out
+    if sink:
+        kind, comp = sink
+        recv = _Sink(kind)
+        sink_yaml = ("{ name: out, type: %s, url: \"%s\", compression: %s, concurrency: 2,"
+                     " batch: { max_bytes: 1MiB, max_wait: 1s } }" % (kind, recv.url, comp))
     with open(cfg, "w") as f:
         f.write("data_dir: %s\nhostname: bench\n"
                 "buffer: { max_bytes: 4GiB, chunk: { max_records: 5000, max_bytes: 1MiB, max_wait: 1s } }\n"
                 "sources:\n  - { name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }\n"
-                "sinks:\n  - { name: out, type: file, path: %s }\n"
-                "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, wl, out))
+                "sinks:\n  - %s\n"
+                "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, wl, sink_yaml))
         if redact:
             f.write("redact: { builtin: [%s] }\n" % ", ".join(ALL_PACKS))
     want = meta["records"]
@@ -95,6 +138,8 @@ def run(name, wl, meta, timeout=600, redact=False):
     cpu, hwm = proc_stats(p.pid)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=10)
+    if recv:
+        recv.close()
     if done < want:
         raise SystemExit("%s: only %d of %d records shipped in %.0fs" % (name, done, want, elapsed))
     mb = meta["bytes"] / 1e6
@@ -115,6 +160,8 @@ def main():
     ap.add_argument("--containers", type=int, default=8)
     ap.add_argument("--files100-mib", type=int, default=64)
     ap.add_argument("--keep", action="store_true", help="keep bench/.work")
+    ap.add_argument("--sinks", action="store_true",
+                    help="also ship the throughput workload to loopback Loki and Elasticsearch endpoints")
     ap.add_argument("--redact", action="store_true",
                     help="also run the throughput scenario with every redaction pack enabled")
     a = ap.parse_args()
@@ -122,6 +169,10 @@ def main():
     results = []
     wl, meta = generate("wl-%dc" % a.containers, a.mib, a.containers)
     results.append(run("throughput", wl, meta))
+    if a.sinks:
+        for kind in ("loki", "elasticsearch"):
+            for comp in ("gzip", "none"):
+                results.append(run("%s-%s" % (kind[:4], comp), wl, meta, sink=(kind, comp)))
     if a.redact:
         # The same pipeline on a workload where 5 % of lines carry a secret, without and with
         # every pack on: the slowdown redaction costs the whole pipeline.

@@ -342,8 +342,9 @@ struct sw_http_req *sw_http_req_new(struct sw_http *t, const struct sw_http_req_
   r->url = strdup(url);
   char h[128];
   int ok = r->url != NULL;
-  /* No "Expect: 100-continue": it costs a round trip (or a 1 s wait) on every big POST. */
-  ok = ok && !sw_http_req_header(r, "Expect:");
+  /* No "Expect: 100-continue": it costs a round trip (or a 1 s wait) on every big POST. Not
+   * with SigV4: curl 7.88 would sign the suppressed header, and the server would not see it. */
+  if (!o->target->aws_sigv4) ok = ok && !sw_http_req_header(r, "Expect:");
   if (ok && o->content_type) {
     snprintf(h, sizeof h, "Content-Type: %s", o->content_type);
     ok = !sw_http_req_header(r, h);
