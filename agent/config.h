@@ -111,6 +111,7 @@ struct sw_sink_conf {
   uint64_t batch_max_wait_ms; /* batch.max_wait, default 1 s */
   uint64_t object_max_bytes;  /* s3 object.max_bytes, default 64 MiB */
   uint64_t object_max_wait_ms;/* s3 object.max_wait, default 5 m */
+  uint64_t object_part_size;  /* s3 object.part_size: bigger objects go multipart, default 8 MiB */
   uint32_t concurrency;       /* loki, elasticsearch: requests in flight, default 2 */
   uint64_t timeout_ms;        /* whole request, default 30 s */
   uint64_t connect_timeout_ms;/* default 10 s */

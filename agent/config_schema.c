@@ -177,6 +177,10 @@ static const struct sw__conf_row object_rows[] = {
      .offset = offsetof(struct sw_sink_conf, object_max_bytes), .help = "Largest object before compression."},
     {.key = "max_wait", .type = SW__CT_DURATION, .def = "5m", .min = 1000,
      .offset = offsetof(struct sw_sink_conf, object_max_wait_ms), .help = "A partial object is uploaded after this long."},
+    {.key = "part_size", .type = SW__CT_SIZE, .def = "8MiB", .min = 5 * SW__MIB, .max = 5 * SW__GIB,
+     .offset = offsetof(struct sw_sink_conf, object_part_size),
+     .help = "A compressed object bigger than this is sent as a multipart upload in parts of this "
+             "size (S3's minimum part is 5 MiB), so a failed part is resent alone."},
     {.key = "compression", .type = SW__CT_ENUM, .flags = SW__CF_ENUM_STR, .def = "zstd",
      .values = object_compressions, .offset = offsetof(struct sw_sink_conf, compression),
      .help = "Compression of the uploaded NDJSON objects."},

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "../common/log.h"
@@ -52,6 +53,7 @@ struct sw_http_req {
   unsigned attempts;
   struct sw_buf resp;
   char errbuf[CURL_ERROR_SIZE];
+  char etag[160];
 };
 
 uint64_t sw_http_backoff_ms(uint64_t min_ms, uint64_t max_ms, unsigned n, uint32_t rnd) {
@@ -194,12 +196,25 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg) {
   return size * n;
 }
 
+static size_t on_header(char *p, size_t size, size_t n, void *arg) {
+  struct sw_http_req *r = arg;
+  size_t len = size * n;
+  if (len > 5 && !strncasecmp(p, "etag:", 5)) {
+    size_t a = 5, z = len;
+    while (a < z && (p[a] == ' ' || p[a] == '\t')) a++;
+    while (z > a && (p[z - 1] == '\r' || p[z - 1] == '\n' || p[z - 1] == ' ')) z--;
+    snprintf(r->etag, sizeof r->etag, "%.*s", (int)(z - a), p + a);
+  }
+  return len;
+}
+
 static int start_attempt(struct sw_http_req *r) {
   const struct sw_http_target *tg = r->o.target;
   CURL *e = curl_easy_init();
   if (!e) return SW_ENOMEM;
   sw_buf_reset(&r->resp);
   r->errbuf[0] = 0;
+  r->etag[0] = 0;
   curl_easy_setopt(e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -215,6 +230,8 @@ static int start_attempt(struct sw_http_req *r) {
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   if (tg->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, tg->ca_file);
   if (tg->insecure) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -305,6 +322,7 @@ static void on_finished(struct sw_http_req *r, CURLcode res) {
       .body_len = r->resp.len,
       .curl_error = res == CURLE_OK ? "" : (r->errbuf[0] ? r->errbuf : curl_easy_strerror(res)),
       .retry_after_ms = retry_after > 0 ? (uint64_t)retry_after * 1000 : 0,
+      .etag = r->etag,
       .seconds = secs,
   };
   count(r->o.target, status, secs);

@@ -63,6 +63,7 @@ struct sw_http_resp {
   size_t body_len;
   const char *curl_error;    /* message for status 0 */
   uint64_t retry_after_ms;   /* from Retry-After, 0 if absent */
+  const char *etag;          /* the ETag header's value ("" if absent): S3 multipart parts */
   double seconds;            /* duration of this attempt */
 };
 

@@ -30,7 +30,18 @@ struct s3 {
   int zstd, per_source;
 };
 
+/* Per object: NEW -> PUT -> DONE, or for one bigger than part_size
+ * NEW -> CREATE -> PARTS (one request per part) -> COMPLETE -> DONE, and after a final
+ * refusal of a part or of the completion -> ABORT -> DONE (the object is dead-lettered). */
+enum obj_state { O_NEW, O_PUT, O_CREATE, O_PARTS, O_COMPLETE, O_ABORT, O_DONE };
+
 struct obj {
+  enum obj_state st;
+  char upload_id[256];
+  uint32_t part, nparts;
+  char (*etags)[160];
+  struct sw_buf xml;   /* CompleteMultipartUpload body */
+  char *req_url;       /* the URL of the request in flight (with its query) */
   char *source;
   int64_t ts_min;
   uint64_t records;
@@ -97,6 +108,9 @@ static void s3_destroy(void *codec) {
 }
 
 static void obj_free(struct obj *o) {
+  free(o->etags);
+  sw_buf_free(&o->xml);
+  free(o->req_url);
   free(o->source);
   ZSTD_freeCCtx(o->zc);
   if (o->z_open) deflateEnd(&o->z);
@@ -125,6 +139,7 @@ static struct obj *obj_for(struct s3 *s, struct s3batch *sb, const char *source)
   memset(o, 0, sizeof *o);
   o->ts_min = INT64_MAX;
   sw_buf_init(&o->out, SIZE_MAX);
+  sw_buf_init(&o->xml, 1 << 20);
   if (!(o->source = strdup(name))) return NULL;
   sb->n++;
   if (s->zstd) {
@@ -274,24 +289,107 @@ static int s3_replay(void *codec, struct sw_batch *b, const void *payload, size_
   sb->n = 1;
   struct obj *o = &sb->o[0];
   sw_buf_init(&o->out, SIZE_MAX);
+  sw_buf_init(&o->xml, 1 << 20);
   o->records = b->records;
   /* The stored payload is the object as it was uploaded. */
   if ((rc = sw_buf_append(&o->out, payload, len))) return rc;
   return finish_obj(s, o, key ? key : "replayed");
 }
 
+static int set_req(struct obj *o, const char *query, const void *body, size_t len) {
+  size_t n = strlen(o->url) + strlen(query) + 2;
+  free(o->req_url);
+  if (!(o->req_url = malloc(n))) return SW_ENOMEM;
+  snprintf(o->req_url, n, "%s%s", o->url, query);
+  char hex[65];
+  sw_sha256_hex(body, len, hex);
+  snprintf(o->sha_header, sizeof o->sha_header, "x-amz-content-sha256: %s", hex);
+  return SW_OK;
+}
+
 static int s3_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
   struct s3 *s = codec;
   struct s3batch *sb = b->priv;
+  while (sb->next < sb->n && sb->o[sb->next].st == O_DONE) sb->next++;
   if (sb->next >= sb->n) return 0;
-  struct obj *o = &sb->o[sb->next++];
+  struct obj *o = &sb->o[sb->next];
+  uint64_t ps = s->c->object_part_size ? s->c->object_part_size : (8u << 20);
+  char query[400];
+  const void *body = "";
+  size_t len = 0;
   q->method = "PUT";
-  q->url = o->url;
   q->content_type = "application/x-ndjson";
+  switch (o->st) {
+  case O_NEW:
+    if (o->out.len <= ps) {
+      o->st = O_PUT;
+      query[0] = 0;
+      body = o->out.data;
+      len = o->out.len;
+      break;
+    }
+    o->st = O_CREATE;
+    o->nparts = (uint32_t)((o->out.len + ps - 1) / ps);
+    if (!(o->etags = calloc(o->nparts, sizeof *o->etags))) return 0;
+    q->method = "POST";
+    snprintf(query, sizeof query, "?uploads="); /* "=": SigV4's canonical form, curl signs as given */
+    break;
+  case O_PARTS: {
+    size_t off = (size_t)(o->part - 1) * ps;
+    body = o->out.data + off;
+    len = o->out.len - off < ps ? o->out.len - off : ps;
+    snprintf(query, sizeof query, "?partNumber=%u&uploadId=%s", o->part, o->upload_id); /* sorted */
+    q->content_type = "application/octet-stream";
+    break;
+  }
+  case O_COMPLETE:
+    sw_buf_reset(&o->xml);
+    if (sw_buf_append(&o->xml, "<CompleteMultipartUpload>", 25)) return 0;
+    for (uint32_t i = 0; i < o->nparts; i++)
+      if (sw_buf_printf(&o->xml, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1, o->etags[i]))
+        return 0;
+    if (sw_buf_append(&o->xml, "</CompleteMultipartUpload>", 26)) return 0;
+    q->method = "POST";
+    q->content_type = "application/xml";
+    body = o->xml.data;
+    len = o->xml.len;
+    snprintf(query, sizeof query, "?uploadId=%s", o->upload_id);
+    break;
+  case O_ABORT:
+    q->method = "DELETE";
+    q->content_type = "application/octet-stream";
+    snprintf(query, sizeof query, "?uploadId=%s", o->upload_id);
+    break;
+  default:
+    return 0;
+  }
+  if (set_req(o, query, body, len)) return 0;
+  q->url = o->req_url;
   q->headers[0] = o->sha_header;
   q->headers[1] = s->token_header;
-  q->body = o->out.data;
-  q->len = o->out.len;
+  q->body = body;
+  q->len = len;
+  return 1;
+}
+
+/* The text of <tag>...</tag> in an S3 XML answer into out; 0 when absent. */
+static int xml_text(const char *xml, const char *tag, char *out, size_t n) {
+  char open[64];
+  snprintf(open, sizeof open, "<%s>", tag);
+  const char *a = strstr(xml, open);
+  if (!a) return 0;
+  a += strlen(open);
+  size_t len = strcspn(a, "<");
+  snprintf(out, n, "%.*s", (int)len, a);
+  return len > 0 && len < n;
+}
+
+/* Upload ids go into the query as they are: SigV4 would need them percent-encoded otherwise. */
+static int url_safe(const char *s) {
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '-' || *s == '_' || *s == '.' || *s == '~'))
+      return 0;
   return 1;
 }
 
@@ -301,14 +399,46 @@ static int s3_respond(void *codec, struct sw_batch *b, const struct sw_http_resp
   (void)body;
   (void)len;
   struct s3batch *sb = b->priv;
-  if (resp->status >= 200 && resp->status < 300) return SW_HTTP_DONE;
-  struct obj *o = &sb->o[sb->next - 1];
+  struct obj *o = &sb->o[sb->next];
+  int ok = resp->status >= 200 && resp->status < 300;
+  if (o->st == O_ABORT) { /* best effort: a leftover upload only costs storage until a lifecycle rule */
+    o->st = O_DONE;
+    return SW_HTTP_DONE;
+  }
+  if (ok) {
+    switch (o->st) {
+    case O_CREATE:
+      if (!xml_text(resp->body, "UploadId", o->upload_id, sizeof o->upload_id) || !url_safe(o->upload_id)) {
+        o->st = O_NEW; /* an answer without an id: start the upload over */
+        return SW_HTTP_DONE;
+      }
+      o->st = O_PARTS;
+      o->part = 1;
+      return SW_HTTP_DONE;
+    case O_PARTS:
+      snprintf(o->etags[o->part - 1], sizeof o->etags[0], "%s", resp->etag);
+      if (++o->part > o->nparts) o->st = O_COMPLETE;
+      return SW_HTTP_DONE;
+    case O_COMPLETE:
+      if (strstr(resp->body, "<Error>")) { /* S3 may report a failed completion with 200 */
+        o->st = O_COMPLETE;
+        return SW_HTTP_RETRY;
+      }
+      o->st = O_DONE;
+      return SW_HTTP_DONE;
+    default:
+      o->st = O_DONE;
+      return SW_HTTP_DONE;
+    }
+  }
   /* S3 explains itself in XML: <Code>NoSuchBucket</Code><Message>...</Message>. */
   const char *code = strstr(resp->body, "<Code>");
   const char *why = code ? code + 6 : resp->body;
   size_t n = code ? strcspn(why, "<") : resp->body_len;
-  return sw_batch_dead(b, resp->status, why, n, o->out.data, o->out.len, o->key, o->records)
-             ? SW_HTTP_RETRY : SW_HTTP_DONE;
+  if (sw_batch_dead(b, resp->status, why, n, o->out.data, o->out.len, o->key, o->records))
+    return SW_HTTP_RETRY;
+  o->st = o->st == O_PARTS || o->st == O_COMPLETE ? O_ABORT : O_DONE;
+  return SW_HTTP_DONE;
 }
 
 static void s3_release(void *codec, struct sw_batch *b) {

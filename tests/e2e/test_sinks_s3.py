@@ -159,16 +159,11 @@ def test_s3_gzip_and_kill9_never_duplicate(agent, workdir, s3):
 
 
 def test_sigv4_signature_checks_out_with_botocore(agent, workdir):
-    """s3rver accepts any signature, so the SigV4 header is recomputed independently with
-    botocore's signer from what was captured on the wire, together with the payload hash and the
-    session token."""
-    import hashlib
+    """s3rver accepts any signature, so the SigV4 header of every request of a multipart upload
+    (query strings included) is recomputed independently with botocore's signer from what was
+    captured on the wire, together with the payload hash and the session token."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
 
     captured = []
 
@@ -180,10 +175,17 @@ def test_sigv4_signature_checks_out_with_botocore(agent, workdir):
 
         def do_PUT(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            captured.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            captured.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            out = b""
+            if self.path.endswith("?uploads="):
+                out = b"<InitiateMultipartUploadResult><UploadId>up-1.x_Y~z</UploadId></InitiateMultipartUploadResult>"
             self.send_response(200)
-            self.send_header("Content-Length", "0")
+            self.send_header("ETag", '"etag-%d"' % len(captured))
+            self.send_header("Content-Length", str(len(out)))
             self.end_headers()
+            self.wfile.write(out)
+
+        do_POST = do_PUT
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -193,21 +195,38 @@ def test_sigv4_signature_checks_out_with_botocore(agent, workdir):
         (workdir / "secret").write_text(secret)
         (workdir / "token").write_text(token)
         log = workdir / "a.log"
-        log.write_text("".join("line %d\n" % i for i in range(100)))
+        rng = random.Random(54)  # incompressible enough for two 5 MiB parts
+        log.write_text("".join("%06d %x\n" % (i, rng.getrandbits(400)) for i in range(100000)))
         url = "http://127.0.0.1:%d" % srv.server_address[1]
         agent.write_config([{"name": "app", "type": "file", "paths": [str(log)]}], sinks=[{
             "name": "s3", "type": "s3", "endpoint": url, "bucket": "logs", "region": "eu-west-3",
             "prefix": "x/", "access_key_file": str(workdir / "id"),
             "secret_key_file": str(workdir / "secret"), "session_token_file": str(workdir / "token"),
-            "object": {"max_bytes": "1MiB", "max_wait": "1s"}}])
+            "object": {"max_bytes": "64MiB", "max_wait": "1s", "part_size": "5MiB"}}])
         agent.start(wait_ready=False)
-        agent.wait_for(lambda: captured, 20, "an upload")
+        agent.wait_for(lambda: any("uploadId" in c[1] and c[0] == "POST" for c in captured), 30,
+                       "a completed multipart upload")
         agent.stop()
     finally:
         srv.shutdown()
         srv.server_close()
-    path, headers, body = captured[0]
-    assert path.startswith("/logs/x/") and path.endswith(".ndjson.zst"), path
+    kinds = [(m, p.split("?")[1].split("=")[0] if "?" in p else "") for m, p, _, _ in captured]
+    assert kinds[0] == ("POST", "uploads") and kinds[-1] == ("POST", "uploadId"), kinds
+    assert ("PUT", "partNumber") in kinds
+    for method, path, headers, body in captured:
+        check_sigv4(url, method, path, headers, body, secret, token)
+    parts = [c for c in captured if "partNumber" in c[1]]
+    assert b"".join(c[3] for c in parts)[:4] == b"\x28\xb5\x2f\xfd"  # one zstd object, in parts
+    assert "<ETag>\"etag-2\"</ETag>" in captured[-1][3].decode()
+
+
+def check_sigv4(url, method, path, headers, body, secret, token):
+    import hashlib
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    assert path.startswith("/logs/x/"), path
     assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
     assert headers["x-amz-security-token"] == token
     auth = headers["authorization"]
@@ -216,8 +235,34 @@ def test_sigv4_signature_checks_out_with_botocore(agent, workdir):
     signed = fields["SignedHeaders"].split(";")
     assert {"host", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"} <= set(signed), signed
     assert fields["Credential"].endswith("/eu-west-3/s3/aws4_request")
-    req = AWSRequest(method="PUT", url=url + path, data=body, headers={h: headers[h] for h in signed})
+    req = AWSRequest(method=method, url=url + path, data=body, headers={h: headers[h] for h in signed})
     req.context["timestamp"] = headers["x-amz-date"]
     signer = S3SigV4Auth(Credentials("AKIDEXAMPLE", secret, token), "s3", "eu-west-3")
     want = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
-    assert fields["Signature"] == want
+    assert fields["Signature"] == want, (method, path)
+
+
+def test_s3_big_object_goes_multipart(agent, workdir, s3):
+    """An object bigger than object.part_size is uploaded in parts (random text compresses
+    little, so 24 MB of it makes a compressed object of several parts of 5 MiB)."""
+    rng = random.Random(53)
+    log = workdir / "big.log"
+    lines = ["%06d %s" % (i, "%x" % rng.getrandbits(400)) for i in range(200000)]
+    log.write_text("".join(l + "\n" for l in lines))
+    agent.write_config([{"name": "app", "type": "file", "paths": [str(log)]}], sinks=[s3_sink(
+        s3, workdir, object={"max_bytes": "64MiB", "max_wait": "1s", "part_size": "5MiB"})])
+    agent.start(wait_ready=False)
+
+    def got():
+        objs = objects(s3)
+        return sum(len(v) for v in objs.values()) >= len(lines) and objs
+    objs = agent.wait_for(got, 90, "every line in s3") or got()
+    listing = s3.list_objects_v2(Bucket="logs")["Contents"]
+    assert max(o["Size"] for o in listing) > 5 * 2**20  # at least one object needed parts
+    log = (workdir / "s3rver.log").read_text()
+    big = max(listing, key=lambda o: o["Size"])
+    parts = -(-big["Size"] // (5 * 2**20))
+    assert "Stored part %d of " % parts in log and "Stored part %d of " % (parts + 1) not in log, log[-2000:]
+    recs = [r["line"] for v in objs.values() for r in v]
+    assert sorted(recs) == sorted(lines)
+    agent.stop()
