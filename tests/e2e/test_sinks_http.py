@@ -3,6 +3,7 @@ exactly once (after dedup by (stream, ts, line) / by _id) through faults, kill -
 refused data goes to dead letters and comes back with `spillway replay-dead-letters`; a down
 sink never holds another back."""
 
+import base64
 import json
 import random
 import time
@@ -100,8 +101,10 @@ def test_loki_records_labels_and_protocol(agent, workdir, loki):
     rng = random.Random(41)
     conts = containers(workdir, rng, 3, 3000, long_ratio=0.0)
     loki.tenant = "team-a"
+    (workdir / "pw").write_text("s3cret-pw\n")
     agent.write_config(docker_source(workdir),
-                       sinks=[loki_sink(loki, tenant="team-a", structured_metadata=["container_name"])])
+                       sinks=[loki_sink(loki, tenant="team-a", structured_metadata=["container_name"],
+                                        username="shipper", password_file=str(workdir / "pw"))])
     for _, _, f in conts:
         f.feed_all()
     agent.start(wait_ready=False)
@@ -112,7 +115,9 @@ def test_loki_records_labels_and_protocol(agent, workdir, loki):
             "job": "spillway"}
     assert frozenset(want.items()) in labels, sorted(labels)[:3]
     assert all(h.get("X-Scope-OrgID") == "team-a" and h.get("Content-Encoding") == "gzip"
+               and h.get("Authorization") == "Basic " + base64.b64encode(b"shipper:s3cret-pw").decode()
                for h in loki.headers_seen)
+    assert "s3cret-pw" not in agent.stderr_tail(10**6)
     # container_name travelled as structured metadata, not as a stream label
     with loki.lock:
         metas = {m for st in loki.streams.values() for m in st.values()}
@@ -191,7 +196,9 @@ def test_es_documents_ids_partial_failures_and_dead_letters(agent, workdir, es):
     conts = containers(workdir, rng, 2, 3000, long_ratio=0.0)
     bad = conts[1][1].exp[100][2]
     # every 10th record of container 0 gets a transient per-item failure once
-    agent.write_config(docker_source(workdir), sinks=[es_sink(es, merge_json=False)])
+    (workdir / "es-key").write_text("VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==\n")
+    agent.write_config(docker_source(workdir), sinks=[es_sink(es, merge_json=False,
+                                                              api_key_file=str(workdir / "es-key"))])
     for _, _, f in conts:
         f.feed_all()
     es.item_faults = {conts[0][1].exp[i][2]: (429 if i % 20 else 503) for i in range(0, 3000, 10)}
@@ -202,6 +209,8 @@ def test_es_documents_ids_partial_failures_and_dead_letters(agent, workdir, es):
     agent.wait_for(lambda: len(es.docs) >= len(want_delivered), 60, "documents in elasticsearch")
     got = es_got(es)
     assert set(got) == want_delivered and len(got) == len(want_delivered)
+    assert all(h.get("Authorization") == "ApiKey VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+               and h.get("Content-Type") == "application/x-ndjson" for h in es.headers_seen)
     ids = {k[1] for k in es.docs}
     st = agent.status()
     assert all(i.startswith(st["agent_id"] + "-") for i in ids)
