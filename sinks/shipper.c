@@ -85,6 +85,7 @@ struct hsink {
 
 struct sw_shipper {
   uv_loop_t *loop;
+  uv_async_t notify;
   struct sw_http *http;
   struct sw_writer *w;
   struct hsink *sinks;
@@ -496,12 +497,17 @@ static void on_tick(uv_timer_t *t) {
   pump(hs);
 }
 
-void sw_shipper_notify(struct sw_shipper *sh) {
-  if (!sh) return;
+static void on_notify(uv_async_t *a) {
+  struct sw_shipper *sh = a->data;
   for (size_t i = 0; i < sh->n; i++) {
     sh->sinks[i].hint = 1;
     pump(&sh->sinks[i]);
   }
+}
+
+/* The writer calls this from its own thread: only the async handle crosses threads. */
+void sw_shipper_notify(struct sw_shipper *sh) {
+  if (sh) uv_async_send(&sh->notify);
 }
 
 /* ---- start / stop ---- */
@@ -602,6 +608,11 @@ static void handle_closed(uv_handle_t *h) {
   hs->sh->open_handles--;
 }
 
+static void notify_closed(uv_handle_t *h) {
+  struct sw_shipper *sh = h->data;
+  sh->open_handles--;
+}
+
 int sw_shipper_start(uv_loop_t *loop, const struct sw_config *cfg, struct sw_writer *w,
                      struct sw_shipper **out, char *err, size_t errlen) {
   *out = NULL;
@@ -615,6 +626,9 @@ int sw_shipper_start(uv_loop_t *loop, const struct sw_config *cfg, struct sw_wri
   }
   sh->loop = loop;
   sh->w = w;
+  uv_async_init(loop, &sh->notify, on_notify);
+  sh->notify.data = sh;
+  sh->open_handles = 1;
   int rc = sw_http_create(loop, &sh->http);
   for (size_t i = 0; !rc && i < cfg->nsinks; i++) {
     if (!ops_for(cfg->sinks[i].type)) continue;
@@ -679,6 +693,7 @@ void sw_shipper_stop(struct sw_shipper *sh, uint64_t deadline_ms) {
     }
   }
   uv_close((uv_handle_t *)&tick, NULL);
+  uv_close((uv_handle_t *)&sh->notify, notify_closed);
   sw_http_destroy(sh->http);
   sh->http = NULL;
   while (sh->open_handles) uv_run(sh->loop, UV_RUN_ONCE);

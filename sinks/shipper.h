@@ -21,7 +21,7 @@ struct sw_shipper;
  * *out is NULL when there are none. err gets "sink NAME: reason" on failure. */
 int sw_shipper_start(uv_loop_t *loop, const struct sw_config *cfg, struct sw_writer *w,
                      struct sw_shipper **out, char *err, size_t errlen) SW_MUST_CHECK;
-/* New chunks were committed (loop thread). */
+/* New chunks were committed. Any thread (the writer calls it from its own). */
 void sw_shipper_notify(struct sw_shipper *s);
 /* Ships what is buffered, without waiting for batches to fill, until everything is delivered
  * or deadline_ms passes; then cancels what is in flight (it is sent again at the next start),
