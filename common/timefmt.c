@@ -185,3 +185,17 @@ int64_t sw_time_now_ns(void) {
     return 0;
   return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
+
+void sw_time_format_rfc3339_cached(int64_t ns, int64_t *cached_sec, char *ts) {
+  int64_t sec = ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000;
+  if (sec != *cached_sec) {
+    sw_time_format_rfc3339(ns, ts);
+    *cached_sec = sec;
+    return;
+  }
+  int64_t frac = ns - sec * 1000000000;
+  for (int i = 28; i >= 20; i--) {
+    ts[i] = (char)('0' + frac % 10);
+    frac /= 10;
+  }
+}

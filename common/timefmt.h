@@ -17,6 +17,10 @@ int sw_time_parse_rfc3339(const char *s, size_t n, int64_t *ns) SW_MUST_CHECK;
 #define SW_TIME_RFC3339_LEN 30
 size_t sw_time_format_rfc3339(int64_t ns, char *out);
 
+/* The same, for a run of mostly increasing times: reuses the "YYYY-MM-DDTHH:MM:SS" part while
+ * the second does not change (*cached_sec starts at INT64_MIN; out keeps the last result). */
+void sw_time_format_rfc3339_cached(int64_t ns, int64_t *cached_sec, char *out);
+
 /* Current wall-clock time in ns. */
 int64_t sw_time_now_ns(void);
 

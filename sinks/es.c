@@ -94,6 +94,18 @@ static void index_for(const char *pattern, int64_t ns, struct index_cache *ic) {
   if (!ic->len) ic->len = (size_t)snprintf(ic->name, sizeof ic->name, "%.200s", pattern);
 }
 
+static int put_uint(struct sw_buf *o, uint64_t v) {
+  char d[24];
+  int n = 0;
+  do {
+    d[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  int rc = sw_buf_reserve(o, (size_t)n);
+  while (!rc && n) o->data[o->len++] = d[--n];
+  return rc;
+}
+
 /* `{` + inner of a JSON object payload: the first '{' and the last '}' around it. */
 static void object_inner(const char *s, size_t n, const char **in, size_t *in_len) {
   size_t a = 0, z = n;
@@ -122,22 +134,29 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
   struct index_cache ic = {.sec = INT64_MIN};
   struct sw_record_view r;
   char ts[SW_TIME_RFC3339_LEN + 1];
+  int64_t cached_sec = INT64_MIN;
   uint64_t idx = 0;
+  /* "<agent id>-<chunk id>-": the record index follows. */
+  char idp[96];
+  int idn = snprintf(idp, sizeof idp, "\",\"_id\":\"%s-%lld-", e->agent_id, (long long)row->id);
   int more;
   while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
     index_for(e->c->index, r.ts_ns, &ic);
-    sw_time_format_rfc3339(r.ts_ns, ts);
+    sw_time_format_rfc3339_cached(r.ts_ns, &cached_sec, ts);
     rc = sw_buf_reserve(o, r.len + llen + ic.len + 256);
     if (!rc) rc = sw_buf_append(o, "{\"create\":{\"_index\":\"", 21);
     if (!rc) rc = sw_buf_put_json_str(o, ic.name, ic.len, NULL);
-    if (!rc) rc = sw_buf_printf(o, "\",\"_id\":\"%s-%lld-%llu\"}}\n{", e->agent_id, (long long)row->id,
-                                (unsigned long long)idx);
+    if (!rc) rc = sw_buf_append(o, idp, (size_t)idn);
+    if (!rc) rc = put_uint(o, idx);
+    if (!rc) rc = sw_buf_append(o, "\"}}\n{", 5);
     struct sw_json_info ji = {0};
     int merge = e->c->merge_json && !(r.flags & (SW_REC_INVALID_UTF8 | SW_REC_TRUNCATED)) &&
                 r.len && sw_json_scan(r.line, r.len, &ji) == 0;
     int first = 1;
     if (!rc && !(merge && (ji.keys & SW_JSON_KEY_AT_TIMESTAMP))) {
-      rc = sw_buf_printf(o, "\"@timestamp\":\"%s\"", ts);
+      rc = sw_buf_append(o, "\"@timestamp\":\"", 14);
+      if (!rc) rc = sw_buf_append(o, ts, SW_TIME_RFC3339_LEN);
+      if (!rc) rc = sw_buf_putc(o, '"');
       first = 0;
     }
     if (!rc && !(merge && (ji.keys & SW_JSON_KEY_LABELS))) {
@@ -151,7 +170,10 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
       first = 0;
     }
     if (!rc && !(merge && (ji.keys & SW_JSON_KEY_STREAM))) {
-      rc = sw_buf_printf(o, "%s\"stream\":\"%s\"", first ? "" : ",", streams[r.stream & 3]);
+      const char *sv = streams[r.stream & 3];
+      rc = sw_buf_append(o, first ? "\"stream\":\"" : ",\"stream\":\"", first ? 10 : 11);
+      if (!rc) rc = sw_buf_append(o, sv, strlen(sv));
+      if (!rc) rc = sw_buf_putc(o, '"');
       first = 0;
     }
     if (!rc && merge) {

@@ -25,21 +25,6 @@ static const struct {
   size_t n;
 } k_stream[4] = {SW__STREAM("stdout"), SW__STREAM("stderr"), SW__STREAM("file"), SW__STREAM("stdout")};
 
-/* Formats ts, reusing the "YYYY-MM-DDTHH:MM:SS" part while the second does not change. */
-static void format_ts(int64_t ns, int64_t *cached_sec, char *ts) {
-  int64_t sec = ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000;
-  if (sec != *cached_sec) {
-    sw_time_format_rfc3339(ns, ts);
-    *cached_sec = sec;
-    return;
-  }
-  int64_t frac = ns - sec * 1000000000;
-  for (int i = 28; i >= 20; i--) {
-    ts[i] = (char)('0' + frac % 10);
-    frac /= 10;
-  }
-}
-
 int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw_len,
                      struct sw_buf *out, uint64_t *records) {
   struct sw_chunk_iter it;
@@ -57,7 +42,7 @@ int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw
   char ts[SW_TIME_RFC3339_LEN + 1];
   int64_t cached_sec = INT64_MIN;
   while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
-    format_ts(r.ts_ns, &cached_sec, ts);
+    sw_time_format_rfc3339_cached(r.ts_ns, &cached_sec, ts);
     int invalid = 0;
     if (has_high_bytes(r.line, r.len)) { /* rare: learn validity before the labels are written */
       sw_buf_reset(&probe);

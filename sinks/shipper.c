@@ -463,7 +463,12 @@ static void pump(struct hsink *hs) {
   struct sw_sink_cursor cur;
   size_t nsettle = done_prefix(hs, &cur);
   int replayed = hs->replay && hs->replay->done;
-  int cut = hs->nflight < hs->concurrency && (hs->hint || sh->flushing);
+  /* Finished flights waiting for an earlier one do not count against `concurrency`, but the
+   * FIFO as a whole stays bounded (each flight holds its encoded batch). */
+  size_t sending = 0;
+  for (struct flight *f = hs->head; f; f = f->next) sending += !f->done;
+  size_t max_flights = hs->ops->fixed_ranges ? 1 : 4 * hs->concurrency; /* one planned range at a time */
+  int cut = sending < hs->concurrency && hs->nflight < max_flights && (hs->hint || sh->flushing);
   int replay = !hs->replay && hs->replay_due && !sh->flushing;
   if (!nsettle && !replayed && !cut && !replay && !hs->error_dirty) return;
   struct job *j = calloc(1, sizeof *j);
