@@ -263,8 +263,13 @@ static int loki_seal(void *codec, struct sw_batch *b) {
     if (!rc) rc = sw_buf_append(o, "]}", 2);
   }
   if (!rc) rc = sw_buf_append(o, "]}", 2);
-  lbatch_free_streams(lb);
   if (!rc && l->gzip) rc = sw_gzip(o->data, o->len, 1, &lb->wire);
+  if (rc) { /* as it was: seal may be called again */
+    sw_buf_reset(o);
+    sw_buf_reset(&lb->wire);
+    return rc;
+  }
+  lbatch_free_streams(lb);
   return rc;
 }
 

@@ -266,12 +266,14 @@ static int s3_seal(void *codec, struct sw_batch *b) {
   int rc = SW_OK;
   for (size_t i = 0; i < sb->n && !rc; i++) {
     struct obj *o = &sb->o[i];
+    if (o->url) continue; /* finished by an earlier call that failed later */
     struct sw_buf key;
     sw_buf_init(&key, 1 << 16);
-    rc = obj_write(o, NULL, 0, 1);
+    rc = obj_write(o, NULL, 0, 1); /* both codecs may be asked to finish again after a failure */
     if (!rc) rc = make_key(s, o, b->after + 1, b->last, &key);
     if (!rc) rc = finish_obj(s, o, key.data);
     sw_buf_free(&key);
+    if (rc) break;
     ZSTD_freeCCtx(o->zc);
     o->zc = NULL;
     if (o->z_open) deflateEnd(&o->z);

@@ -33,6 +33,8 @@ struct flight {
   struct sw_batch b;
   int done;
   struct flight *next;
+  uv_work_t seal;    /* compression runs beside the next cut, on another pool thread */
+  int seal_rc;
 };
 
 struct job {
@@ -75,6 +77,7 @@ struct hsink {
   int replay_due;
   int64_t replay_after;
   struct job *job;
+  unsigned sealing;            /* flights being sealed (compressed) on the pool */
   uv_timer_t wait_timer, tick;
   int hint, idle;
   char last_error[256];
@@ -140,6 +143,7 @@ static void on_retry(struct sw_http_req *r, const struct sw_http_resp *resp, voi
     set_error(f->hs, "%s", resp->curl_error);
   else
     set_error(f->hs, "HTTP %ld: %.*s", resp->status, excerpt(resp->body, resp->body_len), resp->body);
+  pump(f->hs); /* write it down now: `status` shows why a sink is stuck */
 }
 
 static void on_done(struct sw_http_req *r, const struct sw_http_resp *resp, void *arg) {
@@ -254,7 +258,6 @@ static void job_cut(struct hsink *hs, struct job *j) {
   int rc = hs->ops->begin(hs->codec, &f->b);
   if (!rc) rc = sw_db_chunks_range(hs->db, j->after, last, cut_chunk, &c);
   if (!rc) rc = c.rc;
-  if (!rc) rc = hs->ops->seal(hs->codec, &f->b);
   sw_buf_free(&c.raw);
   if (rc) {
     flight_free(f);
@@ -363,6 +366,28 @@ static void work_cb(uv_work_t *w) {
              j->cut_rc == SW_EDB ? sw_db_errmsg(hs->db) : sw_strerror(j->cut_rc));
 }
 
+static void seal_cb(uv_work_t *w) {
+  struct flight *f = w->data;
+  if (f->seal_rc) uv_sleep(200); /* a retry after a failure (out of memory): do not spin */
+  f->seal_rc = f->hs->ops->seal(f->hs->codec, &f->b);
+}
+
+static void after_seal(uv_work_t *w, int status) {
+  (void)status;
+  struct flight *f = w->data;
+  struct hsink *hs = f->hs;
+  hs->sealing--;
+  if (hs->sh->closing) return; /* still in the FIFO: freed with the sink, resent next start */
+  if (f->seal_rc) { /* only allocation failures get here; seal may be called again */
+    SW_LOG(SW_L_ERROR, "sink", "%s: cannot encode a batch: %s (will retry)", hs->conf->name,
+           sw_strerror(f->seal_rc));
+    hs->sealing++;
+    if (!uv_queue_work(hs->sh->loop, &f->seal, seal_cb, after_seal)) return;
+    hs->sealing--;
+  }
+  send_next(f);
+}
+
 static void on_wait(uv_timer_t *t) {
   struct hsink *hs = t->data;
   hs->hint = 1;
@@ -435,7 +460,13 @@ static void after_work(uv_work_t *w, int status) {
       hs->nflight++;
       hs->cut_to = f->b.last;
       hs->hint = 1; /* there may be more right behind it */
-      send_next(f);
+      f->seal.data = f;
+      hs->sealing++;
+      if (uv_queue_work(hs->sh->loop, &f->seal, seal_cb, after_seal)) {
+        hs->sealing--;
+        seal_cb(&f->seal); /* cannot happen with a live loop; stay correct anyway */
+        send_next(f);
+      }
     }
   }
   if (j->wait_ms && !hs->sh->closing) uv_timer_start(&hs->wait_timer, on_wait, j->wait_ms, 0);
@@ -658,7 +689,7 @@ int sw_shipper_start(uv_loop_t *loop, const struct sw_config *cfg, struct sw_wri
 static int all_idle(const struct sw_shipper *sh) {
   for (size_t i = 0; i < sh->n; i++) {
     const struct hsink *hs = &sh->sinks[i];
-    if (hs->job || hs->head || hs->replay || !hs->idle) return 0;
+    if (hs->job || hs->sealing || hs->head || hs->replay || !hs->idle) return 0;
   }
   return 1;
 }
@@ -678,7 +709,7 @@ void sw_shipper_stop(struct sw_shipper *sh, uint64_t deadline_ms) {
   if (sh->http) sw_http_cancel_all(sh->http);
   for (;;) { /* let running jobs finish: they own the sinks' connections meanwhile */
     int busy = 0;
-    for (size_t i = 0; i < sh->n; i++) busy |= sh->sinks[i].job != NULL;
+    for (size_t i = 0; i < sh->n; i++) busy |= sh->sinks[i].job != NULL || sh->sinks[i].sealing;
     if (!busy) break;
     uv_run(sh->loop, UV_RUN_ONCE);
   }

@@ -65,6 +65,8 @@ struct sw_sink_ops {
   /* raw: one decompressed chunk of row (borrowed for the call only). */
   int (*add)(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
              size_t len);
+  /* Finishes the payload (compression). May run beside the next batch's begin/add; after a
+   * failure it is called again on the same batch, so it must leave the batch as it found it. */
   int (*seal)(void *codec, struct sw_batch *b);
   /* A replayed dead letter: payload and key as stored (borrowed for the call). */
   int (*replay)(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key);

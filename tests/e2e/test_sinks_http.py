@@ -275,8 +275,9 @@ def test_two_sinks_one_down_other_keeps_shipping(agent, workdir, loki, es):
         f.feed(1000)
     want_half = {w for c, wl, _ in conts for w in expected([(c, wl._replace(exp=wl.exp[:1000]), None)])}
     agent.wait_for(lambda: set(es_got(es)) == want_half, 30, "elasticsearch to get the first half")
+    agent.wait_for(lambda: sink_status(agent, "loki")["last_error"], 10, "loki's last error in status")
     s = sink_status(agent, "loki")
-    assert s["backlog_records"] == len(want_half) and s["last_error"], s
+    assert s["backlog_records"] == len(want_half) and "onnect" in s["last_error"], s
     for _, _, f in conts:
         f.feed_all()
     agent.wait_for(lambda: len(es.docs) == 4000, 30, "elasticsearch to get everything")
