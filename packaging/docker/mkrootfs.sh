@@ -32,24 +32,28 @@ mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib"
 for d in bin sbin lib; do ln -s "usr/$d" "$root/$d"; done
 if [ -e /lib64 ]; then mkdir -p "$root/usr/lib64" && ln -s usr/lib64 "$root/lib64"; fi
 
-# The package owning a path; dpkg knows each file under one spelling (/lib/... or /usr/lib/...).
-owner() {
-  local p=$1 alt
-  case $p in /usr/*) alt=${p#/usr} ;; *) alt=/usr$p ;; esac
-  for q in "$p" "$alt" "$(readlink -f "$p")"; do
-    if out=$(dpkg -S "$q" 2>/dev/null); then
-      echo "${out%%:*}" # "pkg:arch: /path" or "pkg: /path"
-      return 0
-    fi
-  done
-  echo "mkrootfs: no Debian package owns $p" >&2
-  return 1
-}
-
 mapfile -t libs < <(ldd "$bin" | awk '/=>/ { if ($3 ~ /^\//) print $3; next } $1 ~ /^\// { print $1 }')
 [ "${#libs[@]}" -gt 0 ] || { echo "mkrootfs: ldd found no libraries in $bin" >&2; exit 1; }
+
+# The package owning each library. dpkg knows a file under one spelling (/lib/... or
+# /usr/lib/..., merged-/usr): ask for every spelling at once, one dpkg call.
+spellings=()
+for l in "${libs[@]}"; do
+  case $l in /usr/*) alt=${l#/usr} ;; *) alt=/usr$l ;; esac
+  spellings+=("$l" "$alt" "$(readlink -f "$l")")
+done
+owners=$(dpkg-query -S "${spellings[@]}" 2>/dev/null || true) # "pkg[:arch]: /path" lines
 pkgs=("${data_pkgs[@]}")
-for l in "${libs[@]}"; do pkgs+=("$(owner "$l")"); done
+for l in "${libs[@]}"; do
+  case $l in /usr/*) alt=${l#/usr} ;; *) alt=/usr$l ;; esac
+  p=""
+  for q in "$l" "$alt" "$(readlink -f "$l")"; do
+    p=$(awk -v f="$q" '{ path = $0; sub(/^[^ ]+ /, "", path) } path == f { sub(/[:,].*/, "", $1); print $1; exit }' <<<"$owners")
+    [ -n "$p" ] && break
+  done
+  [ -n "$p" ] || { echo "mkrootfs: no Debian package owns $l" >&2; exit 1; }
+  pkgs+=("$p")
+done
 mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
 
 # Each package's files, less documentation and glibc's iconv modules (gconv, 8 MiB): iconv is
@@ -66,8 +70,12 @@ for p in "${pkgs[@]}"; do
     done >"$root/.files"
   tar -C / --no-recursion -cf - -T "$root/.files" | tar -C "$root" --keep-directory-symlink -xf -
   dpkg-query -s "$p" >"$root/var/lib/dpkg/status.d/$p"
-  md5=$(ls /var/lib/dpkg/info/"$p".md5sums /var/lib/dpkg/info/"$p":*.md5sums 2>/dev/null | head -1 || true)
-  if [ -n "$md5" ]; then cp "$md5" "$root/var/lib/dpkg/status.d/$p.md5sums"; fi
+  for md5 in /var/lib/dpkg/info/"$p".md5sums /var/lib/dpkg/info/"$p":*.md5sums; do
+    if [ -f "$md5" ]; then
+      cp "$md5" "$root/var/lib/dpkg/status.d/$p.md5sums"
+      break
+    fi
+  done
 done
 rm -f "$root/.files"
 
