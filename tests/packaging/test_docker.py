@@ -252,7 +252,7 @@ int main(void) {
         dest.unlink()
 
 
-CONTAINER = r'''
+CONTAINER = r"""
 set -e
 R=$1
 # As a container runtime does: a private mount namespace, the image read-only, /proc, a minimal
@@ -268,33 +268,49 @@ mount --bind "$DATA" "$R/var/lib/spillway"
 mount --bind "$OUT" "$R/var/log/spillway"
 mount --bind "$LOGS" "$R/var/lib/docker/containers"
 mount -o remount,bind,ro "$R/var/lib/docker/containers"
-exec chroot --userspec=10001:10001 "$R" /usr/bin/spillway run -c /etc/spillway/spillway.yaml
-'''
+exec $ENTER "$R" /usr/bin/spillway run -c /etc/spillway/spillway.yaml
+"""
+
+# image-user: `docker run IMAGE` as the image's user 10001, logs it may read.
+# node-agent: the DaemonSet's and the README's host-collector identity, uid 0 with only
+#   DAC_READ_SEARCH (plus SYS_CHROOT, which enters the root and grants no file access), reading
+#   root-only logs, with root-owned host directories as volumes.
+MODES = {
+    "image-user": dict(uid=UID, enter="chroot --userspec=%d:%d" % (UID, UID), log_mode=0o644,
+                       dir_mode=0o755, caps=None),
+    "node-agent": dict(uid=0, enter="setpriv --reuid=0 --regid=0 --clear-groups "
+                       "--bounding-set=-all,+dac_read_search,+sys_chroot "
+                       "--inh-caps=-all,+dac_read_search,+sys_chroot --no-new-privs chroot",
+                       log_mode=0o600, dir_mode=0o700, caps=(1 << 2) | (1 << 18)),
+}
 
 
-def test_container_read_only_root_non_root_user(rootfs, scratch):
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_container_read_only_root(rootfs, scratch, mode):
     """`docker run --read-only --tmpfs /tmp -v ...:/var/lib/spillway -v ...:/var/log/spillway
     -v /var/lib/docker/containers:...:ro IMAGE`, simulated with a mount namespace."""
     need_root("mount namespaces")
     if run(["unshare", "-m", "true"]).returncode != 0:
         pytest.skip("cannot create a mount namespace here (unprivileged container?)")
+    m = MODES[mode]
     # Mount points the runtime would create in the image's root before making it read-only.
     (rootfs / "var/lib/docker/containers").mkdir(parents=True, exist_ok=True)
     data, out, logs = scratch / "data", scratch / "out", scratch / "logs"
     for d in (data, out):
         d.mkdir()
-        os.chown(d, UID, UID)
+        os.chown(d, m["uid"], m["uid"])
     cid = "c0ffee" * 10 + "abcd"
     (logs / cid).mkdir(parents=True)
     lines = ['{"log":"hello %d from the container\\n","stream":"stdout",'
              '"time":"2026-01-02T03:04:05.%09dZ"}\n' % (i, i) for i in range(50)]
     log = logs / cid / ("%s-json.log" % cid)
     log.write_text("".join(lines))
-    for p in (logs, logs / cid, log):
-        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    os.chmod(logs, m["dir_mode"])
+    os.chmod(logs / cid, m["dir_mode"])
+    os.chmod(log, m["log_mode"])
     port = free_port()
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DATA": str(data), "OUT": str(out),
-           "LOGS": str(logs),
+           "LOGS": str(logs), "ENTER": m["enter"],
            # the image's ENV, with the listen address on loopback for the test
            "SPILLWAY_LISTEN": "127.0.0.1:%d" % port, "TMPDIR": "/tmp"}
     errf = open(scratch / "agent.stderr", "wb")
@@ -320,7 +336,10 @@ def test_container_read_only_root_non_root_user(rootfs, scratch):
         assert text.count("\n") == len(lines), text[-2000:]
         assert "hello 49 from the container" in text
         status = Path("/proc/%d/status" % p.pid).read_text()
-        assert re.search(r"^Uid:\s+%d\s+%d" % (UID, UID), status, re.M), "runs as %d" % UID
+        assert re.search(r"^Uid:\s+%d\s+%d" % (m["uid"], m["uid"]), status, re.M), status
+        if m["caps"] is not None:
+            eff = int(re.search(r"^CapEff:\s+([0-9a-f]+)", status, re.M).group(1), 16)
+            assert eff == m["caps"], hex(eff)
         assert (data / "spillway.db").exists(), "the buffer is in the data volume"
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=10) == 0, (scratch / "agent.stderr").read_text()[-3000:]
