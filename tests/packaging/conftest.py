@@ -93,12 +93,12 @@ def spillway_bin():
 
 @pytest.fixture(scope="session")
 def deb():
-    """The Debian package, built once per session exactly as `make package` does
-    (scripts/package.sh), unless $SPILLWAY_DEB names one already built."""
+    """The Debian package, built once per session by `make package` (scripts/package.sh),
+    unless $SPILLWAY_DEB names one already built."""
     given = os.environ.get("SPILLWAY_DEB")
     if given:
         return Path(given)
-    r = run([str(REPO / "scripts" / "package.sh")], timeout=1800)
+    r = run(["make", "-s", "-C", str(REPO), "--no-print-directory", "package"], timeout=1800)
     assert r.returncode == 0, "make package failed:\n%s\n%s" % (r.stdout[-3000:], r.stderr[-6000:])
     debs = [REPO / line.strip() for line in r.stdout.splitlines() if line.strip().endswith(".deb")]
     assert len(debs) == 1 and debs[0].is_file(), "package.sh printed %r" % r.stdout
