@@ -41,7 +41,9 @@ def entries(lines, what):
             if c is None:  # no continuation lines: the column is after the last wide gap
                 gaps = [m.end() for m in re.finditer(r"\S {2,}(?=\S)", line)]
                 c = gaps[-1] if gaps else len(line)
-            if len(line) > c and line[c - 2:c] == "  " and line[c] != " ":
+            # The description starts at the column, after at least one space (a long head such
+            # as "replay-dead-letters [-c FILE] SINK" may reach the column minus one).
+            if len(line) > c and line[c - 1] == " " and line[c] != " ":
                 out.append([line[2:c].strip(), line[c:].strip()])
             else:
                 out.append([line[2:].strip(), ""])

@@ -59,9 +59,14 @@ def test_control_fields(deb, spillway_bin):
     assert f["Architecture"] == run(["dpkg", "--print-architecture"]).stdout.strip()
     deps = {d.strip().split(" ")[0] for d in f["Depends"].split(",")}
     assert "adduser" in deps, "postinst runs adduser"
-    # dpkg-shlibdeps found the package of every library the binary loads (libc6 aside, which
-    # is essential); the same set the container image installs.
-    for lib in re.findall(r"=> (/\S+)", run(["ldd", str(spillway_bin)], check=True).stdout):
+    # dpkg-shlibdeps found the package of every library the binary links directly (DT_NEEDED;
+    # their own dependencies come with those packages).
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]",
+                        run(["readelf", "-d", str(spillway_bin)], check=True).stdout)
+    resolved = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", str(spillway_bin)],
+                                                         check=True).stdout, re.M))
+    assert len(needed) >= 7 and set(needed) <= set(resolved), (needed, resolved)
+    for lib in (resolved[n] for n in needed):
         owner = None
         for cand in (lib, lib.replace("/usr/lib/", "/lib/", 1) if lib.startswith("/usr/")
                      else "/usr" + lib, os.path.realpath(lib)):

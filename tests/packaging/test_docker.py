@@ -196,10 +196,15 @@ def test_image_size_under_40_mib(rootfs, tmp_path):
     now = size(rootfs)
     # With every library DESIGN.md lists linked (libcurl and its TLS, HTTP/2, IDN, Kerberos...
     # dependencies, which the HTTP sinks bring): a stand-in binary linked against all of them.
-    mods = "libuv libcurl libzstd libcjson libpcre2-8 sqlite3 yaml-0.1"
+    # DESIGN.md's pkg-config modules, and whatever CMakeLists.txt links besides.
+    mods = set("libuv libcurl libzstd libcjson libpcre2-8 sqlite3 yaml-0.1".split())
+    m = re.search(r"pkg_check_modules\(DEPS REQUIRED IMPORTED_TARGET ([^)]*)\)",
+                  (REPO / "CMakeLists.txt").read_text())
+    assert m, "CMakeLists.txt: pkg_check_modules(DEPS ...)"
+    mods |= set(m.group(1).split())
     probe = tmp_path / "probe"
     (tmp_path / "probe.c").write_text("int main(void) { return 0; }\n")
-    libs = run(["pkg-config", "--libs"] + mods.split(), check=True).stdout.split()
+    libs = run(["pkg-config", "--libs"] + sorted(mods), check=True).stdout.split()
     run(["cc", str(tmp_path / "probe.c"), "-o", str(probe), "-Wl,--no-as-needed"] + libs + ["-lm"],
         check=True)
     full = size(mkrootfs(probe, tmp_path / "full"))
