@@ -257,6 +257,40 @@ int main(void) {
         dest.unlink()
 
 
+def test_resolver_and_trust_store(rootfs, tmp_path):
+    """What the HTTP sinks need from the root besides libraries: name resolution through glibc's
+    NSS (the runtime provides /etc/hosts and /etc/resolv.conf) and libcurl's CA bundle."""
+    need_root("chroot")
+    ca = run(["curl-config", "--ca"]).stdout.strip() or "/etc/ssl/certs/ca-certificates.crt"
+    bundle = rootfs / ca.lstrip("/")
+    assert bundle.is_file() and bundle.stat().st_size > 100000, "libcurl's CA bundle %s" % ca
+    src = tmp_path / "resolve.c"
+    src.write_text(r'''
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = getaddrinfo("sink.example.internal", "3100", &hints, &res);
+  if (rc) { printf("getaddrinfo: %s\n", gai_strerror(rc)); return 1; }
+  freeaddrinfo(res);
+  return 0;
+}
+''')
+    dest = rootfs / "resolve-probe"
+    run(["cc", str(src), "-o", str(dest)], check=True)
+    hosts = rootfs / "etc/hosts"
+    hosts.write_text("127.0.0.1 localhost\n192.0.2.10 sink.example.internal\n")
+    try:
+        r = run(["chroot", str(rootfs), "/resolve-probe"])
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        dest.unlink()
+        hosts.unlink()
+
+
 CONTAINER = r"""
 set -e
 R=$1
