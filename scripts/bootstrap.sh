@@ -11,7 +11,7 @@ build_pkgs=(cmake make gcc pkg-config libuv1-dev libcurl4-openssl-dev libzstd-de
   libpcre2-dev libsqlite3-dev libyaml-dev python3 ca-certificates)
 test_pkgs=(libcmocka-dev python3-pytest python3-requests python3-boto3 python3-zstandard
   python3-yaml zstd sqlite3 clang libclang-rt-14-dev logrotate
-  yamllint shellcheck systemd)
+  yamllint shellcheck systemd man-db)
 package_pkgs=(dpkg-dev)
 
 want=("${build_pkgs[@]}")
