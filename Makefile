@@ -1,5 +1,5 @@
 # Thin wrapper over the scripts; each target installs what it needs and builds first.
-.PHONY: all build run test test-fast bench fuzz docs clean
+.PHONY: all build run test test-fast bench fuzz docs package clean
 
 all: build
 
@@ -23,8 +23,11 @@ fuzz:
 	@scripts/bootstrap.sh test
 	@scripts/fuzz.sh 300
 
+package:
+	@scripts/package.sh
+
 docs: build
 	@build/spillway config-docs > docs/configuration.md
 
 clean:
-	rm -rf build build-asan build-fuzz packaging/examples/demo-data bench/.work
+	rm -rf build build-asan build-fuzz build-deb packaging/examples/demo-data bench/.work

@@ -21,7 +21,7 @@
 
 struct agent {
   uv_loop_t loop;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
   const struct sw_config *cfg;
   struct sw_writer *writer;
   struct sw_ingest *ing;
@@ -95,6 +95,15 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_signal_stop(&a->sigterm);
   uv_signal_stop(&a->sigint);
   uv_stop(&a->loop);
+}
+
+/* Until live reload lands (issue #7), SIGHUP (`systemctl reload`, `kill -HUP`) must not kill
+ * the agent by its default action: say that the config was not re-read, and keep running. */
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)h;
+  (void)signum;
+  SW_LOG(SW_L_WARN, "agent", "received SIGHUP: live reload is not available in this build yet; "
+                             "configuration unchanged (restart to apply changes)");
 }
 
 static int add_known(void *arg, const struct sw_file_state *st) {
@@ -193,6 +202,7 @@ static void shutdown_all(struct agent *a) {
   a->shipper = NULL;
   if (!uv_is_closing((uv_handle_t *)&a->sigterm)) uv_close((uv_handle_t *)&a->sigterm, NULL);
   if (!uv_is_closing((uv_handle_t *)&a->sigint)) uv_close((uv_handle_t *)&a->sigint, NULL);
+  if (!uv_is_closing((uv_handle_t *)&a->sighup)) uv_close((uv_handle_t *)&a->sighup, NULL);
   uv_run(&a->loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */
   sw_retention_free(a->ret);
   a->ret = NULL;
@@ -215,10 +225,13 @@ int sw_agent_run(const struct sw_config *cfg) {
   a.sigterm.data = a.sigint.data = &a;
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   uv_signal_start(&a.sigint, on_signal, SIGINT);
+  uv_signal_init(&a.loop, &a.sighup);
+  uv_signal_start(&a.sighup, on_sighup, SIGHUP);
   sigset_t set; /* blocked by the CLI until now; a pending one is delivered here */
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);
   int rc = start_server(&a);
   if (rc == 0) rc = start(&a);

@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "buffer.h"
 #include "config.h"
+#include "health.h"
 #include "retention.h"
 
 static const char k_usage[] =
@@ -33,6 +34,9 @@ static const char k_usage[] =
     "                                     them before deploying (match counts on stderr)\n"
     "  replay-dead-letters [-c FILE] SINK requeue what SINK's server refused for good (see\n"
     "                                     `status`); the running agent (or the next start) resends it\n"
+    "  health  [-c FILE] [--address HOST:PORT] [--ready]\n"
+    "                                     probe the running agent's /health (or /ready); exit\n"
+    "                                     0 on 200, 1 otherwise (container health checks)\n"
     "  config-docs                        print the configuration reference (Markdown)\n"
     "  version                            print the version\n"
     "\n"
@@ -48,7 +52,8 @@ struct opts {
   const char *config;
   const char *output;
   const char *sink; /* replay-dead-letters */
-  int dry_run;
+  const char *address;
+  int dry_run, ready;
 };
 
 static const char *default_config(void) {
@@ -69,6 +74,10 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->output = a + 9;
     } else if (!strcmp(a, "--dry-run") && !strcmp(argv[1], "rotate")) {
       o->dry_run = 1;
+    } else if (!strcmp(a, "--address") && i + 1 < argc && !strcmp(argv[1], "health")) {
+      o->address = argv[++i];
+    } else if (!strcmp(a, "--ready") && !strcmp(argv[1], "health")) {
+      o->ready = 1;
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(k_usage, stdout);
       exit(0);
@@ -294,6 +303,25 @@ done:
   return code;
 }
 
+/* The address comes from --address, else from server.listen of the config. */
+static int cmd_health(const struct opts *o) {
+  struct sw_config *cfg = NULL;
+  const char *addr = o->address;
+  if (!addr) {
+    if (!(cfg = load(o->config))) return 1;
+    addr = cfg->server.listen;
+  }
+  char body[256], err[512];
+  const char *path = o->ready ? "/ready" : "/health";
+  int status = sw_health_probe(addr, path, 3000, body, sizeof body, err, sizeof err);
+  if (status < 0)
+    fprintf(stderr, "spillway: health: %s\n", err);
+  else
+    printf("%d %s", status, body[0] ? body : "\n");
+  sw_config_free(cfg);
+  return status == 200 ? 0 : 1;
+}
+
 static int cmd_run(const struct opts *o) {
   struct sw_config *cfg = load(o->config);
   if (!cfg) return 1;
@@ -323,7 +351,8 @@ int sw_cli_main(int argc, char **argv) {
   }
   struct opts o = {0};
   if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "status") &&
-      strcmp(cmd, "redact") && strcmp(cmd, "rotate") && strcmp(cmd, "replay-dead-letters")) {
+      strcmp(cmd, "redact") && strcmp(cmd, "rotate") && strcmp(cmd, "replay-dead-letters") &&
+      strcmp(cmd, "health")) {
     fprintf(stderr, "spillway: unknown command '%s'\n%s", cmd, k_usage);
     return 2;
   }
@@ -334,6 +363,7 @@ int sw_cli_main(int argc, char **argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
   }
   if (parse_opts(argc, argv, &o)) return 2;
@@ -342,5 +372,6 @@ int sw_cli_main(int argc, char **argv) {
   if (!strcmp(cmd, "redact")) return cmd_redact(&o);
   if (!strcmp(cmd, "rotate")) return cmd_rotate(&o);
   if (!strcmp(cmd, "replay-dead-letters")) return cmd_replay(&o);
+  if (!strcmp(cmd, "health")) return cmd_health(&o);
   return cmd_status(&o);
 }

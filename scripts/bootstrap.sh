@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Installs what spillway needs on Debian bookworm. Idempotent: only missing packages are installed.
 #   scripts/bootstrap.sh          build + run dependencies
-#   scripts/bootstrap.sh test     also test dependencies (cmocka, pytest, clang, the npm S3 server)
+#   scripts/bootstrap.sh package  also what `make package` needs (dpkg-shlibdeps)
+#   scripts/bootstrap.sh test     also test dependencies (cmocka, pytest, clang, the npm S3 server,
+#                                 the packaging checks' linters, systemd-analyze and kubectl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(cmake make gcc pkg-config libuv1-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev libcjson-dev
-  libpcre2-dev libsqlite3-dev libyaml-dev python3)
+  libpcre2-dev libsqlite3-dev libyaml-dev python3 ca-certificates)
 test_pkgs=(libcmocka-dev python3-pytest python3-requests python3-boto3 python3-zstandard
-  python3-yaml zstd sqlite3 clang libclang-rt-14-dev logrotate)
+  python3-yaml zstd sqlite3 clang libclang-rt-14-dev logrotate
+  yamllint shellcheck systemd man-db)
+package_pkgs=(dpkg-dev)
 
 want=("${build_pkgs[@]}")
+if [ "${1:-}" = package ] || [ "${1:-}" = test ]; then
+  want+=("${package_pkgs[@]}")
+fi
 if [ "${1:-}" = test ]; then
   want+=("${test_pkgs[@]}")
   command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
+  # `kubectl kustomize` renders the Kubernetes manifests. Debian's kubernetes-client only where
+  # no kubectl is installed: it would conflict with another vendor's kubectl package.
+  command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
 fi
 
 missing=()
@@ -31,4 +41,8 @@ fi
 if [ "${1:-}" = test ] && [ ! -x tests/servers/node_modules/.bin/s3rver ]; then
   echo "bootstrap: installing the S3 test server (s3rver, pinned by tests/servers/package-lock.json)"
   (cd tests/servers && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ "${1:-}" = test ] && [ ! -x tests/packaging/tools/node_modules/.bin/action-validator ]; then
+  echo "bootstrap: installing the GitHub workflow validator (pinned by tests/packaging/tools/package-lock.json)"
+  (cd tests/packaging/tools && npm ci --no-audit --no-fund --loglevel=error)
 fi

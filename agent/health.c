@@ -1,0 +1,141 @@
+/* health.c - `spillway health`: a minimal HTTP client for the agent's own /health and /ready.
+ *
+ * The container image has no shell, curl or wget (only the binary and the shared libraries it
+ * needs), so its HEALTHCHECK runs the binary itself. One GET over a plain TCP socket, a hard
+ * deadline, no allocation: it must never hang or crash a health check. */
+#include "health.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* HOST:PORT or [V6]:PORT as server.listen takes it; a wildcard host means this machine. */
+static int parse_addr(const char *listen, struct sockaddr_storage *ss, socklen_t *len) {
+  char host[128];
+  const char *colon = strrchr(listen, ':');
+  if (!colon || colon == listen || colon[1] == 0) return -1;
+  size_t hl = (size_t)(colon - listen);
+  if (listen[0] == '[' && hl >= 2 && listen[hl - 1] == ']') {
+    listen++;
+    hl -= 2;
+  }
+  if (hl >= sizeof host) return -1;
+  memcpy(host, listen, hl);
+  host[hl] = 0;
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port <= 0 || port > 65535) return -1;
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    if (v4->sin_addr.s_addr == htonl(INADDR_ANY)) v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *len = sizeof *v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    if (IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr)) v6->sin6_addr = in6addr_loopback;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *v6;
+    return 0;
+  }
+  return -1;
+}
+
+/* Waits for `events` on fd until the deadline; 0 when ready. */
+static int wait_fd(int fd, short events, long long deadline) {
+  for (;;) {
+    long long left = deadline - now_ms();
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    struct pollfd p = {.fd = fd, .events = events};
+    int n = poll(&p, 1, (int)left);
+    if (n > 0) return 0;
+    if (n < 0 && errno != EINTR) return -1;
+  }
+}
+
+int sw_health_probe(const char *listen, const char *path, int timeout_ms, char *body,
+                    size_t bodylen, char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  socklen_t sslen = 0;
+  if (body && bodylen) body[0] = 0;
+  if (!listen || !*listen || !strcmp(listen, "0")) {
+    snprintf(err, errlen, "the HTTP server is turned off (server.listen is empty)");
+    return -1;
+  }
+  if (parse_addr(listen, &ss, &sslen)) {
+    snprintf(err, errlen, "cannot parse address \"%s\" (want HOST:PORT with an IP address)", listen);
+    return -1;
+  }
+  long long deadline = now_ms() + timeout_ms;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "socket: %s", strerror(errno));
+    return -1;
+  }
+  char req[256], resp[2048];
+  size_t got = 0;
+  int status = -1;
+  if (connect(fd, (struct sockaddr *)&ss, sslen) && errno != EINPROGRESS) goto fail;
+  if (wait_fd(fd, POLLOUT, deadline)) goto fail;
+  int soerr = 0;
+  socklen_t sl = sizeof soerr;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
+    errno = soerr ? soerr : errno;
+    goto fail;
+  }
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                   path);
+  for (int off = 0; off < n;) {
+    ssize_t w = send(fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
+    if (w < 0 && errno == EAGAIN) {
+      if (wait_fd(fd, POLLOUT, deadline)) goto fail;
+      continue;
+    }
+    if (w < 0 && errno != EINTR) goto fail;
+    if (w > 0) off += (int)w;
+  }
+  for (;;) { /* the server closes after its answer (Connection: close) */
+    if (wait_fd(fd, POLLIN, deadline)) goto fail;
+    ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (r < 0) goto fail;
+    got += (size_t)r;
+    if (r == 0 || got == sizeof resp - 1) break;
+  }
+  resp[got] = 0;
+  if (strncmp(resp, "HTTP/1.", 7) || got < 12 || resp[8] != ' ') {
+    snprintf(err, errlen, "%s: not an HTTP answer", listen);
+    close(fd);
+    return -1;
+  }
+  status = atoi(resp + 9);
+  const char *b = strstr(resp, "\r\n\r\n");
+  if (b && body && bodylen) snprintf(body, bodylen, "%s", b + 4);
+  close(fd);
+  return status;
+fail:
+  snprintf(err, errlen, "%s%s: %s", listen, path, strerror(errno));
+  close(fd);
+  return -1;
+}
