@@ -1,7 +1,7 @@
 /* batch.c - helpers every network sink codec shares: dead letters and gzip. */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "sink.h"
 
@@ -42,19 +42,17 @@ void sw_batch_free_dead(struct sw_batch *b) {
 }
 
 int sw_gzip(const void *src, size_t n, int level, struct sw_buf *out) {
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  /* windowBits 15 + 16: a gzip header and trailer instead of zlib's. */
-  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return SW_ENOMEM;
-  int rc = sw_buf_reserve(out, deflateBound(&z, (uLong)n));
+  /* libdeflate: whole-buffer deflate, 2-3x zlib's speed at level 1 with a better ratio. A
+   * compressor is ~0.5 MiB; one per call keeps codecs free of per-thread state. */
+  struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+  if (!c) return SW_ENOMEM;
+  size_t bound = libdeflate_gzip_compress_bound(c, n);
+  int rc = sw_buf_reserve(out, bound);
   if (!rc) {
-    z.next_in = (Bytef *)(uintptr_t)src;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)out->data + out->len;
-    z.avail_out = (uInt)(out->cap - out->len);
-    if (deflate(&z, Z_FINISH) != Z_STREAM_END) rc = SW_EIO;
-    else out->len += z.total_out;
+    size_t w = libdeflate_gzip_compress(c, src, n, out->data + out->len, bound);
+    if (w == 0) rc = SW_EIO;
+    else out->len += w;
   }
-  deflateEnd(&z);
+  libdeflate_free_compressor(c);
   return rc;
 }
