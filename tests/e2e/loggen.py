@@ -173,6 +173,12 @@ def docker_pieces(text):
     return out
 
 
+def recent_ns(ago_s=7200):
+    """A whole second `ago_s` before now: a start for workloads a receiver checks against the
+    wall clock (Loki refuses entries older than a week, so a fixed BASE_NS stops working)."""
+    return (int(time.time()) - ago_s) * NS
+
+
 class Clock:
     """Strictly increasing nanosecond timestamps with random gaps."""
 

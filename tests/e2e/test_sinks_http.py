@@ -53,7 +53,7 @@ def containers(workdir, rng, n_containers, n_lines, **wl):
     out = []
     for i in range(n_containers):
         c = DockerContainer.create(root, rng, "web-%d" % i)
-        w = loggen.docker_workload(rng, n_lines, loggen.Clock(rng), **wl)
+        w = loggen.docker_workload(rng, n_lines, loggen.Clock(rng, loggen.recent_ns()), **wl)
         out.append((c, w, Feed.of(c.path, w)))
     return out
 
