@@ -134,6 +134,8 @@ static int start(struct agent *a) {
   struct sw_writer_opts wo = {
       .data_dir = cfg->data_dir, .max_bytes = cfg->buffer.max_bytes,
       .drop_oldest = cfg->buffer.when_full == SW_WHEN_FULL_DROP_OLDEST, .zstd_level = 1,
+      .keep_shipped_age_ns = (int64_t)cfg->buffer.keep_shipped_age_ms * 1000000,
+      .keep_shipped_bytes = cfg->buffer.keep_shipped_bytes,
       .sinks = names, .nsinks = cfg->nsinks, .on_progress = on_progress, .on_commit = on_commit,
       .arg = a};
   int rc = sw_writer_start(&a->loop, &wo, &a->writer, err, sizeof err);

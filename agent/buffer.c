@@ -170,7 +170,10 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err, s
   if (!db) return SW_ENOMEM;
   int rc = SW_EDB;
   db->readonly = (flags & SW_DB_READONLY) != 0;
-  snprintf(db->path, sizeof db->path, "%s/spillway.db", data_dir);
+  if (flags & SW_DB_FILE)
+    snprintf(db->path, sizeof db->path, "%s", data_dir);
+  else
+    snprintf(db->path, sizeof db->path, "%s/spillway.db", data_dir);
   if (db->readonly) {
     if (access(db->path, R_OK) != 0) {
       set_err(err, errlen, "cannot open %s: %s", db->path, strerror(errno));
@@ -235,7 +238,8 @@ void sw_db_close(struct sw_db *db) {
   if (!db) return;
   sqlite3_stmt **stmts[] = {&db->st_chunk, &db->st_file, &db->st_forget, &db->st_source,
                             &db->st_cursor_get, &db->st_cursor_set, &db->st_after,
-                            &db->st_counter, &db->st_oldest, &db->st_span, &db->st_range};
+                            &db->st_counter, &db->st_oldest, &db->st_span, &db->st_range,
+                            &db->st_data};
   for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) sqlite3_finalize(*stmts[i]);
   if (db->h) sqlite3_close(db->h);
   free(db);

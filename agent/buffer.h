@@ -20,11 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/buf.h"
 #include "../common/error.h"
 
 struct sw_db;
 
-enum { SW_DB_READONLY = 1 };
+/* SW_DB_FILE: the data_dir argument is the database file itself (a copy, read-only). */
+enum { SW_DB_READONLY = 1, SW_DB_FILE = 2 };
 
 /* Opens (creating data_dir and the database if needed, applying migrations) the buffer.
  * err receives a human message on failure. */
@@ -87,9 +89,19 @@ int sw_db_load_files(struct sw_db *db, int (*cb)(void *arg, const struct sw_file
 /* Stored bytes and chunk count of the buffer. */
 int sw_db_usage(struct sw_db *db, uint64_t *bytes, uint64_t *chunks) SW_MUST_CHECK;
 
-/* Deletes chunks every listed sink has acknowledged. */
-int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, uint64_t *freed_bytes,
-             uint64_t *freed_chunks) SW_MUST_CHECK;
+/* What garbage collection keeps of the chunks every sink has acknowledged (the shipped
+ * history `spillway search` reads); all zero: nothing. */
+struct sw_gc_policy {
+  int64_t keep_age_ns; /* keep shipped chunks this long after they were buffered (0: no age limit) */
+  uint64_t keep_bytes; /* and at most this many stored bytes of them (0: no size limit) */
+  uint64_t max_bytes;  /* buffer.max_bytes: history is cut to keep the buffer under 90 % of it */
+  uint64_t used;       /* stored bytes of the buffer now */
+};
+
+/* Deletes chunks every listed sink has acknowledged, except the history p keeps (p may be
+ * NULL: keep none), oldest first. */
+int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, const struct sw_gc_policy *p,
+             uint64_t *freed_bytes, uint64_t *freed_chunks) SW_MUST_CHECK;
 
 struct sw_sink_cursor {
   int64_t acked;         /* last fully delivered chunk id */
@@ -171,6 +183,18 @@ int sw_db_dead_letter_next(struct sw_db *db, const char *sink, int64_t after,
 /* `spillway replay-dead-letters SINK`: marks every dead letter of sink for resending. */
 int sw_db_dead_letters_requeue(struct sw_db *db, const char *sink, uint64_t *letters,
                                uint64_t *records) SW_MUST_CHECK;
+
+/* ---- search (buffer_search.c) ---- */
+
+/* A read transaction: everything read until sw_db_read_end sees one snapshot. */
+int sw_db_read_begin(struct sw_db *db) SW_MUST_CHECK;
+void sw_db_read_end(struct sw_db *db);
+/* Chunks with id > after whose time range meets [since, until), by ts_min then id; the row's
+ * data is NULL (fetch it with sw_db_chunk_data). cb returns non-zero to stop (returned). */
+int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t after,
+                      int (*cb)(void *arg, const struct sw_chunk_row *row), void *arg) SW_MUST_CHECK;
+/* Replaces out's content with chunk id's compressed data; SW_ENOTFOUND if it is gone. */
+int sw_db_chunk_data(struct sw_db *db, int64_t id, struct sw_buf *out) SW_MUST_CHECK;
 
 /* Highest chunk id (0 if none). */
 int sw_db_max_chunk_id(struct sw_db *db, int64_t *id) SW_MUST_CHECK;

@@ -201,7 +201,7 @@ static int vacuum_all(struct sw_db *db) {
 int sw_db_reclaim_shipped(struct sw_db *db, const char *const *sinks, size_t nsinks, struct sw_db_reclaim *r) {
   memset(r, 0, sizeof *r);
   r->file_before = file_bytes(db);
-  int rc = sw_db_gc(db, sinks, nsinks, &r->stored_bytes, &r->chunks);
+  int rc = sw_db_gc(db, sinks, nsinks, NULL, &r->stored_bytes, &r->chunks);
   if (!rc) rc = vacuum_all(db);
   r->file_after = file_bytes(db);
   return rc;

@@ -13,7 +13,7 @@ struct sw_db {
   char agent_id[40];
   char err[512];
   sqlite3_stmt *st_chunk, *st_file, *st_forget, *st_source, *st_cursor_get, *st_cursor_set,
-      *st_after, *st_counter, *st_oldest, *st_span, *st_range;
+      *st_after, *st_counter, *st_oldest, *st_span, *st_range, *st_data;
 };
 
 int sw__db_exec(struct sw_db *db, const char *sql);

@@ -162,8 +162,49 @@ static void shrink_file(struct sw_db *db) {
   sqlite3_exec(db->h, sql, NULL, NULL, NULL);
 }
 
-int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, uint64_t *freed_bytes,
-             uint64_t *freed_chunks) {
+/* How many of the oldest shipped chunks (id <= min_acked) the policy lets go: all of them
+ * without history; else those older than keep_age, then more while the history exceeds
+ * keep_bytes or the buffer as a whole exceeds 90 % of max_bytes (history never holds back new
+ * data). Stops at the first chunk it keeps, so it reads only what it deletes. *last gets the
+ * id to delete up to (min_acked: everything shipped; < the oldest id: nothing). */
+static int gc_limit(struct sw_db *db, int64_t min_acked, const struct sw_gc_policy *p, int64_t *last) {
+  *last = min_acked;
+  if (!p || (p->keep_age_ns <= 0 && p->keep_bytes == 0)) return SW_OK;
+  uint64_t excess = 0;
+  if (p->keep_bytes && p->used > p->keep_bytes) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, "SELECT COALESCE(SUM(stored_bytes),0) FROM chunks WHERE id>?",
+                           -1, &st, NULL) != SQLITE_OK)
+      return sw__db_fail(db);
+    sqlite3_bind_int64(st, 1, min_acked);
+    uint64_t backlog = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    uint64_t history = p->used > backlog ? p->used - backlog : 0;
+    if (history > p->keep_bytes) excess = history - p->keep_bytes;
+  }
+  if (p->max_bytes && p->used > p->max_bytes / 10 * 9 && p->used - p->max_bytes / 10 * 9 > excess)
+    excess = p->used - p->max_bytes / 10 * 9;
+  int64_t cutoff = p->keep_age_ns > 0 ? sw_time_now_ns() - p->keep_age_ns : INT64_MIN;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db->h, "SELECT id, created, stored_bytes FROM chunks WHERE id<=? ORDER BY id",
+                         -1, &st, NULL) != SQLITE_OK)
+    return sw__db_fail(db);
+  sqlite3_bind_int64(st, 1, min_acked);
+  uint64_t freed = 0;
+  *last = INT64_MIN;
+  int s;
+  while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0), created = sqlite3_column_int64(st, 1);
+    if (created >= cutoff && freed >= excess) break;
+    freed += (uint64_t)sqlite3_column_int64(st, 2);
+    *last = id;
+  }
+  sqlite3_finalize(st);
+  return s == SQLITE_ROW || s == SQLITE_DONE ? SW_OK : sw__db_fail(db);
+}
+
+int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, const struct sw_gc_policy *p,
+             uint64_t *freed_bytes, uint64_t *freed_chunks) {
   *freed_bytes = *freed_chunks = 0;
   if (nsinks == 0) return SW_OK; /* nothing ships: keep everything (bounded by max_bytes) */
   int64_t min_acked = INT64_MAX;
@@ -173,6 +214,9 @@ int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, uint64_t
     if (rc) return rc;
     if (c.acked < min_acked) min_acked = c.acked;
   }
+  int rc = gc_limit(db, min_acked, p, &min_acked);
+  if (rc) return rc;
+  if (min_acked == INT64_MIN) return SW_OK;
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(db->h,
                          "DELETE FROM chunks WHERE id<=? RETURNING stored_bytes", -1, &st,
@@ -214,9 +258,11 @@ int sw_db_cursor_get(struct sw_db *db, const char *sink, const char *type,
     c->acked = -1; /* unknown sink: acknowledges nothing */
     return SW_OK;
   }
-  /* A new sink ships what is still buffered. */
+  /* A new sink ships what is still buffered, except the history other sinks already shipped
+   * (buffer.keep_shipped): a sink added today does not resend yesterday. */
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db->h, "SELECT COALESCE(MIN(id),0)-1 FROM chunks", -1, &st, NULL) !=
+  if (sqlite3_prepare_v2(db->h, "SELECT MAX(COALESCE((SELECT MIN(id) FROM chunks),0)-1,"
+                         " COALESCE((SELECT MIN(acked) FROM sinks),-1))", -1, &st, NULL) !=
       SQLITE_OK)
     return sw__db_fail(db);
   if (sqlite3_step(st) == SQLITE_ROW) c->acked = sqlite3_column_int64(st, 0);

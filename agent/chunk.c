@@ -96,11 +96,15 @@ int sw_chunk_compress(void *cctx, int level, const void *src, size_t n, struct s
   size_t bound = ZSTD_compressBound(n);
   int rc = sw_buf_reserve(out, bound);
   if (rc) return rc;
-  size_t r;
-  if (cctx)
-    r = ZSTD_compressCCtx(cctx, out->data + out->len, bound, src, n, level);
-  else
-    r = ZSTD_compress(out->data + out->len, bound, src, n, level);
+  ZSTD_CCtx *c = cctx ? cctx : ZSTD_createCCtx();
+  if (!c) return SW_ENOMEM;
+  /* A content checksum (4 bytes) makes a damaged chunk fail to decode instead of decoding
+   * into wrong records: search and the sinks report it rather than pass garbage on. */
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+  size_t r = ZSTD_compress2(c, out->data + out->len, bound, src, n);
+  if (!cctx) ZSTD_freeCCtx(c);
   if (ZSTD_isError(r)) return SW_EIO;
   out->len += r;
   return SW_OK;
@@ -108,7 +112,9 @@ int sw_chunk_compress(void *cctx, int level, const void *src, size_t n, struct s
 
 int sw_chunk_decompress(void *dctx, const void *src, size_t n, struct sw_buf *out) {
   unsigned long long size = ZSTD_getFrameContentSize(src, n);
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) return SW_ECORRUPT;
+  /* Chunks are at most 64 MiB raw: a bigger size is a damaged header, not an allocation. */
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 30))
+    return SW_ECORRUPT;
   int rc = sw_buf_reserve(out, (size_t)size);
   if (rc) return rc;
   size_t r;

@@ -32,6 +32,12 @@ static const char k_usage[] =
     "                                     prints the plan (one line per action) and changes nothing\n"
     "  redact  [-c FILE]                  redact stdin to stdout with the configured rules, to try\n"
     "                                     them before deploying (match counts on stderr)\n"
+    "  search  [-c FILE | --db FILE] [--since 1h|RFC3339] [--until ..] [--label k=v|k!=v|k=~re|k!~re]..\n"
+    "          [--stream stdout|stderr|file] [--limit N] [--count] [--follow] [-i]\n"
+    "          [--output text|json] REGEX\n"
+    "                                     grep the buffer (and the shipped history kept by\n"
+    "                                     buffer.keep_shipped) in time order; exit 0 on a match,\n"
+    "                                     1 on none, 2 on an error (like grep)\n"
     "  replay-dead-letters [-c FILE] SINK requeue what SINK's server refused for good (see\n"
     "                                     `status`); the running agent (or the next start) resends it\n"
     "  health  [-c FILE] [--address HOST:PORT] [--ready]\n"
@@ -56,7 +62,7 @@ struct opts {
   int dry_run, ready;
 };
 
-static const char *default_config(void) {
+const char *sw_cli_default_config(void) {
   if (access("spillway.yaml", F_OK) == 0) return "spillway.yaml";
   return "/etc/spillway/spillway.yaml";
 }
@@ -88,7 +94,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       return -1;
     }
   }
-  if (!o->config) o->config = default_config();
+  if (!o->config) o->config = sw_cli_default_config();
   if (!strcmp(argv[1], "replay-dead-letters") && !o->sink) {
     fprintf(stderr, "spillway: replay-dead-letters needs the name of a sink\n");
     return -1;
@@ -100,7 +106,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   return 0;
 }
 
-static struct sw_config *load(const char *path) {
+struct sw_config *sw_cli_load(const char *path) {
   struct sw_config *cfg = NULL;
   struct sw_conf_errors errs = {0};
   if (sw_config_load(path, &cfg, &errs) != 0) {
@@ -114,7 +120,7 @@ static struct sw_config *load(const char *path) {
 }
 
 static int cmd_check(const struct opts *o) {
-  struct sw_config *cfg = load(o->config);
+  struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
   printf("%s: ok (%zu sources, %zu sinks)\n", o->config, cfg->nsources, cfg->nsinks);
   sw_config_free(cfg);
@@ -174,7 +180,7 @@ static void print_status_text(const cJSON *root) {
 
 /* Marks the sink's dead letters for resending; the agent's shipper picks them up. */
 static int cmd_replay(const struct opts *o) {
-  struct sw_config *cfg = load(o->config);
+  struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
   size_t i = 0;
   while (i < cfg->nsinks && strcmp(cfg->sinks[i].name, o->sink)) i++;
@@ -205,7 +211,7 @@ static int cmd_replay(const struct opts *o) {
 }
 
 static int cmd_status(const struct opts *o) {
-  struct sw_config *cfg = load(o->config);
+  struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
   struct sw_db *db = NULL;
   char err[512];
@@ -259,7 +265,7 @@ static void setup_log(const struct sw_config *cfg) {
 }
 
 static int cmd_rotate(const struct opts *o) {
-  struct sw_config *cfg = load(o->config);
+  struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
   setup_log(cfg);
   int rc = sw_retention_cli(cfg, o->dry_run, stdout);
@@ -269,7 +275,7 @@ static int cmd_rotate(const struct opts *o) {
 
 /* Lines of stdin (any length, any bytes) through the configured redaction, to stdout. */
 static int cmd_redact(const struct opts *o) {
-  struct sw_config *cfg = load(o->config);
+  struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
   struct sw_redactor *r = NULL;
   struct sw_redact_ctx *ctx = NULL;
@@ -308,7 +314,7 @@ static int cmd_health(const struct opts *o) {
   struct sw_config *cfg = NULL;
   const char *addr = o->address;
   if (!addr) {
-    if (!(cfg = load(o->config))) return 1;
+    if (!(cfg = sw_cli_load(o->config))) return 1;
     addr = cfg->server.listen;
   }
   char body[256], err[512];
@@ -323,7 +329,7 @@ static int cmd_health(const struct opts *o) {
 }
 
 static int cmd_run(const struct opts *o) {
-  struct sw_config *cfg = load(o->config);
+  struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
   setup_log(cfg);
   /* Three busy threads need no more than two malloc arenas; each extra arena keeps its own
@@ -349,6 +355,7 @@ int sw_cli_main(int argc, char **argv) {
     sw_config_write_docs(stdout);
     return 0;
   }
+  if (!strcmp(cmd, "search")) return sw_cli_search(argc, argv);
   struct opts o = {0};
   if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "status") &&
       strcmp(cmd, "redact") && strcmp(cmd, "rotate") && strcmp(cmd, "replay-dead-letters") &&

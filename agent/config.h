@@ -151,6 +151,8 @@ struct sw_config {
     uint32_t chunk_max_records; /* buffer.chunk.max_records, default 5000 */
     uint64_t chunk_max_bytes;   /* buffer.chunk.max_bytes, default 1 MiB */
     uint64_t chunk_max_wait_ms; /* buffer.chunk.max_wait, default 1 s */
+    uint64_t keep_shipped_age_ms;   /* buffer.keep_shipped.max_age; 0 = not by age */
+    uint64_t keep_shipped_bytes;    /* buffer.keep_shipped.max_bytes; 0 = not by size */
   } buffer;
   struct sw_source_conf *sources;
   size_t nsources;

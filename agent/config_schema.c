@@ -56,6 +56,21 @@ static const struct sw__conf_table chunk_table = {
     .intro = "How records of one stream are grouped into chunks, the unit of buffering and shipping.",
     ROWS(chunk_rows), .discriminator = -1};
 
+static const struct sw__conf_row keep_shipped_rows[] = {
+    {.key = "max_age", .type = SW__CT_DURATION, .min = 1000,
+     .offset = offsetof(struct sw_config, buffer.keep_shipped_age_ms),
+     .help = "Shipped chunks stay searchable this long after they were buffered."},
+    {.key = "max_bytes", .type = SW__CT_SIZE, .min = SW__MIB,
+     .offset = offsetof(struct sw_config, buffer.keep_shipped_bytes),
+     .help = "At most this much of them (stored, compressed bytes); the oldest go first."},
+};
+static const struct sw__conf_table keep_shipped_table = {
+    .intro = "History for `spillway search`: chunks every sink has delivered are kept instead of "
+             "deleted at once, within both limits that are set (neither set: none kept). History "
+             "never holds back new data: it is cut when the buffer passes 90 % of `buffer.max_bytes`, "
+             "and disk pressure deletes it before anything unshipped.",
+    ROWS(keep_shipped_rows), .discriminator = -1};
+
 static const struct sw__conf_row buffer_rows[] = {
     {.key = "max_bytes", .type = SW__CT_SIZE, .def = "1GiB", .min = SW__MIB,
      .offset = offsetof(struct sw_config, buffer.max_bytes),
@@ -65,6 +80,8 @@ static const struct sw__conf_row buffer_rows[] = {
      .help = "`block` stops reading (data waits in the source files); `drop_oldest` drops the oldest "
              "unshipped chunks."},
     {.key = "chunk", .type = SW__CT_OBJECT, .table = &chunk_table, .help = "Chunking, see below."},
+    {.key = "keep_shipped", .type = SW__CT_OBJECT, .table = &keep_shipped_table,
+     .help = "Searchable history of shipped chunks, see below."},
 };
 static const struct sw__conf_table buffer_table = {
     .intro = "The durable SQLite buffer between sources and sinks.", ROWS(buffer_rows), .discriminator = -1};

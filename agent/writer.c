@@ -135,7 +135,10 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
 
 static void run_gc(struct sw_writer *w) {
   uint64_t fb = 0, fc = 0;
-  if (sw_db_gc(w->db, (const char *const *)w->sinks, w->opts.nsinks, &fb, &fc)) {
+  struct sw_gc_policy p = {.keep_age_ns = w->opts.keep_shipped_age_ns,
+                           .keep_bytes = w->opts.keep_shipped_bytes,
+                           .max_bytes = w->opts.max_bytes, .used = atomic_load(&w->used)};
+  if (sw_db_gc(w->db, (const char *const *)w->sinks, w->opts.nsinks, &p, &fb, &fc)) {
     SW_LOG(SW_L_WARN, "buffer", "gc failed: %s", sw_db_errmsg(w->db));
     return;
   }

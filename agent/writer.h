@@ -34,6 +34,8 @@ struct sw_writer_opts {
   uint64_t max_bytes;
   int drop_oldest;
   int zstd_level;
+  int64_t keep_shipped_age_ns; /* shipped history GC keeps (struct sw_gc_policy) */
+  uint64_t keep_shipped_bytes;
   const char *const *sinks; /* configured sink names, for GC */
   size_t nsinks;
   /* Called on the loop thread after a commit or GC changed usage. */

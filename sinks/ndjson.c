@@ -25,6 +25,39 @@ static const struct {
   size_t n;
 } k_stream[4] = {SW__STREAM("stdout"), SW__STREAM("stderr"), SW__STREAM("file"), SW__STREAM("stdout")};
 
+void sw_ndjson_state_init(struct sw_ndjson_state *s) {
+  s->cached_sec = INT64_MIN;
+  s->ts[0] = 0;
+  sw_buf_init(&s->probe, SIZE_MAX);
+}
+
+void sw_ndjson_state_free(struct sw_ndjson_state *s) { sw_buf_free(&s->probe); }
+
+int sw_ndjson_record(struct sw_ndjson_state *s, const char *labels, size_t llen, const char *format,
+                     const struct sw_record_view *r, struct sw_buf *out) {
+  if (llen < 2 || labels[llen - 1] != '}') return SW_ECORRUPT;
+  sw_time_format_rfc3339_cached(r->ts_ns, &s->cached_sec, s->ts);
+  int invalid = 0, rc = SW_OK;
+  if (has_high_bytes(r->line, r->len)) { /* rare: learn validity before the labels are written */
+    sw_buf_reset(&s->probe);
+    if ((rc = sw_buf_put_json_str(&s->probe, r->line, r->len, &invalid))) return rc;
+  }
+  rc = sw_buf_reserve(out, r->len + llen + 128);
+  if (!rc) rc = sw_buf_append(out, "{\"ts\":\"", 7);
+  if (!rc) rc = sw_buf_append(out, s->ts, SW_TIME_RFC3339_LEN);
+  if (!rc) rc = sw_buf_append(out, "\",\"labels\":", 11);
+  if (!rc) rc = sw_buf_append(out, labels, llen - 1);
+  if (!rc && (r->flags & SW_REC_PARSE_ERROR))
+    rc = sw_buf_printf(out, ",\"parse_error\":\"%s\"", format ? format : "unknown");
+  if (!rc && (r->flags & SW_REC_TRUNCATED)) rc = sw_buf_append(out, ",\"truncated\":\"true\"", 19);
+  if (!rc && invalid) rc = sw_buf_append(out, ",\"invalid_utf8\":\"true\"", 22);
+  if (!rc) rc = sw_buf_append(out, k_stream[r->stream & 3].s, k_stream[r->stream & 3].n);
+  if (!rc) rc = invalid ? sw_buf_append(out, s->probe.data, s->probe.len)
+                        : sw_buf_put_json_str(out, r->line, r->len, NULL);
+  if (!rc) rc = sw_buf_append(out, "\"}\n", 3);
+  return rc;
+}
+
 int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw_len,
                      struct sw_buf *out, uint64_t *records) {
   struct sw_chunk_iter it;
@@ -33,38 +66,16 @@ int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw
   if (rc) return rc;
   const char *labels = row->labels_json;
   size_t llen = strlen(labels);
-  if (llen < 2 || labels[llen - 1] != '}') return SW_ECORRUPT;
-  struct sw_buf probe;
-  sw_buf_init(&probe, SIZE_MAX);
+  struct sw_ndjson_state st;
+  sw_ndjson_state_init(&st);
   struct sw_record_view r;
   uint64_t n = 0;
   int more;
-  char ts[SW_TIME_RFC3339_LEN + 1];
-  int64_t cached_sec = INT64_MIN;
   while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
-    sw_time_format_rfc3339_cached(r.ts_ns, &cached_sec, ts);
-    int invalid = 0;
-    if (has_high_bytes(r.line, r.len)) { /* rare: learn validity before the labels are written */
-      sw_buf_reset(&probe);
-      if ((rc = sw_buf_put_json_str(&probe, r.line, r.len, &invalid))) break;
-    }
-    rc = sw_buf_reserve(out, r.len + llen + 128);
-    if (!rc) rc = sw_buf_append(out, "{\"ts\":\"", 7);
-    if (!rc) rc = sw_buf_append(out, ts, SW_TIME_RFC3339_LEN);
-    if (!rc) rc = sw_buf_append(out, "\",\"labels\":", 11);
-    if (!rc) rc = sw_buf_append(out, labels, llen - 1);
-    if (!rc && (r.flags & SW_REC_PARSE_ERROR))
-      rc = sw_buf_printf(out, ",\"parse_error\":\"%s\"", row->format ? row->format : "unknown");
-    if (!rc && (r.flags & SW_REC_TRUNCATED)) rc = sw_buf_append(out, ",\"truncated\":\"true\"", 19);
-    if (!rc && invalid) rc = sw_buf_append(out, ",\"invalid_utf8\":\"true\"", 22);
-    if (!rc) rc = sw_buf_append(out, k_stream[r.stream & 3].s, k_stream[r.stream & 3].n);
-    if (!rc) rc = invalid ? sw_buf_append(out, probe.data, probe.len)
-                          : sw_buf_put_json_str(out, r.line, r.len, NULL);
-    if (!rc) rc = sw_buf_append(out, "\"}\n", 3);
-    if (rc) break;
+    if ((rc = sw_ndjson_record(&st, labels, llen, row->format, &r, out))) break;
     n++;
   }
-  sw_buf_free(&probe);
+  sw_ndjson_state_free(&st);
   if (rc) return rc;
   if (more < 0) return more;
   if (n != count) return SW_ECORRUPT;

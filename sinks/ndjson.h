@@ -10,7 +10,22 @@
 #include <stdint.h>
 
 #include "../agent/buffer.h"
+#include "../agent/chunk.h"
 #include "../common/buf.h"
+
+/* State reused across the records of one output run. */
+struct sw_ndjson_state {
+  int64_t cached_sec;  /* INT64_MIN at start */
+  char ts[32];
+  struct sw_buf probe; /* scratch for lines with bytes >= 0x80 */
+};
+void sw_ndjson_state_init(struct sw_ndjson_state *s);
+void sw_ndjson_state_free(struct sw_ndjson_state *s);
+
+/* One record as one NDJSON line; labels is the chunk's label object text (llen bytes),
+ * format its source format (for the parse_error label). */
+int sw_ndjson_record(struct sw_ndjson_state *s, const char *labels, size_t llen, const char *format,
+                     const struct sw_record_view *r, struct sw_buf *out) SW_MUST_CHECK;
 
 /* raw: the decompressed chunk of row. Appends to out; *records gets the record count. */
 int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw_len,

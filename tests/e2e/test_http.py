@@ -105,7 +105,9 @@ def test_thousand_connections_are_served_or_refused(agent, workdir):
         finally:
             s.close()
     assert len(statuses) == 1000
-    assert set(statuses) <= {"200", "503", "refused", "reset", "closed"}, set(statuses)
+    # 408: the head did not arrive within the head timeout (a slow machine, e.g. under ASan,
+    # accepts the thousandth connection seconds after the first): answered, not stalled
+    assert set(statuses) <= {"200", "408", "503", "refused", "reset", "closed"}, set(statuses)
     assert statuses.count("200") >= 100
     assert agent.running()
     assert requests.get(base + "/health", timeout=5).status_code == 200

@@ -68,7 +68,7 @@ static void commit_cursor_gc(void **state) {
   assert_int_equal(sw_db_cursor_set(db, "out", &c), 0);
   const char *sinks[] = {"out"};
   uint64_t fb, fc;
-  assert_int_equal(sw_db_gc(db, sinks, 1, &fb, &fc), 0);
+  assert_int_equal(sw_db_gc(db, sinks, 1, NULL, &fb, &fc), 0);
   assert_int_equal(fc, 1);
   assert_int_equal(fb, 10);
   sw_db_close(db);
@@ -77,7 +77,7 @@ static void commit_cursor_gc(void **state) {
   assert_string_equal(sw_db_agent_id(db), agent);
   c.acked = ids[2];
   assert_int_equal(sw_db_cursor_set(db, "out", &c), 0);
-  assert_int_equal(sw_db_gc(db, sinks, 1, &fb, &fc), 0);
+  assert_int_equal(sw_db_gc(db, sinks, 1, NULL, &fb, &fc), 0);
   assert_int_equal(fc, 1);
   assert_int_equal(sw_db_commit(db, ops, 1, 0, 0, &res), 0);
   int64_t max;

@@ -1,0 +1,53 @@
+#include "output.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "../common/timefmt.h"
+#include "../parsers/record.h"
+
+void sw_search_out_init(struct sw_search_out *o, int json) {
+  memset(o, 0, sizeof *o);
+  o->json = json;
+  o->labels_chunk = -1;
+  sw_ndjson_state_init(&o->nd);
+  sw_buf_init(&o->labels, SIZE_MAX);
+}
+
+void sw_search_out_free(struct sw_search_out *o) {
+  sw_ndjson_state_free(&o->nd);
+  sw_buf_free(&o->labels);
+}
+
+/* {"host":"a","source":"b"} -> host=a,source=b (once per chunk). */
+static int render_labels(struct sw_search_out *o, const struct sw_search_hit *h) {
+  if (o->labels_chunk == h->chunk_id) return SW_OK;
+  sw_buf_reset(&o->labels);
+  cJSON *root = cJSON_Parse(h->labels_json), *it;
+  int rc = SW_OK, first = 1;
+  cJSON_ArrayForEach(it, root) {
+    if (!cJSON_IsString(it)) continue;
+    rc = sw_buf_printf(&o->labels, "%s%s=%s", first ? "" : ",", it->string, it->valuestring);
+    if (rc) break;
+    first = 0;
+  }
+  cJSON_Delete(root);
+  if (!rc) o->labels_chunk = h->chunk_id;
+  return rc;
+}
+
+int sw_search_out_hit(struct sw_search_out *o, const struct sw_search_hit *h, struct sw_buf *out) {
+  if (o->json)
+    return sw_ndjson_record(&o->nd, h->labels_json, strlen(h->labels_json), h->format, &h->rec, out);
+  int rc = render_labels(o, h);
+  if (rc) return rc;
+  sw_time_format_rfc3339_cached(h->rec.ts_ns, &o->nd.cached_sec, o->nd.ts);
+  rc = sw_buf_reserve(out, SW_TIME_RFC3339_LEN + o->labels.len + h->rec.len + 16);
+  if (!rc) rc = sw_buf_append(out, o->nd.ts, SW_TIME_RFC3339_LEN);
+  if (!rc) rc = sw_buf_putc(out, ' ');
+  if (!rc) rc = sw_buf_append(out, o->labels.data, o->labels.len);
+  if (!rc) rc = sw_buf_printf(out, " %s ", sw_stream_name(h->rec.stream));
+  if (!rc) rc = sw_buf_append(out, h->rec.line, h->rec.len);
+  if (!rc) rc = sw_buf_putc(out, '\n');
+  return rc;
+}

@@ -1,0 +1,267 @@
+#include "query.h"
+
+#include <cjson/cJSON.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../agent/config.h"
+#include "../common/timefmt.h"
+#include "../parsers/record.h"
+
+#define SW__RE_FLAGS (PCRE2_UTF | PCRE2_MATCH_INVALID_UTF)
+
+static pcre2_code *compile(const char *pattern, uint32_t opts, char *err, size_t errlen) {
+  int ec;
+  PCRE2_SIZE off;
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &ec, &off, NULL);
+  if (!re) {
+    PCRE2_UCHAR msg[160];
+    pcre2_get_error_message(ec, msg, sizeof msg);
+    snprintf(err, errlen, "%s at offset %zu of \"%s\"", (const char *)msg, (size_t)off, pattern);
+    return NULL;
+  }
+  /* Without JIT (unsupported CPU) the interpreter gives the same answers, only slower. */
+  (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+  return re;
+}
+
+/* Constructs that look beyond the subject's edges: a record matched inside the whole text
+ * section could see its neighbours' bytes, so these patterns are matched record by record. */
+static int needs_record_by_record(const char *p) {
+  static const char *const k[] = {"(?=", "(?!", "(?<=", "(?<!", "(*", "(?(", "\\A", "\\z", "\\Z",
+                                  "\\G", "(?*", "(?<*"};
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+    if (strstr(p, k[i])) return 1;
+  return 0;
+}
+
+int sw_search_query_init(struct sw_search_query *q, const char *pattern, int flags, char *err,
+                         size_t errlen) {
+  memset(q, 0, sizeof *q);
+  q->since = INT64_MIN;
+  q->until = INT64_MAX;
+  q->streams = 7;
+  if (!(q->pattern = strdup(pattern))) return SW_ENOMEM;
+  uint32_t opts = SW__RE_FLAGS | ((flags & SW_SEARCH_ICASE) ? PCRE2_CASELESS : 0);
+  if (!(q->re = compile(pattern, opts, err, errlen))) goto bad;
+  if (!needs_record_by_record(pattern)) {
+    if (!(q->re_text = compile(pattern, opts | PCRE2_MULTILINE, err, errlen))) goto bad;
+    /* In multiline mode ^ and $ also match around newlines inside a record; confirm those. */
+    q->confirm = strpbrk(pattern, "^$") != NULL;
+  }
+  return SW_OK;
+bad:
+  sw_search_query_free(q);
+  return SW_EINVAL;
+}
+
+void sw_search_query_free(struct sw_search_query *q) {
+  pcre2_code_free(q->re);
+  pcre2_code_free(q->re_text);
+  for (size_t i = 0; i < q->nlabels; i++) {
+    free(q->labels[i].key);
+    free(q->labels[i].value);
+    pcre2_code_free(q->labels[i].re);
+  }
+  free(q->labels);
+  free(q->pattern);
+  memset(q, 0, sizeof *q);
+}
+
+int sw_search_query_label(struct sw_search_query *q, const char *spec, char *err, size_t errlen) {
+  const char *op = strpbrk(spec, "=!");
+  if (!op || op == spec) {
+    snprintf(err, errlen, "label matcher \"%s\": expected key=value, key!=value, key=~regex or key!~regex", spec);
+    return SW_EINVAL;
+  }
+  struct sw_label_match m = {0};
+  const char *val;
+  if (op[0] == '=' && op[1] == '~') {
+    m.op = SW_LABEL_RE, val = op + 2;
+  } else if (op[0] == '!' && op[1] == '~') {
+    m.op = SW_LABEL_NRE, val = op + 2;
+  } else if (op[0] == '!' && op[1] == '=') {
+    m.op = SW_LABEL_NE, val = op + 2;
+  } else if (op[0] == '=') {
+    m.op = SW_LABEL_EQ, val = op + 1;
+  } else {
+    snprintf(err, errlen, "label matcher \"%s\": expected key=value, key!=value, key=~regex or key!~regex", spec);
+    return SW_EINVAL;
+  }
+  void *grown = realloc(q->labels, (q->nlabels + 1) * sizeof *q->labels);
+  if (!grown) return SW_ENOMEM;
+  q->labels = grown;
+  m.key = strndup(spec, (size_t)(op - spec));
+  m.value = strdup(val);
+  if (!m.key || !m.value) goto nomem;
+  if (m.op == SW_LABEL_RE || m.op == SW_LABEL_NRE) {
+    /* Anchored at both ends, as in PromQL and LogQL label matchers. */
+    size_t n = strlen(val) + 16;
+    char *anchored = malloc(n);
+    if (!anchored) goto nomem;
+    snprintf(anchored, n, "^(?:%s)$", val);
+    char msg[256];
+    m.re = compile(anchored, SW__RE_FLAGS, msg, sizeof msg);
+    free(anchored);
+    if (!m.re) {
+      snprintf(err, errlen, "label matcher \"%s\": %s", spec, msg);
+      free(m.key);
+      free(m.value);
+      return SW_EINVAL;
+    }
+  }
+  q->labels[q->nlabels++] = m;
+  return SW_OK;
+nomem:
+  free(m.key);
+  free(m.value);
+  return SW_ENOMEM;
+}
+
+int sw_search_query_stream(struct sw_search_query *q, const char *name) {
+  static const char *const names[] = {"stdout", "stderr", "file"};
+  unsigned bit = 0;
+  for (unsigned i = 0; i < 3; i++)
+    if (!strcmp(name, names[i])) bit = 1u << i;
+  if (!bit) return SW_EINVAL;
+  /* The first --stream replaces "all streams"; later ones add to it. */
+  q->streams = (q->streams == 7 ? 0 : q->streams) | bit;
+  return SW_OK;
+}
+
+int sw_search_parse_time(const char *s, int64_t now_ns, int64_t *ns) {
+  if (sw_time_parse_rfc3339(s, strlen(s), ns) == SW_OK) return SW_OK;
+  uint64_t ms;
+  if (sw_parse_duration(s, &ms) != SW_OK || ms > (uint64_t)INT64_MAX / 1000000) return SW_EINVAL;
+  *ns = now_ns - (int64_t)ms * 1000000;
+  return SW_OK;
+}
+
+static int re_full(void *re, const char *s, size_t n) {
+  pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+  if (!md) return 0;
+  int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL);
+  pcre2_match_data_free(md);
+  return rc >= 0;
+}
+
+int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json) {
+  if (q->nlabels == 0) return 1;
+  cJSON *root = cJSON_Parse(labels_json);
+  int ok = 1;
+  for (size_t i = 0; ok && i < q->nlabels; i++) {
+    const struct sw_label_match *m = &q->labels[i];
+    const cJSON *v = root ? cJSON_GetObjectItemCaseSensitive(root, m->key) : NULL;
+    const char *s = cJSON_IsString(v) ? v->valuestring : "";
+    switch (m->op) {
+      case SW_LABEL_EQ: ok = strcmp(s, m->value) == 0; break;
+      case SW_LABEL_NE: ok = strcmp(s, m->value) != 0; break;
+      case SW_LABEL_RE: ok = re_full(m->re, s, strlen(s)); break;
+      case SW_LABEL_NRE: ok = !re_full(m->re, s, strlen(s)); break;
+    }
+  }
+  cJSON_Delete(root);
+  return ok;
+}
+
+int sw_search_scratch_init(struct sw_search_scratch *s, const struct sw_search_query *q) {
+  memset(s, 0, sizeof *s);
+  s->md = pcre2_match_data_create_from_pattern(q->re, NULL);
+  if (q->re_text) s->md_text = pcre2_match_data_create_from_pattern(q->re_text, NULL);
+  if (!s->md || (q->re_text && !s->md_text)) {
+    sw_search_scratch_free(s);
+    return SW_ENOMEM;
+  }
+  return SW_OK;
+}
+
+void sw_search_scratch_free(struct sw_search_scratch *s) {
+  pcre2_match_data_free(s->md);
+  pcre2_match_data_free(s->md_text);
+  free(s->recs);
+  memset(s, 0, sizeof *s);
+}
+
+/* 1 match, 0 no match, <0 error. */
+static int match_record(const struct sw_search_query *q, struct sw_search_scratch *s,
+                        const char *line, size_t len) {
+  int rc = pcre2_match(q->re, (PCRE2_SPTR)line, len, 0, 0, s->md, NULL);
+  if (rc >= 0) return 1;
+  if (rc == PCRE2_ERROR_NOMATCH) return 0;
+  return SW_EAGAIN; /* match or depth limit: the answer is unknown, say so */
+}
+
+static int wanted(const struct sw_search_query *q, const struct sw_search_rec *r) {
+  return r->ts >= q->since && r->ts < q->until && (q->streams >> (r->stream & 3) & 1);
+}
+
+static int emit(const struct sw_search_rec *r, const char *text,
+                int (*hit)(void *, const struct sw_record_view *), void *arg) {
+  struct sw_record_view v = {.ts_ns = r->ts, .stream = r->stream, .flags = r->flags,
+                             .line = text + r->off, .len = r->len};
+  return hit(arg, &v);
+}
+
+int sw_search_chunk(const struct sw_search_query *q, struct sw_search_scratch *s, const void *raw,
+                    size_t len, int (*hit)(void *, const struct sw_record_view *), void *arg) {
+  struct sw_chunk_iter it;
+  uint64_t count;
+  int rc = sw_chunk_iter_init(&it, raw, len, &count);
+  if (rc) return rc;
+  if (count > (uint64_t)(it.text_end - it.text)) return SW_ECORRUPT;
+  if (count > s->cap) {
+    void *grown = realloc(s->recs, count * sizeof *s->recs);
+    if (!grown) return SW_ENOMEM;
+    s->recs = grown;
+    s->cap = count;
+  }
+  const char *text = it.text, *end = it.text_end;
+  size_t n = 0;
+  struct sw_record_view v;
+  while ((rc = sw_chunk_iter_next(&it, &v)) == 1) {
+    if (v.line[v.len] != '\n') return SW_ECORRUPT;
+    s->recs[n++] = (struct sw_search_rec){.ts = v.ts_ns, .off = (size_t)(v.line - text), .len = v.len,
+                                          .stream = (uint8_t)v.stream, .flags = (uint8_t)v.flags};
+  }
+  if (rc < 0) return rc;
+  if (n != count) return SW_ECORRUPT;
+
+  if (!q->re_text) { /* record by record */
+    for (size_t i = 0; i < n; i++) {
+      if (!wanted(q, &s->recs[i])) continue;
+      int m = match_record(q, s, text + s->recs[i].off, s->recs[i].len);
+      if (m < 0) return m;
+      if (m && (rc = emit(&s->recs[i], text, hit, arg))) return rc;
+    }
+    return SW_OK;
+  }
+  /* One pass over the whole text section; a hit is mapped to its record by binary search. */
+  size_t tlen = (size_t)(end - text), start = 0, lo = 0;
+  while (lo < n) {
+    int m = pcre2_match(q->re_text, (PCRE2_SPTR)text, tlen, start, 0, s->md_text, NULL);
+    if (m == PCRE2_ERROR_NOMATCH) break;
+    if (m < 0) return SW_EAGAIN;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md_text);
+    size_t at = ov[0], mend = ov[1];
+    size_t a = lo, b = n; /* last record with off <= at */
+    while (b - a > 1) {
+      size_t mid = a + (b - a) / 2;
+      if (s->recs[mid].off <= at) a = mid; else b = mid;
+    }
+    const struct sw_search_rec *r = &s->recs[a];
+    if (at > r->off + r->len) break; /* an empty match after the last record's newline */
+    if (wanted(q, r)) {
+      int ok = 1;
+      if (q->confirm || mend > r->off + r->len) {
+        ok = match_record(q, s, text + r->off, r->len);
+        if (ok < 0) return ok;
+      }
+      if (ok && (rc = emit(r, text, hit, arg))) return rc;
+    }
+    lo = a + 1;
+    if (lo < n) start = s->recs[lo].off;
+  }
+  return SW_OK;
+}
