@@ -11,6 +11,7 @@
 #include "../sinks/shipper.h"
 #include "buffer.h"
 #include "httpd.h"
+#include "search_http.h"
 #include "ingest.h"
 #include "retention.h"
 #include "tail.h"
@@ -30,6 +31,7 @@ struct agent {
   size_t nsinks;
   struct sw_shipper *shipper; /* loki, elasticsearch and s3 sinks; NULL without any */
   struct sw_httpd *httpd;
+  struct sw_search_http *search;
   struct sw_redactor *redactor; /* NULL: no redaction configured */
   struct sw_retention *ret; /* NULL: no retention, disk_pressure or truncate_shipped */
   uv_timer_t ret_timer;
@@ -71,6 +73,8 @@ static int start_server(struct agent *a) {
   if ((rc = sw_httpd_route(a->httpd, "/health", on_health, a)) ||
       (rc = sw_httpd_route(a->httpd, "/ready", on_ready, a)))
     return rc;
+  if (!(a->search = sw_search_http_new(&a->loop, a->cfg->data_dir))) return SW_ENOMEM;
+  if ((rc = sw_httpd_route(a->httpd, "/api/v1/search", sw_search_http_handle, a->search))) return rc;
   SW_LOG(SW_L_INFO, "http", "listening on %s (port %d)", listen, sw_httpd_port(a->httpd));
   return SW_OK;
 }
@@ -206,6 +210,8 @@ static void shutdown_all(struct agent *a) {
   if (!uv_is_closing((uv_handle_t *)&a->sigint)) uv_close((uv_handle_t *)&a->sigint, NULL);
   if (!uv_is_closing((uv_handle_t *)&a->sighup)) uv_close((uv_handle_t *)&a->sighup, NULL);
   uv_run(&a->loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */
+  sw_search_http_free(a->search); /* its searches, cancelled with their connections, are done */
+  a->search = NULL;
   sw_retention_free(a->ret);
   a->ret = NULL;
   sw_tail_free(a->tail);

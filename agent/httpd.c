@@ -38,6 +38,19 @@ struct sw_http_conn {
   uv_write_t wreq;
   uv_shutdown_t sreq;
   struct sw_buf out;
+  /* streaming answers (sw_http_stream_*) */
+  int streaming, ending, writes;
+  void (*closed)(void *arg);
+  void *closed_arg;
+};
+
+struct stream_write {
+  uv_write_t req;
+  struct sw_http_conn *c;
+  char *data;
+  size_t len;
+  void (*done)(void *arg, size_t len);
+  void *arg;
 };
 
 static void conn_freed(uv_handle_t *hd) {
@@ -57,6 +70,8 @@ static void conn_close_timer(uv_timer_t *t) { conn_close(t->data); }
 static void conn_close(struct sw_http_conn *c) {
   if (c->closing) return;
   c->closing = 1;
+  if (c->closed) c->closed(c->closed_arg); /* the stream's producer must stop using c now */
+  c->closed = NULL;
   struct sw_httpd *h = c->h;
   if (c->prev) c->prev->next = c->next;
   else h->conns = c->next;
@@ -75,6 +90,7 @@ static const char *reason(int status) {
   case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
   case 413: return "Payload Too Large";
+  case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 503: return "Service Unavailable";
   default: return "Error";
@@ -131,6 +147,110 @@ static void respond(struct sw_http_conn *c, int status, const char *ctype, const
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written)) conn_close(c);
+}
+
+int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
+                         void (*closed)(void *arg), void *arg) {
+  if (c->responded || c->closing) return SW_EINVAL;
+  c->responded = c->streaming = 1;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_timer_stop(&c->timer); /* the producer bounds its own time */
+  c->closed = closed;
+  c->closed_arg = arg;
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                   "Connection: close\r\n\r\n", content_type);
+  char *copy = malloc((size_t)n);
+  if (!copy) {
+    conn_close(c);
+    return SW_ENOMEM;
+  }
+  memcpy(copy, head, (size_t)n);
+  return sw_http_stream_write(c, copy, (size_t)n, NULL, NULL);
+}
+
+static void stream_finish(struct sw_http_conn *c) {
+  if (c->ending && c->writes == 0 && !c->closing) {
+    c->closed = NULL; /* complete: nothing to tell the producer */
+    c->wreq.data = c;
+    on_written(&c->wreq, 0);
+  }
+}
+
+static void on_stream_written(uv_write_t *req, int status) {
+  struct stream_write *w = (struct stream_write *)req;
+  struct sw_http_conn *c = w->c;
+  c->writes--;
+  free(w->data);
+  if (w->done) w->done(w->arg, w->len);
+  free(w);
+  if (status < 0)
+    conn_close(c);
+  else
+    stream_finish(c);
+}
+
+int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
+                         void (*done)(void *arg, size_t len), void *arg) {
+  struct stream_write *w = c->closing ? NULL : malloc(sizeof *w);
+  if (!w) {
+    free(data);
+    if (!c->closing) conn_close(c);
+    return SW_EIO;
+  }
+  *w = (struct stream_write){.c = c, .data = data, .len = len, .done = done, .arg = arg};
+  uv_buf_t b = uv_buf_init(data, (unsigned)len);
+  c->writes++;
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_stream_written)) {
+    c->writes--;
+    free(data);
+    free(w);
+    conn_close(c);
+    return SW_EIO;
+  }
+  return SW_OK;
+}
+
+void sw_http_stream_end(struct sw_http_conn *c) {
+  c->ending = 1;
+  stream_finish(c);
+}
+
+int sw_http_query_next(const char **query, char *key, size_t klen, char *val, size_t vlen) {
+  const char *p = *query;
+  while (*p == '&') p++;
+  if (!*p) return 0;
+  char *outs[2] = {key, val};
+  size_t lens[2] = {klen, vlen};
+  for (int part = 0; part < 2; part++) {
+    size_t n = 0;
+    int over = 0;
+    while (*p && *p != '&' && (part == 1 || *p != '=')) {
+      int ch = (unsigned char)*p++;
+      if (ch == '+') {
+        ch = ' ';
+      } else if (ch == '%') {
+        int hi = p[0] ? (p[0] >= 'a' ? p[0] - 'a' + 10 : p[0] >= 'A' ? p[0] - 'A' + 10 : p[0] - '0') : -1;
+        int lo = hi >= 0 && p[1] ? (p[1] >= 'a' ? p[1] - 'a' + 10 : p[1] >= 'A' ? p[1] - 'A' + 10 : p[1] - '0') : -1;
+        if (hi < 0 || hi > 15 || lo < 0 || lo > 15) return -1;
+        ch = hi * 16 + lo;
+        p += 2;
+        if (ch == 0) return -1;
+      }
+      if (n + 1 < lens[part]) outs[part][n++] = (char)ch;
+      else over = 1;
+    }
+    outs[part][n] = 0;
+    if (over) return -1;
+    if (part == 0 && *p == '=') p++;
+    else if (part == 0) { /* "key" alone: empty value */
+      val[0] = 0;
+      break;
+    }
+  }
+  *query = p;
+  return 1;
 }
 
 void sw_http_respond(struct sw_http_conn *c, int status, const char *content_type,

@@ -40,6 +40,23 @@ int sw_httpd_route(struct sw_httpd *h, const char *path, sw_http_handler fn, voi
 /* Copies body; sends the response and closes the connection. */
 void sw_http_respond(struct sw_http_conn *c, int status, const char *content_type,
                      const char *body, size_t len);
+/* Streaming answers (search): instead of sw_http_respond, a handler may start a 200 answer
+ * without Content-Length (the body ends when the connection closes) and keep writing from the
+ * loop thread after the handler returned. `closed(arg)` runs if the connection goes away
+ * before sw_http_stream_end (client gone, write error, server stopping): from then on the
+ * connection must not be used. Loop thread only. */
+int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
+                         void (*closed)(void *arg), void *arg) SW_MUST_CHECK;
+/* Takes ownership of data (malloc'd); done(arg, len) runs once it is written (or dropped). */
+int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
+                         void (*done)(void *arg, size_t len), void *arg);
+/* Closes the answer once every write is done. */
+void sw_http_stream_end(struct sw_http_conn *c);
+
+/* Next "key=value" of a query string, percent- and '+'-decoded into key/val (NUL-terminated).
+ * Returns 1 and advances *query, 0 at the end, -1 on bad escapes, NUL bytes or overlong parts. */
+int sw_http_query_next(const char **query, char *key, size_t klen, char *val, size_t vlen);
+
 /* Port actually bound (useful with port 0). */
 int sw_httpd_port(const struct sw_httpd *h);
 /* Closes the listener and every connection; frees itself once the handles are closed. */

@@ -389,3 +389,69 @@ def test_search_during_ingest_sees_committed_and_does_not_block(agents, workdir,
     if os.environ.get("SPILLWAY_SANITIZED") != "1":  # sanitizer timing says nothing
         base = (base1 + base2) / 2
         assert busy <= base * 1.10 + 0.3, "ingest took %.2fs with searches, %.2fs without" % (busy, base)
+
+
+def http_get(port, path, timeout=30):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, r.getheader("Content-Type"), body
+
+
+def test_http_api_matches_cli(corpus, spillway_bin):
+    import socket
+    import urllib.parse
+    a = corpus.agent
+    a.start()
+    try:
+        port = a.http_port()
+        for params in ([("q", "timeout")], [("q", "^GET"), ("label", "source=pods")],
+                       [("q", ""), ("label", "container_name=~web-.*"), ("stream", "stderr")],
+                       [("q", "request"), ("since", fmt_ts(B0 + 10 * NS)), ("until", fmt_ts(B0 + 20 * NS))],
+                       [("q", "LATENCY"), ("case_insensitive", "true"), ("limit", "7")]):
+            if "limit" not in dict(params):
+                params = params + [("limit", "100000")]
+            status, ctype, body = http_get(port, "/api/v1/search?" + urllib.parse.urlencode(params))
+            assert status == 200 and ctype == "application/x-ndjson"
+            lines = body.decode().split("\n")
+            assert lines[-1] == ""
+            summary = json.loads(lines[-2])["summary"]
+            args = []
+            for k, v in params:
+                args += {"q": ["--"], "label": ["--label"], "stream": ["--stream"], "since": ["--since"],
+                         "until": ["--until"], "limit": ["--limit"], "case_insensitive": ["-i"]}[k]
+                if k not in ("q", "case_insensitive"):
+                    args.append(v)
+            q = dict(params)["q"]
+            args = [x for x in args if x != "--"] + ["--", q]
+            cli = search(spillway_bin, "-c", corpus.config, "--output", "json", *args).stdout.decode()
+            assert "\n".join(lines[:-2]) + "\n" == cli or (not cli and len(lines) == 2), params
+            assert summary["matches"] == len(lines) - 2 and not summary["timed_out"]
+        # the default limit is 1000 and the summary says the answer was cut
+        status, _, body = http_get(port, "/api/v1/search?q=")
+        lines = body.decode().split("\n")
+        assert len(lines) == 1002 and json.loads(lines[-2])["summary"]["limited"] is True
+        for bad, why in (("q=(x", "missing closing parenthesis"), ("q=x&since=never", "since"),
+                         ("q=x&label=nope", "label matcher"), ("since=1h", "missing q"),
+                         ("q=x&limit=0", "limit"), ("q=x&bogus=1", "unknown parameter"),
+                         ("q=%zz", "malformed")):
+            status, ctype, body = http_get(port, "/api/v1/search?" + bad)
+            assert status == 400 and why in json.loads(body)["error"], (bad, body)
+        # clients that stop reading or go away do not stall the agent
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(b"GET /api/v1/search?q=&limit=100000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        gone = socket.create_connection(("127.0.0.1", port))
+        gone.sendall(b"GET /api/v1/search?q=&limit=100000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        gone.recv(100)
+        gone.close()
+        t0 = time.monotonic()
+        assert http_get(port, "/health", timeout=5)[0] == 200
+        assert time.monotonic() - t0 < 2
+        slow.close()
+        assert a.running()
+    finally:
+        a.stop()
