@@ -136,11 +136,68 @@ static void newer_schema_refused(void **state) {
   assert_non_null(strstr(err, "schema version 999 is newer than this spillway"));
 }
 
+static uint64_t chunks_left(struct sw_db *db) {
+  uint64_t used, chunks;
+  assert_int_equal(sw_db_usage(db, &used, &chunks), 0);
+  return chunks;
+}
+
+/* buffer.keep_shipped: shipped chunks stay within the policy; unshipped ones always stay. */
+static void gc_keeps_history(void **state) {
+  (void)state;
+  char sub[128], err[256];
+  snprintf(sub, sizeof sub, "%s/history", dir);
+  struct sw_db *db;
+  assert_int_equal(sw_db_open(sub, 0, &db, err, sizeof err), 0);
+  struct sw_commit_op op = chunk_op(3, 10, "0123456789"); /* 10 stored bytes each */
+  struct sw_commit_result res;
+  for (int i = 0; i < 10; i++) assert_int_equal(sw_db_commit(db, &op, 1, 0, 0, &res), 0);
+  struct sw_sink_cursor c;
+  assert_int_equal(sw_db_cursor_get(db, "out", "file", &c), 0);
+  c.acked = 8; /* chunks 1..8 shipped, 9..10 not */
+  assert_int_equal(sw_db_cursor_set(db, "out", &c), 0);
+  const char *sinks[] = {"out"};
+  uint64_t fb, fc;
+  /* young history, no size limit: nothing goes */
+  struct sw_gc_policy p = {.keep_age_ns = 3600 * 1000000000LL, .used = 100};
+  assert_int_equal(sw_db_gc(db, sinks, 1, &p, &fb, &fc), 0);
+  assert_int_equal(fc, 0);
+  /* by size: 80 bytes of history, keep 35 -> the 5 oldest go (50 bytes), 3 stay */
+  p.keep_bytes = 35;
+  assert_int_equal(sw_db_gc(db, sinks, 1, &p, &fb, &fc), 0);
+  assert_int_equal(fc, 5);
+  assert_int_equal(fb, 50);
+  assert_int_equal(chunks_left(db), 5);
+  /* the buffer over 90 % of max_bytes: history is cut further, the backlog never */
+  struct sw_gc_policy full = {.keep_age_ns = 3600 * 1000000000LL, .max_bytes = 50, .used = 50};
+  assert_int_equal(sw_db_gc(db, sinks, 1, &full, &fb, &fc), 0);
+  assert_int_equal(fc, 1); /* 50 -> 40 <= 45 */
+  full.used = 40;
+  full.max_bytes = 10;
+  assert_int_equal(sw_db_gc(db, sinks, 1, &full, &fb, &fc), 0);
+  assert_int_equal(fc, 2);              /* every shipped chunk, */
+  assert_int_equal(chunks_left(db), 2); /* not the unshipped ones */
+  /* by age: everything shipped is older than 1 ns */
+  for (int i = 0; i < 3; i++) assert_int_equal(sw_db_commit(db, &op, 1, 0, 0, &res), 0);
+  c.acked = 12;
+  assert_int_equal(sw_db_cursor_set(db, "out", &c), 0);
+  struct sw_gc_policy aged = {.keep_age_ns = 1, .used = 50};
+  assert_int_equal(sw_db_gc(db, sinks, 1, &aged, &fb, &fc), 0);
+  assert_int_equal(fc, 4);
+  assert_int_equal(chunks_left(db), 1);
+  /* a sink added later starts after what the others shipped, not at the history */
+  struct sw_sink_cursor n;
+  assert_int_equal(sw_db_cursor_get(db, "new", "loki", &n), 0);
+  assert_int_equal(n.acked, 12);
+  sw_db_close(db);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) return 1;
   const struct CMUnitTest tests[] = {cmocka_unit_test(commit_cursor_gc), cmocka_unit_test(drop_oldest),
                                      cmocka_unit_test(readonly_missing),
-                                     cmocka_unit_test(newer_schema_refused)};
+                                     cmocka_unit_test(newer_schema_refused),
+                                     cmocka_unit_test(gc_keeps_history)};
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
