@@ -45,6 +45,8 @@ static const char *const k_migrations[] = {
     " attempts INTEGER NOT NULL DEFAULT 1, requeued INTEGER NOT NULL DEFAULT 0,"
     " payload BLOB NOT NULL);"
     "CREATE INDEX dead_letters_sink ON dead_letters(sink, requeued, id);",
+    /* v3: search. grams = the chunk's trigram filter (chunk.h), NULL for small chunks. */
+    "ALTER TABLE chunks ADD COLUMN grams BLOB;",
 };
 #define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 

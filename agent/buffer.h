@@ -66,6 +66,8 @@ struct sw_commit_op {
   uint64_t raw_bytes, in_bytes;
   const void *data;
   size_t data_len;
+  const void *grams; /* trigram filter (sw_chunk_grams), may be NULL */
+  size_t grams_len;
   /* Named counters to add in the same transaction (e.g. "redact:email"), may be empty. */
   const char *const *counter_names;
   const uint64_t *counter_deltas;
@@ -126,6 +128,8 @@ struct sw_chunk_row {
   uint64_t raw_bytes;
   const void *data;
   size_t len;
+  const void *grams; /* sw_db_search_plan only; may be NULL */
+  size_t grams_len;
 };
 
 /* Calls cb for chunks with id > after, in id order, at most max_rows rows and (roughly)

@@ -38,7 +38,7 @@ static int forget_file(struct sw_db *db, int64_t id) {
 static int insert_chunk(struct sw_db *db, const struct sw_commit_op *op, int64_t now) {
   int rc = sw__db_prepare(db, &db->st_chunk,
                           "INSERT INTO chunks(source, file_id, format, labels, ts_min, ts_max, records,"
-                          " raw_bytes, stored_bytes, created, data) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+                          " raw_bytes, stored_bytes, created, data, grams) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
   if (rc) return rc;
   sqlite3_stmt *st = db->st_chunk;
   sqlite3_bind_text(st, 1, op->file.source, -1, SQLITE_STATIC);
@@ -52,6 +52,10 @@ static int insert_chunk(struct sw_db *db, const struct sw_commit_op *op, int64_t
   sqlite3_bind_int64(st, 9, (sqlite3_int64)op->data_len);
   sqlite3_bind_int64(st, 10, now);
   sqlite3_bind_blob(st, 11, op->data, (int)op->data_len, SQLITE_STATIC);
+  if (op->grams_len)
+    sqlite3_bind_blob(st, 12, op->grams, (int)op->grams_len, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 12);
   return sqlite3_step(st) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
 }
 

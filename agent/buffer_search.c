@@ -17,7 +17,7 @@ int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t af
   /* chunks_time(ts_max, ts_min) serves the lower time bound; the sort sees no data column. */
   if (sqlite3_prepare_v2(db->h,
                          "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes,"
-                         " format FROM chunks WHERE ts_max >= ?1 AND ts_min < ?2 AND id > ?3"
+                         " format, grams FROM chunks WHERE ts_max >= ?1 AND ts_min < ?2 AND id > ?3"
                          " ORDER BY ts_min, id",
                          -1, &st, NULL) != SQLITE_OK)
     return sw__db_fail(db);
@@ -37,6 +37,8 @@ int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t af
         .raw_bytes = (uint64_t)sqlite3_column_int64(st, 7),
         .format = (const char *)sqlite3_column_text(st, 8),
     };
+    row.grams = sqlite3_column_blob(st, 9);
+    row.grams_len = row.grams ? (size_t)sqlite3_column_bytes(st, 9) : 0;
     if (!row.source || !row.labels_json || !row.format) {
       snprintf(db->err, sizeof db->err, "chunk %lld has NULL columns", (long long)row.id);
       rc = SW_ECORRUPT;

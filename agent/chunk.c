@@ -92,6 +92,28 @@ int sw_chunk_iter_next(struct sw_chunk_iter *it, struct sw_record_view *rec) {
   return 1;
 }
 
+int sw_chunk_grams(const void *raw, size_t len, struct sw_buf *out) {
+  struct sw_chunk_iter it;
+  int rc = sw_chunk_iter_init(&it, raw, len, NULL);
+  if (rc) return rc;
+  const uint8_t *t = (const uint8_t *)it.text, *end = (const uint8_t *)it.text_end;
+  size_t n = (size_t)(end - t);
+  if (n < 4096) return SW_OK;
+  uint32_t bits = 1u << 13;
+  while (bits < n && bits < (1u << 16)) bits <<= 1;
+  if ((rc = sw_buf_reserve(out, bits / 8))) return rc;
+  uint8_t *set = (uint8_t *)out->data + out->len;
+  memset(set, 0, bits / 8);
+  uint32_t g = (uint32_t)t[0] << 8 | t[1];
+  for (size_t i = 2; i < n; i++) {
+    g = (g << 8 | t[i]) & 0xFFFFFF;
+    uint32_t b = sw_chunk_gram_bit(g, bits);
+    set[b >> 3] |= (uint8_t)(1u << (b & 7));
+  }
+  out->len += bits / 8;
+  return SW_OK;
+}
+
 int sw_chunk_compress(void *cctx, int level, const void *src, size_t n, struct sw_buf *out) {
   size_t bound = ZSTD_compressBound(n);
   int rc = sw_buf_reserve(out, bound);

@@ -63,6 +63,16 @@ int sw_chunk_iter_init(struct sw_chunk_iter *it, const void *raw, size_t len,
 /* 1 = a record in *rec, 0 = end, SW_ECORRUPT = damaged chunk. */
 int sw_chunk_iter_next(struct sw_chunk_iter *it, struct sw_record_view *rec) SW_MUST_CHECK;
 
+/* Trigram filter of a raw chunk's text, for search to skip chunks that cannot contain a
+ * query's required literals without decompressing them: a bitset of 2^k bits (k in 13..16,
+ * about one bit per text byte), bit sw_chunk_gram_bit(trigram, bits) set for every 3-byte
+ * window of the text. Appends nothing (and returns 0) for texts under 4 KiB, which are cheap
+ * to scan. Pure. */
+int sw_chunk_grams(const void *raw, size_t len, struct sw_buf *out) SW_MUST_CHECK;
+static inline uint32_t sw_chunk_gram_bit(uint32_t gram, uint32_t bits) {
+  return (uint32_t)((gram * 0x9E3779B1u) >> 8) & (bits - 1); /* bits: a power of two <= 2^24 */
+}
+
 /* zstd. ctx is a ZSTD_CCtx / ZSTD_DCtx owned by the calling thread (may be NULL: one is made). */
 int sw_chunk_compress(void *cctx, int level, const void *src, size_t n, struct sw_buf *out) SW_MUST_CHECK;
 int sw_chunk_decompress(void *dctx, const void *src, size_t n, struct sw_buf *out) SW_MUST_CHECK;

@@ -66,6 +66,7 @@ struct sw_writer_job *sw_writer_job_new(enum sw_commit_kind kind, const struct s
     sw_buf_init(&j->raw, 0);
   }
   sw_buf_init(&j->packed, SIZE_MAX);
+  sw_buf_init(&j->grams, SIZE_MAX);
   return j;
 fail:
   free(j->strs);
@@ -90,6 +91,7 @@ void sw_writer_job_free(struct sw_writer_job *j) {
   free(j->deltas);
   sw_buf_free(&j->raw);
   sw_buf_free(&j->packed);
+  sw_buf_free(&j->grams);
   free(j->strs);
   free(j->pending);
   free(j);
@@ -111,6 +113,11 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
       }
       j->op.data = j->packed.data;
       j->op.data_len = j->packed.len;
+      sw_buf_reset(&j->grams);
+      if (sw_chunk_grams(j->raw.data, j->raw.len, &j->grams) == SW_OK) { /* else: no filter */
+        j->op.grams = j->grams.data;
+        j->op.grams_len = j->grams.len;
+      }
       j->op.raw_bytes = j->raw.len;
     }
     ops[i++] = j->op;

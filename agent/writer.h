@@ -24,6 +24,7 @@ struct sw_writer_job {
   struct sw_commit_op op; /* its pointers refer to the owned fields below */
   struct sw_buf raw;      /* uncompressed chunk (empty for state-only / forget ops) */
   struct sw_buf packed;
+  struct sw_buf grams;    /* the chunk's trigram filter, computed with the compression */
   char *strs; /* owned copies of source, path, labels, format */
   void *pending;
   uint64_t *deltas; /* owned; names are borrowed from whoever outlives the writer */

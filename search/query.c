@@ -1,6 +1,7 @@
 #include "query.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,66 @@ static int needs_record_by_record(const char *p) {
   return 0;
 }
 
+/* Literal runs every match must contain, from a conservative reading of the pattern: top-level
+ * literal characters only, a run ends at any metacharacter, a quantifier that allows zero
+ * takes back the character before it, and reading stops at the first group, class or
+ * escape that is not an escaped punctuation character. Any '|' (alternation), or caseless
+ * matching, means no literal is required. Runs of 3+ bytes give their trigrams. */
+static void required_grams(struct sw_search_query *q, const char *p, int icase) {
+  q->ngrams = 0;
+  if (icase || strchr(p, '|')) return;
+  char run[256];
+  size_t n = 0;
+  int stop = 0;
+  for (size_t i = 0;; i++) {
+    unsigned char c = (unsigned char)p[i];
+    int lit = -1, end_run = 0;
+    if (c == 0 || stop) {
+      end_run = 1;
+    } else if (c == '\\') {
+      unsigned char e = (unsigned char)p[i + 1];
+      if (e && !isalnum(e) && e < 0x80) {
+        lit = e;
+        i++;
+      } else {
+        end_run = stop = 1;
+      }
+    } else if (c == '(' || c == '[') {
+      end_run = stop = 1;
+    } else if (c == '*' || c == '?' || c == '{') {
+      /* the previous character may be absent: take back its whole UTF-8 sequence */
+      while (n > 0 && ((unsigned char)run[n - 1] & 0xC0) == 0x80) n--;
+      if (n > 0) n--;
+      end_run = 1;
+      if (c == '{')
+        while (p[i + 1] && p[i] != '}') i++;
+    } else if (c == '+' || c == '.' || c == '^' || c == '$' || c == ')' || c == ']' || c == '}') {
+      end_run = 1;
+    } else {
+      lit = c;
+    }
+    if (lit >= 0 && n < sizeof run) run[n++] = (char)lit;
+    if ((end_run || n == sizeof run) && n >= 3) {
+      for (size_t k = 2; k < n && q->ngrams < sizeof q->grams / sizeof q->grams[0]; k++)
+        q->grams[q->ngrams++] = (uint32_t)(unsigned char)run[k - 2] << 16 |
+                                (uint32_t)(unsigned char)run[k - 1] << 8 | (unsigned char)run[k];
+    }
+    if (end_run) n = 0;
+    if (c == 0 || stop) break;
+  }
+}
+
+int sw_search_grams_match(const struct sw_search_query *q, const void *set, size_t len) {
+  if (q->ngrams == 0 || len == 0 || (len & (len - 1)) != 0 || len > (1u << 21)) return 1;
+  const uint8_t *b = set;
+  uint32_t bits = (uint32_t)len * 8;
+  for (size_t i = 0; i < q->ngrams; i++) {
+    uint32_t k = sw_chunk_gram_bit(q->grams[i], bits);
+    if (!(b[k >> 3] & (1u << (k & 7)))) return 0;
+  }
+  return 1;
+}
+
 int sw_search_query_init(struct sw_search_query *q, const char *pattern, int flags, char *err,
                          size_t errlen) {
   memset(q, 0, sizeof *q);
@@ -51,6 +112,7 @@ int sw_search_query_init(struct sw_search_query *q, const char *pattern, int fla
     /* In multiline mode ^ and $ also match around newlines inside a record; confirm those. */
     q->confirm = strpbrk(pattern, "^$") != NULL;
   }
+  required_grams(q, pattern, flags & SW_SEARCH_ICASE);
   return SW_OK;
 bad:
   sw_search_query_free(q);

@@ -40,6 +40,8 @@ struct sw_search_query {
   unsigned streams; /* bit (1 << SW_STREAM_*) per accepted stream */
   struct sw_label_match *labels;
   size_t nlabels;
+  uint32_t grams[64]; /* trigrams of literals every match must contain (see query.c) */
+  size_t ngrams;
 };
 
 enum { SW_SEARCH_ICASE = 1 };
@@ -57,6 +59,10 @@ int sw_search_query_stream(struct sw_search_query *q, const char *name) SW_MUST_
 
 /* A time bound: RFC 3339, or a duration before now ("90s", "15m", "1h", "2d"). */
 int sw_search_parse_time(const char *s, int64_t now_ns, int64_t *ns) SW_MUST_CHECK;
+
+/* Whether a chunk whose trigram filter (sw_chunk_grams; len 0: none) is `set` may hold a
+ * match: 0 only when some required trigram is certainly absent. */
+int sw_search_grams_match(const struct sw_search_query *q, const void *set, size_t len);
 
 /* Whether a chunk's label set (a JSON object text) satisfies every label matcher. */
 int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json);

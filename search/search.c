@@ -260,6 +260,10 @@ static int on_plan(void *arg, const struct sw_chunk_row *row) {
   struct ctx *x = arg;
   x->st->chunks_total++;
   if (!sw_search_labels_match(x->q, row->labels_json)) return 0;
+  if (!sw_search_grams_match(x->q, row->grams, row->grams_len)) {
+    x->st->chunks_skipped++;
+    return 0;
+  }
   if (x->nc == x->capc) {
     size_t cap = x->capc ? x->capc * 2 : 256;
     void *grown = realloc(x->c, cap * sizeof *x->c);

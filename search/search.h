@@ -44,6 +44,7 @@ struct sw_search_opts {
 struct sw_search_stats {
   uint64_t chunks_total;    /* chunks in the time range */
   uint64_t chunks_scanned;  /* of those, decompressed (label matchers passed) */
+  uint64_t chunks_skipped;  /* of those, ruled out by their trigram filter */
   uint64_t raw_bytes;       /* uncompressed bytes scanned */
   uint64_t matches;         /* hits found (emitted ones, unless count_only) */
   uint64_t corrupt_chunks;  /* chunks that failed to decode (skipped, reported) */

@@ -155,9 +155,78 @@ static void times(void **state) {
   assert_int_equal(sw_search_parse_time("", now, &t), SW_EINVAL);
 }
 
+static size_t count_hits(const char *pattern, const struct sw_buf *raw, int *may) {
+  struct sw_search_query q;
+  char err[256];
+  assert_int_equal(sw_search_query_init(&q, pattern, 0, err, sizeof err), 0);
+  struct sw_buf g;
+  sw_buf_init(&g, SIZE_MAX);
+  assert_int_equal(sw_chunk_grams(raw->data, raw->len, &g), 0);
+  assert_true(g.len >= 1024 && (g.len & (g.len - 1)) == 0);
+  *may = sw_search_grams_match(&q, g.data, g.len);
+  struct sw_search_scratch s;
+  assert_int_equal(sw_search_scratch_init(&s, &q), 0);
+  struct hits h = {0};
+  assert_int_equal(sw_search_chunk(&q, &s, raw->data, raw->len, on_hit, &h), 0);
+  sw_search_scratch_free(&s);
+  sw_search_query_free(&q);
+  sw_buf_free(&g);
+  return h.n;
+}
+
+/* The trigram filter never rules out a chunk that holds a match, and rules out chunks that
+ * lack a long required literal. */
+static void trigram_filter(void **state) {
+  (void)state;
+  const char *words[] = {"GET", "POST", "timeout", "retry", "user", "session", "db", "query",
+                         "commit", "café", "42", "/api/v1/items", "200", "500"};
+  struct sw_chunk_builder cb;
+  sw_chunk_builder_init(&cb, 1 << 20);
+  unsigned seed = 7;
+  char line[256];
+  for (int r = 0; r < 400; r++) {
+    size_t n = 0;
+    for (int w = 0; w < 8; w++) {
+      seed = seed * 1103515245u + 12345u;
+      n += (size_t)snprintf(line + n, sizeof line - n, "%s ", words[(seed >> 16) % 14]);
+    }
+    assert_int_equal(sw_chunk_add(&cb, r, 0, 0, line, n - 1), 0);
+  }
+  struct sw_buf raw;
+  sw_buf_init(&raw, SIZE_MAX);
+  assert_int_equal(sw_chunk_finish(&cb, &raw), 0);
+  sw_chunk_builder_free(&cb);
+  const char *present[] = {"timeout retry", "GET /api/v1/items", "caf\u00e9?", "café", "commit [a-z]+",
+                           "^POST", "db query$", "se+ssion", "x?user", "(?i)TIMEOUT", "GET|nothing",
+                           "\\/api\\/v1", "ti.eout", "500 2"};
+  const char *absent[] = {"connection refused by", "timeouts", "/api/v2/items", "cafe ", "qwerty uiop"};
+  int may;
+  for (size_t i = 0; i < sizeof present / sizeof present[0]; i++) {
+    size_t n = count_hits(present[i], &raw, &may);
+    if (n == 0) fail_msg("%s: no hits, the test data is wrong", present[i]);
+    if (!may) fail_msg("%s: the filter ruled out a chunk with %zu hits", present[i], n);
+  }
+  int ruled_out = 0;
+  for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+    assert_int_equal(count_hits(absent[i], &raw, &may), 0);
+    ruled_out += !may;
+  }
+  assert_true(ruled_out >= 4); /* a filter that never skips would pass the first half */
+  /* small chunks carry no filter */
+  struct sw_buf small, g;
+  build(&small, k_lines, NL);
+  sw_buf_init(&g, SIZE_MAX);
+  assert_int_equal(sw_chunk_grams(small.data, small.len, &g), 0);
+  assert_int_equal(g.len, 0);
+  sw_buf_free(&small);
+  sw_buf_free(&g);
+  sw_buf_free(&raw);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fast_path_equals_reference), cmocka_unit_test(per_record_semantics),
-      cmocka_unit_test(filters_and_labels), cmocka_unit_test(times)};
+      cmocka_unit_test(filters_and_labels), cmocka_unit_test(times),
+      cmocka_unit_test(trigram_filter)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
