@@ -104,10 +104,19 @@ int sw_chunk_grams(const void *raw, size_t len, struct sw_buf *out) {
   if ((rc = sw_buf_reserve(out, bits / 8))) return rc;
   uint8_t *set = (uint8_t *)out->data + out->len;
   memset(set, 0, bits / 8);
-  uint32_t g = (uint32_t)t[0] << 8 | t[1];
-  for (size_t i = 2; i < n; i++) {
-    g = (g << 8 | t[i]) & 0xFFFFFF;
-    uint32_t b = sw_chunk_gram_bit(g, bits);
+  /* Each position loads its own trigram (no value rolled along the text), and log text
+   * repeats, so most bits are set already and need no store. */
+  uint32_t mask = bits - 1;
+  size_t i = 0;
+  for (; i + 4 <= n; i++) {
+    uint32_t w;
+    memcpy(&w, t + i, 4);
+    uint32_t b = sw_chunk_gram_bit(sw_chunk_gram_le(w), bits) & mask;
+    uint8_t m = (uint8_t)(1u << (b & 7));
+    if (!(set[b >> 3] & m)) set[b >> 3] |= m;
+  }
+  for (; i + 3 <= n; i++) {
+    uint32_t b = sw_chunk_gram_bit(sw_chunk_gram(t + i), bits);
     set[b >> 3] |= (uint8_t)(1u << (b & 7));
   }
   out->len += bits / 8;

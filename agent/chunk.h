@@ -69,6 +69,17 @@ int sw_chunk_iter_next(struct sw_chunk_iter *it, struct sw_record_view *rec) SW_
  * window of the text. Appends nothing (and returns 0) for texts under 4 KiB, which are cheap
  * to scan. Pure. */
 int sw_chunk_grams(const void *raw, size_t len, struct sw_buf *out) SW_MUST_CHECK;
+static inline uint32_t sw_chunk_gram(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+}
+/* The same from a 4-byte little-endian load at p (the 4th byte is dropped). */
+static inline uint32_t sw_chunk_gram_le(uint32_t w) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return w & 0xFFFFFF;
+#else
+  return (w >> 24) | (w >> 8 & 0xFF00) | (w << 8 & 0xFF0000);
+#endif
+}
 static inline uint32_t sw_chunk_gram_bit(uint32_t gram, uint32_t bits) {
   return (uint32_t)((gram * 0x9E3779B1u) >> 8) & (bits - 1); /* bits: a power of two <= 2^24 */
 }

@@ -79,8 +79,7 @@ static void required_grams(struct sw_search_query *q, const char *p, int icase) 
     if (lit >= 0 && n < sizeof run) run[n++] = (char)lit;
     if ((end_run || n == sizeof run) && n >= 3) {
       for (size_t k = 2; k < n && q->ngrams < sizeof q->grams / sizeof q->grams[0]; k++)
-        q->grams[q->ngrams++] = (uint32_t)(unsigned char)run[k - 2] << 16 |
-                                (uint32_t)(unsigned char)run[k - 1] << 8 | (unsigned char)run[k];
+        q->grams[q->ngrams++] = sw_chunk_gram((const uint8_t *)run + k - 2);
     }
     if (end_run) n = 0;
     if (c == 0 || stop) break;
