@@ -1,5 +1,5 @@
 # Thin wrapper over the scripts; each target installs what it needs and builds first.
-.PHONY: all build run test test-fast bench fuzz docs package clean
+.PHONY: all build run test test-fast bench bench-search fuzz docs package clean
 
 all: build
 
@@ -18,6 +18,9 @@ test-fast:
 
 bench: build
 	@/usr/bin/python3 bench/bench.py
+
+bench-search: build
+	@/usr/bin/python3 bench/bench_search.py
 
 fuzz:
 	@scripts/bootstrap.sh test
