@@ -31,7 +31,9 @@ def entries(lines, what):
     indented by 2 spaces; its description starts at the block's description column (where its
     continuation lines are indented to), on the same line or the next ones."""
     deeper = [len(l) - len(l.lstrip(" ")) for l in lines if l.strip() and l.startswith("   ")]
-    col = min(deeper) if deeper else None
+    # Descriptions continue at the deepest indent; a head too long for one line (search's
+    # options) continues on lines indented less than that.
+    col = max(deeper) if deeper else None
     out = []
     for line in lines:
         if not line.strip():
@@ -49,6 +51,8 @@ def entries(lines, what):
                 out.append([line[2:].strip(), ""])
         elif col is not None and line.startswith(" " * col) and out:
             out[-1][1] = (out[-1][1] + " " + line.strip()).strip()
+        elif line.startswith("   ") and out and not out[-1][1]:
+            out[-1][0] += " " + line.strip()
         else:
             sys.exit("mkman: unexpected line in %s: %r" % (what, line))
     for head, desc in out:
