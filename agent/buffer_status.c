@@ -130,9 +130,11 @@ int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *co
   if (!srcs) goto done;
   cJSON_AddItemToObject(root, "sources", srcs);
   cJSON *sk = cJSON_AddArrayToObject(root, "sinks");
+  int64_t min_acked = nsinks ? INT64_MAX : -1; /* no sinks: nothing is history */
   for (size_t i = 0; i < nsinks; i++) {
     struct sw_sink_cursor c;
     if ((rc = sw_db_cursor_get(db, sinks[i], NULL, &c))) goto done;
+    if (c.acked < min_acked) min_acked = c.acked;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", sinks[i]);
     cJSON_AddStringToObject(o, "type", types[i]);
@@ -149,6 +151,10 @@ int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *co
     }
     cJSON_AddItemToArray(sk, o);
   }
+  /* Shipped history kept for search (buffer.keep_shipped), and how far back search reaches. */
+  cJSON_AddNumberToObject(buf, "history_chunks", (double)scalar(db, "SELECT COUNT(*) FROM chunks WHERE id<=?", min_acked));
+  cJSON_AddNumberToObject(buf, "history_bytes", (double)scalar(db, "SELECT COALESCE(SUM(stored_bytes),0) FROM chunks WHERE id<=?", min_acked));
+  cJSON_AddNumberToObject(buf, "oldest_record_ns", (double)scalar(db, "SELECT COALESCE(MIN(ts_min),0) FROM chunks", 0));
   *json = cJSON_PrintUnformatted(root);
   if (!*json) rc = SW_ENOMEM;
 done:

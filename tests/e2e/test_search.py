@@ -331,6 +331,10 @@ def test_keep_shipped_history_and_default(agents, workdir, spillway_bin):
     b.wait_count(3000, 30)
     p = search(spillway_bin, "-c", b.config_path, "--count", "history")
     assert p.returncode == 0 and int(p.stdout) == 3000
+    def all_history():
+        st = b.status()["buffer"]
+        return st["history_chunks"] == st["chunks"] >= 30 and st["history_bytes"] == st["bytes"] > 0
+    b.wait_for(all_history, 10, "status to show every chunk as shipped history")
     b.wait_for(lambda: b.status()["buffer"]["chunks"] == 0, 30, "history older than 8 s to go")
     b.stop()
 
