@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/timefmt.h"
 #include "buffer_int.h"
 
 static cJSON *query_array(struct sw_db *db, const char *sql, const char *const *names, int ncols,
@@ -154,7 +155,10 @@ int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *co
   /* Shipped history kept for search (buffer.keep_shipped), and how far back search reaches. */
   cJSON_AddNumberToObject(buf, "history_chunks", (double)scalar(db, "SELECT COUNT(*) FROM chunks WHERE id<=?", min_acked));
   cJSON_AddNumberToObject(buf, "history_bytes", (double)scalar(db, "SELECT COALESCE(SUM(stored_bytes),0) FROM chunks WHERE id<=?", min_acked));
-  cJSON_AddNumberToObject(buf, "oldest_record_ns", (double)scalar(db, "SELECT COALESCE(MIN(ts_min),0) FROM chunks", 0));
+  int64_t oldest_ns = scalar(db, "SELECT COALESCE(MIN(ts_min),0) FROM chunks", 0);
+  char oldest[SW_TIME_RFC3339_LEN + 1] = "";
+  if (oldest_ns > 0) sw_time_format_rfc3339(oldest_ns, oldest);
+  cJSON_AddStringToObject(buf, "oldest_record", oldest); /* exact: a double would round the ns */
   *json = cJSON_PrintUnformatted(root);
   if (!*json) rc = SW_ENOMEM;
 done:

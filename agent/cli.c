@@ -143,10 +143,9 @@ static void print_status_text(const cJSON *root) {
   printf("BUFFER  chunks %.0f  records %.0f  bytes %.0f / max %.0f  dropped chunks %.0f\n",
          num(b, "chunks"), num(b, "records"), num(b, "bytes"), num(b, "max_bytes"),
          num(b, "dropped_chunks"));
-  char oldest[SW_TIME_RFC3339_LEN + 1] = "-";
-  if (num(b, "oldest_record_ns") > 0) sw_time_format_rfc3339((int64_t)num(b, "oldest_record_ns"), oldest);
   printf("SEARCH  shipped history chunks %.0f  bytes %.0f  oldest record %s\n\n",
-         num(b, "history_chunks"), num(b, "history_bytes"), oldest);
+         num(b, "history_chunks"), num(b, "history_bytes"),
+         *str(b, "oldest_record") ? str(b, "oldest_record") : "-");
   const cJSON *rd = cJSON_GetObjectItem(root, "redactions");
   if (cJSON_GetArraySize(rd) > 0) {
     printf("REDACTIONS");
