@@ -68,7 +68,8 @@ static const struct sw__conf_table keep_shipped_table = {
     .intro = "History for `spillway search`: chunks every sink has delivered are kept instead of "
              "deleted at once, within both limits that are set (neither set: none kept). History "
              "never holds back new data: it is cut when the buffer passes 90 % of `buffer.max_bytes`, "
-             "and disk pressure deletes it before anything unshipped.",
+             "and disk pressure deletes it before anything unshipped. With history kept (or no "
+             "sinks), each chunk also gets a trigram filter that lets search skip it undecompressed.",
     ROWS(keep_shipped_rows), .discriminator = -1};
 
 static const struct sw__conf_row buffer_rows[] = {

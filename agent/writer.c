@@ -114,7 +114,7 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
       j->op.data = j->packed.data;
       j->op.data_len = j->packed.len;
       sw_buf_reset(&j->grams);
-      if (sw_chunk_grams(j->raw.data, j->raw.len, &j->grams) == SW_OK) { /* else: no filter */
+      if (w->opts.search_filters && sw_chunk_grams(j->raw.data, j->raw.len, &j->grams) == SW_OK) {
         j->op.grams = j->grams.data;
         j->op.grams_len = j->grams.len;
       }

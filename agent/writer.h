@@ -36,6 +36,7 @@ struct sw_writer_opts {
   int drop_oldest;
   int zstd_level;
   int64_t keep_shipped_age_ns; /* shipped history GC keeps (struct sw_gc_policy) */
+  int search_filters;          /* build each chunk's trigram filter (chunks that stay to be searched) */
   uint64_t keep_shipped_bytes;
   const char *const *sinks; /* configured sink names, for GC */
   size_t nsinks;
