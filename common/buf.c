@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 void sw_buf_init(struct sw_buf *b, size_t max) {
   b->data = NULL;
@@ -114,6 +117,25 @@ static const unsigned char k_special[256] = {
     [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
 };
 
+/* First index >= i whose byte is special (n if none). */
+static size_t plain_run(const unsigned char *s, size_t i, size_t n) {
+#if defined(__SSE2__)
+  /* 16 bytes a step: as signed bytes, < 0x20 covers both the controls and every byte >= 0x80. */
+  const __m128i lim = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'), bsl = _mm_set1_epi8('\\');
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, lim),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bsl)));
+    int mask = _mm_movemask_epi8(m);
+    if (mask) return i + (size_t)__builtin_ctz((unsigned)mask);
+  }
+#endif
+  while (i + 4 <= n && !(k_special[s[i]] | k_special[s[i + 1]] | k_special[s[i + 2]] | k_special[s[i + 3]]))
+    i += 4;
+  while (i < n && !k_special[s[i]]) i++;
+  return i;
+}
+
 int sw_buf_put_json_str(struct sw_buf *b, const char *str, size_t n, int *invalid) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str;
@@ -125,11 +147,7 @@ int sw_buf_put_json_str(struct sw_buf *b, const char *str, size_t n, int *invali
   char *o = b->data + b->len;
   size_t i = 0;
   while (i < n) {
-    size_t run = i;
-    while (run + 4 <= n && !(k_special[s[run]] | k_special[s[run + 1]] | k_special[s[run + 2]] |
-                             k_special[s[run + 3]]))
-      run += 4;
-    while (run < n && !k_special[s[run]]) run++;
+    size_t run = plain_run(s, i, n);
     if (run > i) {
       memcpy(o, s + i, run - i);
       o += run - i;
