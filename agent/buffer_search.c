@@ -14,12 +14,15 @@ void sw_db_read_end(struct sw_db *db) { sqlite3_exec(db->h, "COMMIT", NULL, NULL
 int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t after,
                       int (*cb)(void *arg, const struct sw_chunk_row *row), void *arg) {
   sqlite3_stmt *st = NULL;
-  /* chunks_time(ts_max, ts_min) serves the lower time bound; the sort sees no data column. */
-  if (sqlite3_prepare_v2(db->h,
-                         "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes,"
-                         " format, grams FROM chunks WHERE ts_max >= ?1 AND ts_min < ?2 AND id > ?3"
-                         " ORDER BY ts_min, id",
-                         -1, &st, NULL) != SQLITE_OK)
+  /* chunks_time(ts_max, ts_min) serves the lower time bound; the sort sees no data column.
+   * A database from before schema v3 (a copy, opened read-only: not migrated) has no filters. */
+  static const char *const sql[] = {
+      "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, format, grams"
+      " FROM chunks WHERE ts_max >= ?1 AND ts_min < ?2 AND id > ?3 ORDER BY ts_min, id",
+      "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, format, NULL"
+      " FROM chunks WHERE ts_max >= ?1 AND ts_min < ?2 AND id > ?3 ORDER BY ts_min, id"};
+  if (sqlite3_prepare_v2(db->h, sql[0], -1, &st, NULL) != SQLITE_OK &&
+      sqlite3_prepare_v2(db->h, sql[1], -1, &st, NULL) != SQLITE_OK)
     return sw__db_fail(db);
   sqlite3_bind_int64(st, 1, since);
   sqlite3_bind_int64(st, 2, until);
