@@ -48,20 +48,25 @@ struct job {
 
 struct sw_search_http {
   uv_loop_t *loop;
-  const char *data_dir;
+  char *data_dir; /* a copy: a live reload replaces the config it came from */
   int running;
 };
 
 struct sw_search_http *sw_search_http_new(uv_loop_t *loop, const char *data_dir) {
   struct sw_search_http *s = calloc(1, sizeof *s);
-  if (s) {
-    s->loop = loop;
-    s->data_dir = data_dir;
+  if (s && !(s->data_dir = strdup(data_dir))) {
+    free(s);
+    return NULL;
   }
+  if (s) s->loop = loop;
   return s;
 }
 
-void sw_search_http_free(struct sw_search_http *s) { free(s); }
+void sw_search_http_free(struct sw_search_http *s) {
+  if (!s) return;
+  free(s->data_dir);
+  free(s);
+}
 
 static void bad_request(struct sw_http_conn *c, int status, const char *msg) {
   struct sw_buf b;

@@ -14,7 +14,7 @@
 
 struct sw_search_http;
 
-/* data_dir must outlive the object; free it only after the loop closed every handle. */
+/* data_dir is copied. Free the object only after the loop closed every handle. */
 struct sw_search_http *sw_search_http_new(uv_loop_t *loop, const char *data_dir);
 void sw_search_http_free(struct sw_search_http *s);
 /* The route handler (arg: the object). */
