@@ -12,6 +12,7 @@
 #include "buffer.h"
 #include "httpd.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "retention.h"
 #include "tail.h"
 #include "writer.h"
@@ -30,6 +31,7 @@ struct agent {
   size_t nsinks;
   struct sw_shipper *shipper; /* loki, elasticsearch and s3 sinks; NULL without any */
   struct sw_httpd *httpd;
+  struct sw_metrics *metrics; /* NULL until the pipeline runs, and without a server */
   struct sw_redactor *redactor; /* NULL: no redaction configured */
   struct sw_retention *ret; /* NULL: no retention, disk_pressure or truncate_shipped */
   uv_timer_t ret_timer;
@@ -59,6 +61,31 @@ static void on_ready(struct sw_http_conn *c, const struct sw_http_req *req, void
   sw_http_respond(c, why ? 503 : 200, "application/json", body, (size_t)n);
 }
 
+#define METRICS_MAX_BYTES ((size_t)32 << 20)
+
+/* The Prometheus exposition (agent/metrics.h): built from memory and the last snapshot, so the
+ * loop never waits on SQLite here. */
+static void on_metrics(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
+  struct agent *a = arg;
+  (void)req;
+  if (!a->metrics) {
+    static const char body[] = "{\"status\":\"not ready\",\"reason\":\"starting\"}\n";
+    sw_http_respond(c, 503, "application/json", body, sizeof body - 1);
+    return;
+  }
+  struct sw_buf out;
+  sw_buf_init(&out, METRICS_MAX_BYTES);
+  int rc = sw_metrics_render(a->metrics, &out);
+  if (rc) {
+    SW_LOG(SW_L_ERROR, "http", "metrics: %s", sw_strerror(rc));
+    static const char body[] = "{\"error\":\"metrics unavailable\"}\n";
+    sw_http_respond(c, 500, "application/json", body, sizeof body - 1);
+  } else {
+    sw_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+  }
+  sw_buf_free(&out);
+}
+
 static int start_server(struct agent *a) {
   const char *listen = a->cfg->server.listen;
   if (!listen || !*listen || !strcmp(listen, "0")) return SW_OK;
@@ -69,7 +96,8 @@ static int start_server(struct agent *a) {
     return rc;
   }
   if ((rc = sw_httpd_route(a->httpd, "/health", on_health, a)) ||
-      (rc = sw_httpd_route(a->httpd, "/ready", on_ready, a)))
+      (rc = sw_httpd_route(a->httpd, "/ready", on_ready, a)) ||
+      (rc = sw_httpd_route(a->httpd, "/metrics", on_metrics, a)))
     return rc;
   SW_LOG(SW_L_INFO, "http", "listening on %s (port %d)", listen, sw_httpd_port(a->httpd));
   return SW_OK;
@@ -178,6 +206,10 @@ static int start(struct agent *a) {
     a->ret_timer.data = a;
     uv_timer_start(&a->ret_timer, on_retention_timer, every < 1000 ? every : 1000, every);
   }
+  if (a->httpd) {
+    struct sw_metrics_src ms = {.cfg = cfg, .tail = a->tail, .writer = a->writer, .shipper = a->shipper};
+    if ((rc = sw_metrics_create(&a->loop, &ms, &a->metrics))) return rc;
+  }
   a->ready = 1;
   return SW_OK;
 }
@@ -186,6 +218,8 @@ static void shutdown_all(struct agent *a) {
   a->stopping = 1;
   if (a->httpd) sw_httpd_stop(a->httpd);
   a->httpd = NULL;
+  sw_metrics_stop(a->metrics); /* before the modules it reads go; freed as the loop runs */
+  a->metrics = NULL;
   if (a->ret) { /* a pass in progress stops at its next block; its callback runs below */
     sw_retention_stop(a->ret);
     uv_close((uv_handle_t *)&a->ret_timer, NULL);
