@@ -243,6 +243,19 @@ static void render_process(struct sw_metrics *m, struct sw_prom *p) {
     sw_prom_family(p, "spillway_process_max_fds", SW_PROM_GAUGE, "Limit of open file descriptors.");
     sw_prom_sample_u64(p, "", NULL, 0, (uint64_t)rl.rlim_cur);
   }
+  const struct sw_reload_stats *rs = m->src.reloads;
+  if (rs) {
+    sw_prom_family(p, "spillway_config_reloads_total", SW_PROM_COUNTER,
+                   "Configuration reloads (SIGHUP, POST /-/reload) by result.");
+    sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"result", "success"}}, 1, rs->ok);
+    sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"result", "failure"}}, 1, rs->failed);
+    sw_prom_family(p, "spillway_config_last_reload_successful", SW_PROM_GAUGE,
+                   "1 if the last reload was applied (or none was asked), 0 if it was refused.");
+    sw_prom_sample_u64(p, "", NULL, 0, (uint64_t)rs->last_ok);
+    sw_prom_family(p, "spillway_config_last_reload_success_timestamp_seconds", SW_PROM_GAUGE,
+                   "When the running configuration was loaded, Unix time.");
+    sw_prom_sample(p, "", NULL, 0, (double)(rs->last_ok_ns / 1000000) / 1e3);
+  }
   sw_prom_family(p, "spillway_process_start_time_seconds", SW_PROM_GAUGE,
                  "Start of the agent, Unix time (a change means a restart).");
   sw_prom_sample(p, "", NULL, 0, (double)(m->start_ns / 1000000) / 1e3);
@@ -522,7 +535,7 @@ static void render_disks(struct sw_metrics *m, struct sw_prom *p) {
 int sw_metrics_render(struct sw_metrics *m, struct sw_buf *out) {
   int64_t now = sw_ingest_now_ms();
   m->last_scrape_ms = now;
-  if (!m->cur || now - m->cur->taken_ms > 2 * SNAPSHOT_EVERY_MS) snapshot_start(m);
+  if (!m->cur || now - m->cur->taken_ms > SNAPSHOT_EVERY_MS) snapshot_start(m);
   const cJSON *st = m->cur ? m->cur->status : NULL;
   struct sw_prom p;
   sw_prom_init(&p, out);

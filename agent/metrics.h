@@ -27,12 +27,20 @@ struct sw_writer;
 struct sw_shipper;
 struct sw_metrics;
 
+/* Configuration reloads, kept by the agent across pipelines (loop thread). */
+struct sw_reload_stats {
+  uint64_t ok, failed;
+  int last_ok;            /* 1 after a successful reload (and at start), 0 after a refused one */
+  int64_t last_ok_ns;     /* wall clock of the last successful (re)load */
+};
+
 /* All borrowed: they must outlive the module (tail and shipper may be NULL). */
 struct sw_metrics_src {
   const struct sw_config *cfg;
   struct sw_tail *tail;
   struct sw_writer *writer;
   struct sw_shipper *shipper;
+  const struct sw_reload_stats *reloads; /* may be NULL */
 };
 
 int sw_metrics_create(uv_loop_t *loop, const struct sw_metrics_src *src,
