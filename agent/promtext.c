@@ -170,3 +170,76 @@ void sw_prom_histogram(struct sw_prom *p, const struct sw_prom_label *labels, si
 }
 
 int sw_prom_finish(const struct sw_prom *p) { return p->err; }
+
+static char *skip_name(char *s, int colon) {
+  while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
+         (*s >= '0' && *s <= '9') || (colon && *s == ':'))
+    s++;
+  return s;
+}
+
+/* Unescapes the quoted value starting after its opening quote, in place; returns the byte after
+ * the closing quote, or NULL. */
+static char *unquote(char *s) {
+  char *w = s;
+  for (; *s && *s != '"'; s++) {
+    if (*s == '\\') {
+      s++;
+      if (*s == 'n') *w++ = '\n';
+      else if (*s == '\\' || *s == '"') *w++ = *s;
+      else return NULL;
+    } else {
+      *w++ = *s;
+    }
+  }
+  if (*s != '"') return NULL;
+  *w = 0;
+  return s + 1;
+}
+
+int sw_prom_parse_line(char *line, struct sw_prom_parsed *out) {
+  memset(out, 0, sizeof *out);
+  while (*line == ' ' || *line == '\t') line++;
+  if (*line == '#' || *line == 0 || *line == '\n') return 1;
+  char *end = skip_name(line, 1);
+  if (end == line || (*line >= '0' && *line <= '9') || (*end != '{' && *end != ' ')) return SW_EPARSE;
+  out->name = line;
+  char *p = end;
+  if (*p == '{') {
+    *p++ = 0;
+    while (*p != '}') {
+      if (out->nlabels == SW_PROM_MAX_LABELS) return SW_EPARSE;
+      char *ln = p;
+      p = skip_name(p, 0);
+      if (p == ln || (*ln >= '0' && *ln <= '9') || p[0] != '=' || p[1] != '"') return SW_EPARSE;
+      *p = 0;
+      char *val = p + 2;
+      if (!(p = unquote(val))) return SW_EPARSE;
+      out->labels[out->nlabels].name = ln;
+      out->labels[out->nlabels++].value = val;
+      if (*p == ',') p++;
+      else if (*p != '}') return SW_EPARSE;
+    }
+    p++;
+    if (*p != ' ') return SW_EPARSE;
+  } else {
+    *p = 0; /* the name ends here; the value follows the space */
+  }
+  p++;
+  while (*p == ' ') p++;
+  if (!strncmp(p, "+Inf", 4)) out->value = INFINITY;
+  else if (!strncmp(p, "-Inf", 4)) out->value = -INFINITY;
+  else if (!strncmp(p, "NaN", 3)) out->value = NAN;
+  else {
+    char *e;
+    out->value = strtod(p, &e);
+    if (e == p) return SW_EPARSE;
+  }
+  return 0;
+}
+
+const char *sw_prom_label_value(const struct sw_prom_parsed *s, const char *name) {
+  for (size_t i = 0; i < s->nlabels; i++)
+    if (!strcmp(s->labels[i].name, name)) return s->labels[i].value;
+  return NULL;
+}

@@ -57,4 +57,19 @@ void sw_prom_histogram(struct sw_prom *p, const struct sw_prom_label *labels, si
 /* The first error, or SW_OK. */
 int sw_prom_finish(const struct sw_prom *p) SW_MUST_CHECK;
 
+/* ---- reading it back (`spillway status` reads the agent's /metrics) ---- */
+#define SW_PROM_MAX_LABELS 8
+struct sw_prom_parsed {
+  const char *name;
+  struct sw_prom_label labels[SW_PROM_MAX_LABELS];
+  size_t nlabels;
+  double value;
+};
+/* Parses one line of an exposition in place (label values are unescaped inside `line`; the
+ * pointers point into it). Returns 0 for a sample, 1 for a comment or blank line, SW_EPARSE for
+ * anything else (more than SW_PROM_MAX_LABELS labels included). */
+int sw_prom_parse_line(char *line, struct sw_prom_parsed *out) SW_MUST_CHECK;
+/* The value of label `name`, or NULL. */
+const char *sw_prom_label_value(const struct sw_prom_parsed *s, const char *name);
+
 #endif

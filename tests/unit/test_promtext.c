@@ -163,11 +163,59 @@ static void test_size_cap(void **state) {
   sw_buf_free(&b);
 }
 
+static void test_parse_roundtrip(void **state) {
+  (void)state;
+  struct sw_buf b;
+  sw_buf_init(&b, 1 << 20);
+  struct sw_prom p;
+  sw_prom_init(&p, &b);
+  sw_prom_family(&p, "spillway_file_lag_bytes", SW_PROM_GAUGE, "h");
+  sw_prom_sample_u64(&p, "", (struct sw_prom_label[]){{"source", "a"}, {"path", "/x/we\"ird\\n\nl"}}, 2, 42);
+  sw_prom_sample(&p, "", NULL, 0, INFINITY);
+  assert_int_equal(sw_prom_finish(&p), SW_OK);
+  sw_prom_free(&p);
+  assert_int_equal(sw_buf_putc(&b, 0), SW_OK);
+  char *line = b.data, *nl;
+  struct sw_prom_parsed s;
+  for (int i = 0; i < 2; i++) { /* HELP and TYPE */
+    nl = strchr(line, '\n');
+    *nl = 0;
+    assert_int_equal(sw_prom_parse_line(line, &s), 1);
+    line = nl + 1;
+  }
+  nl = strchr(line, '\n');
+  *nl = 0;
+  assert_int_equal(sw_prom_parse_line(line, &s), 0);
+  assert_string_equal(s.name, "spillway_file_lag_bytes");
+  assert_int_equal(s.nlabels, 2);
+  assert_string_equal(sw_prom_label_value(&s, "source"), "a");
+  assert_string_equal(sw_prom_label_value(&s, "path"), "/x/we\"ird\\n\nl");
+  assert_null(sw_prom_label_value(&s, "nope"));
+  assert_true(s.value == 42);
+  line = nl + 1;
+  nl = strchr(line, '\n');
+  *nl = 0;
+  assert_int_equal(sw_prom_parse_line(line, &s), 0);
+  assert_int_equal(s.nlabels, 0);
+  assert_true(isinf(s.value) && s.value > 0);
+  const char *bad[] = {"1abc 3", "m{a=\"x} 1", "m{a=x} 1", "m{a=\"\\q\"} 1", "m{a=\"x\"}1",
+                       "m", "m{a=\"1\",b=\"2\",c=\"3\",d=\"4\",e=\"5\",f=\"6\",g=\"7\",h=\"8\",i=\"9\"} 1"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", bad[i]);
+    assert_int_equal(sw_prom_parse_line(copy, &s), SW_EPARSE);
+  }
+  char blank[] = "";
+  assert_int_equal(sw_prom_parse_line(blank, &s), 1);
+  sw_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_counter_and_gauge),  cmocka_unit_test(test_escaping),
       cmocka_unit_test(test_histogram),          cmocka_unit_test(test_duplicates_dropped),
       cmocka_unit_test(test_invalid_names_and_sticky_error), cmocka_unit_test(test_size_cap),
+      cmocka_unit_test(test_parse_roundtrip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
