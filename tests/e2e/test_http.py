@@ -124,25 +124,35 @@ def test_thousand_idle_connections_hold_at_most_the_cap(agent, workdir):
     stays bounded and /health answers again once they are gone."""
     base = start(agent, workdir)
     port = agent.http_port()
-    rss0 = rss_kib(agent.pid)
+    rss0, fds0 = rss_kib(agent.pid), sockets(agent)
     socks, statuses = [], []
     t0 = time.monotonic()
-    for _ in range(1000):
+    for i in range(1000):
         try:
             socks.append(socket.create_connection(("127.0.0.1", port), timeout=15))
         except OSError:
             statuses.append("refused")
+    # Connections the agent holds: at most the cap, once those it answered 503 are closed (a
+    # burst of accepts is answered and closed on the next turn of the loop).
+    agent.wait_for(lambda: sockets(agent) - fds0 <= 128, 3, "at most 128 connections held")
     assert rss_kib(agent.pid) - rss0 < 16 * 1024  # 128 connections of ~17 KiB at most
     answers(socks, statuses)
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 60
     assert len(statuses) == 1000
     assert set(statuses) <= {"408", "503", "refused"}, set(statuses)
-    assert 0 < statuses.count("408") <= 128, statuses.count("408")
-    assert statuses.count("503") >= 1000 - 128 - statuses.count("refused")
+    # Each held connection is cut at the head timeout (408), which frees its slot: a slow
+    # connect phase (sanitizers, SYN retries) lets more than one round of 128 be held.
+    n408 = statuses.count("408")
+    assert 0 < n408 <= 128 * (1 + int((time.monotonic() - t0) / 5)), n408
+    assert statuses.count("503") >= 1000 - n408 - statuses.count("refused")
     assert agent.running()
     agent.wait_for(lambda: requests.get(base + "/health", timeout=5).status_code == 200, 10,
                    "/health once the idle connections are gone")
     agent.stop()
+
+
+def sockets(agent):
+    return sum(1 for t in agent.fd_targets() if t.startswith("socket:"))
 
 
 def rss_kib(pid):
