@@ -192,3 +192,36 @@ def test_reload_endpoint_is_off_by_default(agent, workdir):
     assert requests.get(base + "/-/reload", timeout=5).status_code == 404
     assert runs(agent) == 1
     agent.stop()
+
+
+def test_reload_that_cannot_start_restores_the_previous_config(agent, workdir):
+    """A config that validates but cannot run (its file sink's directory cannot be created) is
+    replaced by the previous one: lines keep flowing to the old sink, exactly once."""
+    dirs = {"a": workdir / "a"}
+    dirs["a"].mkdir()
+    cfg = config(agent, dirs, ["a"], ["one"], TOK)
+    agent.start(wait_ready=False)
+    base = "http://127.0.0.1:%d" % agent.http_port()
+    agent.wait_for(lambda: requests.get(base + "/ready", timeout=2).status_code == 200, 10, "ready")
+    app = Appender(dirs["a"] / "app.log")
+    app.start()
+    cfg["sinks"][0]["path"] = "/proc/1/no-such-dir/out.ndjson"
+    agent.config_path.write_text(to_yaml(cfg))
+    assert agent.cli("check", "-c", agent.config_path).returncode == 0  # valid, cannot run
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_for(lambda: "restoring the previous one" in agent.stderr_tail(100000), 20,
+                   "the failed start to be noticed")
+    agent.wait_for(lambda: runs(agent) == 2, 20, "the previous config to run again")
+    mark = app.seq
+    agent.wait_for(lambda: sum(ln.startswith("a ") for ln in lines_of(agent, "one")) > mark, 30,
+                   "lines shipped after the restore")
+    last = app.finish()
+    agent.wait_for(lambda: sum(ln.startswith("a ") for ln in lines_of(agent, "one")) >= last, 30,
+                   "every line")
+    s = scrape(agent.http_port())
+    assert val(s, "spillway_config_reloads_total", result="failure") == 1
+    assert val(s, "spillway_config_last_reload_successful") == 0
+    assert requests.get(base + "/ready", timeout=2).status_code == 200
+    agent.stop()
+    seqs = [int(SEQ_RE.match(ln).group(1)) for ln in lines_of(agent, "one") if ln.startswith("a ")]
+    assert sorted(seqs) == list(range(last))
