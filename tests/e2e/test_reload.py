@@ -42,7 +42,7 @@ def config(agent, dirs, sources, sinks, rule, reload_http=False):
     srcs = [{"name": n, "type": "file", "paths": ["%s/*.log" % dirs[n]]} for n in sources]
     snks = [{"name": n, "type": "file", "path": str(agent.dir / "out" / ("%s.ndjson" % n))}
             for n in sinks]
-    cfg = agent.config_dict(srcs, sinks=snks, extra={"redact": {"rules": [rule]}})
+    cfg = agent.config_dict(srcs, sinks=snks, extra={"redact": {"rules": [dict(rule)]}})
     cfg["server"]["enable_reload"] = reload_http
     agent.config_path.write_text(to_yaml(cfg))
     return cfg
