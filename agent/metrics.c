@@ -381,7 +381,7 @@ static void render_buffer(struct sw_metrics *m, struct sw_prom *p, const cJSON *
                      jcount(ret, "pressure_dropped_records"));
 }
 
-/* Per-sink figures from the buffer (all sinks) and from the transport (network sinks). */
+/* Per-sink figures from the buffer snapshot (all sinks). */
 static void render_sinks(struct sw_metrics *m, struct sw_prom *p, const cJSON *st) {
   const struct sw_config *cfg = m->src.cfg;
   const cJSON *sinks = cJSON_GetObjectItemCaseSensitive(st, "sinks");
@@ -423,6 +423,12 @@ static void render_sinks(struct sw_metrics *m, struct sw_prom *p, const cJSON *s
     struct sw_prom_label l[] = {{"sink", m->sink_names[i]}, {"type", m->sink_types[i]}};
     sw_prom_sample(p, "", l, 2, jnum(by_name(sinks, m->sink_names[i]), "last_error_ns") / 1e9);
   }
+}
+
+/* Network sinks' transport counters (loop memory), and the file sinks' delivered bytes. */
+static void render_sink_traffic(struct sw_metrics *m, struct sw_prom *p, const cJSON *st) {
+  const struct sw_config *cfg = m->src.cfg;
+  const cJSON *sinks = cJSON_GetObjectItemCaseSensitive(st, "sinks");
   size_t nnet = m->src.shipper ? sw_shipper_nsinks(m->src.shipper) : 0;
   struct sw_shipper_sink_stats ss;
   static const char *const net_fams[][2] = {
@@ -543,6 +549,7 @@ int sw_metrics_render(struct sw_metrics *m, struct sw_buf *out) {
   render_sources(m, &p, st);
   render_buffer(m, &p, st);
   render_sinks(m, &p, st);
+  render_sink_traffic(m, &p, st);
   render_counters(&p, st);
   render_disks(m, &p);
   sw_prom_family(&p, "spillway_metrics_snapshot_age_seconds", SW_PROM_GAUGE,
