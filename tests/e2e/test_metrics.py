@@ -344,3 +344,32 @@ def test_status_reads_the_running_agents_metrics(agent, workdir):
         assert text.startswith("AGENT   not answering: ")
     finally:
         loki.stop()
+
+
+def test_rotation_counted_and_no_duplicate_series(agent, workdir):
+    """rename+create: for a few seconds the renamed file is still drained under its old path
+    while the new file has the same path; the scrape stays valid (one series per path, the
+    active file's) and the rotation is counted."""
+    d = workdir / "app"
+    d.mkdir()
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}])
+    agent.start()
+    port = agent.http_port()
+    live = d / "a.log"
+    live.write_bytes(b"".join(b"old %d\n" % i for i in range(100)))
+    agent.wait_count(100, 30)
+    live.rename(d / "a.log.1")
+    live.write_bytes(b"".join(b"new %d\n" % i for i in range(50)))
+    new_size = os.path.getsize(live)
+
+    def rotated():
+        s = scrape(port)  # check_exposition: no duplicate series
+        ok = val(s, "spillway_source_rotations_total", source="app") == 1 and \
+            val(s, "spillway_source_files", source="app") == 2 and \
+            val(s, "spillway_file_size_bytes", source="app", path=str(live)) == new_size
+        return s if ok else None
+    s = agent.wait_for(rotated, 10, "the rotation in /metrics while both files are followed")
+    files = [k for k in s if k[0] == "spillway_file_size_bytes"]
+    assert len(files) == 1, files
+    agent.wait_count(150, 30)
+    agent.stop()
