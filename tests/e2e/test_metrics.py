@@ -217,9 +217,10 @@ def test_metrics_agree_with_ground_truth(agent, workdir):
 
 
 def test_metrics_network_sink_classes_and_dead_letters(agent, workdir):
-    loki = Loki()
+    loki = Loki(hold=3.0)  # a held request outlasts the sink's 2 s timeout
     try:
-        loki.faults.extend(["500", "reset"])
+        # A timeout, not a reset: curl silently retries a reset keep-alive connection itself.
+        loki.faults.extend(["500", "timeout"])
         loki.reject_line = "POISON"  # its batch is refused with 400: a dead letter
         d = workdir / "app"
         d.mkdir()
