@@ -252,6 +252,7 @@ int sw_writer_start(uv_loop_t *loop, const struct sw_writer_opts *opts, struct s
     uv_close((uv_handle_t *)&w->async, NULL);
     goto fail;
   }
+  pthread_setname_np(w->thread, "sw-writer"); /* for top -H and per-thread CPU figures */
   *out = w;
   return SW_OK;
 fail:

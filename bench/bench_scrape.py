@@ -3,7 +3,8 @@
 
 Two measurements on the bench's docker workload (bench/gen_docker.py, file sink):
   1. full ingest: the whole workload from a cold start, without and with a scraper at 1 s
-     (runs alternate, --rounds times each); CPU seconds of the agent per GB of input;
+     (runs alternate, --rounds times each); CPU seconds of the agent per GB of input, and the
+     CPU of the libuv pool threads, which here run nothing but the metrics snapshots;
   2. per scrape: the agent idle after the ingest with its buffer and files open, its CPU over
      --idle-seconds without scrapes and then with one scrape a second: CPU milliseconds per
      scrape (the loop's rendering plus the snapshot job on the pool), set against the agent's
@@ -78,8 +79,30 @@ def ingest(name, wl, meta, scraped):
         time.sleep(0.05)  # progress probe interval
     elapsed = time.monotonic() - t0
     cpu, _ = bench.proc_stats(p.pid)
+    threads = thread_cpu(p.pid)
     stop.set()
+    print("  CPU s by thread: %s (pool: libuv's threads, which here run only the buffer opening "
+          "at start and the metrics snapshots)" % ", ".join("%s %.2f" % kv for kv in sorted(threads.items())),
+          flush=True)
     return p, port, cpu, elapsed, n[0]
+
+
+def thread_cpu(pid):
+    """CPU seconds per kind of thread: "loop" (the main thread), the writer and file sink
+    threads (named sw-*), and "pool": every other thread still named like the process, i.e.
+    libuv's thread pool."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = "loop" if int(tid) == pid else comm if comm.startswith("sw-") else "pool"
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / bench.CLK
+    return out
 
 
 def main():
@@ -94,13 +117,15 @@ def main():
     gb = meta["bytes"] / 1e9
     runs = {False: [], True: []}
     for r in range(a.rounds):
-        for scraped in (False, True):
+        # Alternate which goes first: the second run of a pair may inherit the first's
+        # writeback and page cache.
+        for scraped in ((False, True) if r % 2 == 0 else (True, False)):
             p, port, cpu, elapsed, n = ingest("scrape-%d" % int(scraped), wl, meta, scraped)
             runs[scraped].append((cpu, elapsed, n))
             print("ingest scraped=%s: %.2f CPU s in %.2f s (%.2f CPU s/GB, %d scrapes)"
                   % (scraped, cpu, elapsed, cpu / gb, n), flush=True)
             if r == a.rounds - 1 and scraped:
-                idle = idle_cost(p, port, a.idle_seconds)
+                idle = idle_cost(p, port, a.idle_seconds) if a.idle_seconds else 0.0
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=10)
     plain = min(c for c, _, _ in runs[False])
