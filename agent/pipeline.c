@@ -220,7 +220,6 @@ void sw_pipeline_stop(struct sw_pipeline *p) {
   }
   if (p->tail) sw_tail_stop(p->tail);
   if (p->writer) sw_writer_stop(p->writer, SHUTDOWN_WRITER_MS);
-  p->writer = NULL;
   for (size_t i = 0; i < p->nsinks; i++)
     if (p->sinks[i]) sw_file_sink_stop(p->sinks[i], SHUTDOWN_SINKS_MS);
   p->nsinks = 0;
@@ -228,6 +227,10 @@ void sw_pipeline_stop(struct sw_pipeline *p) {
   p->sinks = NULL;
   sw_shipper_stop(p->shipper, SHUTDOWN_SINKS_MS);
   p->shipper = NULL;
+  /* Only now: sinks kick the writer after each acknowledgement until they are stopped (its
+   * mutex must still exist, and its memory must outlive the shipper's own loop runs). */
+  sw_writer_free(p->writer);
+  p->writer = NULL;
 }
 
 void sw_pipeline_free(struct sw_pipeline *p) {

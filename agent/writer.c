@@ -316,7 +316,13 @@ void sw_writer_stop(struct sw_writer *w, uint64_t deadline_ms) {
     w->head = n;
   }
   ZSTD_freeCCtx(w->cctx);
+  w->cctx = NULL;
   sw_db_close(w->db);
+  w->db = NULL;
+}
+
+void sw_writer_free(struct sw_writer *w) {
+  if (!w) return;
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->cv);
   uv_close((uv_handle_t *)&w->async, on_close);

@@ -225,3 +225,53 @@ def test_reload_that_cannot_start_restores_the_previous_config(agent, workdir):
     agent.stop()
     seqs = [int(SEQ_RE.match(ln).group(1)) for ln in lines_of(agent, "one") if ln.startswith("a ")]
     assert sorted(seqs) == list(range(last))
+
+
+def test_reload_with_a_network_sink_under_load(agent, workdir):
+    """The in-process restart of a Loki sink (its requests in flight are cancelled and sent again
+    by the new pipeline, from the committed cursor): Loki, which deduplicates identical entries,
+    ends with every line exactly once; the file sink, which is exact, too."""
+    from receivers import Loki
+    loki = Loki()
+    try:
+        d = workdir / "a"
+        d.mkdir()
+        cfg = agent.config_dict(
+            [{"name": "a", "type": "file", "paths": ["%s/*.log" % d]}],
+            sinks=[{"name": "one", "type": "file", "path": str(agent.dir / "out" / "one.ndjson")},
+                   {"name": "loki", "type": "loki", "url": loki.url, "concurrency": 2,
+                    "batch": {"max_bytes": "64KiB", "max_wait": "100ms"}}])
+        agent.config_path.write_text(to_yaml(cfg))
+        agent.start(wait_ready=False)
+        base = "http://127.0.0.1:%d" % agent.http_port()
+        agent.wait_for(lambda: requests.get(base + "/ready", timeout=2).status_code == 200, 10, "ready")
+        app = Appender(d / "app.log")
+        app.start()
+        for n in range(3):  # three reloads while lines keep coming; the last one adds a label
+            agent.wait_for(lambda: loki.entries_received > (n + 1) * 2000, 30, "Loki receiving")
+            if n == 2:
+                cfg["sinks"][1]["labels"] = {"reloaded": "yes"}
+                agent.config_path.write_text(to_yaml(cfg))
+            agent.proc.send_signal(signal.SIGHUP)
+            agent.wait_for(lambda: runs(agent) == n + 2, 20, "reload %d to run" % (n + 1))
+        time.sleep(0.5)  # more lines under the last config (load, not a wait)
+        last = app.finish()
+
+        def loki_seqs():
+            return [int(SEQ_RE.match(line).group(1)) for _, _, line in loki.lines()]
+        agent.wait_for(lambda: len(set(loki_seqs())) >= last, 60, "every line at Loki")
+        agent.wait_for(lambda: sum(ln.startswith("a ") for ln in lines_of(agent, "one")) >= last,
+                       30, "every line in the file sink")
+        agent.stop()
+        # Per stream (labels), each line once; lines shipped after the last reload carry its label.
+        by_stream = {}
+        for labels, _, line in loki.lines():
+            by_stream.setdefault(tuple(sorted(labels.items())), []).append(line)
+        for stream, ls in by_stream.items():
+            assert len(ls) == len(set(ls)), "duplicates in stream %r" % (stream,)
+        assert sorted(set(loki_seqs())) == list(range(last))
+        assert any(("reloaded", "yes") in s for s in by_stream)
+        seqs = [int(SEQ_RE.match(ln).group(1)) for ln in lines_of(agent, "one") if ln.startswith("a ")]
+        assert sorted(seqs) == list(range(last))
+    finally:
+        loki.stop()
