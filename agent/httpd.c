@@ -227,6 +227,10 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_tcp_init(h->loop, &c->tcp);
   uv_timer_init(h->loop, &c->timer);
   c->tcp.data = c->timer.data = c;
+  /* Like the listener, connections do not keep uv_run going: an idle client must not delay the
+   * agent's reload (the loop runs until the pipeline's own handles are closed). */
+  uv_unref((uv_handle_t *)&c->tcp);
+  uv_unref((uv_handle_t *)&c->timer);
   c->handles_open = 2;
   h->live++;
   sw_buf_init(&c->out, 0);

@@ -6,7 +6,8 @@
  * head at most SW_HTTPD_MAX_HEAD bytes (431), a complete head within SW_HTTPD_HEAD_TIMEOUT_MS
  * (408; a client sending one byte a second is cut off), request bodies are not accepted (413).
  * Connection states: READING -> (handler) -> WRITING -> CLOSING. Loop thread only. The listening
- * handle is unref'd: it serves while the loop runs but does not keep uv_run going by itself.
+ * handle and the connections are unref'd: they are served while the loop runs but do not keep
+ * uv_run going by themselves.
  */
 #ifndef SW_HTTPD_H
 #define SW_HTTPD_H
