@@ -1,3 +1,16 @@
+/* agent.c - `spillway run`: the loop, signals, the HTTP control server, and live reload.
+ *
+ * Agent states:
+ *   STARTING  (pipeline OPENING)  -> RUNNING  (on_started 0)        | exit 1 (on_started < 0)
+ *   RUNNING   -(SIGHUP, POST /-/reload)-> the new config is loaded and validated:
+ *               invalid  -> logged as "FILE: key.path: reason", the running pipeline goes on
+ *               valid    -> RELOADING: the pipeline is stopped (as for a restart: committed,
+ *                           cursors saved) and one with the new config is opened -> RUNNING;
+ *                           if that one cannot start, the previous config is started again
+ *   any       -(SIGTERM, SIGINT)-> STOPPING -> exit
+ * The HTTP server and signal handles outlive pipelines; they are unref'd, so uv_run returns
+ * once a stopped pipeline has closed its handles. /ready answers 200 only while RUNNING.
+ */
 #include "agent.h"
 
 #include <pthread.h>
@@ -7,40 +20,31 @@
 #include <uv.h>
 
 #include "../common/log.h"
-#include "../sinks/file.h"
-#include "../sinks/shipper.h"
-#include "buffer.h"
+#include "../common/timefmt.h"
 #include "httpd.h"
+#include "metrics.h"
+#include "pipeline.h"
 #include "search_http.h"
-#include "ingest.h"
-#include "retention.h"
-#include "tail.h"
-#include "writer.h"
 
-#define SHUTDOWN_WRITER_MS 2500
-#define SHUTDOWN_SINKS_MS 1500
+#define METRICS_MAX_BYTES ((size_t)32 << 20)
 
 struct agent {
   uv_loop_t loop;
   uv_signal_t sigterm, sigint, sighup;
-  const struct sw_config *cfg;
-  struct sw_writer *writer;
-  struct sw_ingest *ing;
-  struct sw_tail *tail;
-  struct sw_file_sink **sinks;
-  size_t nsinks;
-  struct sw_shipper *shipper; /* loki, elasticsearch and s3 sinks; NULL without any */
+  const struct sw_config *cfg;  /* the running one */
+  struct sw_config *owned;      /* cfg when a reload loaded it (else the caller's) */
+  const struct sw_config *prev; /* during a reload: the config to go back to */
+  struct sw_config *prev_owned;
+  struct sw_pipeline *pipe;
   struct sw_httpd *httpd;
-  struct sw_search_http *search;
-  struct sw_redactor *redactor; /* NULL: no redaction configured */
-  struct sw_retention *ret; /* NULL: no retention, disk_pressure or truncate_shipped */
-  uv_timer_t ret_timer;
-  int stopping, ready;
+  struct sw_search_http *search; /* GET /api/v1/search; its running searches keep the loop
+                                    turning (a reload waits for them: at most 30 s) */
+  struct sw_reload_stats reloads;
+  int stopping, ready, reloading, reload_wanted, restore_wanted, failed;
 };
 
-static void on_retention_timer(uv_timer_t *h) {
-  struct agent *a = h->data;
-  sw_retention_tick(a->ret);
+static const char *not_ready_reason(const struct agent *a) {
+  return a->stopping ? "shutting down" : a->reloading ? "reloading" : !a->ready ? "starting" : NULL;
 }
 
 /* Liveness: answering at all means the loop turns. */
@@ -50,15 +54,62 @@ static void on_health(struct sw_http_conn *c, const struct sw_http_req *req, voi
   sw_http_respond(c, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
 }
 
-/* Readiness: the buffer is open, the first scan of the sources is done, not shutting down. */
+/* Readiness: the buffer is open, the first scan of the sources is done, not shutting down or
+ * reloading. */
 static void on_ready(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
   struct agent *a = arg;
   (void)req;
-  const char *why = a->stopping ? "shutting down" : !a->ready ? "starting" : NULL;
+  const char *why = not_ready_reason(a);
   char body[128];
   int n = why ? snprintf(body, sizeof body, "{\"status\":\"not ready\",\"reason\":\"%s\"}\n", why)
               : snprintf(body, sizeof body, "{\"status\":\"ready\"}\n");
   sw_http_respond(c, why ? 503 : 200, "application/json", body, (size_t)n);
+}
+
+/* The Prometheus exposition (agent/metrics.h): built from memory and the last snapshot, so the
+ * loop never waits on SQLite here. */
+static void on_metrics(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
+  struct agent *a = arg;
+  (void)req;
+  struct sw_metrics *m = a->ready ? sw_pipeline_metrics(a->pipe) : NULL;
+  if (!m) {
+    char body[128];
+    const char *why = not_ready_reason(a);
+    int n = snprintf(body, sizeof body, "{\"status\":\"not ready\",\"reason\":\"%s\"}\n",
+                     why ? why : "starting");
+    sw_http_respond(c, 503, "application/json", body, (size_t)n);
+    return;
+  }
+  struct sw_buf out;
+  sw_buf_init(&out, METRICS_MAX_BYTES);
+  int rc = sw_metrics_render(m, &out);
+  if (rc) {
+    SW_LOG(SW_L_ERROR, "http", "metrics: %s", sw_strerror(rc));
+    static const char body[] = "{\"error\":\"metrics unavailable\"}\n";
+    sw_http_respond(c, 500, "application/json", body, sizeof body - 1);
+  } else {
+    sw_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+  }
+  sw_buf_free(&out);
+}
+
+/* Asks the main loop to reload once the current pipeline runs (a reload asked while one is
+ * starting waits for it). */
+static void want_reload(struct agent *a, const char *why) {
+  if (a->stopping) return;
+  SW_LOG(SW_L_INFO, "agent", "%s: reloading the configuration from %s", why, a->cfg->file);
+  a->reload_wanted = 1;
+  if (a->ready) uv_stop(&a->loop);
+}
+
+/* POST /-/reload (server.enable_reload): answered at once; the outcome is logged and counted
+ * in spillway_config_reloads_total. */
+static void on_reload(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
+  struct agent *a = arg;
+  (void)req;
+  static const char body[] = "{\"status\":\"reloading\"}\n";
+  want_reload(a, "POST /-/reload");
+  sw_http_respond(c, 202, "application/json", body, sizeof body - 1);
 }
 
 static int start_server(struct agent *a) {
@@ -71,24 +122,15 @@ static int start_server(struct agent *a) {
     return rc;
   }
   if ((rc = sw_httpd_route(a->httpd, "/health", on_health, a)) ||
-      (rc = sw_httpd_route(a->httpd, "/ready", on_ready, a)))
+      (rc = sw_httpd_route(a->httpd, "/ready", on_ready, a)) ||
+      (rc = sw_httpd_route(a->httpd, "/metrics", on_metrics, a)) ||
+      (a->cfg->server.enable_reload &&
+       (rc = sw_httpd_route_method(a->httpd, "POST", "/-/reload", on_reload, a))))
     return rc;
   if (!(a->search = sw_search_http_new(&a->loop, a->cfg->data_dir))) return SW_ENOMEM;
   if ((rc = sw_httpd_route(a->httpd, "/api/v1/search", sw_search_http_handle, a->search))) return rc;
   SW_LOG(SW_L_INFO, "http", "listening on %s (port %d)", listen, sw_httpd_port(a->httpd));
   return SW_OK;
-}
-
-static void on_progress(void *arg) {
-  struct agent *a = arg;
-  if (a->tail && !a->stopping) sw_tail_kick(a->tail);
-}
-
-static void on_commit(void *arg) {
-  struct agent *a = arg;
-  for (size_t i = 0; i < a->nsinks; i++)
-    if (a->sinks[i]) sw_file_sink_notify(a->sinks[i]);
-  sw_shipper_notify(a->shipper);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -101,143 +143,146 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_stop(&a->loop);
 }
 
-/* Until live reload lands (issue #7), SIGHUP (`systemctl reload`, `kill -HUP`) must not kill
- * the agent by its default action: say that the config was not re-read, and keep running. */
 static void on_sighup(uv_signal_t *h, int signum) {
-  (void)h;
   (void)signum;
-  SW_LOG(SW_L_WARN, "agent", "received SIGHUP: live reload is not available in this build yet; "
-                             "configuration unchanged (restart to apply changes)");
+  want_reload(h->data, "received SIGHUP");
 }
 
-static int add_known(void *arg, const struct sw_file_state *st) {
-  return sw_tail_add_known(arg, st);
+static void apply_log(const struct sw_config *cfg) {
+  sw_log_setup(cfg->log.level == SW_LOG_DEBUG  ? SW_L_DEBUG
+               : cfg->log.level == SW_LOG_WARN ? SW_L_WARN
+               : cfg->log.level == SW_LOG_ERROR ? SW_L_ERROR
+                                                : SW_L_INFO,
+               cfg->log.format == SW_LOG_FORMAT_JSON);
 }
 
-static int load_state(struct agent *a) {
-  struct sw_db *db = NULL;
-  char err[512];
-  int rc = sw_db_open(a->cfg->data_dir, 0, &db, err, sizeof err);
-  if (rc) {
-    SW_LOG(SW_L_ERROR, "buffer", "%s", err);
-    return rc;
+static void on_started(void *arg, int rc) {
+  struct agent *a = arg;
+  const struct sw_config *cfg = a->cfg;
+  if (rc && a->prev) { /* a reloaded config that cannot run: go back to the previous one */
+    SW_LOG(SW_L_ERROR, "agent", "reload failed: the new configuration could not start (%s); "
+                                "restoring the previous one", sw_strerror(rc));
+    a->restore_wanted = 1;
+    uv_stop(&a->loop);
+    return;
   }
-  SW_LOG(SW_L_INFO, "buffer", "buffer %s open (agent id %s)", sw_db_path(db), sw_db_agent_id(db));
-  rc = sw_db_load_files(db, add_known, a->tail);
-  if (rc) SW_LOG(SW_L_ERROR, "buffer", "cannot load file offsets: %s", sw_db_errmsg(db));
-  sw_db_close(db);
+  if (rc) {
+    a->failed = 1;
+    uv_stop(&a->loop);
+    return;
+  }
+  if (a->prev) { /* a reload that runs (not the first start, not a restore) */
+    a->reloads.ok++;
+    a->reloads.last_ok = 1;
+    a->reloads.last_ok_ns = sw_time_now_ns();
+  }
+  a->reloading = 0;
+  sw_config_free(a->prev_owned); /* the new one runs: the old is no longer needed */
+  a->prev = NULL;
+  a->prev_owned = NULL;
+  a->ready = 1;
+  SW_LOG(SW_L_INFO, "agent", "spillway %s running: %zu sources, %zu sinks", SW_VERSION,
+         cfg->nsources, cfg->nsinks);
+  if (a->reload_wanted) uv_stop(&a->loop); /* asked while starting */
+}
+
+static int open_pipeline(struct agent *a) {
+  struct sw_pipeline_opts po = {.loop = &a->loop, .cfg = a->cfg, .with_metrics = a->httpd != NULL,
+                                .reloads = &a->reloads, .on_started = on_started, .arg = a};
+  int rc = sw_pipeline_open(&po, &a->pipe);
+  if (rc) SW_LOG(SW_L_ERROR, "agent", "cannot start: %s", sw_strerror(rc));
   return rc;
 }
 
-static int start(struct agent *a) {
-  const struct sw_config *cfg = a->cfg;
-  char err[512] = "";
-  const char **names = calloc(cfg->nsinks + 1, sizeof *names);
-  if (!names) return SW_ENOMEM;
-  for (size_t i = 0; i < cfg->nsinks; i++) names[i] = cfg->sinks[i].name;
-  struct sw_writer_opts wo = {
-      .data_dir = cfg->data_dir, .max_bytes = cfg->buffer.max_bytes,
-      .drop_oldest = cfg->buffer.when_full == SW_WHEN_FULL_DROP_OLDEST, .zstd_level = 1,
-      .keep_shipped_age_ns = (int64_t)cfg->buffer.keep_shipped_age_ms * 1000000,
-      .keep_shipped_bytes = cfg->buffer.keep_shipped_bytes,
-      /* The trigram filter costs ~1.2 ns per byte: only for chunks that stay to be searched
-       * (history kept, or no sinks), not for ones deleted as soon as they are shipped. */
-      .search_filters = cfg->buffer.keep_shipped_age_ms || cfg->buffer.keep_shipped_bytes || !cfg->nsinks,
-      .sinks = names, .nsinks = cfg->nsinks, .on_progress = on_progress, .on_commit = on_commit,
-      .arg = a};
-  int rc = sw_writer_start(&a->loop, &wo, &a->writer, err, sizeof err);
-  free(names);
-  if (rc) {
-    SW_LOG(SW_L_ERROR, "buffer", "%s", err[0] ? err : sw_strerror(rc));
-    return rc;
+/* Stops the pipeline and runs the loop until its handles are closed (HTTP keeps answering
+ * meanwhile; a stop asked by uv_stop only ends one round). */
+static void close_pipeline(struct agent *a) {
+  a->ready = 0;
+  sw_pipeline_stop(a->pipe);
+  while (uv_run(&a->loop, UV_RUN_DEFAULT) != 0) { /* uv_stop (a signal) ends one round only */
   }
-  size_t max_line = 256 * 1024;
-  const struct sw_redact_section *rs = &cfg->redact;
-  if ((rs->nbuiltin || rs->nrules || rs->nkeys) &&
-      (rc = sw_config_redactor(cfg, &a->redactor, err, sizeof err))) {
-    SW_LOG(SW_L_ERROR, "redact", "redact.%s", err);
-    return rc;
-  }
-  if ((rc = sw_ingest_create(cfg, a->writer, a->redactor, max_line, &a->ing))) return rc;
-  if ((rc = sw_tail_create(&a->loop, cfg, a->ing, a->writer, &a->tail, err, sizeof err))) {
-    SW_LOG(SW_L_ERROR, "tail", "%s", err);
-    return rc;
-  }
-  if ((rc = load_state(a))) return rc;
-  a->sinks = calloc(cfg->nsinks + 1, sizeof *a->sinks);
-  if (!a->sinks) return SW_ENOMEM;
-  for (size_t i = 0; i < cfg->nsinks; i++) {
-    if (cfg->sinks[i].type != SW_SINK_FILE) continue;
-    if ((rc = sw_file_sink_start(&cfg->sinks[i], cfg->data_dir, a->writer, &a->sinks[i], err,
-                                 sizeof err))) {
-      SW_LOG(SW_L_ERROR, "sink", "%s", err);
-      return rc;
-    }
-    a->nsinks = i + 1;
-  }
-  if ((rc = sw_shipper_start(&a->loop, cfg, a->writer, &a->shipper, err, sizeof err))) {
-    SW_LOG(SW_L_ERROR, "sink", "%s", err);
-    return rc;
-  }
-  if ((rc = sw_tail_start(a->tail))) return rc;
-  if ((rc = sw_retention_create(&a->loop, cfg, a->tail, a->writer, &a->ret))) return rc;
-  if (a->ret) {
-    uint64_t every = sw_retention_interval_ms(cfg);
-    uv_timer_init(&a->loop, &a->ret_timer);
-    a->ret_timer.data = a;
-    uv_timer_start(&a->ret_timer, on_retention_timer, every < 1000 ? every : 1000, every);
-  }
-  a->ready = 1;
-  return SW_OK;
+  sw_pipeline_free(a->pipe);
+  a->pipe = NULL;
 }
 
-static void shutdown_all(struct agent *a) {
-  a->stopping = 1;
-  if (a->httpd) sw_httpd_stop(a->httpd);
-  a->httpd = NULL;
-  if (a->ret) { /* a pass in progress stops at its next block; its callback runs below */
-    sw_retention_stop(a->ret);
-    uv_close((uv_handle_t *)&a->ret_timer, NULL);
+/* What a reload cannot change while running (the server keeps its socket, the buffer its
+ * directory): refused with the key path, like any invalid value. */
+static const char *unchangeable(const struct sw_config *old, const struct sw_config *n) {
+  if (strcmp(old->data_dir, n->data_dir)) return "data_dir: cannot change on reload (restart the agent)";
+  const char *ol = old->server.listen ? old->server.listen : "", *nl = n->server.listen ? n->server.listen : "";
+  if (strcmp(ol, nl)) return "server.listen: cannot change on reload (restart the agent)";
+  if (old->server.enable_reload != n->server.enable_reload)
+    return "server.enable_reload: cannot change on reload (restart the agent)";
+  return NULL;
+}
+
+static void reload(struct agent *a) {
+  a->reload_wanted = 0;
+  struct sw_config *ncfg = NULL;
+  struct sw_conf_errors errs = {0};
+  int rc = sw_config_load(a->cfg->file, &ncfg, &errs);
+  const char *why = rc ? NULL : unchangeable(a->cfg, ncfg);
+  if (rc || why) {
+    for (size_t i = 0; i < errs.n; i++)
+      SW_LOG(SW_L_ERROR, "agent", "reload refused: %s", errs.msgs[i]);
+    if (why) SW_LOG(SW_L_ERROR, "agent", "reload refused: %s: %s", a->cfg->file, why);
+    SW_LOG(SW_L_WARN, "agent", "configuration unchanged: the running one goes on");
+    a->reloads.failed++;
+    a->reloads.last_ok = 0;
+    sw_conf_errors_free(&errs);
+    sw_config_free(ncfg);
+    return;
   }
-  if (a->tail) sw_tail_stop(a->tail);
-  if (a->writer) sw_writer_stop(a->writer, SHUTDOWN_WRITER_MS);
-  a->writer = NULL;
-  for (size_t i = 0; i < a->nsinks; i++)
-    if (a->sinks[i]) sw_file_sink_stop(a->sinks[i], SHUTDOWN_SINKS_MS);
-  a->nsinks = 0;
-  free(a->sinks);
-  a->sinks = NULL;
-  sw_shipper_stop(a->shipper, SHUTDOWN_SINKS_MS);
-  a->shipper = NULL;
-  if (!uv_is_closing((uv_handle_t *)&a->sigterm)) uv_close((uv_handle_t *)&a->sigterm, NULL);
-  if (!uv_is_closing((uv_handle_t *)&a->sigint)) uv_close((uv_handle_t *)&a->sigint, NULL);
-  if (!uv_is_closing((uv_handle_t *)&a->sighup)) uv_close((uv_handle_t *)&a->sighup, NULL);
-  uv_run(&a->loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */
-  sw_search_http_free(a->search); /* its searches, cancelled with their connections, are done */
-  a->search = NULL;
-  sw_retention_free(a->ret);
-  a->ret = NULL;
-  sw_tail_free(a->tail);
-  a->tail = NULL;
-  sw_ingest_destroy(a->ing);
-  a->ing = NULL;
-  sw_redactor_destroy(a->redactor);
-  a->redactor = NULL;
+  sw_conf_errors_free(&errs);
+  a->reloading = 1;
+  close_pipeline(a);
+  if (a->stopping) { /* a stop signal came while the old pipeline closed */
+    sw_config_free(ncfg);
+    return;
+  }
+  a->prev = a->cfg;
+  a->prev_owned = a->owned;
+  a->cfg = a->owned = ncfg;
+  apply_log(a->cfg);
+  if (open_pipeline(a)) on_started(a, SW_EIO);
+}
+
+/* The reloaded config could not start: the previous one again (it ran before). */
+static int restore(struct agent *a) {
+  a->restore_wanted = 0;
+  close_pipeline(a);
+  sw_config_free(a->owned);
+  a->cfg = a->prev;
+  a->owned = a->prev_owned;
+  a->prev = NULL;
+  a->prev_owned = NULL;
+  a->reloads.failed++;
+  a->reloads.last_ok = 0;
+  apply_log(a->cfg);
+  return open_pipeline(a);
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
 int sw_agent_run(const struct sw_config *cfg) {
   struct agent a;
   memset(&a, 0, sizeof a);
   a.cfg = cfg;
+  a.reloads.last_ok = 1;
+  a.reloads.last_ok_ns = sw_time_now_ns();
   if (uv_loop_init(&a.loop)) return 1;
   signal(SIGPIPE, SIG_IGN);
-  uv_signal_init(&a.loop, &a.sigterm);
-  uv_signal_init(&a.loop, &a.sigint);
-  a.sigterm.data = a.sigint.data = &a;
+  uv_signal_t *sigs[] = {&a.sigterm, &a.sigint, &a.sighup};
+  for (size_t i = 0; i < 3; i++) {
+    uv_signal_init(&a.loop, sigs[i]);
+    sigs[i]->data = &a;
+  }
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   uv_signal_start(&a.sigint, on_signal, SIGINT);
-  uv_signal_init(&a.loop, &a.sighup);
   uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+  for (size_t i = 0; i < 3; i++) uv_unref((uv_handle_t *)sigs[i]); /* the pipeline keeps us running */
   sigset_t set; /* blocked by the CLI until now; a pending one is delivered here */
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -245,13 +290,26 @@ int sw_agent_run(const struct sw_config *cfg) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);
   int rc = start_server(&a);
-  if (rc == 0) rc = start(&a);
-  if (rc == 0) {
-    SW_LOG(SW_L_INFO, "agent", "spillway %s running: %zu sources, %zu sinks", SW_VERSION,
-           cfg->nsources, cfg->nsinks);
+  if (rc == 0) rc = open_pipeline(&a);
+  while (rc == 0) {
     uv_run(&a.loop, UV_RUN_DEFAULT);
+    if (a.stopping) break;
+    if (a.failed) rc = SW_EIO;
+    else if (a.restore_wanted) rc = restore(&a);
+    else if (a.reload_wanted && a.ready) reload(&a);
+    else if (!a.reload_wanted) rc = SW_EIO; /* nothing left running: a stage failed */
   }
-  shutdown_all(&a);
+  a.stopping = 1;
+  a.ready = 0;
+  sw_pipeline_stop(a.pipe); /* /ready says "shutting down" while sinks finish */
+  if (a.httpd) sw_httpd_stop(a.httpd);
+  a.httpd = NULL;
+  for (size_t i = 0; i < 3; i++) close_handle((uv_handle_t *)sigs[i]);
+  uv_run(&a.loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */
+  sw_search_http_free(a.search); /* its searches, cancelled with their connections, are done */
+  sw_pipeline_free(a.pipe); /* an opening job has finished: uv_run waited for it */
+  sw_config_free(a.owned);
+  sw_config_free(a.prev_owned);
   int lc = uv_loop_close(&a.loop);
   if (lc) SW_LOG(SW_L_WARN, "agent", "loop closed with handles open: %s", uv_strerror(lc));
   if (rc == 0) SW_LOG(SW_L_INFO, "agent", "stopped cleanly");

@@ -141,6 +141,7 @@ int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *co
     cJSON_AddStringToObject(o, "type", types[i]);
     cJSON_AddNumberToObject(o, "acked_chunk", (double)c.acked);
     cJSON_AddNumberToObject(o, "sent_records", (double)c.sent_records);
+    cJSON_AddNumberToObject(o, "out_bytes", (double)c.out_bytes);
     cJSON_AddNumberToObject(o, "backlog_chunks", (double)scalar(db, "SELECT COUNT(*) FROM chunks WHERE id>?", c.acked));
     cJSON_AddNumberToObject(o, "backlog_records", (double)scalar(db, "SELECT COALESCE(SUM(records),0) FROM chunks WHERE id>?", c.acked));
     cJSON_AddNumberToObject(o, "backlog_bytes", (double)scalar(db, "SELECT COALESCE(SUM(stored_bytes),0) FROM chunks WHERE id>?", c.acked));

@@ -15,6 +15,7 @@
 #include "buffer.h"
 #include "config.h"
 #include "health.h"
+#include "status_live.h"
 #include "retention.h"
 
 static const char k_usage[] =
@@ -24,7 +25,8 @@ static const char k_usage[] =
     "files, buffers every record durably in SQLite and ships it to its sinks.\n"
     "\n"
     "Commands:\n"
-    "  run     [-c FILE]                  run the agent until SIGTERM/SIGINT\n"
+    "  run     [-c FILE]                  run the agent until SIGTERM/SIGINT; SIGHUP reloads\n"
+    "                                     FILE; serves /health, /ready, /metrics (server.listen)\n"
     "  check   [-c FILE]                  validate a config; exit 1 with \"FILE: key.path: reason\"\n"
     "  status  [-c FILE] [--output text|json]\n"
     "                                     buffer size, per-sink backlog, tailed files and offsets\n"
@@ -169,16 +171,75 @@ static void print_status_text(const cJSON *root) {
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sources"))
     printf("%-20s %14.0f %16.0f %12.0f %10.0f\n", str(it, "name"), num(it, "records"),
            num(it, "bytes"), num(it, "parse_errors"), num(it, "truncated"));
-  printf("\n%-12s %14s %14s %12s  %s\n", "SOURCE", "OFFSET", "SIZE", "LAG", "FILE");
-  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "files")) {
-    double size = num(it, "size");
-    if (size < 0)
-      printf("%-12s %14.0f %14s %12s  %s (not present)\n", str(it, "source"), num(it, "offset"),
-             "-", "-", str(it, "path"));
-    else
-      printf("%-12s %14.0f %14.0f %12.0f  %s\n", str(it, "source"), num(it, "offset"), size,
-             num(it, "lag_bytes"), str(it, "path"));
+  const cJSON *live = cJSON_GetObjectItem(root, "agent");
+  int running = cJSON_IsTrue(cJSON_GetObjectItem(live, "running"));
+  int nhttp = 0;
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks")) nhttp += cJSON_GetObjectItem(it, "requests") != NULL;
+  if (running && nhttp) {
+    printf("\n%-20s %10s %10s %10s %10s %10s\n", "SINK", "REQUESTS", "RETRIES", "4XX", "5XX",
+           "NETWORK");
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks")) {
+      const cJSON *fl = cJSON_GetObjectItem(it, "failures");
+      if (cJSON_GetObjectItem(it, "requests"))
+        printf("%-20s %10.0f %10.0f %10.0f %10.0f %10.0f\n", str(it, "name"), num(it, "requests"),
+               num(it, "retries"), num(fl, "4xx"), num(fl, "5xx"), num(fl, "network"));
+    }
   }
+  /* OFFSET is committed to the buffer; READ, SIZE and LAG come from the running agent when it
+   * answers (it has read further than it committed), else from the database and a stat. */
+  printf("\n%-12s %14s %14s %14s %12s  %s\n", "SOURCE", "OFFSET", "READ", "SIZE", "LAG", "FILE");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "files")) {
+    int has_live = cJSON_GetObjectItem(it, "read_offset") != NULL;
+    double size = has_live ? num(it, "live_size") : num(it, "size");
+    char read[24] = "-";
+    if (has_live) snprintf(read, sizeof read, "%.0f", num(it, "read_offset"));
+    if (size < 0)
+      printf("%-12s %14.0f %14s %14s %12s  %s (not present)\n", str(it, "source"),
+             num(it, "offset"), read, "-", "-", str(it, "path"));
+    else
+      printf("%-12s %14.0f %14s %14.0f %12.0f  %s\n", str(it, "source"), num(it, "offset"), read,
+             size, has_live ? num(it, "live_lag_bytes") : num(it, "lag_bytes"), str(it, "path"));
+  }
+}
+
+static void print_agent_line(const cJSON *root) {
+  const cJSON *a = cJSON_GetObjectItem(root, "agent");
+  if (!a) return;
+  if (cJSON_IsTrue(cJSON_GetObjectItem(a, "running")))
+    printf("AGENT   running at %s  version %s  up %.0f s  rss %.1f MiB  fds %.0f  (live figures "
+           "from /metrics)\n\n", str(a, "address"), str(a, "version"), num(a, "uptime_seconds"),
+           num(a, "rss_bytes") / 1048576.0, num(a, "open_fds"));
+  else
+    printf("AGENT   not answering: %s (committed figures only)\n\n", str(a, "reason"));
+}
+
+#define STATUS_METRICS_MAX ((size_t)32 << 20)
+
+/* The running agent's /metrics merged into the status (status_live.h), or why not. */
+static void add_live(cJSON *root, const struct sw_config *cfg) {
+  const char *listen = cfg->server.listen;
+  const char *colon = listen ? strrchr(listen, ':') : NULL;
+  char err[512] = "", *body = NULL;
+  size_t len = 0;
+  int status = -1;
+  if (!listen || !*listen || !strcmp(listen, "0"))
+    snprintf(err, sizeof err, "server.listen is off");
+  else if (colon && !strcmp(colon, ":0"))
+    snprintf(err, sizeof err, "server.listen has port 0 (the agent's port is unknown)");
+  else if ((status = sw_health_get(listen, "/metrics", 2000, STATUS_METRICS_MAX, &body, &len, err,
+                                   sizeof err)) >= 0 && status != 200)
+    snprintf(err, sizeof err, "%s/metrics answered %d", listen, status);
+  if (status == 200 && sw_status_add_live(root, listen, body, (double)time(NULL)) == SW_OK) {
+    free(body);
+    return;
+  }
+  if (status == 200) snprintf(err, sizeof err, "%s/metrics: unexpected exposition", listen);
+  free(body);
+  cJSON_DeleteItemFromObject(root, "agent");
+  cJSON *a = cJSON_AddObjectToObject(root, "agent");
+  cJSON_AddBoolToObject(a, "running", 0);
+  cJSON_AddStringToObject(a, "address", listen ? listen : "");
+  cJSON_AddStringToObject(a, "reason", err);
 }
 
 /* Marks the sink's dead letters for resending; the agent's shipper picks them up. */
@@ -244,11 +305,17 @@ static int cmd_status(const struct opts *o) {
   if (rc) {
     fprintf(stderr, "spillway: cannot read %s: %s\n", sw_db_path(db), sw_db_errmsg(db));
     code = 2;
-  } else if (o->output && !strcmp(o->output, "json")) {
-    printf("%s\n", json);
   } else {
     cJSON *root = cJSON_Parse(json);
-    if (root) print_status_text(root);
+    if (root) add_live(root, cfg);
+    char *out = root && o->output && !strcmp(o->output, "json") ? cJSON_PrintUnformatted(root) : NULL;
+    if (out) {
+      printf("%s\n", out);
+    } else if (root) {
+      print_agent_line(root);
+      print_status_text(root);
+    }
+    free(out);
     cJSON_Delete(root);
   }
   free(json);

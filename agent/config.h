@@ -171,6 +171,7 @@ struct sw_config {
   } disk_pressure;
   struct {
     char *listen; /* default "127.0.0.1:2020"; "" or "0" disables */
+    bool enable_reload; /* default false: POST /-/reload */
   } server;
   struct {
     enum sw_log_level level;   /* default info */

@@ -2,7 +2,8 @@
  *
  * The container image has no shell, curl or wget (only the binary and the shared libraries it
  * needs), so its HEALTHCHECK runs the binary itself. One GET over a plain TCP socket, a hard
- * deadline, no allocation: it must never hang or crash a health check. */
+ * deadline, no allocation: it must never hang or crash a health check. `spillway status` uses
+ * the same client for /metrics (sw_health_get, which allocates the answer's room). */
 #include "health.h"
 
 #include <arpa/inet.h>
@@ -74,11 +75,12 @@ static int wait_fd(int fd, short events, long long deadline) {
   }
 }
 
-int sw_health_probe(const char *listen, const char *path, int timeout_ms, char *body,
-                    size_t bodylen, char *err, size_t errlen) {
+/* One GET; the whole answer (head and body, at most cap - 1 bytes, NUL-terminated) goes to
+ * resp. Returns the HTTP status, or -1 with err set. */
+static int fetch(const char *listen, const char *path, int timeout_ms, char *resp, size_t cap,
+                 size_t *gotp, char *err, size_t errlen) {
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
-  if (body && bodylen) body[0] = 0;
   if (!listen || !*listen || !strcmp(listen, "0")) {
     snprintf(err, errlen, "the HTTP server is turned off (server.listen is empty)");
     return -1;
@@ -93,9 +95,8 @@ int sw_health_probe(const char *listen, const char *path, int timeout_ms, char *
     snprintf(err, errlen, "socket: %s", strerror(errno));
     return -1;
   }
-  char req[256], resp[2048];
+  char req[256];
   size_t got = 0;
-  int status = -1;
   if (connect(fd, (struct sockaddr *)&ss, sslen) && errno != EINPROGRESS) goto fail;
   if (wait_fd(fd, POLLOUT, deadline)) goto fail;
   int soerr = 0;
@@ -117,25 +118,59 @@ int sw_health_probe(const char *listen, const char *path, int timeout_ms, char *
   }
   for (;;) { /* the server closes after its answer (Connection: close) */
     if (wait_fd(fd, POLLIN, deadline)) goto fail;
-    ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
+    ssize_t r = recv(fd, resp + got, cap - 1 - got, 0);
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (r < 0) goto fail;
     got += (size_t)r;
-    if (r == 0 || got == sizeof resp - 1) break;
+    if (r == 0 || got == cap - 1) break;
   }
   resp[got] = 0;
+  close(fd);
+  *gotp = got;
   if (strncmp(resp, "HTTP/1.", 7) || got < 12 || resp[8] != ' ') {
     snprintf(err, errlen, "%s: not an HTTP answer", listen);
-    close(fd);
     return -1;
   }
-  status = atoi(resp + 9);
-  const char *b = strstr(resp, "\r\n\r\n");
-  if (b && body && bodylen) snprintf(body, bodylen, "%s", b + 4);
-  close(fd);
-  return status;
+  return atoi(resp + 9);
 fail:
   snprintf(err, errlen, "%s%s: %s", listen, path, strerror(errno));
   close(fd);
   return -1;
+}
+
+int sw_health_probe(const char *listen, const char *path, int timeout_ms, char *body,
+                    size_t bodylen, char *err, size_t errlen) {
+  char resp[2048];
+  size_t got = 0;
+  if (body && bodylen) body[0] = 0;
+  int status = fetch(listen, path, timeout_ms, resp, sizeof resp, &got, err, errlen);
+  const char *b = status >= 0 ? strstr(resp, "\r\n\r\n") : NULL;
+  if (b && body && bodylen) snprintf(body, bodylen, "%s", b + 4);
+  return status;
+}
+
+int sw_health_get(const char *listen, const char *path, int timeout_ms, size_t max, char **body,
+                  size_t *len, char *err, size_t errlen) {
+  *body = NULL;
+  *len = 0;
+  char *resp = malloc(max + 1);
+  if (!resp) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  size_t got = 0;
+  int status = fetch(listen, path, timeout_ms, resp, max + 1, &got, err, errlen);
+  const char *b = status >= 0 ? strstr(resp, "\r\n\r\n") : NULL;
+  if (status >= 0 && (!b || got == max)) {
+    snprintf(err, errlen, "%s%s: %s", listen, path, b ? "answer too large" : "no body");
+    status = -1;
+  }
+  if (status < 0) {
+    free(resp);
+    return -1;
+  }
+  *len = got - (size_t)(b + 4 - resp);
+  memmove(resp, b + 4, *len + 1);
+  *body = resp;
+  return status;
 }

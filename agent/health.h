@@ -11,4 +11,9 @@
 int sw_health_probe(const char *listen, const char *path, int timeout_ms, char *body,
                     size_t bodylen, char *err, size_t errlen);
 
+/* The same GET, for a larger answer: on 2xx..5xx *body gets the body (malloc'd, NUL-terminated,
+ * caller frees) and *len its length; an answer over max bytes is an error (-1 with err). */
+int sw_health_get(const char *listen, const char *path, int timeout_ms, size_t max, char **body,
+                  size_t *len, char *err, size_t errlen);
+
 #endif

@@ -9,6 +9,7 @@
 #define MAX_ROUTES 16
 
 struct route {
+  char method[8]; /* "GET" (HEAD too) or "POST" */
   char path[64];
   sw_http_handler fn;
   void *arg;
@@ -92,6 +93,7 @@ static const char *reason(int status) {
   case 413: return "Payload Too Large";
   case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
   case 503: return "Service Unavailable";
   default: return "Error";
   }
@@ -293,19 +295,18 @@ static void dispatch(struct sw_http_conn *c) {
     answer_error(c, 413);
     return;
   }
-  int is_get = strcmp(req.method, "GET") == 0, is_head = strcmp(req.method, "HEAD") == 0;
+  int is_head = strcmp(req.method, "HEAD") == 0, path_known = 0;
+  const char *want = is_head ? "GET" : req.method;
   c->head_only = is_head;
   for (int i = 0; i < c->h->nroutes; i++) {
     if (strcmp(c->h->routes[i].path, req.path) != 0) continue;
-    if (!is_get && !is_head) {
-      answer_error(c, 405);
-      return;
-    }
+    path_known = 1;
+    if (strcmp(c->h->routes[i].method, want) != 0) continue;
     c->h->routes[i].fn(c, &req, c->h->routes[i].arg);
     if (!c->responded) answer_error(c, 503);
     return;
   }
-  answer_error(c, 404);
+  answer_error(c, path_known ? 405 : 404);
 }
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
@@ -346,6 +347,10 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_tcp_init(h->loop, &c->tcp);
   uv_timer_init(h->loop, &c->timer);
   c->tcp.data = c->timer.data = c;
+  /* Like the listener, connections do not keep uv_run going: an idle client must not delay the
+   * agent's reload (the loop runs until the pipeline's own handles are closed). */
+  uv_unref((uv_handle_t *)&c->tcp);
+  uv_unref((uv_handle_t *)&c->timer);
   c->handles_open = 2;
   h->live++;
   sw_buf_init(&c->out, 0);
@@ -401,6 +406,9 @@ int sw_httpd_start(uv_loop_t *loop, const char *listen, struct sw_httpd **out, c
   h->server.data = h;
   int rc = uv_tcp_bind(&h->server, (const struct sockaddr *)&ss, 0);
   if (!rc) rc = uv_listen((uv_stream_t *)&h->server, 128, on_connection);
+  /* The listener alone does not keep the loop running: the agent's pipeline does, so that
+   * uv_run returns once the pipeline has closed its handles (reload) while we keep serving. */
+  uv_unref((uv_handle_t *)&h->server);
   if (rc) {
     snprintf(err, errlen, "server.listen: cannot listen on %s: %s", listen, uv_strerror(rc));
     sw_httpd_stop(h); /* freed once the loop has closed the handle */
@@ -415,13 +423,21 @@ int sw_httpd_start(uv_loop_t *loop, const char *listen, struct sw_httpd **out, c
   return SW_OK;
 }
 
-int sw_httpd_route(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) {
-  if (h->nroutes >= MAX_ROUTES || strlen(path) >= sizeof h->routes[0].path) return SW_EINVAL;
+int sw_httpd_route_method(struct sw_httpd *h, const char *method, const char *path,
+                          sw_http_handler fn, void *arg) {
+  if (h->nroutes >= MAX_ROUTES || strlen(path) >= sizeof h->routes[0].path ||
+      (strcmp(method, "GET") && strcmp(method, "POST")))
+    return SW_EINVAL;
   struct route *r = &h->routes[h->nroutes++];
+  snprintf(r->method, sizeof r->method, "%s", method);
   snprintf(r->path, sizeof r->path, "%s", path);
   r->fn = fn;
   r->arg = arg;
   return SW_OK;
+}
+
+int sw_httpd_route(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) {
+  return sw_httpd_route_method(h, "GET", path, fn, arg);
 }
 
 int sw_httpd_port(const struct sw_httpd *h) { return h->port; }

@@ -1,11 +1,13 @@
-/* httpd.h - a small HTTP/1.1 server on the libuv loop for /health, /ready, /metrics.
+/* httpd.h - a small HTTP/1.1 server on the libuv loop for /health, /ready, /metrics, /-/reload.
  *
  * One request per connection (responses carry "Connection: close"), so no connection outlives
  * its answer. Limits fixed at start, so a misbehaving client cannot stall the loop or grow
  * memory: at most SW_HTTPD_MAX_CONNS connections (more are answered 503 and closed), request
  * head at most SW_HTTPD_MAX_HEAD bytes (431), a complete head within SW_HTTPD_HEAD_TIMEOUT_MS
  * (408; a client sending one byte a second is cut off), request bodies are not accepted (413).
- * Connection states: READING -> (handler) -> WRITING -> CLOSING. Loop thread only.
+ * Connection states: READING -> (handler) -> WRITING -> CLOSING. Loop thread only. The listening
+ * handle and the connections are unref'd: they are served while the loop runs but do not keep
+ * uv_run going by themselves.
  */
 #ifndef SW_HTTPD_H
 #define SW_HTTPD_H
@@ -37,6 +39,10 @@ int sw_httpd_start(uv_loop_t *loop, const char *listen, struct sw_httpd **out, c
                    size_t errlen) SW_MUST_CHECK;
 /* Routes exact paths; GET only (HEAD is answered like GET without a body). Max 16 routes. */
 int sw_httpd_route(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) SW_MUST_CHECK;
+/* Same for method "GET" or "POST" (a POST must carry no body: Content-Length 0 or none). A known
+ * path asked with another method is answered 405. */
+int sw_httpd_route_method(struct sw_httpd *h, const char *method, const char *path,
+                          sw_http_handler fn, void *arg) SW_MUST_CHECK;
 /* Copies body; sends the response and closes the connection. */
 void sw_http_respond(struct sw_http_conn *c, int status, const char *content_type,
                      const char *body, size_t len);

@@ -252,6 +252,7 @@ void sw__tail_truncated(struct sw_tail *t, struct sw_tfile *f, uint64_t size) {
          f->path, (unsigned long long)size, (unsigned long long)f->read_off);
   if (sw_ingest_seal(t->ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
   add_orphan(t, f);
+  f->src->rotations++;
   sw_ingest_flush_pending(t->ing, f); /* pieces of the old content: keep them */
   f->id = t->next_id++;
   f->read_off = f->line_off = 0;

@@ -39,6 +39,18 @@ int sw_tail_start(struct sw_tail *t) SW_MUST_CHECK;
  * SW_EAGAIN: not now (something unread or pending); SW_ENOTFOUND: not followed. */
 int sw_tail_truncate_shipped(struct sw_tail *t, uint64_t dev, uint64_t ino, uint64_t committed,
                              uint64_t *freed, int64_t window_ns[2]) SW_MUST_CHECK;
+/* ---- figures for /metrics (tail_stats.c), loop thread ---- */
+struct sw_tail_file_info {
+  const char *source, *path; /* valid during the callback */
+  uint64_t offset;           /* bytes handed to ingest (read offset) */
+  uint64_t size;             /* current size (fstat of the open descriptor) */
+  int active;                /* 0: renamed or deleted, being drained */
+};
+/* Calls cb for every followed file. */
+void sw_tail_files(struct sw_tail *t, void (*cb)(void *arg, const struct sw_tail_file_info *fi),
+                   void *arg);
+/* Rotations seen by source i of the config (rename+create and copytruncate), since start. */
+uint64_t sw_tail_rotations(const struct sw_tail *t, size_t i);
 /* Resume reading soon (writer made progress). */
 void sw_tail_kick(struct sw_tail *t);
 /* Seals every open chunk (pending pieces are saved with the offsets), closes files and

@@ -31,6 +31,7 @@ static void check_names(struct sw_tail *t) {
     }
     if (!same && f->state == SW_TF_ACTIVE) {
       f->state = SW_TF_RENAMED; /* a later match under another name makes it ACTIVE again */
+      f->src->rotations++;
     }
   }
 }

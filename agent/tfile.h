@@ -42,6 +42,7 @@ struct sw_source_rt {
   const char *format_name; /* docker | cri | json | logfmt | text */
   pcre2_code *ml_start;
   pcre2_match_data *ml_md;
+  uint64_t rotations; /* renames and copytruncates seen (metrics) */
 };
 
 enum sw_tfile_state { SW_TF_ACTIVE = 0, SW_TF_RENAMED = 1, SW_TF_DELETED = 2 };

@@ -262,6 +262,7 @@ int sw_writer_start(uv_loop_t *loop, const struct sw_writer_opts *opts, struct s
     uv_close((uv_handle_t *)&w->async, NULL);
     goto fail;
   }
+  pthread_setname_np(w->thread, "sw-writer"); /* for top -H and per-thread CPU figures */
   *out = w;
   return SW_OK;
 fail:
@@ -325,7 +326,13 @@ void sw_writer_stop(struct sw_writer *w, uint64_t deadline_ms) {
     w->head = n;
   }
   ZSTD_freeCCtx(w->cctx);
+  w->cctx = NULL;
   sw_db_close(w->db);
+  w->db = NULL;
+}
+
+void sw_writer_free(struct sw_writer *w) {
+  if (!w) return;
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->cv);
   uv_close((uv_handle_t *)&w->async, on_close);

@@ -69,8 +69,11 @@ uint64_t sw_writer_used(struct sw_writer *w);
 void sw_writer_resync(struct sw_writer *w);
 /* Asks for a GC pass soon (sinks call this after acknowledging). Any thread. */
 void sw_writer_kick(struct sw_writer *w);
-/* Commits everything queued, stops the thread, closes the connection; the uv_async is closed
- * (the loop must run once more to finish closing it). Loop thread. */
+/* Commits everything queued, stops the thread, closes the connection. Sinks may still call
+ * sw_writer_kick (it does nothing more) until sw_writer_free. Loop thread. */
 void sw_writer_stop(struct sw_writer *w, uint64_t deadline_ms);
+/* After sw_writer_stop, once nothing can call sw_writer_kick any more (sinks stopped): the
+ * uv_async is closed and the writer freed when the loop has run once more. Loop thread. */
+void sw_writer_free(struct sw_writer *w);
 
 #endif

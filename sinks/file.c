@@ -243,6 +243,7 @@ int sw_file_sink_start(const struct sw_sink_conf *conf, const char *data_dir, st
     rc = SW_EIO;
     goto fail;
   }
+  pthread_setname_np(s->thread, "sw-file-sink"); /* for top -H and per-thread CPU figures */
   *out = s;
   return SW_OK;
 fail:
