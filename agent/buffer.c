@@ -296,6 +296,15 @@ int sw_db_usage(struct sw_db *db, uint64_t *bytes, uint64_t *chunks) {
   return rc;
 }
 
+int sw_db_checkpoint(struct sw_db *db) {
+  /* Never wait for a reader (a search may hold a snapshot for seconds, and shutdown has 5 s):
+   * without a busy handler, TRUNCATE copies what no reader still needs and returns BUSY. */
+  sqlite3_busy_timeout(db->h, 0);
+  int log = 0, done = 0, rc = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+  sqlite3_busy_timeout(db->h, 10000);
+  return rc == SQLITE_OK || rc == SQLITE_BUSY ? SW_OK : sw__db_fail(db);
+}
+
 int sw_db_max_chunk_id(struct sw_db *db, int64_t *id) {
   sqlite3_stmt *st = NULL;
   /* AUTOINCREMENT keeps ids growing even after every chunk was deleted: cursors rely on it. */

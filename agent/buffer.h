@@ -200,6 +200,10 @@ int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t af
 /* Replaces out's content with chunk id's compressed data; SW_ENOTFOUND if it is gone. */
 int sw_db_chunk_data(struct sw_db *db, int64_t id, struct sw_buf *out) SW_MUST_CHECK;
 
+/* Copies the WAL into the database file and truncates it (at shutdown), as far as readers
+ * allow without waiting for them. */
+int sw_db_checkpoint(struct sw_db *db) SW_MUST_CHECK;
+
 /* Highest chunk id (0 if none). */
 int sw_db_max_chunk_id(struct sw_db *db, int64_t *id) SW_MUST_CHECK;
 

@@ -327,6 +327,11 @@ void sw_writer_stop(struct sw_writer *w, uint64_t deadline_ms) {
   }
   ZSTD_freeCCtx(w->cctx);
   w->cctx = NULL;
+  /* Other connections (metrics, search) may outlive this one and are read-only, so SQLite's
+   * checkpoint-on-last-close would not run: fold the WAL into spillway.db now, so that a copy
+   * of that one file (spillway search --db) holds everything. */
+  if (sw_db_checkpoint(w->db))
+    SW_LOG(SW_L_WARN, "buffer", "final checkpoint: %s", sw_db_errmsg(w->db));
   sw_db_close(w->db);
   w->db = NULL;
 }
