@@ -188,7 +188,10 @@ int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int for
     j->op.records = f->cb.count;
     j->op.parse_errors = f->cb.parse_errors;
     j->op.truncated = f->cb.truncated;
+    f->n_records += f->cb.count;
+    f->n_parse_errors += f->cb.parse_errors;
   }
+  f->n_in_bytes += f->chunk_in_bytes;
   j->op.in_bytes = f->chunk_in_bytes;
   if (attach_counters(ing, j)) SW_LOG(SW_L_WARN, "ingest", "redaction counts not recorded (out of memory)");
   sw_writer_submit(ing->w, j);

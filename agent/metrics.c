@@ -289,15 +289,18 @@ static uint64_t lag(const struct sw_tail_file_info *f) {
 static void render_files(struct sw_prom *p, const struct files *fs) {
   static const struct {
     const char *name, *help;
-    int what;
+    int what, counter;
   } fams[] = {
-      {"spillway_file_lag_bytes", "Bytes of a followed file not read yet (size - offset).", 0},
-      {"spillway_file_offset_bytes", "Read offset in a followed file.", 1},
-      {"spillway_file_size_bytes", "Size of a followed file.", 2},
+      {"spillway_file_lag_bytes", "Bytes of a followed file not read yet (size - offset).", 0, 0},
+      {"spillway_file_offset_bytes", "Read offset in a followed file.", 1, 0},
+      {"spillway_file_size_bytes", "Size of a followed file.", 2, 0},
+      {"spillway_file_records_total", "Records of a followed file handed to the buffer since the agent started.", 3, 1},
+      {"spillway_file_bytes_total", "Bytes of a followed file turned into records since the agent started.", 4, 1},
+      {"spillway_file_parse_errors_total", "Lines of a followed file kept as text (did not parse) since the agent started.", 5, 1},
   };
   size_t n = fs->n < MAX_FILE_SERIES ? fs->n : MAX_FILE_SERIES;
-  for (size_t k = 0; k < 3; k++) {
-    sw_prom_family(p, fams[k].name, SW_PROM_GAUGE, fams[k].help);
+  for (size_t k = 0; k < sizeof fams / sizeof *fams; k++) {
+    sw_prom_family(p, fams[k].name, fams[k].counter ? SW_PROM_COUNTER : SW_PROM_GAUGE, fams[k].help);
     /* A renamed file being drained may still carry the path of its successor: the active one
      * is written first, so the duplicate dropped by promtext is the older file. */
     for (int active = 1; active >= 0; active--)
@@ -305,7 +308,8 @@ static void render_files(struct sw_prom *p, const struct files *fs) {
         const struct sw_tail_file_info *f = &fs->v[i];
         if (f->active != active) continue;
         struct sw_prom_label l[] = {{"source", f->source}, {"path", f->path}};
-        uint64_t v = fams[k].what == 0 ? lag(f) : fams[k].what == 1 ? f->offset : f->size;
+        const uint64_t vals[] = {lag(f), f->offset, f->size, f->records, f->bytes, f->parse_errors};
+        uint64_t v = vals[fams[k].what];
         sw_prom_sample_u64(p, "", l, 2, v);
       }
   }

@@ -45,6 +45,7 @@ struct sw_tail_file_info {
   uint64_t offset;           /* bytes handed to ingest (read offset) */
   uint64_t size;             /* current size (fstat of the open descriptor) */
   int active;                /* 0: renamed or deleted, being drained */
+  uint64_t records, bytes, parse_errors; /* handed to the buffer since the agent started */
 };
 /* Calls cb for every followed file. */
 void sw_tail_files(struct sw_tail *t, void (*cb)(void *arg, const struct sw_tail_file_info *fi),

@@ -74,6 +74,7 @@ struct sw_tfile {
   int seal_wanted;
   int64_t chunk_started_ms;
   uint64_t chunk_in_bytes;
+  uint64_t n_records, n_in_bytes, n_parse_errors; /* sealed into chunks since start (metrics) */
   int64_t ml_last_ms;
   struct sw_pend pend[SW_PEND_N];
 };

@@ -196,6 +196,12 @@ def test_metrics_agree_with_ground_truth(agent, workdir):
         assert val(s, "spillway_file_offset_bytes", source=src, path=str(f)) == size, f
         assert val(s, "spillway_file_size_bytes", source=src, path=str(f)) == size, f
         assert val(s, "spillway_file_lag_bytes", source=src, path=str(f)) == 0, f
+        assert val(s, "spillway_file_bytes_total", source=src, path=str(f)) == size, f
+    for i, f in enumerate(files):  # 20 rounds of 50 lines each
+        assert val(s, "spillway_file_records_total", source="app", path=str(f)) == 1000, f
+        assert val(s, "spillway_file_parse_errors_total", source="app", path=str(f)) == 0, f
+    assert val(s, "spillway_file_records_total", source="json", path=str(js / "j.log")) == n_json
+    assert val(s, "spillway_file_parse_errors_total", source="json", path=str(js / "j.log")) == n_bad
     assert val(s, "spillway_source_lag_bytes", source="app") == 0
     # Out: records and bytes of the file sink are what its output holds.
     out = agent.read_output()
