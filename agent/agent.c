@@ -127,8 +127,10 @@ static int start_server(struct agent *a) {
       (a->cfg->server.enable_reload &&
        (rc = sw_httpd_route_method(a->httpd, "POST", "/-/reload", on_reload, a))))
     return rc;
-  if (!(a->search = sw_search_http_new(&a->loop, a->cfg->data_dir))) return SW_ENOMEM;
-  if ((rc = sw_httpd_route(a->httpd, "/api/v1/search", sw_search_http_handle, a->search))) return rc;
+  if (a->cfg->server.enable_search) {
+    if (!(a->search = sw_search_http_new(&a->loop, a->cfg->data_dir))) return SW_ENOMEM;
+    if ((rc = sw_httpd_route(a->httpd, "/api/v1/search", sw_search_http_handle, a->search))) return rc;
+  }
   SW_LOG(SW_L_INFO, "http", "listening on %s (port %d)", listen, sw_httpd_port(a->httpd));
   return SW_OK;
 }
@@ -213,6 +215,8 @@ static const char *unchangeable(const struct sw_config *old, const struct sw_con
   if (strcmp(ol, nl)) return "server.listen: cannot change on reload (restart the agent)";
   if (old->server.enable_reload != n->server.enable_reload)
     return "server.enable_reload: cannot change on reload (restart the agent)";
+  if (old->server.enable_search != n->server.enable_search)
+    return "server.enable_search: cannot change on reload (restart the agent)";
   return NULL;
 }
 

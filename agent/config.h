@@ -172,6 +172,7 @@ struct sw_config {
   struct {
     char *listen; /* default "127.0.0.1:2020"; "" or "0" disables */
     bool enable_reload; /* default false: POST /-/reload */
+    bool enable_search; /* default true: GET /api/v1/search */
   } server;
   struct {
     enum sw_log_level level;   /* default info */

@@ -459,3 +459,15 @@ def test_http_api_matches_cli(corpus, spillway_bin):
         assert a.running()
     finally:
         a.stop()
+    # server.enable_search: false takes the endpoint away (404), the CLI still answers
+    cfg = corpus.agent.config_path.read_text()
+    try:
+        corpus.agent.config_path.write_text(cfg.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\n  enable_search: false")
+                                            .replace('listen: "127.0.0.1:0"', 'listen: "127.0.0.1:0"\n  enable_search: false'))
+        assert "enable_search: false" in corpus.agent.config_path.read_text()
+        a.start()
+        status, _, _ = http_get(a.http_port(), "/api/v1/search?q=timeout")
+        assert status == 404
+        a.stop()
+    finally:
+        corpus.agent.config_path.write_text(cfg)
