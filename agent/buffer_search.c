@@ -16,10 +16,11 @@ int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t af
   sqlite3_stmt *st = NULL;
   /* chunks_time(ts_max, ts_min) serves the lower time bound; the sort sees no data column.
    * A database from before schema v3 (a copy, opened read-only: not migrated) has no filters. */
+  /* The columns sw__db_chunk_row reads, data left out (NULL), then the trigram filter. */
   static const char *const sql[] = {
-      "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, format, grams"
+      "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, NULL, format, grams"
       " FROM chunks WHERE ts_max >= ?1 AND ts_min < ?2 AND id > ?3 ORDER BY ts_min, id",
-      "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, format, NULL"
+      "SELECT id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, NULL, format, NULL"
       " FROM chunks WHERE ts_max >= ?1 AND ts_min < ?2 AND id > ?3 ORDER BY ts_min, id"};
   if (sqlite3_prepare_v2(db->h, sql[0], -1, &st, NULL) != SQLITE_OK &&
       sqlite3_prepare_v2(db->h, sql[1], -1, &st, NULL) != SQLITE_OK)
@@ -29,19 +30,10 @@ int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t af
   sqlite3_bind_int64(st, 3, after);
   int s, rc = SW_OK;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-    struct sw_chunk_row row = {
-        .id = sqlite3_column_int64(st, 0),
-        .file_id = sqlite3_column_int64(st, 1),
-        .source = (const char *)sqlite3_column_text(st, 2),
-        .labels_json = (const char *)sqlite3_column_text(st, 3),
-        .ts_min = sqlite3_column_int64(st, 4),
-        .ts_max = sqlite3_column_int64(st, 5),
-        .records = (uint32_t)sqlite3_column_int(st, 6),
-        .raw_bytes = (uint64_t)sqlite3_column_int64(st, 7),
-        .format = (const char *)sqlite3_column_text(st, 8),
-    };
-    row.grams = sqlite3_column_blob(st, 9);
-    row.grams_len = row.grams ? (size_t)sqlite3_column_bytes(st, 9) : 0;
+    struct sw_chunk_row row;
+    sw__db_chunk_row(st, &row);
+    row.grams = sqlite3_column_blob(st, 10);
+    row.grams_len = row.grams ? (size_t)sqlite3_column_bytes(st, 10) : 0;
     if (!row.source || !row.labels_json || !row.format) {
       snprintf(db->err, sizeof db->err, "chunk %lld has NULL columns", (long long)row.id);
       rc = SW_ECORRUPT;
