@@ -31,11 +31,7 @@ struct sw_ingest {
   int64_t now_ns; /* read time of the current feed, for records without their own time */
 };
 
-int64_t sw_ingest_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t sw_ingest_now_ms(void) { return sw_time_mono_ms(); }
 
 uint64_t sw_fp_hash(const void *p, size_t n) {
   const unsigned char *s = p;

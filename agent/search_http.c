@@ -103,11 +103,7 @@ static int hand_over(struct job *j, int last) {
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 1;
     pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-    if (j->opts.deadline_ms) {
-      struct timespec m;
-      clock_gettime(CLOCK_MONOTONIC, &m);
-      if ((int64_t)m.tv_sec * 1000 + m.tv_nsec / 1000000 >= j->opts.deadline_ms) break;
-    }
+    if (j->opts.deadline_ms && sw_time_mono_ms() >= j->opts.deadline_ms) break;
   }
   if (p) {
     *p = (struct piece){.data = data, .len = len};
@@ -300,12 +296,10 @@ void sw_search_http_handle(struct sw_http_conn *c, const struct sw_http_req *req
     free(j);
     goto bad;
   }
-  struct timespec m;
-  clock_gettime(CLOCK_MONOTONIC, &m);
   j->owner = s;
   j->opts = (struct sw_search_opts){
       .data_dir = s->data_dir, .threads = 1, .limit = limit,
-      .deadline_ms = (int64_t)m.tv_sec * 1000 + m.tv_nsec / 1000000 + SW_SEARCH_HTTP_TIMEOUT_MS,
+      .deadline_ms = sw_time_mono_ms() + SW_SEARCH_HTTP_TIMEOUT_MS,
       .cancel = &j->cancel, .emit = emit, .arg = j};
   sw_search_out_init(&j->out, 1);
   sw_buf_init(&j->buf, SIZE_MAX);

@@ -24,4 +24,7 @@ void sw_time_format_rfc3339_cached(int64_t ns, int64_t *cached_sec, char *out);
 /* Current wall-clock time in ns. */
 int64_t sw_time_now_ns(void);
 
+/* CLOCK_MONOTONIC in ms: deadlines and intervals that wall-clock steps must not bend. */
+int64_t sw_time_mono_ms(void);
+
 #endif

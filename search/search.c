@@ -10,6 +10,18 @@
 #include <zstd.h>
 
 #include "../agent/buffer.h"
+#include "../common/timefmt.h"
+
+/* Makes room for one more element in a doubling array (*cap from 0). */
+static int grow(void *arrp, size_t n, size_t *cap, size_t elem, size_t first) {
+  if (n < *cap) return SW_OK;
+  size_t ncap = *cap ? *cap * 2 : first;
+  void *grown = realloc(*(void **)arrp, ncap * elem);
+  if (!grown) return SW_ENOMEM;
+  *(void **)arrp = grown;
+  *cap = ncap;
+  return SW_OK;
+}
 
 /* ---- what a worker finds in one chunk ---- */
 
@@ -74,16 +86,10 @@ struct ctx {
   int stop; /* limit, emit's wish, deadline or cancel */
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int should_stop(struct ctx *x) {
   if (x->stop) return 1;
   if (x->o->cancel && atomic_load(x->o->cancel)) x->stop = 1;
-  if (x->o->deadline_ms && mono_ms() >= x->o->deadline_ms) {
+  if (x->o->deadline_ms && sw_time_mono_ms() >= x->o->deadline_ms) {
     x->st->timed_out = 1;
     x->stop = 1;
   }
@@ -103,13 +109,7 @@ static int on_hit(void *arg, const struct sw_record_view *v) {
   struct result *r = k->r;
   r->count++;
   if (k->count_only) return 0;
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 64;
-    void *grown = realloc(r->hits, cap * sizeof *r->hits);
-    if (!grown) return SW_ENOMEM;
-    r->hits = grown;
-    r->cap = cap;
-  }
+  if (grow(&r->hits, r->n, &r->cap, sizeof *r->hits, 64)) return SW_ENOMEM;
   size_t off = r->arena.len;
   int rc = sw_buf_append(&r->arena, v->line, v->len);
   if (rc) return rc;
@@ -193,13 +193,7 @@ static void heap_down(struct ctx *x, size_t i) {
 }
 
 static int heap_push(struct ctx *x, struct pending *p) {
-  if (x->nheap == x->capheap) {
-    size_t cap = x->capheap ? x->capheap * 2 : 16;
-    void *grown = realloc(x->heap, cap * sizeof *x->heap);
-    if (!grown) return SW_ENOMEM;
-    x->heap = grown;
-    x->capheap = cap;
-  }
+  if (grow(&x->heap, x->nheap, &x->capheap, sizeof *x->heap, 16)) return SW_ENOMEM;
   size_t i = x->nheap++;
   x->heap[i] = p;
   while (i > 0 && pend_less(x->heap[i], x->heap[(i - 1) / 2])) {
@@ -264,13 +258,7 @@ static int on_plan(void *arg, const struct sw_chunk_row *row) {
     x->st->chunks_skipped++;
     return 0;
   }
-  if (x->nc == x->capc) {
-    size_t cap = x->capc ? x->capc * 2 : 256;
-    void *grown = realloc(x->c, cap * sizeof *x->c);
-    if (!grown) return SW_ENOMEM;
-    x->c = grown;
-    x->capc = cap;
-  }
+  if (grow(&x->c, x->nc, &x->capc, sizeof *x->c, 256)) return SW_ENOMEM;
   struct cand *c = &x->c[x->nc];
   *c = (struct cand){.id = row->id, .ts_min = row->ts_min, .raw_bytes = row->raw_bytes,
                      .source = strdup(row->source), .labels = strdup(row->labels_json),

@@ -36,6 +36,16 @@ SLOW = 3.0 if os.environ.get("SPILLWAY_SANITIZED") == "1" else 1.0
 _LIVE = weakref.WeakSet()  # every Agent, so a crashed test still leaves no process behind
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 nothing listens on right now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 # --------------------------------------------------------------------------------------------
 # pytest plumbing
 

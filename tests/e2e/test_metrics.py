@@ -8,13 +8,13 @@ parse errors, redaction matches, records and bytes delivered, HTTP answers by cl
 
 import os
 import re
-import socket
 import threading
 import time
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import free_port
 from receivers import Loki
 
 NAME_RE = re.compile(r"^spillway_[a-z0-9_]+$")
@@ -290,14 +290,6 @@ def test_metrics_before_the_pipeline_and_methods(agent, workdir):
     r = requests.head(base + "/metrics", timeout=5)
     assert r.status_code == 200 and int(r.headers["Content-Length"]) > 1000 and not r.content
     agent.stop()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_status_reads_the_running_agents_metrics(agent, workdir):

@@ -17,17 +17,11 @@ import zstandard
 from botocore.config import Config
 
 import loggen
-from conftest import HOST, wait_for
+from conftest import HOST, free_port, wait_for
 from loggen import DockerContainer, Feed, parse_ts
 
 SERVERS = Path(__file__).resolve().parent.parent / "servers"
 KEY = "S3RVER"  # s3rver's built-in credentials
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

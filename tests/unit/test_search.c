@@ -41,6 +41,16 @@ static const char *const k_lines[] = {
 };
 #define NL (sizeof k_lines / sizeof k_lines[0])
 
+/* The query's hits in a raw chunk (scratch made and freed here). */
+static struct hits scan(const struct sw_search_query *q, const struct sw_buf *raw) {
+  struct sw_search_scratch s;
+  assert_int_equal(sw_search_scratch_init(&s, q), 0);
+  struct hits h = {0};
+  assert_int_equal(sw_search_chunk(q, &s, raw->data, raw->len, on_hit, &h), 0);
+  sw_search_scratch_free(&s);
+  return h;
+}
+
 static struct hits run(const char *pattern, int flags, int slow) {
   struct sw_search_query q;
   char err[256];
@@ -49,14 +59,10 @@ static struct hits run(const char *pattern, int flags, int slow) {
     pcre2_code_free(q.re_text);
     q.re_text = NULL;
   }
-  struct sw_search_scratch s;
-  assert_int_equal(sw_search_scratch_init(&s, &q), 0);
   struct sw_buf raw;
   build(&raw, k_lines, NL);
-  struct hits h = {0};
-  assert_int_equal(sw_search_chunk(&q, &s, raw.data, raw.len, on_hit, &h), 0);
+  struct hits h = scan(&q, &raw);
   sw_buf_free(&raw);
-  sw_search_scratch_free(&s);
   sw_search_query_free(&q);
   return h;
 }
@@ -105,16 +111,15 @@ static void filters_and_labels(void **state) {
   q.since = 102;
   q.until = 106;
   assert_int_equal(sw_search_query_stream(&q, "stderr"), 0);
-  struct sw_search_scratch s;
-  assert_int_equal(sw_search_scratch_init(&s, &q), 0);
   struct sw_buf raw;
   build(&raw, k_lines, NL);
-  struct hits h = {0};
-  assert_int_equal(sw_search_chunk(&q, &s, raw.data, raw.len, on_hit, &h), 0);
+  struct hits h = scan(&q, &raw);
   assert_int_equal(h.n, 2); /* ts 103 and 105 are stderr (odd index) within [102, 106) */
   assert_string_equal(h.lines[0], "multi\nline record\nGET inside");
   assert_string_equal(h.lines[1], "xGETx");
   /* a damaged chunk is an error, never a crash */
+  struct sw_search_scratch s;
+  assert_int_equal(sw_search_scratch_init(&s, &q), 0);
   for (size_t cut = 0; cut < raw.len; cut += 3) {
     struct hits x = {0};
     int rc = sw_search_chunk(&q, &s, raw.data, cut, on_hit, &x);
@@ -164,11 +169,7 @@ static size_t count_hits(const char *pattern, const struct sw_buf *raw, int *may
   assert_int_equal(sw_chunk_grams(raw->data, raw->len, &g), 0);
   assert_true(g.len >= 1024 && (g.len & (g.len - 1)) == 0);
   *may = sw_search_grams_match(&q, g.data, g.len);
-  struct sw_search_scratch s;
-  assert_int_equal(sw_search_scratch_init(&s, &q), 0);
-  struct hits h = {0};
-  assert_int_equal(sw_search_chunk(&q, &s, raw->data, raw->len, on_hit, &h), 0);
-  sw_search_scratch_free(&s);
+  struct hits h = scan(&q, raw);
   sw_search_query_free(&q);
   sw_buf_free(&g);
   return h.n;
