@@ -27,16 +27,36 @@ if [ "${1:-}" = test ]; then
   command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
 fi
 
+# apt-get, waiting (up to 5 minutes) while another apt or unattended-upgrades holds the dpkg or
+# lists lock instead of failing at once. DPkg::Lock::Timeout covers the dpkg lock of `install`;
+# `update` takes the lists lock, which that option does not cover, hence the retry loop.
+apt_wait() {
+  local deadline=$((SECONDS + 300)) out rc
+  while :; do
+    rc=0
+    out=$(DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=60 "$@" 2>&1) || rc=$?
+    if [ "$rc" -eq 0 ]; then return 0; fi
+    if ! grep -qiE 'could not get lock|unable to lock|is held by process' <<<"$out" ||
+      [ "$SECONDS" -ge "$deadline" ]; then
+      printf '%s\n' "$out" >&2
+      echo "bootstrap: apt-get $1 failed (exit $rc)" >&2
+      return "$rc"
+    fi
+    echo "bootstrap: waiting for another package manager to release its lock" >&2
+    sleep 5
+  done
+}
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_wait update -qq
+  apt_wait install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 if [ "${1:-}" = test ] && [ ! -x tests/servers/node_modules/.bin/s3rver ]; then

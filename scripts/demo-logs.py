@@ -12,7 +12,16 @@ WORDS = "GET POST /api/v1/orders /healthz user=alice user=bob status=200 status=
 def ts():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
 
+# Lines a real service writes when something goes wrong, so that the README's search example
+# (`'timeout|failed'`) has something to find.
+ERRORS = ["upstream request timeout after 3000ms (GET /api/v1/orders)",
+          "connect to db-1:5432 failed: connection refused, retry in 2s",
+          "payment for order 81723 failed: card declined",
+          "context deadline exceeded: read timeout on cache-0:6379"]
+
 def line(rng):
+    if rng.random() < 0.05:
+        return rng.choice(ERRORS)
     if rng.random() < 0.4:
         return json.dumps({"level": rng.choice(["info", "warn", "error"]), "msg": " ".join(rng.choices(WORDS, k=6)), "req": rng.randrange(10**6)})
     return " ".join(rng.choices(WORDS, k=rng.randrange(4, 14)))

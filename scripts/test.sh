@@ -25,13 +25,13 @@ case $suite in all | release | sanitize | fuzz) ;; *)
   exit 2 ;;
 esac
 if [ "$suite" = all ] || [ "$suite" = release ]; then
-  scripts/build.sh build
+  scripts/build.sh build -DBUILD_TESTING=ON
   run_suite build release
   echo "== packaging tests"
   SPILLWAY_BIN="$PWD/build/spillway" $PY -m pytest -q -p no:cacheprovider tests/packaging
 fi
 if [ "$suite" = all ] || [ "$suite" = sanitize ]; then
-  scripts/build.sh build-asan -DSANITIZE=ON
+  scripts/build.sh build-asan -DSANITIZE=ON -DBUILD_TESTING=ON
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     SPILLWAY_SANITIZED=1 run_suite build-asan "ASan+UBSan"
 fi
