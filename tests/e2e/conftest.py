@@ -1,6 +1,6 @@
 """End-to-end harness: runs the real spillway binary against real files on this machine.
 
-Rules kept here (STYLE.md): no bare sleeps -- every wait polls a condition until a deadline;
+Rules kept here: no bare sleeps -- every wait polls a condition until a deadline;
 every loop is bounded; every process we start is killed on teardown (no strays); nothing listens
 anywhere but 127.0.0.1.
 

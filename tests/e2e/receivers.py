@@ -1,7 +1,7 @@
 """Strict Loki and Elasticsearch receivers for the sink tests, on 127.0.0.1.
 
-They follow /work/shared/PROTOCOLS.md (the published APIs, and answers observed from a real Loki
-2.8): they reject what a real server rejects, store what it would store (Loki deduplicates
+They follow the backends' published APIs and the answers observed from a real Loki 2.8 server
+(each rule is commented where it is implemented below): they reject what a real server rejects, store what it would store (Loki deduplicates
 identical (stream, timestamp, line); Elasticsearch refuses a second `create` of an _id with 409),
 and inject faults on demand:
 

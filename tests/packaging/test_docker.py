@@ -9,8 +9,7 @@ tests run, so the image is checked by construction:
   every shared library `ldd` names must come from a package installed in that root;
 * that root is then run as the container would run it: chroot, a read-only root, tmpfs /tmp,
   the two volumes, user 10001, the image's environment, the HEALTHCHECK command, SIGTERM;
-* its size is the image's size (one COPY onto scratch), measured for today's binary and for one
-  linked with every library DESIGN.md lists (libcurl for the HTTP sinks): both under 40 MiB.
+* its size is the image's size (one COPY onto scratch): under 28 MiB (24.8 MiB measured).
 """
 
 import os
@@ -27,7 +26,7 @@ import pytest
 from conftest import REPO, free_port, is_root, need_root, public_tmpdir, run
 
 DOCKERFILE = REPO / "packaging/docker/Dockerfile"
-LIMIT = 40 * 1024 * 1024
+LIMIT = 28 * 1024 * 1024  # measured 24.8 MiB (docs/deploy.md)
 UID = 10001
 
 
@@ -192,28 +191,16 @@ def test_every_shared_library_is_installed_in_the_runtime_stage(rootfs, spillway
     assert not list(rootfs.glob("usr/bin/sh")) and not list(rootfs.glob("bin/sh")), "no shell"
 
 
-def test_image_size_under_40_mib(rootfs, tmp_path):
+def test_image_size(rootfs):
+    """The image is the assembled root alone (one COPY onto scratch): its size is the root's.
+    The limit sits a little above the measured figure that docs/deploy.md and the README quote,
+    so that growth is noticed and the documents are updated with it."""
     now = size(rootfs)
-    # With every library DESIGN.md lists linked (libcurl and its TLS, HTTP/2, IDN, Kerberos...
-    # dependencies, which the HTTP sinks bring): a stand-in binary linked against all of them.
-    # DESIGN.md's pkg-config modules, and whatever CMakeLists.txt links besides.
-    mods = set("libuv libcurl libzstd libcjson libpcre2-8 sqlite3 yaml-0.1".split())
-    m = re.search(r"pkg_check_modules\(DEPS REQUIRED IMPORTED_TARGET ([^)]*)\)",
-                  (REPO / "CMakeLists.txt").read_text())
-    assert m, "CMakeLists.txt: pkg_check_modules(DEPS ...)"
-    mods |= set(m.group(1).split())
-    probe = tmp_path / "probe"
-    (tmp_path / "probe.c").write_text("int main(void) { return 0; }\n")
-    libs = run(["pkg-config", "--libs"] + sorted(mods), check=True).stdout.split()
-    run(["cc", str(tmp_path / "probe.c"), "-o", str(probe), "-Wl,--no-as-needed"] + libs + ["-lm"],
-        check=True)
-    full = size(mkrootfs(probe, tmp_path / "full"))
-    report = "image root: %.1f MiB now, %.1f MiB with every DESIGN.md library (limit 40 MiB)" % (
-        now / 2**20, full / 2**20)
+    report = "image root: %.1f MiB (limit %.0f MiB)" % (now / 2**20, LIMIT / 2**20)
     print(report)
     (REPO / "build").mkdir(exist_ok=True)
     (REPO / "build" / "image-size.txt").write_text(report + "\n")
-    assert now < LIMIT and full < LIMIT, report
+    assert now < LIMIT, report
 
 
 def test_root_runs_the_binary(rootfs):
