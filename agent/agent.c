@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "../common/log.h"
+#include "../common/text.h"
 #include "../common/timefmt.h"
 #include "httpd.h"
 #include "metrics.h"
@@ -183,8 +184,8 @@ static void on_started(void *arg, int rc) {
   a->prev = NULL;
   a->prev_owned = NULL;
   a->ready = 1;
-  SW_LOG(SW_L_INFO, "agent", "spillway %s running: %zu sources, %zu sinks", SW_VERSION,
-         cfg->nsources, cfg->nsinks);
+  SW_LOG(SW_L_INFO, "agent", "spillway %s running: %zu source%s, %zu sink%s", SW_VERSION,
+         cfg->nsources, sw_plural(cfg->nsources), cfg->nsinks, sw_plural(cfg->nsinks));
   if (a->reload_wanted) uv_stop(&a->loop); /* asked while starting */
 }
 

@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/text.h"
 #include "../common/timefmt.h"
 #include "agent.h"
 #include "buffer.h"
@@ -36,10 +38,13 @@ static const char k_usage[] =
     "                                     them before deploying (match counts on stderr)\n"
     "  search  [-c FILE | --db FILE] [--since 1h|RFC3339] [--until ..] [--label k=v|k!=v|k=~re|k!~re]..\n"
     "          [--stream stdout|stderr|file] [--limit N] [--count] [--follow] [-i]\n"
-    "          [--output text|json] REGEX\n"
+    "          [--output text|raw|json] REGEX\n"
     "                                     grep the buffer (and the shipped history kept by\n"
     "                                     buffer.keep_shipped) in time order; exit 0 on a match,\n"
-    "                                     1 on none, 2 on an error (like grep)\n"
+    "                                     1 on none, 2 on an error (like grep). text shows\n"
+    "                                     control characters as escapes (\\e, \\r, \\x9b), raw\n"
+    "                                     prints the bytes as they are; --db FILE reads a copied\n"
+    "                                     database (a directory: its spillway.db)\n"
     "  replay-dead-letters [-c FILE] SINK requeue what SINK's server refused for good (see\n"
     "                                     `status`); the running agent (or the next start) resends it\n"
     "  health  [-c FILE] [--address HOST:PORT] [--ready]\n"
@@ -64,9 +69,13 @@ struct opts {
   int dry_run, ready;
 };
 
+/* The last default; sw_cli_load recognises this very pointer (not a -c that names the same
+ * path) to say which paths were tried when no -c was given. */
+static const char k_etc_config[] = "/etc/spillway/spillway.yaml";
+
 const char *sw_cli_default_config(void) {
   if (access("spillway.yaml", F_OK) == 0) return "spillway.yaml";
-  return "/etc/spillway/spillway.yaml";
+  return k_etc_config;
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o) {
@@ -101,7 +110,7 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     fprintf(stderr, "spillway: replay-dead-letters needs the name of a sink\n");
     return -1;
   }
-  if (o->output && strcmp(o->output, "text") && strcmp(o->output, "json")) {
+  if (o->output && strcmp(o->output, "text") && strcmp(o->output, "json")) { /* status */
     fprintf(stderr, "spillway: --output must be text or json\n");
     return -1;
   }
@@ -111,6 +120,11 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
 struct sw_config *sw_cli_load(const char *path) {
   struct sw_config *cfg = NULL;
   struct sw_conf_errors errs = {0};
+  if (path == k_etc_config && access(path, F_OK) != 0) {
+    fprintf(stderr, "spillway: no configuration file: tried ./spillway.yaml, then %s (%s); "
+                    "name one with -c FILE\n", path, strerror(errno));
+    return NULL;
+  }
   if (sw_config_load(path, &cfg, &errs) != 0) {
     for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.msgs[i]);
     if (errs.n == 0) fprintf(stderr, "%s: cannot load configuration\n", path);
@@ -124,7 +138,8 @@ struct sw_config *sw_cli_load(const char *path) {
 static int cmd_check(const struct opts *o) {
   struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
-  printf("%s: ok (%zu sources, %zu sinks)\n", o->config, cfg->nsources, cfg->nsinks);
+  printf("%s: ok (%zu source%s, %zu sink%s)\n", o->config, cfg->nsources,
+         sw_plural(cfg->nsources), cfg->nsinks, sw_plural(cfg->nsinks));
   sw_config_free(cfg);
   return 0;
 }
@@ -139,67 +154,106 @@ static const char *str(const cJSON *o, const char *k) {
   return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static void print_status_text(const cJSON *root) {
-  const cJSON *b = cJSON_GetObjectItem(root, "buffer"), *it;
-  printf("agent %s  database %s\n\n", str(root, "agent_id"), str(root, "database"));
-  printf("BUFFER  chunks %.0f  records %.0f  bytes %.0f / max %.0f  dropped chunks %.0f\n",
-         num(b, "chunks"), num(b, "records"), num(b, "bytes"), num(b, "max_bytes"),
-         num(b, "dropped_chunks"));
-  printf("SEARCH  shipped history chunks %.0f  bytes %.0f  oldest record %s\n\n",
-         num(b, "history_chunks"), num(b, "history_bytes"),
-         *str(b, "oldest_record") ? str(b, "oldest_record") : "-");
-  const cJSON *rd = cJSON_GetObjectItem(root, "redactions");
-  if (cJSON_GetArraySize(rd) > 0) {
-    printf("REDACTIONS");
-    cJSON_ArrayForEach(it, rd) printf("  %s %.0f", it->string, it->valuedouble);
-    printf("\n\n");
-  }
-  const cJSON *r = cJSON_GetObjectItem(root, "retention");
-  if (cJSON_GetArraySize(r) > 0) {
-    printf("RETENTION");
-    cJSON_ArrayForEach(it, r) printf("  %s %.0f", it->string, it->valuedouble);
-    printf("\n\n");
-  }
+/* A string of the status as it may be printed to a terminal: file names, label values and
+ * servers' error messages come from outside and may hold escape sequences or newlines. Each
+ * call reuses one of a few buffers in turn, so a printf may take up to VIS_SLOTS of them. */
+#define VIS_SLOTS 8
+struct vis {
+  struct sw_buf b[VIS_SLOTS];
+  unsigned next;
+};
+
+static const char *vis(struct vis *v, const char *s) {
+  struct sw_buf *b = &v->b[v->next++ % VIS_SLOTS];
+  sw_buf_reset(b);
+  if (sw_buf_put_visible(b, s, strlen(s), 0) || sw_buf_putc(b, '\0')) return "?";
+  return b->data;
+}
+
+/* A size for people (KiB, MiB, GiB); same rotation of slots as vis. */
+static const char *hb(struct vis *v, double n) {
+  struct sw_buf *b = &v->b[v->next++ % VIS_SLOTS];
+  char tmp[SW_HUMAN_BYTES_LEN];
+  sw_buf_reset(b);
+  if (sw_buf_printf(b, "%s", sw_human_bytes(n, tmp)) || sw_buf_putc(b, '\0')) return "?";
+  return b->data;
+}
+
+static void print_counters(struct vis *v, const char *title, const cJSON *o) {
+  const cJSON *it;
+  if (cJSON_GetArraySize(o) <= 0) return;
+  printf("%s", title);
+  cJSON_ArrayForEach(it, o) printf("  %s %.0f", vis(v, it->string), it->valuedouble);
+  printf("\n\n");
+}
+
+static void print_sinks(struct vis *v, const cJSON *root) {
+  const cJSON *it;
   printf("%-20s %-13s %12s %14s %15s %12s  %s\n", "SINK", "TYPE", "ACKED_CHUNK", "BACKLOG_CHUNKS",
          "BACKLOG_RECORDS", "DEAD_LETTERS", "LAST_ERROR");
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks"))
-    printf("%-20s %-13s %12.0f %14.0f %15.0f %12.0f  %s\n", str(it, "name"), str(it, "type"),
-           num(it, "acked_chunk"), num(it, "backlog_chunks"), num(it, "backlog_records"),
-           num(it, "dead_letters"), *str(it, "last_error") ? str(it, "last_error") : "-");
-  printf("\n%-20s %14s %16s %12s %10s\n", "SOURCE", "RECORDS", "BYTES", "PARSE_ERRORS",
-         "TRUNCATED");
-  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sources"))
-    printf("%-20s %14.0f %16.0f %12.0f %10.0f\n", str(it, "name"), num(it, "records"),
-           num(it, "bytes"), num(it, "parse_errors"), num(it, "truncated"));
-  const cJSON *live = cJSON_GetObjectItem(root, "agent");
-  int running = cJSON_IsTrue(cJSON_GetObjectItem(live, "running"));
+    printf("%-20s %-13s %12.0f %14.0f %15.0f %12.0f  %s\n", vis(v, str(it, "name")),
+           str(it, "type"), num(it, "acked_chunk"), num(it, "backlog_chunks"),
+           num(it, "backlog_records"), num(it, "dead_letters"),
+           *str(it, "last_error") ? vis(v, str(it, "last_error")) : "-");
+  int running = cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "agent"), "running"));
   int nhttp = 0;
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks")) nhttp += cJSON_GetObjectItem(it, "requests") != NULL;
-  if (running && nhttp) {
-    printf("\n%-20s %10s %10s %10s %10s %10s\n", "SINK", "REQUESTS", "RETRIES", "4XX", "5XX",
-           "NETWORK");
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks")) {
-      const cJSON *fl = cJSON_GetObjectItem(it, "failures");
-      if (cJSON_GetObjectItem(it, "requests"))
-        printf("%-20s %10.0f %10.0f %10.0f %10.0f %10.0f\n", str(it, "name"), num(it, "requests"),
-               num(it, "retries"), num(fl, "4xx"), num(fl, "5xx"), num(fl, "network"));
-    }
+  if (!running || !nhttp) return;
+  printf("\n%-20s %10s %10s %10s %10s %10s\n", "SINK", "REQUESTS", "RETRIES", "4XX", "5XX",
+         "NETWORK");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sinks")) {
+    const cJSON *fl = cJSON_GetObjectItem(it, "failures");
+    if (cJSON_GetObjectItem(it, "requests"))
+      printf("%-20s %10.0f %10.0f %10.0f %10.0f %10.0f\n", vis(v, str(it, "name")),
+             num(it, "requests"), num(it, "retries"), num(fl, "4xx"), num(fl, "5xx"),
+             num(fl, "network"));
   }
-  /* OFFSET is committed to the buffer; READ, SIZE and LAG come from the running agent when it
-   * answers (it has read further than it committed), else from the database and a stat. */
-  printf("\n%-12s %14s %14s %14s %12s  %s\n", "SOURCE", "OFFSET", "READ", "SIZE", "LAG", "FILE");
+}
+
+/* OFFSET is committed to the buffer; READ, SIZE and LAG come from the running agent when it
+ * answers (it has read further than it committed), else from the database and a stat. */
+static void print_files(struct vis *v, const cJSON *root) {
+  const cJSON *it;
+  printf("\n%-12s %12s %12s %12s %12s  %s\n", "SOURCE", "OFFSET", "READ", "SIZE", "LAG", "FILE");
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "files")) {
     int has_live = cJSON_GetObjectItem(it, "read_offset") != NULL;
     double size = has_live ? num(it, "live_size") : num(it, "size");
-    char read[24] = "-";
-    if (has_live) snprintf(read, sizeof read, "%.0f", num(it, "read_offset"));
+    const char *read = has_live ? hb(v, num(it, "read_offset")) : "-";
     if (size < 0)
-      printf("%-12s %14.0f %14s %14s %12s  %s (not present)\n", str(it, "source"),
-             num(it, "offset"), read, "-", "-", str(it, "path"));
+      printf("%-12s %12s %12s %12s %12s  %s (not present)\n", vis(v, str(it, "source")),
+             hb(v, num(it, "offset")), read, "-", "-", vis(v, str(it, "path")));
     else
-      printf("%-12s %14.0f %14s %14.0f %12.0f  %s\n", str(it, "source"), num(it, "offset"), read,
-             size, has_live ? num(it, "live_lag_bytes") : num(it, "lag_bytes"), str(it, "path"));
+      printf("%-12s %12s %12s %12s %12s  %s\n", vis(v, str(it, "source")),
+             hb(v, num(it, "offset")), read, hb(v, size),
+             hb(v, has_live ? num(it, "live_lag_bytes") : num(it, "lag_bytes")),
+             vis(v, str(it, "path")));
   }
+}
+
+/* Sizes in binary units and every outside string made visible; --output json keeps bytes and
+ * raw strings for scripts. */
+static void print_status_text(const cJSON *root) {
+  const cJSON *b = cJSON_GetObjectItem(root, "buffer"), *it;
+  struct vis v = {0};
+  for (int i = 0; i < VIS_SLOTS; i++) sw_buf_init(&v.b[i], 1 << 20);
+  printf("agent %s  database %s\n\n", vis(&v, str(root, "agent_id")), vis(&v, str(root, "database")));
+  printf("BUFFER  chunks %.0f  records %.0f  bytes %s / max %s", num(b, "chunks"),
+         num(b, "records"), hb(&v, num(b, "bytes")), hb(&v, num(b, "max_bytes")));
+  printf("  dropped chunks %.0f\n", num(b, "dropped_chunks"));
+  printf("SEARCH  shipped history chunks %.0f  bytes %s  oldest record %s\n\n",
+         num(b, "history_chunks"), hb(&v, num(b, "history_bytes")),
+         *str(b, "oldest_record") ? str(b, "oldest_record") : "-");
+  print_counters(&v, "REDACTIONS", cJSON_GetObjectItem(root, "redactions"));
+  print_counters(&v, "RETENTION", cJSON_GetObjectItem(root, "retention"));
+  print_sinks(&v, root);
+  printf("\n%-20s %14s %12s %12s %10s\n", "SOURCE", "RECORDS", "BYTES", "PARSE_ERRORS",
+         "TRUNCATED");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sources"))
+    printf("%-20s %14.0f %12s %12.0f %10.0f\n", vis(&v, str(it, "name")), num(it, "records"),
+           hb(&v, num(it, "bytes")), num(it, "parse_errors"), num(it, "truncated"));
+  print_files(&v, root);
+  for (int i = 0; i < VIS_SLOTS; i++) sw_buf_free(&v.b[i]);
 }
 
 static void print_agent_line(const cJSON *root) {

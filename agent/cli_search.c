@@ -73,7 +73,8 @@ int sw_cli_search(int argc, char **argv) {
       if (*end || !*v || threads > 64) return usage("--threads needs a number from 0 to 64", v);
     } else if (OPT("--output") || OPT("-o")) {
       output = v;
-      if (strcmp(v, "text") && strcmp(v, "json")) return usage("--output must be text or json", v);
+      if (strcmp(v, "text") && strcmp(v, "json") && strcmp(v, "raw"))
+        return usage("--output must be text, raw or json", v);
     } else if (!rest && !strcmp(a, "--count")) {
       count = 1;
     } else if (!rest && !strcmp(a, "--follow")) {
@@ -125,13 +126,17 @@ int sw_cli_search(int argc, char **argv) {
   if (dbfile) {
     struct stat sb;
     so.data_dir = dbfile;
-    if (stat(dbfile, &sb) == 0 && !S_ISDIR(sb.st_mode)) dbflags |= SW_DB_FILE;
+    /* A directory is a data_dir (its spillway.db); anything else, missing included, is the
+     * database file itself, so that errors name the path that was given. */
+    if (stat(dbfile, &sb) != 0 || !S_ISDIR(sb.st_mode)) dbflags |= SW_DB_FILE;
   } else {
     if (!(cfg = sw_cli_load(config ? config : sw_cli_default_config()))) goto done;
     so.data_dir = cfg->data_dir;
   }
   struct printer p = {0};
-  sw_search_out_init(&p.out, !strcmp(output, "json"));
+  sw_search_out_init(&p.out, !strcmp(output, "json")  ? SW_SEARCH_OUT_JSON
+                             : !strcmp(output, "raw") ? SW_SEARCH_OUT_RAW
+                                                      : SW_SEARCH_OUT_TEXT);
   sw_buf_init(&p.buf, SIZE_MAX);
   so.arg = &p;
   so.db_flags = dbflags;

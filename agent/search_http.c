@@ -301,7 +301,7 @@ void sw_search_http_handle(struct sw_http_conn *c, const struct sw_http_req *req
       .data_dir = s->data_dir, .threads = 1, .limit = limit,
       .deadline_ms = sw_time_mono_ms() + SW_SEARCH_HTTP_TIMEOUT_MS,
       .cancel = &j->cancel, .emit = emit, .arg = j};
-  sw_search_out_init(&j->out, 1);
+  sw_search_out_init(&j->out, SW_SEARCH_OUT_JSON);
   sw_buf_init(&j->buf, SIZE_MAX);
   pthread_mutex_init(&j->mu, NULL);
   pthread_cond_init(&j->cv, NULL);

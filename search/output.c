@@ -3,12 +3,13 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "../common/text.h"
 #include "../common/timefmt.h"
 #include "../parsers/record.h"
 
-void sw_search_out_init(struct sw_search_out *o, int json) {
+void sw_search_out_init(struct sw_search_out *o, enum sw_search_format format) {
   memset(o, 0, sizeof *o);
-  o->json = json;
+  o->format = format;
   o->labels_chunk = -1;
   sw_ndjson_state_init(&o->nd);
   sw_buf_init(&o->labels, SIZE_MAX);
@@ -19,15 +20,22 @@ void sw_search_out_free(struct sw_search_out *o) {
   sw_buf_free(&o->labels);
 }
 
+static int put_text(struct sw_buf *b, const char *s, size_t n, int raw, int flags) {
+  return raw ? sw_buf_append(b, s, n) : sw_buf_put_visible(b, s, n, flags);
+}
+
 /* {"host":"a","source":"b"} -> host=a,source=b (once per chunk). */
 static int render_labels(struct sw_search_out *o, const struct sw_search_hit *h) {
   if (o->labels_chunk == h->chunk_id) return SW_OK;
   sw_buf_reset(&o->labels);
   cJSON *root = cJSON_Parse(h->labels_json), *it;
-  int rc = SW_OK, first = 1;
+  int rc = SW_OK, first = 1, raw = o->format == SW_SEARCH_OUT_RAW;
   cJSON_ArrayForEach(it, root) {
     if (!cJSON_IsString(it)) continue;
-    rc = sw_buf_printf(&o->labels, "%s%s=%s", first ? "" : ",", it->string, it->valuestring);
+    if (!first) rc = sw_buf_putc(&o->labels, ',');
+    if (!rc) rc = put_text(&o->labels, it->string, strlen(it->string), raw, 0);
+    if (!rc) rc = sw_buf_putc(&o->labels, '=');
+    if (!rc) rc = put_text(&o->labels, it->valuestring, strlen(it->valuestring), raw, 0);
     if (rc) break;
     first = 0;
   }
@@ -37,7 +45,7 @@ static int render_labels(struct sw_search_out *o, const struct sw_search_hit *h)
 }
 
 int sw_search_out_hit(struct sw_search_out *o, const struct sw_search_hit *h, struct sw_buf *out) {
-  if (o->json)
+  if (o->format == SW_SEARCH_OUT_JSON)
     return sw_ndjson_record(&o->nd, h->labels_json, strlen(h->labels_json), h->format, &h->rec, out);
   int rc = render_labels(o, h);
   if (rc) return rc;
@@ -47,7 +55,8 @@ int sw_search_out_hit(struct sw_search_out *o, const struct sw_search_hit *h, st
   if (!rc) rc = sw_buf_putc(out, ' ');
   if (!rc) rc = sw_buf_append(out, o->labels.data, o->labels.len);
   if (!rc) rc = sw_buf_printf(out, " %s ", sw_stream_name(h->rec.stream));
-  if (!rc) rc = sw_buf_append(out, h->rec.line, h->rec.len);
+  if (!rc) rc = put_text(out, h->rec.line, h->rec.len, o->format == SW_SEARCH_OUT_RAW,
+                        SW_VISIBLE_KEEP_NEWLINES);
   if (!rc) rc = sw_buf_putc(out, '\n');
   return rc;
 }
