@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/text.h"
 #include "retention_int.h"
 #include "tfile.h"
 
@@ -408,16 +409,28 @@ void sw_retention_plan_free(struct sw_retention_plan *p) {
 static const char *const kind_names[] = {"drop-tmp", "finish", "cut", "delete", "rename",
                                          "rotate", "signal", "compress", "defer"};
 
+/* A file name as it may reach a terminal: control characters (a newline faking a plan line,
+ * escape sequences) as visible escapes. */
+static const char *visible(struct sw_buf *b, const char *s) {
+  sw_buf_reset(b);
+  if (sw_buf_put_visible(b, s, strlen(s), 0) || sw_buf_putc(b, '\0')) return "?";
+  return b->data;
+}
+
 void sw_retention_plan_print(const struct sw_retention_plan *p, FILE *f) {
   static const char *const sig_names[] = {"HUP", "USR1", "USR2", "INT", "TERM", "QUIT", "WINCH"};
+  struct sw_buf from, to;
+  sw_buf_init(&from, 64 << 10);
+  sw_buf_init(&to, 64 << 10);
   for (size_t i = 0; i < p->n; i++) {
     const struct sw_ret_action *a = &p->acts[i];
     if (a->kind == SW_RET_SIGNAL) {
-      fprintf(f, "signal %s pid_file=%s reason=%s\n", sig_names[a->conf->signal], a->path, a->reason);
+      fprintf(f, "signal %s pid_file=%s reason=%s\n", sig_names[a->conf->signal],
+              visible(&from, a->path), a->reason);
       continue;
     }
-    fprintf(f, "%s %s%s%s bytes=%llu", kind_names[a->kind], a->path, a->to ? " -> " : "", a->to ? a->to : "",
-            (unsigned long long)a->bytes);
+    fprintf(f, "%s %s%s%s bytes=%llu", kind_names[a->kind], visible(&from, a->path),
+            a->to ? " -> " : "", a->to ? visible(&to, a->to) : "", (unsigned long long)a->bytes);
     if (a->kind == SW_RET_DEFER)
       fprintf(f, " offset=%llu", (unsigned long long)a->keep);
     else
@@ -426,4 +439,6 @@ void sw_retention_plan_print(const struct sw_retention_plan *p, FILE *f) {
       fprintf(f, " method=%s", a->conf->method == SW_ROTATE_RENAME ? "rename" : "copytruncate");
     fprintf(f, " reason=%s\n", a->reason);
   }
+  sw_buf_free(&from);
+  sw_buf_free(&to);
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/text.h"
 #include "../common/log.h"
 #include "retention_int.h"
 
@@ -122,7 +123,7 @@ int sw_retention_cli(const struct sw_config *cfg, int dry_run, FILE *out) {
             level == SW_PRESSURE_HARD ? ": hard pressure" : level == SW_PRESSURE_SOFT ? ": soft pressure" : "");
   sw_retention_plan_print(plan, out);
   if (dry_run) {
-    fprintf(out, "# dry run: %zu actions planned, nothing changed\n", plan->n);
+    fprintf(out, "# dry run: %zu action%s planned, nothing changed\n", plan->n, sw_plural(plan->n));
     code = 0;
     goto cleanup;
   }
@@ -131,8 +132,8 @@ int sw_retention_cli(const struct sw_config *cfg, int dry_run, FILE *out) {
   rc = sw_retention_execute(plan, &o, &res);
   if (sw_retention_count(db, &res))
     fprintf(stderr, "spillway: cannot save counters: %s\n", sw_db_errmsg(db));
-  fprintf(out, "# done: %zu actions, %llu bytes freed, %llu errors\n", plan->n,
-          (unsigned long long)res.bytes_freed, (unsigned long long)res.errors);
+  fprintf(out, "# done: %zu action%s, %llu bytes freed, %llu error%s\n", plan->n, sw_plural(plan->n),
+          (unsigned long long)res.bytes_freed, (unsigned long long)res.errors, sw_plural(res.errors));
   code = rc || res.errors ? 1 : 0;
 cleanup:
   if (lockfd >= 0) close(lockfd);
