@@ -18,11 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "../common/timefmt.h"
 
 /* HOST:PORT or [V6]:PORT as server.listen takes it; a wildcard host means this machine. */
 static int parse_addr(const char *listen, struct sockaddr_storage *ss, socklen_t *len) {
@@ -63,7 +59,7 @@ static int parse_addr(const char *listen, struct sockaddr_storage *ss, socklen_t
 /* Waits for `events` on fd until the deadline; 0 when ready. */
 static int wait_fd(int fd, short events, long long deadline) {
   for (;;) {
-    long long left = deadline - now_ms();
+    long long left = deadline - sw_time_mono_ms();
     if (left <= 0) {
       errno = ETIMEDOUT;
       return -1;
@@ -89,7 +85,7 @@ static int fetch(const char *listen, const char *path, int timeout_ms, char *res
     snprintf(err, errlen, "cannot parse address \"%s\" (want HOST:PORT with an IP address)", listen);
     return -1;
   }
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = sw_time_mono_ms() + timeout_ms;
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     snprintf(err, errlen, "socket: %s", strerror(errno));

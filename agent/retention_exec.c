@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/timefmt.h"
 #include "retention_int.h"
 
 #define CATCHUP_SMALL (64 * 1024) /* copytruncate: catch-up rounds until one copies this little */
@@ -36,12 +37,6 @@ struct ex {
 int64_t sw__ret_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -360,7 +355,7 @@ static int tail_and_truncate(struct ex *x, const struct sw_ret_action *a, int fd
       rc = SW_EIO;
       break;
     }
-    int64_t t0 = mono_ns();
+    int64_t t0 = sw_time_mono_ns();
     ssize_t n = read_full(fd, buf, TAIL_CAP, *off);
     if (n < 0) {
       rc = SW_EIO;
@@ -373,7 +368,7 @@ static int tail_and_truncate(struct ex *x, const struct sw_ret_action *a, int fd
       }
     } else {
       if (a->tailed) { /* the check took a while: anything new since? */
-        t0 = mono_ns();
+        t0 = sw_time_mono_ns();
         ssize_t more = read_full(fd, buf + n, TAIL_CAP - (size_t)n, *off + (uint64_t)n);
         if (more != 0) goto append; /* more bytes (or an error): another round */
       }
@@ -381,7 +376,7 @@ static int tail_and_truncate(struct ex *x, const struct sw_ret_action *a, int fd
         rc = SW_EIO;
         break;
       }
-      int64_t t1 = mono_ns();
+      int64_t t1 = sw_time_mono_ns();
       snprintf(window, wlen, "window_ns=%lld..%lld", (long long)t0, (long long)t1);
       rc = SW_OK;
     }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/timefmt.h"
 #include "tail_int.h"
 
 /* ---- 1. renamed while down ---- */
@@ -118,12 +119,6 @@ void sw__tail_find_renamed(struct sw_tail *t) {
 
 /* ---- 2. truncate_shipped ---- */
 
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int sw_tail_truncate_shipped(struct sw_tail *t, uint64_t dev, uint64_t ino, uint64_t committed,
                              uint64_t *freed, int64_t window_ns[2]) {
   struct sw_tfile *f = NULL;
@@ -141,11 +136,11 @@ int sw_tail_truncate_shipped(struct sw_tail *t, uint64_t dev, uint64_t ino, uint
   if (fd < 0) return SW_EAGAIN;
   struct stat st;
   int rc = SW_EAGAIN;
-  window_ns[0] = mono_ns();
+  window_ns[0] = sw_time_mono_ns();
   if (fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino &&
       (uint64_t)st.st_size == committed) {
     if (ftruncate(fd, 0) == 0) {
-      window_ns[1] = mono_ns();
+      window_ns[1] = sw_time_mono_ns();
       *freed = committed;
       rc = SW_OK;
     } else {

@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include "../common/log.h"
+#include "../common/timefmt.h"
 #include "chunk.h"
 
 struct sw_writer {
@@ -26,12 +27,6 @@ struct sw_writer {
   char **sinks;
   uint64_t t_compress, t_commit, t_gc, t_wait, n_batches;
 };
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct sw_writer_job *sw_writer_job_new(enum sw_commit_kind kind, const struct sw_file_state *fs,
                                         const char *labels_json, const char *format,
@@ -103,7 +98,7 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
   struct sw_commit_op *ops = calloc(n ? n : 1, sizeof *ops);
   if (!ops) return SW_ENOMEM;
   size_t i = 0;
-  uint64_t t0 = now_ms();
+  uint64_t t0 = (uint64_t)sw_time_mono_ms();
   for (struct sw_writer_job *j = list; j; j = j->next) {
     if (j->op.records && j->packed.len == 0) {
       int rc = sw_chunk_compress(w->cctx, w->opts.zstd_level, j->raw.data, j->raw.len, &j->packed);
@@ -122,11 +117,11 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
     }
     ops[i++] = j->op;
   }
-  w->t_compress += now_ms() - t0;
+  w->t_compress += (uint64_t)sw_time_mono_ms() - t0;
   struct sw_commit_result res;
-  uint64_t t1 = now_ms();
+  uint64_t t1 = (uint64_t)sw_time_mono_ms();
   int rc = sw_db_commit(w->db, ops, n, w->opts.max_bytes, w->opts.drop_oldest, &res);
-  w->t_commit += now_ms() - t1;
+  w->t_commit += (uint64_t)sw_time_mono_ms() - t1;
   free(ops);
   if (rc) return rc;
   uint64_t used = atomic_load(&w->used) + res.stored_bytes;
@@ -160,7 +155,7 @@ static void *writer_main(void *arg) {
   struct sw_writer *w = arg;
   uint64_t backoff = 0, last_gc = 0;
   for (;;) {
-    uint64_t tw = now_ms();
+    uint64_t tw = (uint64_t)sw_time_mono_ms();
     pthread_mutex_lock(&w->mu);
     while (!w->head && !w->stop && !w->kicked) {
       struct timespec ts;
@@ -174,14 +169,14 @@ static void *writer_main(void *arg) {
     int stop = w->stop;
     w->kicked = 0;
     pthread_mutex_unlock(&w->mu);
-    w->t_wait += now_ms() - tw;
+    w->t_wait += (uint64_t)sw_time_mono_ms() - tw;
     if (list) w->n_batches++;
     if (list) {
       int rc = commit_batch(w, list);
       if (rc) {
         SW_LOG(SW_L_ERROR, "buffer", "commit failed (will retry): %s: %s", sw_strerror(rc),
                sw_db_errmsg(w->db));
-        if (stop && now_ms() >= w->stop_deadline_ms) {
+        if (stop && (uint64_t)sw_time_mono_ms() >= w->stop_deadline_ms) {
           /* Offsets were not committed either: the records are read again on the next start. */
           SW_LOG(SW_L_ERROR, "buffer", "giving up at shutdown; uncommitted data will be re-read");
           while (list) { struct sw_writer_job *n = list->next; sw_writer_job_free(list); list = n; }
@@ -211,15 +206,15 @@ static void *writer_main(void *arg) {
       if (w->opts.on_commit) w->opts.on_commit(w->opts.arg);
       uv_async_send(&w->async);
     }
-    if (now_ms() - last_gc >= 1000 || (list == NULL && now_ms() - last_gc >= 200)) {
-      uint64_t g = now_ms();
+    if ((uint64_t)sw_time_mono_ms() - last_gc >= 1000 || (list == NULL && (uint64_t)sw_time_mono_ms() - last_gc >= 200)) {
+      uint64_t g = (uint64_t)sw_time_mono_ms();
       run_gc(w);
       if (atomic_exchange(&w->resync, 0)) {
         uint64_t used = 0, chunks = 0;
         if (sw_db_usage(w->db, &used, &chunks) == SW_OK) atomic_store(&w->used, used);
         uv_async_send(&w->async);
       }
-      last_gc = now_ms();
+      last_gc = (uint64_t)sw_time_mono_ms();
       w->t_gc += last_gc - g;
     }
     if (stop && !list) {
@@ -313,7 +308,7 @@ static void on_close(uv_handle_t *h) {
 void sw_writer_stop(struct sw_writer *w, uint64_t deadline_ms) {
   pthread_mutex_lock(&w->mu);
   w->stop = 1;
-  w->stop_deadline_ms = now_ms() + deadline_ms;
+  w->stop_deadline_ms = (uint64_t)sw_time_mono_ms() + deadline_ms;
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
   pthread_join(w->thread, NULL);

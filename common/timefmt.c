@@ -186,11 +186,13 @@ int64_t sw_time_now_ns(void) {
   return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
 
-int64_t sw_time_mono_ms(void) {
+int64_t sw_time_mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
+
+int64_t sw_time_mono_ms(void) { return sw_time_mono_ns() / 1000000; }
 
 void sw_time_format_rfc3339_cached(int64_t ns, int64_t *cached_sec, char *ts) {
   int64_t sec = ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000;

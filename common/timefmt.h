@@ -26,5 +26,6 @@ int64_t sw_time_now_ns(void);
 
 /* CLOCK_MONOTONIC in ms: deadlines and intervals that wall-clock steps must not bend. */
 int64_t sw_time_mono_ms(void);
+int64_t sw_time_mono_ns(void);
 
 #endif

@@ -16,6 +16,7 @@
 #include "../agent/buffer.h"
 #include "../agent/chunk.h"
 #include "../common/log.h"
+#include "../common/timefmt.h"
 #include "ndjson.h"
 
 /* One delivery = up to this much raw chunk data, written chunk by chunk (memory stays at one
@@ -40,12 +41,6 @@ struct sw_file_sink {
   uint64_t batch_records, batch_bytes;
   int batch_err;
 };
-
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int mkparent(const char *path) {
   char buf[4096];
@@ -171,7 +166,7 @@ static void *sink_main(void *arg) {
     int stop = s->stop;
     uint64_t deadline = s->deadline_ms;
     pthread_mutex_unlock(&s->mu);
-    if (stop && (rc <= 0 || mono_ms() >= deadline)) break;
+    if (stop && (rc <= 0 || (uint64_t)sw_time_mono_ms() >= deadline)) break;
     if (rc == 1) {
       backoff = 0;
       continue;
@@ -261,7 +256,7 @@ void sw_file_sink_notify(struct sw_file_sink *s) {
 void sw_file_sink_stop(struct sw_file_sink *s, uint64_t deadline_ms) {
   pthread_mutex_lock(&s->mu);
   s->stop = 1;
-  s->deadline_ms = mono_ms() + deadline_ms;
+  s->deadline_ms = (uint64_t)sw_time_mono_ms() + deadline_ms;
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->thread, NULL);
