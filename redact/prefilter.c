@@ -3,7 +3,8 @@
  * The line is cut into 64-byte blocks. For each block, bit masks (bit j = byte j) mark the
  * anchors of the packs still wanted:
  *  - the first byte of a rare triple or pair: "sec" (secret), "pas"/"pwd" (password keys),
- *    "bea" (bearer), "AK"/"AS", "yJ" (of "eyJ"), "-B" (of "-----BEGIN"), "::";
+ *    "bea" (bearer), "bas" (basic), "tok"/"key" (token_kv), "-u"/"-U" (cli_credentials), "AK"/"AS",
+ *    "yJ" (of "eyJ"), "-B" (of "-----BEGIN"), "::";
  *  - every '@';
  *  - the first '.' of three dots between digits, 2-4 bytes apart (d.d.d.d: IPv4);
  *  - the first ':' of six colons 2-5 bytes apart (an IPv6 address without "::");
@@ -18,7 +19,8 @@
  *
  * Why it is safe to skip what is not marked: every match of a pack's regex contains its anchor
  * (private_key "-----BEGIN", jwt "eyJ", aws_access_key "AKIA"/"ASIA", bearer_token "bearer",
- * aws_secret_key "secret", password_kv "pass", "pwd" or "secret", email and url_credentials '@',
+ * aws_secret_key "secret", password_kv "pass", "pwd" or "secret", basic_auth "basic", token_kv
+ * "token" or "key", cli_credentials "-u" (or "-user"), email and url_credentials '@',
  * ipv4 its three dots, ipv6 "::" or six colons, credit_card a run of 13+ digits and separators),
  * the check at an anchor is a necessary condition of the regex, and the start it reports is never
  * after the first match (see builtins.c). Anchors are visited in line order, so the first one
@@ -70,6 +72,11 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
       m = _mm_or_si128(m, _mm_and_si128(EQ(lc, 'p'), _mm_or_si128(_mm_and_si128(EQ(lc1, 'a'), EQ(lc2, 's')),
                                                                  _mm_and_si128(EQ(lc1, 'w'), EQ(lc2, 'd')))));
     if (want & BIT(SW__PACK_BEARER_TOKEN)) m = _mm_or_si128(m, AND3(EQ(lc, 'b'), EQ(lc1, 'e'), EQ(lc2, 'a')));
+    if (want & BIT(SW__PACK_BASIC_AUTH)) m = _mm_or_si128(m, AND3(EQ(lc, 'b'), EQ(lc1, 'a'), EQ(lc2, 's')));
+    if (want & BIT(SW__PACK_TOKEN_KV))
+      m = _mm_or_si128(m, _mm_or_si128(AND3(EQ(lc, 't'), EQ(lc1, 'o'), EQ(lc2, 'k')),
+                                       AND3(EQ(lc, 'k'), EQ(lc1, 'e'), EQ(lc2, 'y'))));
+    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) m = _mm_or_si128(m, _mm_and_si128(EQ(v, '-'), EQ(lc1, 'u')));
     if (want & BIT(SW__PACK_AWS_ACCESS_KEY))
       m = _mm_or_si128(m, _mm_and_si128(EQ(v, 'A'), _mm_or_si128(EQ(n1, 'K'), EQ(n1, 'S'))));
     if (want & BIT(SW__PACK_JWT)) m = _mm_or_si128(m, _mm_and_si128(EQ(v, 'y'), EQ(n1, 'J')));
@@ -99,6 +106,9 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
       a |= lc == 's' && lc1 == 'e' && lc2 == 'c';
     if (want & BIT(SW__PACK_PASSWORD_KV)) a |= lc == 'p' && ((lc1 == 'a' && lc2 == 's') || (lc1 == 'w' && lc2 == 'd'));
     if (want & BIT(SW__PACK_BEARER_TOKEN)) a |= lc == 'b' && lc1 == 'e' && lc2 == 'a';
+    if (want & BIT(SW__PACK_BASIC_AUTH)) a |= lc == 'b' && lc1 == 'a' && lc2 == 's';
+    if (want & BIT(SW__PACK_TOKEN_KV)) a |= (lc == 't' && lc1 == 'o' && lc2 == 'k') || (lc == 'k' && lc1 == 'e' && lc2 == 'y');
+    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) a |= c == '-' && lc1 == 'u';
     if (want & BIT(SW__PACK_AWS_ACCESS_KEY)) a |= c == 'A' && (c1 == 'K' || c1 == 'S');
     if (want & BIT(SW__PACK_JWT)) a |= c == 'y' && c1 == 'J';
     if (want & BIT(SW__PACK_PRIVATE_KEY)) a |= c == '-' && c1 == 'B';

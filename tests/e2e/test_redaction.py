@@ -174,3 +174,38 @@ def test_redact_command_and_check(spillway_bin, workdir):
     err = p.stderr.decode()
     assert "%s: redact.rules[0].pattern: bad pattern at offset" % bad in err, err
     assert "missing closing parenthesis" in err, err
+
+
+def test_redact_command_new_packs(spillway_bin, workdir):
+    """basic_auth, token_kv, cli_credentials and the URL-encoded / flag forms of password_kv mask
+    what users paste into logs (curl command lines, Authorization headers, encoded form bodies);
+    the near misses next to them come out byte for byte."""
+    cfg = workdir / "r.yaml"
+    cfg.write_text(
+        "data_dir: %s\nsources:\n  - {name: a, type: file, paths: [\"%s/*.log\"]}\n"
+        "redact:\n  builtin: [password_kv, basic_auth, token_kv, cli_credentials]\n"
+        % (workdir / "d", workdir))
+    cases = [
+        (b"curl -u ci:s3cr3t https://h/x", b"curl -u ci:[REDACTED:cli_credentials] https://h/x"),
+        (b"wget --user=bob:pw1 --password=pw2 x",
+         b"wget --user=bob:[REDACTED:cli_credentials] --password=[REDACTED:password_kv] x"),
+        (b"> Authorization: Basic Ym9iOmh1bnRlcjI=", b"> Authorization: Basic [REDACTED:basic_auth]"),
+        (b"body=user%3Dbob%26password%3Dhunter2%26x%3D1",
+         b"body=user%3Dbob%26password%3D[REDACTED:password_kv]%26x%3D1"),
+        (b"token=t1 access_token: \"t2\" api_key=k1 apikey='k2' secret_key=k3",
+         b"token=[REDACTED:token_kv] access_token: \"[REDACTED:token_kv]\" api_key=[REDACTED:token_kv] "
+         b"apikey='[REDACTED:token_kv]' secret_key=[REDACTED:token_kv]"),
+        (b"client_secret=cs1", b"client_secret=[REDACTED:password_kv]"),
+    ]
+    near = [b"tokenizer=bert token_count=5 max_tokens=512 keyboard=us monkey=3 key=value",
+            b"Basic auth failed; basic setup done",
+            b"sort -u file; ulimit -u 100; git push -u origin main; docker run -u 1000:1000 img"]
+    inp = b"\n".join([c[0] for c in cases] + near) + b"\n"
+    want = b"\n".join([c[1] for c in cases] + near) + b"\n"
+    p = subprocess.run([str(spillway_bin), "redact", "-c", str(cfg)], input=inp,
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == want
+    for secret in (b"s3cr3t", b"pw1", b"pw2", b"Ym9iOmh1bnRlcjI", b"hunter2", b"t1", b"t2", b"k1",
+                   b"k2", b"k3", b"cs1"):
+        assert secret not in p.stdout
