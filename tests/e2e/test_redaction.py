@@ -209,3 +209,66 @@ def test_redact_command_new_packs(spillway_bin, workdir):
     for secret in (b"s3cr3t", b"pw1", b"pw2", b"Ym9iOmh1bnRlcjI", b"hunter2", b"t1", b"t2", b"k1",
                    b"k2", b"k3", b"cs1"):
         assert secret not in p.stdout
+
+
+def test_labels_and_self_log_redacted(agent, workdir):
+    """An e-mail in a file name and in a CRI pod name never leaves the agent: not in the labels
+    the sink writes, not in `spillway search` or `spillway status`, not in the agent's own log
+    (which quotes followed paths), and not in /metrics. Identity and offsets keep using the real
+    path: every record arrives exactly once, also across a restart."""
+    mail_file, mail_pod = "alice.smith@example.com", "bob.jones@example.org"
+    adir = workdir / "app"
+    adir.mkdir()
+    app_log = adir / ("export-%s.log" % mail_file)
+    pdir = workdir / "pods" / ("shop_%s_0a1b-22" % mail_pod) / "ctr"
+    pdir.mkdir(parents=True)
+    cri_log = pdir / "0.log"
+    n = 200
+    with open(app_log, "w") as f:
+        f.writelines("app line %d\n" % i for i in range(n))
+    with open(cri_log, "w") as f:
+        f.writelines("2026-11-23T15:33:52.%09dZ stdout F pod line %d\n" % (i, i) for i in range(n))
+    agent.write_config(
+        [{"name": "app", "type": "file", "paths": ["%s/*.log" % adir],
+          "labels": {"owner": "carol@example.net"}},
+         {"name": "pods", "type": "cri", "paths": ["%s/*/*/*.log" % (workdir / "pods")]}],
+        buffer={"max_bytes": "1GiB", "keep_shipped": {"max_age": "1h"},
+                "chunk": {"max_records": 5000, "max_bytes": "1MiB", "max_wait": "200ms"}},
+        extra={"redact": {"builtin": ["email"]}})
+    agent.start()
+    agent.wait_count(2 * n, timeout=60)
+    port = agent.http_port()
+    import urllib.request
+    metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read()
+    agent.stop()
+    assert b'spillway_file_records_total{source="app",path="' in metrics
+    # A restart resumes from the stored (real-path) offsets: nothing is read twice.
+    with open(app_log, "a") as f:
+        f.write("app line %d\n" % n)
+    agent.start()
+    agent.wait_count(2 * n + 1, timeout=60)
+    agent.stop()
+    recs = agent.read_output()
+    lines = sorted(r["line"] for r in recs)
+    assert lines == sorted(["app line %d" % i for i in range(n + 1)] +
+                           ["pod line %d" % i for i in range(n)])
+    app = [r for r in recs if r["labels"]["source"] == "app"]
+    pod = [r for r in recs if r["labels"]["source"] == "pods"]
+    assert app[0]["labels"]["filename"] == str(adir / "[REDACTED:email]")  # the local part takes "export-"
+    assert app[0]["labels"]["owner"] == "[REDACTED:email]"
+    assert pod[0]["labels"]["pod"] == "[REDACTED:email]"
+    assert pod[0]["labels"]["namespace"] == "shop" and pod[0]["labels"]["container"] == "ctr"
+    p = agent.cli("search", "-c", agent.config_path, "--output", "json", "line")
+    assert p.returncode == 0, p.stderr
+    found = [json.loads(l) for l in p.stdout.decode().splitlines() if l]
+    assert len(found) == 2 * n + 1
+    status = agent.status()
+    assert len(status["files"]) == 2
+    assert all("[REDACTED:email]" in f["path"] for f in status["files"]), status["files"]
+    stderr = b"".join(pth.read_bytes() for pth in workdir.glob("*.stderr"))
+    assert b"following " in stderr and b"[REDACTED:email]" in stderr
+    blobs = {"sink": agent.read_raw(), "search": p.stdout, "status": json.dumps(status).encode(),
+             "stderr": stderr, "metrics": metrics}
+    for where, data in blobs.items():
+        for mail in (mail_file, mail_pod, "carol@example.net"):
+            assert mail.encode() not in data, "%s leaked into %s" % (mail, where)
