@@ -272,3 +272,30 @@ def test_labels_and_self_log_redacted(agent, workdir):
     for where, data in blobs.items():
         for mail in (mail_file, mail_pod, "carol@example.net"):
             assert mail.encode() not in data, "%s leaked into %s" % (mail, where)
+
+
+def test_retention_log_paths_redacted(agent, workdir):
+    """The retention pass logs every action with the file's path ("action=rotate path=P to=T");
+    a file name holding an e-mail is shown redacted there too."""
+    mail = "dana.white@example.com"
+    logs = workdir / "logs"
+    logs.mkdir()
+    live = logs / ("%s.log" % mail)
+    live.write_bytes(b"x" * 4096 + b"\n")
+    other = workdir / "other"
+    other.mkdir()
+    agent.write_config(
+        [{"name": "other", "type": "file", "paths": [str(other / "*.log")]}],
+        extra={"redact": {"builtin": ["email"]},
+               "retention": [{"name": "app", "paths": [str(logs / "*.log")],
+                              "rotate": {"max_size": "1KiB", "method": "rename"}}],
+               "disk_pressure": {"path": str(workdir), "interval": "200ms", "soft_percent": 98,
+                                 "hard_percent": 99}})
+    agent.start()
+    agent.wait_for(lambda: "action=rotate" in agent.stderr_tail(200000), 20, "a rotation to be logged")
+    agent.stop()
+    assert list(logs.glob("*.log.1*")), list(logs.iterdir())  # NAME.1, or NAME.1.zst once compressed
+    err = agent.stderr_path.read_text()
+    rot = [l for l in err.splitlines() if "action=rotate" in l]
+    assert rot and "path=%s/[REDACTED:email]" % logs in rot[0], rot
+    assert mail not in err
