@@ -18,7 +18,7 @@
  *
  * Build: cmake --build build --target bench_redact    (or by hand, from the top directory:)
  *        gcc -O2 -std=c11 -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8 -I. bench/bench_redact.c
- *          redact/[a-z]*.c common/buf.c common/error.c -lpcre2-8 -o /tmp/bench_redact
+ *          redact/[a-z]*.c common/buf.c common/error.c common/strdist.c common/sha256.c -lpcre2-8 -o /tmp/bench_redact
  * Run:   build/bench_redact [MiB]     (default 64)
  */
 #include <stdint.h>

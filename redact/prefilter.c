@@ -38,6 +38,7 @@
 #define CARD BIT(SW__PACK_CREDIT_CARD)
 #define IPV4 BIT(SW__PACK_IPV4)
 #define IPV6 BIT(SW__PACK_IPV6)
+#define MORE (BIT(SW__PACK_BASIC_AUTH) | BIT(SW__PACK_TOKEN_KV) | BIT(SW__PACK_CLI_CREDENTIALS))
 #define CARD_MIN 13 /* digits in the shortest card number */
 #define READ 66     /* bytes scan_block reads: the block and two after it (triples) */
 
@@ -72,11 +73,6 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
       m = _mm_or_si128(m, _mm_and_si128(EQ(lc, 'p'), _mm_or_si128(_mm_and_si128(EQ(lc1, 'a'), EQ(lc2, 's')),
                                                                  _mm_and_si128(EQ(lc1, 'w'), EQ(lc2, 'd')))));
     if (want & BIT(SW__PACK_BEARER_TOKEN)) m = _mm_or_si128(m, AND3(EQ(lc, 'b'), EQ(lc1, 'e'), EQ(lc2, 'a')));
-    if (want & BIT(SW__PACK_BASIC_AUTH)) m = _mm_or_si128(m, AND3(EQ(lc, 'b'), EQ(lc1, 'a'), EQ(lc2, 's')));
-    if (want & BIT(SW__PACK_TOKEN_KV))
-      m = _mm_or_si128(m, _mm_or_si128(AND3(EQ(lc, 't'), EQ(lc1, 'o'), EQ(lc2, 'k')),
-                                       AND3(EQ(lc, 'k'), EQ(lc1, 'e'), EQ(lc2, 'y'))));
-    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) m = _mm_or_si128(m, _mm_and_si128(EQ(v, '-'), EQ(lc1, 'u')));
     if (want & BIT(SW__PACK_AWS_ACCESS_KEY))
       m = _mm_or_si128(m, _mm_and_si128(EQ(v, 'A'), _mm_or_si128(EQ(n1, 'K'), EQ(n1, 'S'))));
     if (want & BIT(SW__PACK_JWT)) m = _mm_or_si128(m, _mm_and_si128(EQ(v, 'y'), EQ(n1, 'J')));
@@ -95,6 +91,30 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
 #undef EQ
   }
 }
+
+/* The anchors of basic_auth, token_kv and cli_credentials, added to b->anchors. A pass of its
+ * own, taken only when one of them is wanted, so that the loop above (the default packs) stays
+ * as tight as it was. */
+static void scan_block_more(const unsigned char *p, uint32_t want, struct block *b) {
+  const __m128i lower = _mm_set1_epi8(0x20);
+  for (int k = 0; k < 4; k++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+    __m128i lc = _mm_or_si128(v, lower);
+    __m128i lc1 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k + 1)), lower);
+    __m128i lc2 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k + 2)), lower);
+    __m128i m = _mm_setzero_si128();
+#define EQ(x, c) _mm_cmpeq_epi8(x, _mm_set1_epi8((char)(c)))
+#define AND3(a, b, c) _mm_and_si128(_mm_and_si128(a, b), c)
+    if (want & BIT(SW__PACK_BASIC_AUTH)) m = _mm_or_si128(m, AND3(EQ(lc, 'b'), EQ(lc1, 'a'), EQ(lc2, 's')));
+    if (want & BIT(SW__PACK_TOKEN_KV))
+      m = _mm_or_si128(m, _mm_or_si128(AND3(EQ(lc, 't'), EQ(lc1, 'o'), EQ(lc2, 'k')),
+                                       AND3(EQ(lc, 'k'), EQ(lc1, 'e'), EQ(lc2, 'y'))));
+    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) m = _mm_or_si128(m, _mm_and_si128(EQ(v, '-'), EQ(lc1, 'u')));
+    b->anchors |= (uint64_t)(unsigned)_mm_movemask_epi8(m) << (16 * k);
+#undef AND3
+#undef EQ
+  }
+}
 #else
 static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
   memset(b, 0, sizeof *b);
@@ -106,9 +126,6 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
       a |= lc == 's' && lc1 == 'e' && lc2 == 'c';
     if (want & BIT(SW__PACK_PASSWORD_KV)) a |= lc == 'p' && ((lc1 == 'a' && lc2 == 's') || (lc1 == 'w' && lc2 == 'd'));
     if (want & BIT(SW__PACK_BEARER_TOKEN)) a |= lc == 'b' && lc1 == 'e' && lc2 == 'a';
-    if (want & BIT(SW__PACK_BASIC_AUTH)) a |= lc == 'b' && lc1 == 'a' && lc2 == 's';
-    if (want & BIT(SW__PACK_TOKEN_KV)) a |= (lc == 't' && lc1 == 'o' && lc2 == 'k') || (lc == 'k' && lc1 == 'e' && lc2 == 'y');
-    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) a |= c == '-' && lc1 == 'u';
     if (want & BIT(SW__PACK_AWS_ACCESS_KEY)) a |= c == 'A' && (c1 == 'K' || c1 == 'S');
     if (want & BIT(SW__PACK_JWT)) a |= c == 'y' && c1 == 'J';
     if (want & BIT(SW__PACK_PRIVATE_KEY)) a |= c == '-' && c1 == 'B';
@@ -120,6 +137,17 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
     if (want & (CARD | IPV4)) b->digits |= (uint64_t)(c - '0' < 10u) << j;
     if (want & IPV4) b->dots |= (uint64_t)(c == '.') << j;
     if (want & CARD) b->seps |= (uint64_t)(c == ' ' || c == '-') << j;
+  }
+}
+
+static void scan_block_more(const unsigned char *p, uint32_t want, struct block *b) {
+  for (int j = 0; j < 64; j++) {
+    unsigned c = p[j], lc = c | 0x20, lc1 = p[j + 1] | 0x20u, lc2 = p[j + 2] | 0x20u;
+    bool a = false;
+    if (want & BIT(SW__PACK_BASIC_AUTH)) a |= lc == 'b' && lc1 == 'a' && lc2 == 's';
+    if (want & BIT(SW__PACK_TOKEN_KV)) a |= (lc == 't' && lc1 == 'o' && lc2 == 'k') || (lc == 'k' && lc1 == 'e' && lc2 == 'y');
+    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) a |= c == '-' && lc1 == 'u';
+    b->anchors |= (uint64_t)a << j;
   }
 }
 #endif
@@ -203,6 +231,7 @@ void sw__prefilter(const struct sw_redactor *r, const char *str, size_t n, uint3
       p = pad;
     }
     scan_block(p, pending, &b);
+    if (pending & MORE) scan_block_more(p, pending, &b);
     uint64_t next_digit = (unsigned)(p[64] - '0') < 10u, marks = b.anchors;
     if (pending & IPV4) { /* '.' between digits, then three of them: d.d.d.d */
       uint64_t dot = b.dots & (b.digits >> 1 | next_digit << 63) & (b.digits << 1 | cy.digit);
