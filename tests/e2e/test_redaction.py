@@ -20,7 +20,8 @@ from conftest import wait_for
 
 N = 1000
 ALL = ["email", "bearer_token", "jwt", "aws_access_key", "aws_secret_key", "credit_card",
-       "password_kv", "url_credentials", "private_key", "ipv4", "ipv6"]
+       "password_kv", "url_credentials", "private_key", "ipv4", "ipv6", "basic_auth", "token_kv",
+       "cli_credentials"]
 
 
 def luhn_complete(digits):
@@ -56,6 +57,8 @@ def make_secrets(rng, i):
     ip4 = "10.%d.%d.%d" % (rng.randrange(256), rng.randrange(256), rng.randrange(1, 255))
     ip6 = "2001:db8:%x:%x::%x" % (rng.randrange(65536), rng.randrange(65536), rng.randrange(1, 65536))
     email = "user%d.%s@mail%d.example.com" % (i, r(6).lower(), i)
+    basic = base64.b64encode(("ci%d:%s" % (i, r(12))).encode()).decode()
+    api_key, cli_pw, enc_pw = r(24), r(12), r(14)
     return [
         ("email", "contact %s now" % email, email),
         ("bearer_token", "Authorization: Bearer %s" % tok, tok),
@@ -69,6 +72,10 @@ def make_secrets(rng, i):
          % "\n".join(pem_body), pem_body[1]),
         ("ipv4", "client %s connected" % ip4, ip4),
         ("ipv6", "client %s connected" % ip6, ip6),
+        ("basic_auth", "> Authorization: Basic %s" % basic, basic),
+        ("token_kv", "GET /cb?api_key=%s&v=1" % api_key, api_key),
+        ("cli_credentials", "exec curl -u deploy%d:%s https://h/x" % (i, cli_pw), cli_pw),
+        ("password_kv", "body=user%%3Dbob%%26password%%3D%s%%26x%%3D1" % enc_pw, enc_pw),
     ]
 
 
@@ -140,7 +147,7 @@ def test_planted_secrets_never_stored_or_shipped(agent, workdir):
     missing = [(h, t) for h, t in expect if h not in heads or t not in tails]
     assert not missing, "context lost around %d secrets, e.g. %r" % (len(missing), missing[:3])
     js_lines = [json.loads(l) for l in lines if l.startswith("{")]
-    assert len(js_lines) == N * len(ALL)
+    assert len(js_lines) == N * len(make_secrets(random.Random(0), 0))
     assert all(j["password"] != "" and "pw-" not in j["password"] for j in js_lines)
     st = agent.status()
     counts = st.get("redactions", {})
