@@ -158,6 +158,19 @@ char *sw__tail_redacted(struct sw_tail *t, const char *path) {
   return sw_labels_redact_dup(sw_ingest_redact_ctx(t->ing), path);
 }
 
+/* Sets f's real path (rp: f keeps it) and what of f leaves the agent: its labels (stored with
+ * every chunk) and the path its log lines and /metrics show, both redacted here, once per file
+ * rather than per record. Identity and offsets keep using f->path. */
+static int describe(struct sw_tail *t, struct sw_tfile *f, char *rp) {
+  struct sw_redact_ctx *rctx = sw_ingest_redact_ctx(t->ing);
+  f->path = rp;
+  f->disp = sw_labels_redact_dup(rctx, rp);
+  char *cname = f->src->conf->type == SW_SOURCE_DOCKER ? read_docker_name(rp) : NULL;
+  f->labels_json = f->disp ? sw_labels_build(f->src->conf, t->cfg->hostname, rp, cname, rctx) : NULL;
+  free(cname);
+  return f->labels_json ? SW_OK : SW_ENOMEM;
+}
+
 void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0 && errno == ELOOP) fd = open(path, O_RDONLY | O_CLOEXEC); /* symlink: target identity */
@@ -180,30 +193,23 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
       close(fd); /* already followed (another name, e.g. a symlink, or another source) */
       return;
     }
+  int defer = 0, save = 0;
+  struct sw_known *k = match_known(t, src, fd, &st);
+  struct sw_tfile *twin = k ? NULL : live_twin(t, fd, &st, &defer);
+  if (defer) { /* a copy in progress: the next scans look at it again */
+    close(fd);
+    return;
+  }
   struct sw_tfile *f = calloc(1, sizeof *f);
   char *rp = realpath(path, NULL);
   if (!f || !rp) goto oom;
   f->fd = fd;
   f->src = src;
-  f->path = rp;
-  f->disp = sw__tail_redacted(t, rp);
-  if (!f->disp) goto oom;
   f->dev = (uint64_t)st.st_dev;
   f->ino = (uint64_t)st.st_ino;
   f->size = (uint64_t)st.st_size;
   for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
-  char *cname = src->conf->type == SW_SOURCE_DOCKER ? read_docker_name(rp) : NULL;
-  f->labels_json = sw_labels_build(src->conf, t->cfg->hostname, rp, cname, sw_ingest_redact_ctx(t->ing));
-  free(cname);
-  if (!f->labels_json) goto oom;
-  int defer = 0, save = 0;
-  struct sw_known *k = match_known(t, src, fd, &st);
-  struct sw_tfile *twin = k ? NULL : live_twin(t, fd, &st, &defer);
-  if (defer) {
-    sw_ingest_file_free(f);
-    close(fd);
-    return;
-  }
+  if (describe(t, f, rp)) goto oom;
   if (k) {
     f->id = k->id;
     f->read_off = f->line_off = k->offset;
