@@ -131,7 +131,8 @@ static const struct sw__conf_row source_rows[] = {
      .help = "Longer records are split into pieces flagged as truncated."},
     {.key = "labels", .type = SW__CT_KVMAP, .offset = offsetof(struct sw_source_conf, labels),
      .count_offset = offsetof(struct sw_source_conf, nlabels),
-     .help = "Static labels added to every record (names: letters, digits, `_`, not starting with a digit)."},
+     .help = "Static labels added to every record (names: letters, digits, `_`, not starting with a digit). "
+             "Their values, like every label value (file, pod, container names), pass through `redact`."},
     {.key = "truncate_shipped", .type = SW__CT_SIZE, .min = SW__KIB,
      .only = ONLY(SW_SOURCE_DOCKER) | ONLY(SW_SOURCE_CRI), .offset = offsetof(struct sw_source_conf, truncate_shipped),
      .help = "Opt-in, for dockerd without `max-size`: a container log at least this big is truncated in "
