@@ -328,6 +328,30 @@ static int cmd_replay(const struct opts *o) {
   return rc ? 2 : 0;
 }
 
+/* The buffer's file states hold real paths (identity and offsets need them); what status shows
+ * goes through the configured redaction like the labels and the agent's log, so an e-mail in a
+ * file name does not leak here. Without a usable redactor the paths are withheld. */
+static void redact_status_paths(cJSON *root, const struct sw_config *cfg) {
+  struct sw_redactor *r = NULL;
+  struct sw_redact_ctx *ctx = NULL;
+  char err[512];
+  if (sw_config_redactor(cfg, &r, err, sizeof err)) fprintf(stderr, "spillway: redact.%s: paths withheld\n", err);
+  else ctx = sw_redact_ctx_create(r);
+  cJSON *f;
+  cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(root, "files")) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
+    if (!cJSON_IsString(p)) continue;
+    const char *out = SW_REDACT_LINE_MARKER;
+    size_t n = sizeof SW_REDACT_LINE_MARKER - 1;
+    if (ctx) (void)sw_redact_line(ctx, p->valuestring, strlen(p->valuestring), 0, &out, &n);
+    char *copy = strndup(out, n);
+    cJSON_ReplaceItemInObjectCaseSensitive(f, "path", cJSON_CreateString(copy ? copy : SW_REDACT_LINE_MARKER));
+    free(copy);
+  }
+  sw_redact_ctx_destroy(ctx);
+  sw_redactor_destroy(r);
+}
+
 static int cmd_status(const struct opts *o) {
   struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
@@ -361,6 +385,7 @@ static int cmd_status(const struct opts *o) {
     code = 2;
   } else {
     cJSON *root = cJSON_Parse(json);
+    if (root) redact_status_paths(root, cfg);
     if (root) add_live(root, cfg);
     char *out = root && o->output && !strcmp(o->output, "json") ? cJSON_PrintUnformatted(root) : NULL;
     if (out) {

@@ -131,7 +131,8 @@ static const struct sw__conf_row source_rows[] = {
      .help = "Longer records are split into pieces flagged as truncated."},
     {.key = "labels", .type = SW__CT_KVMAP, .offset = offsetof(struct sw_source_conf, labels),
      .count_offset = offsetof(struct sw_source_conf, nlabels),
-     .help = "Static labels added to every record (names: letters, digits, `_`, not starting with a digit)."},
+     .help = "Static labels added to every record (names: letters, digits, `_`, not starting with a digit). "
+             "Their values, like every label value (file, pod, container names), pass through `redact`."},
     {.key = "truncate_shipped", .type = SW__CT_SIZE, .min = SW__KIB,
      .only = ONLY(SW_SOURCE_DOCKER) | ONLY(SW_SOURCE_CRI), .offset = offsetof(struct sw_source_conf, truncate_shipped),
      .help = "Opt-in, for dockerd without `max-size`: a container log at least this big is truncated in "
@@ -369,8 +370,9 @@ static const struct sw__conf_table redact_fields_table = {
 static const struct sw__conf_row redact_rows[] = {
     {.key = "builtin", .type = SW__CT_STRLIST, .offset = offsetof(struct sw_config, redact.builtin),
      .count_offset = offsetof(struct sw_config, redact.nbuiltin),
-     .help = "Built-in packs to enable: `email`, `bearer_token`, `jwt`, `aws_access_key`, `aws_secret_key`, "
-             "`credit_card`, `password_kv`, `url_credentials`, `private_key`, `ipv4`, `ipv6`. Each replaces "
+     .help = "Built-in packs to enable: `email`, `bearer_token`, `basic_auth`, `jwt`, `aws_access_key`, "
+             "`aws_secret_key`, `credit_card`, `password_kv`, `token_kv`, `url_credentials`, `private_key`, "
+             "`cli_credentials`, `ipv4`, `ipv6`. Each replaces "
              "what it finds with `[REDACTED:<pack>]` and keeps the context (the key, `Bearer `, the URL's "
              "user and host)."},
     {.key = "rules", .type = SW__CT_ARRAY, .table = &redact_rule_table, .offset = offsetof(struct sw_config, redact.rules),
@@ -449,6 +451,8 @@ static const struct sw__conf_table redact_table = {
              "- `private_key`: `-----BEGIN ... PRIVATE KEY-----` through its `-----END ...-----`, across the "
              "lines of a multi-line record; without an END, to the end of the record.\n"
              "- `url_credentials`: the password of `scheme://user:password@host`.\n"
+             "- `basic_auth`: the base64 after `Basic ` (`Authorization: Basic dXNlcjpwYXNz`), only when it "
+             "decodes to `user:password`; `Basic auth failed` stays.\n"
              "- `bearer_token`: the token after `Bearer ` (any case); a plain word (`bearer of bad news`) is "
              "not a token.\n"
              "- `jwt`: three base64url segments starting `eyJ`.\n"
@@ -457,7 +461,16 @@ static const struct sw__conf_table redact_table = {
              "`SecretAccessKey` or `secret_key` and `:` or `=`.\n"
              "- `password_kv`: the value after `password`, `passwd`, `pass`, `pwd` or `secret` (quoted or "
              "not, optionally with a prefix such as `db_` or `client.`) and `:` or `=`; not "
-             "`password_policy=strict`.\n"
+             "`password_policy=strict`. Also URL-encoded (`password%3Dx`, up to `%26`) and as a flag "
+             "(`--password=x`).\n"
+             "- `token_kv`: the same value forms after a key ending in `token` (`access_token`, `X-Auth-Token`, "
+             "`accessToken`) or in `key` after `api`, `secret`, `access`, `private`, `client`, `auth`, `app`, "
+             "`master`, `signing` or `encryption` (`api_key`, `apikey`, `x-api-key`, `secret_key`); not "
+             "`tokenizer=`, `token_count=`, `max_tokens=`, `key=`, `keyboard=`, `monkey=`, `primary_key=`, "
+             "nor the values `true`, `false`, `null`.\n"
+             "- `cli_credentials`: the password of `-u user:password`, `-U`, `--user[=]`, `--proxy-user[=]` "
+             "(curl, wget); not `sort -u file`, `ulimit -u 100`, `git push -u origin main` or a numeric "
+             "`-u 1000:1000`, but `docker run -u app:app` is masked.\n"
              "- `email`: `local@domain.tld`; not `user@localhost`, `lodash@4.17.21` or `icon@2x.png`.\n"
              "- `credit_card`: 13-19 digits (single spaces or dashes allowed) with a card network prefix and "
              "a valid Luhn check digit; timestamps, epoch milliseconds and digits inside hex ids are not "

@@ -101,10 +101,13 @@ static int attach_counters(struct sw_ingest *ing, struct sw_writer_job *j) {
 
 uint64_t sw_ingest_open_bytes(const struct sw_ingest *ing) { return ing->open_bytes; }
 
+struct sw_redact_ctx *sw_ingest_redact_ctx(struct sw_ingest *ing) { return ing->rctx; }
+
 void sw_ingest_file_free(struct sw_tfile *f) {
   if (f->cb_ready) sw_chunk_builder_free(&f->cb);
   for (int i = 0; i < SW_PEND_N; i++) sw_buf_free(&f->pend[i].buf);
   free(f->path);
+  free(f->disp);
   free(f->labels_json);
   free(f);
 }
@@ -230,7 +233,7 @@ static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, in
     const char *red;
     size_t rlen;
     if (sw_redact_line(ing->rctx, line, len, 1, &red, &rlen))
-      SW_LOG(SW_L_WARN, "redact", "out of memory redacting a record of %s: replaced whole", f->path);
+      SW_LOG(SW_L_WARN, "redact", "out of memory redacting a record of %s: replaced whole", f->disp);
     line = red;
     len = rlen;
     flags |= SW_REC_REDACTED;
@@ -245,7 +248,7 @@ static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, in
   if (f->cb.count == 0) f->chunk_started_ms = sw_ingest_now_ms();
   flags &= ~SW_REC_REDACTED;
   if (sw_chunk_add(&f->cb, ts, stream, flags, line, len)) {
-    SW_LOG(SW_L_ERROR, "ingest", "chunk builder refused a record of %zu bytes in %s", len, f->path);
+    SW_LOG(SW_L_ERROR, "ingest", "chunk builder refused a record of %zu bytes in %s", len, f->disp);
     return;
   }
   ing->open_bytes += sw_chunk_raw_size(&f->cb) - before;
@@ -285,7 +288,7 @@ static void pend_add(struct sw_ingest *ing, struct sw_tfile *f, struct sw_pend *
   p->lines++;
   p->buf.max = SIZE_MAX;
   if ((seplen && sw_buf_append(&p->buf, sep, seplen)) || sw_buf_append(&p->buf, s, n))
-    SW_LOG(SW_L_ERROR, "ingest", "out of memory joining a record in %s", f->path);
+    SW_LOG(SW_L_ERROR, "ingest", "out of memory joining a record in %s", f->disp);
   while (p->buf.len > max) {
     size_t rest = p->buf.len - max;
     p->flags |= SW_REC_TRUNCATED;
@@ -423,7 +426,7 @@ static void line_done(struct sw_ingest *ing, struct sw_tfile *f, uint64_t end, s
   f->line_off = end;
   f->chunk_in_bytes += consumed;
   if (f->seal_wanted && sw_ingest_seal(ing, f, 0, 0))
-    SW_LOG(SW_L_ERROR, "ingest", "cannot seal chunk of %s", f->path);
+    SW_LOG(SW_L_ERROR, "ingest", "cannot seal chunk of %s", f->disp);
 }
 
 size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *data, size_t len,
@@ -492,7 +495,7 @@ void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_m
     if (f->cb_ready && f->cb.count > 0 &&
         (now_ms - f->chunk_started_ms >= (int64_t)ing->cfg->buffer.chunk_max_wait_ms ||
          f->seal_wanted)) {
-      if (sw_ingest_seal(ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "ingest", "cannot seal %s", f->path);
+      if (sw_ingest_seal(ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "ingest", "cannot seal %s", f->disp);
     }
   }
 }

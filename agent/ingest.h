@@ -41,6 +41,10 @@ void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_m
 int sw_ingest_restore_pending(struct sw_tfile *f, const void *p, size_t n,
                               uint64_t offset) SW_MUST_CHECK;
 void sw_ingest_file_free(struct sw_tfile *f);
+/* The redaction context records go through (NULL without a redactor), lent to the reader for
+ * what else leaves the agent about a file: its label values and the path its log lines quote
+ * (computed once per file). Loop thread; a result is valid until the context's next use. */
+struct sw_redact_ctx *sw_ingest_redact_ctx(struct sw_ingest *ing);
 /* Raw bytes in open chunks. */
 uint64_t sw_ingest_open_bytes(const struct sw_ingest *ing);
 int64_t sw_ingest_now_ms(void);

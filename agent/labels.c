@@ -6,7 +6,16 @@
 
 #include "../common/buf.h"
 
-static int put(struct sw_buf *b, const char *k, const char *v, size_t vlen) {
+/* The label set being built and the redaction context its values go through. */
+struct set {
+  struct sw_buf b;
+  struct sw_redact_ctx *rctx;
+};
+
+static int put(struct set *ls, const char *k, const char *v, size_t vlen) {
+  struct sw_buf *b = &ls->b;
+  /* An allocation failure inside the redactor yields its whole-value marker, never v: safe. */
+  if (ls->rctx) (void)sw_redact_line(ls->rctx, v, vlen, 0, &v, &vlen);
   int rc = sw_buf_append(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
   if (!rc) rc = sw_buf_put_json_str(b, k, strlen(k), NULL);
   if (!rc) rc = sw_buf_append(b, "\":\"", 3);
@@ -32,7 +41,7 @@ static int component(const char *path, int n, const char **s, size_t *len) {
   return 0;
 }
 
-static int cri_labels(struct sw_buf *b, const char *path) {
+static int cri_labels(struct set *b, const char *path) {
   const char *dir, *ctr;
   size_t dlen, clen;
   if (!component(path, 1, &ctr, &clen) || !component(path, 2, &dir, &dlen)) return 0;
@@ -49,10 +58,10 @@ static int cri_labels(struct sw_buf *b, const char *path) {
 }
 
 char *sw_labels_build(const struct sw_source_conf *src, const char *host, const char *path,
-                      const char *container_name) {
-  struct sw_buf b;
-  sw_buf_init(&b, 1 << 20);
-  int rc = sw_buf_putc(&b, '{');
+                      const char *container_name, struct sw_redact_ctx *rctx) {
+  struct set b = {.rctx = rctx};
+  sw_buf_init(&b.b, 1 << 20);
+  int rc = sw_buf_putc(&b.b, '{');
   if (!rc) rc = put(&b, "host", host, strlen(host));
   if (!rc) rc = put(&b, "source", src->name, strlen(src->name));
   if (!rc && src->type == SW_SOURCE_DOCKER) {
@@ -67,12 +76,23 @@ char *sw_labels_build(const struct sw_source_conf *src, const char *host, const 
   }
   for (size_t i = 0; !rc && i < src->nlabels; i++)
     rc = put(&b, src->labels[i].key, src->labels[i].value, strlen(src->labels[i].value));
-  if (!rc) rc = sw_buf_append(&b, "}", 2); /* with the NUL */
+  if (!rc) rc = sw_buf_append(&b.b, "}", 2); /* with the NUL */
   if (rc) {
-    sw_buf_free(&b);
+    sw_buf_free(&b.b);
     return NULL;
   }
-  return b.data;
+  return b.b.data;
+}
+
+char *sw_labels_redact_dup(struct sw_redact_ctx *rctx, const char *s) {
+  const char *out = s;
+  size_t n = strlen(s);
+  if (rctx) (void)sw_redact_line(rctx, s, n, 0, &out, &n); /* on ENOMEM: the marker, never s */
+  char *copy = malloc(n + 1);
+  if (!copy) return NULL;
+  memcpy(copy, out, n);
+  copy[n] = '\0';
+  return copy;
 }
 
 char *sw_labels_docker_name(const char *json, size_t len) {

@@ -159,7 +159,7 @@ static int start_stages(struct sw_pipeline *p) {
   p->known = NULL;
   if ((rc = start_sinks(p))) return rc;
   if ((rc = sw_tail_start(p->tail))) return rc;
-  if ((rc = sw_retention_create(p->o.loop, cfg, p->tail, p->writer, &p->ret))) return rc;
+  if ((rc = sw_retention_create(p->o.loop, cfg, p->tail, p->writer, p->redactor, &p->ret))) return rc;
   if (p->ret) {
     uint64_t every = sw_retention_interval_ms(cfg);
     uv_timer_init(p->o.loop, &p->ret_timer);

@@ -113,6 +113,9 @@ struct sw_retention_exec_opts {
   /* Fresh committed offset of a file (buffer), for truncation of a tailed file; may be NULL. */
   int (*file_offset)(void *arg, uint64_t dev, uint64_t ino, uint64_t *offset, int *pending, int *found);
   void *arg;
+  /* May be NULL. The paths the action log lines quote are redacted with it (a file name may hold
+   * an e-mail); borrowed, used only by this call's thread. */
+  struct sw_redact_ctx *rctx;
 };
 
 /* What an execution did; also the names of the persisted counters (retention.<field>). */
@@ -146,9 +149,11 @@ struct sw_retention;
 struct sw_tail;
 struct sw_writer;
 /* *out is NULL when nothing needs a periodic pass (no retention, disk_pressure or
- * truncate_shipped configured). Borrowed: loop, cfg, tail, w (they outlive the pass). */
+ * truncate_shipped configured). Borrowed: loop, cfg, tail, w, redactor (they outlive the pass;
+ * redactor may be NULL: the paths the pass logs are then shown as they are). */
 int sw_retention_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_tail *tail,
-                        struct sw_writer *w, struct sw_retention **out) SW_MUST_CHECK;
+                        struct sw_writer *w, const struct sw_redactor *redactor,
+                        struct sw_retention **out) SW_MUST_CHECK;
 uint64_t sw_retention_interval_ms(const struct sw_config *cfg);
 /* Starts a pass unless one is running. Loop thread. */
 void sw_retention_tick(struct sw_retention *r);

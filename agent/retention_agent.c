@@ -41,6 +41,9 @@ struct sw_retention {
   const struct sw_config *cfg;
   struct sw_tail *tail;  /* borrowed */
   struct sw_writer *w;   /* borrowed */
+  /* Redacts the paths the pass logs (file names may hold an e-mail). Used by the pass thread
+   * and, after the pass ended, by its loop-side callback: never by two threads at once. */
+  struct sw_redact_ctx *rctx;
   atomic_int cancel;
   int busy, stopped;     /* (loop) */
   struct sw_db *db;      /* pass thread */
@@ -56,13 +59,15 @@ struct sw_retention {
 uint64_t sw_retention_interval_ms(const struct sw_config *cfg) { return cfg->disk_pressure.interval_ms; }
 
 int sw_retention_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_tail *tail, struct sw_writer *w,
-                        struct sw_retention **out) {
+                        const struct sw_redactor *redactor, struct sw_retention **out) {
   int any = cfg->nretention || cfg->disk_pressure.path;
   for (size_t i = 0; i < cfg->nsources; i++) any |= cfg->sources[i].truncate_shipped > 0;
   *out = NULL;
   if (!any) return SW_OK;
   struct sw_retention *r = calloc(1, sizeof *r);
-  if (!r || !(r->sinks = calloc(cfg->nsinks + 1, sizeof *r->sinks))) {
+  if (!r || !(r->sinks = calloc(cfg->nsinks + 1, sizeof *r->sinks)) ||
+      (redactor && !(r->rctx = sw_redact_ctx_create(redactor)))) {
+    if (r) free(r->sinks);
     free(r);
     return SW_ENOMEM;
   }
@@ -210,7 +215,8 @@ static void pass(uv_work_t *req) {
   }
   if (cfg->nretention) {
     int rc = sw_retention_plan(cfg, sw__ret_now_ns(), v, level, need, &plan);
-    struct sw_retention_exec_opts o = {.cancel = &r->cancel, .file_offset = db_offset, .arg = r->db};
+    struct sw_retention_exec_opts o = {.cancel = &r->cancel, .file_offset = db_offset, .arg = r->db,
+                                       .rctx = r->rctx};
     if (rc) SW_LOG(SW_L_ERROR, "retention", "planning failed: %s", sw_strerror(rc));
     else if (sw_retention_execute(plan, &o, &res) && atomic_load(&r->cancel)) goto cleanup;
   }
@@ -232,8 +238,11 @@ static void pass_done(uv_work_t *req, int status) {
     uint64_t freed = 0;
     int64_t win[2];
     if (!r->stopped && sw_tail_truncate_shipped(r->tail, c->dev, c->ino, c->offset, &freed, win) == SW_OK) {
+      const char *shown = c->path;
+      size_t n = strlen(c->path);
+      if (r->rctx) (void)sw_redact_line(r->rctx, c->path, n, 0, &shown, &n);
       SW_LOG(SW_L_INFO, "retention",
-             "action=truncate path=%s reason=shipped bytes=%llu freed=%llu window_ns=%lld..%lld", c->path,
+             "action=truncate path=%.*s reason=shipped bytes=%llu freed=%llu window_ns=%lld..%lld", (int)n, shown,
              (unsigned long long)c->offset, (unsigned long long)freed, (long long)win[0], (long long)win[1]);
       r->truncations++;
       r->truncated_bytes += freed;
@@ -259,6 +268,7 @@ void sw_retention_stop(struct sw_retention *r) {
 void sw_retention_free(struct sw_retention *r) {
   if (!r) return;
   sw_db_close(r->db);
+  sw_redact_ctx_destroy(r->rctx);
   free(r->sinks);
   free(r);
 }

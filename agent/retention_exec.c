@@ -31,7 +31,8 @@
 struct ex {
   const struct sw_retention_exec_opts *o;
   struct sw_retention_result *r;
-  int err; /* errno of the failure being reported */
+  int err;             /* errno of the failure being reported */
+  char shown[2][4096]; /* the paths of the line being logged, redacted (show) */
 };
 
 int64_t sw__ret_now_ns(void) {
@@ -42,16 +43,31 @@ int64_t sw__ret_now_ns(void) {
 
 static int cancelled(const struct ex *x) { return x->o && x->o->cancel && atomic_load(x->o->cancel); }
 
-static void done(const struct sw_ret_action *a, uint64_t freed, const char *extra) {
+/* path as a log line quotes it (slot 0 or 1: a line may name two): redacted with the caller's
+ * context, since a file name may hold an e-mail. Cut to the slot's size, which can only hide
+ * more. Valid until the slot is used again. */
+static const char *show(struct ex *x, int slot, const char *path) {
+  const char *out = path;
+  size_t n = strlen(path);
+  if (x->o && x->o->rctx) (void)sw_redact_line(x->o->rctx, path, n, 0, &out, &n);
+  if (n >= sizeof x->shown[slot]) n = sizeof x->shown[slot] - 1;
+  memcpy(x->shown[slot], out, n);
+  x->shown[slot][n] = '\0';
+  return x->shown[slot];
+}
+
+static void done(struct ex *x, const struct sw_ret_action *a, uint64_t freed, const char *extra) {
   static const char *const names[] = {"drop-tmp", "finish", "cut", "delete", "rename",
                                       "rotate", "signal", "compress", "defer"};
-  SW_LOG(SW_L_INFO, "retention", "action=%s path=%s%s%s reason=%s bytes=%llu freed=%llu%s%s", names[a->kind],
-         a->path, a->to ? " to=" : "", a->to ? a->to : "", a->reason, (unsigned long long)a->bytes,
-         (unsigned long long)freed, extra ? " " : "", extra ? extra : "");
+  if (!sw_log_enabled(SW_L_INFO)) return;
+  sw_log(SW_L_INFO, "retention", "action=%s path=%s%s%s reason=%s bytes=%llu freed=%llu%s%s", names[a->kind],
+         show(x, 0, a->path), a->to ? " to=" : "", a->to ? show(x, 1, a->to) : "", a->reason,
+         (unsigned long long)a->bytes, (unsigned long long)freed, extra ? " " : "", extra ? extra : "");
 }
 
 static int fail(struct ex *x, const struct sw_ret_action *a, const char *what, int rc) {
-  SW_LOG(SW_L_ERROR, "retention", "%s %s failed: %s", what, a->path, x->err ? strerror(x->err) : sw_strerror(rc));
+  SW_LOG(SW_L_ERROR, "retention", "%s %s failed: %s", what, show(x, 0, a->path),
+         x->err ? strerror(x->err) : sw_strerror(rc));
   x->r->errors++;
   return rc ? rc : SW_EIO;
 }
@@ -118,7 +134,7 @@ static int exists(const char *path) {
 static int do_unlink(struct ex *x, const struct sw_ret_action *a) {
   struct stat st;
   if (!same_file(a->path, a, &st) || (a->kind == SW_RET_DELETE && (uint64_t)st.st_size != a->bytes)) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", a->path);
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
     return SW_OK;
   }
   if (unlink(a->path)) {
@@ -134,7 +150,7 @@ static int do_unlink(struct ex *x, const struct sw_ret_action *a) {
   } else {
     x->r->repairs++;
   }
-  done(a, freed, NULL);
+  done(x, a, freed, NULL);
   return SW_OK;
 }
 
@@ -156,7 +172,7 @@ static int do_finish(struct ex *x, const struct sw_ret_action *a) {
   fsync_dir(victim);
   x->r->repairs++;
   x->r->bytes_freed += equal ? (uint64_t)st.st_size : (uint64_t)zst.st_size;
-  done(a, equal ? (uint64_t)st.st_size : (uint64_t)zst.st_size,
+  done(x, a, equal ? (uint64_t)st.st_size : (uint64_t)zst.st_size,
        equal ? "verified=yes" : "verified=no (archive removed; compressed again next run)");
 cleanup:
   if (src >= 0) close(src);
@@ -169,7 +185,7 @@ static int do_cut(struct ex *x, const struct sw_ret_action *a) {
   struct stat st;
   if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_ino != a->ino || (uint64_t)st.st_size != a->bytes) {
     if (fd >= 0) close(fd);
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", a->path);
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
     return SW_OK;
   }
   int rc = ftruncate(fd, (off_t)a->keep) || fsync(fd) ? SW_EIO : SW_OK;
@@ -178,13 +194,13 @@ static int do_cut(struct ex *x, const struct sw_ret_action *a) {
   if (rc) return fail(x, a, "cutting", rc);
   x->r->repairs++;
   x->r->bytes_freed += a->bytes - a->keep;
-  done(a, a->bytes - a->keep, NULL);
+  done(x, a, a->bytes - a->keep, NULL);
   return SW_OK;
 }
 
 static int do_rename(struct ex *x, const struct sw_ret_action *a) {
   if (!same_file(a->path, a, NULL)) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", a->path);
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
     return SW_EAGAIN; /* the family's later steps assume this one */
   }
   if (rename_noreplace(a->path, a->to)) {
@@ -193,7 +209,7 @@ static int do_rename(struct ex *x, const struct sw_ret_action *a) {
   }
   fsync_dir(a->to);
   if (a->kind == SW_RET_ROTATE) x->r->rotations++;
-  done(a, 0, a->kind == SW_RET_ROTATE ? "method=rename" : NULL);
+  done(x, a, 0, a->kind == SW_RET_ROTATE ? "method=rename" : NULL);
   return SW_OK;
 }
 
@@ -206,18 +222,19 @@ static int do_signal(struct ex *x, const struct sw_ret_action *a) {
   char *end = NULL;
   long pid = n > 0 ? strtol(buf, &end, 10) : 0;
   if (pid <= 1 || !end || (*end && *end != '\n')) {
-    SW_LOG(SW_L_WARN, "retention", "no process id in %s; writer not signalled", a->path);
+    SW_LOG(SW_L_WARN, "retention", "no process id in %s; writer not signalled", show(x, 0, a->path));
     x->r->errors++;
     return SW_OK;
   }
   if (kill((pid_t)pid, signos[a->conf->signal])) {
-    SW_LOG(SW_L_WARN, "retention", "signalling pid %ld (%s): %s", pid, a->path, strerror(errno));
+    int e = errno; /* show() may allocate */
+    SW_LOG(SW_L_WARN, "retention", "signalling pid %ld (%s): %s", pid, show(x, 0, a->path), strerror(e));
     x->r->errors++;
     return SW_OK;
   }
   x->r->signals++;
   snprintf(extra, sizeof extra, "pid=%ld", pid);
-  done(a, 0, extra);
+  done(x, a, 0, extra);
   return SW_OK;
 }
 
@@ -256,7 +273,7 @@ static int do_compress(struct ex *x, const struct sw_ret_action *a) {
   uint64_t off = 0;
   int tfd = -1, rc = SW_OK, src = sw__ret_open_ro(a->path);
   if (src < 0 || fstat(src, &st) || (uint64_t)st.st_ino != a->ino || (uint64_t)st.st_dev != a->dev) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", a->path);
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
     goto cleanup;
   }
   if (a->fresh) wait_quiet(x, src);
@@ -279,7 +296,8 @@ static int do_compress(struct ex *x, const struct sw_ret_action *a) {
     x->err = rc == SW_EIO ? errno : 0;
     unlink(tmp); /* the source is untouched */
     if (rc == SW_EAGAIN && !cancelled(x)) {
-      SW_LOG(SW_L_WARN, "retention", "%s is still being written to; compressed by a later run", a->path);
+      SW_LOG(SW_L_WARN, "retention", "%s is still being written to; compressed by a later run",
+             show(x, 0, a->path));
       x->r->deferred++;
     } else if (rc != SW_EAGAIN) {
       rc = fail(x, a, "compressing", rc);
@@ -294,7 +312,8 @@ static int do_compress(struct ex *x, const struct sw_ret_action *a) {
     /* A writer still wrote to the renamed file after the last check: append its bytes. */
     uint64_t late = (uint64_t)st.st_size - off, copied;
     if (sw__copy_to_eof(src, &off, &z, NULL, &copied) || sw__zout_end(&z) || fsync(tfd))
-      SW_LOG(SW_L_ERROR, "retention", "%s: %llu late bytes could not be appended", a->to, (unsigned long long)late);
+      SW_LOG(SW_L_ERROR, "retention", "%s: %llu late bytes could not be appended", show(x, 1, a->to),
+             (unsigned long long)late);
     snprintf(extra, sizeof extra, " late=%llu", (unsigned long long)late);
   }
   fstat(tfd, &zs);
@@ -305,7 +324,7 @@ static int do_compress(struct ex *x, const struct sw_ret_action *a) {
   x->r->bytes_freed += freed;
   char ex[128];
   snprintf(ex, sizeof ex, "in=%llu out=%llu%s", (unsigned long long)off, (unsigned long long)zs.st_size, extra);
-  done(a, freed, ex);
+  done(x, a, freed, ex);
 cleanup:
   sw__zout_free(&z);
   if (tfd >= 0) close(tfd);
@@ -406,13 +425,13 @@ static int do_copytruncate(struct ex *x, const struct sw_ret_action *a) {
   int tfd = -1, rc = SW_OK;
   int fd = open(a->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_ino != a->ino || (uint64_t)st.st_dev != a->dev) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", a->path);
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
     rc = SW_EAGAIN;
     goto cleanup;
   }
   if (a->tailed && !caught_up(x, a, (uint64_t)st.st_size)) {
     x->r->deferred++;
-    SW_LOG(SW_L_INFO, "retention", "action=defer path=%s reason=being-read", a->path);
+    SW_LOG(SW_L_INFO, "retention", "action=defer path=%s reason=being-read", show(x, 0, a->path));
     rc = SW_EAGAIN;
     goto cleanup;
   }
@@ -465,7 +484,7 @@ static int do_copytruncate(struct ex *x, const struct sw_ret_action *a) {
     x->r->bytes_freed += off > (uint64_t)st.st_size ? off - (uint64_t)st.st_size : 0;
   }
   snprintf(ex, sizeof ex, "method=copytruncate in=%llu %s", (unsigned long long)off, window);
-  done(a, a->compress && off > (uint64_t)st.st_size ? off - (uint64_t)st.st_size : 0, ex);
+  done(x, a, a->compress && off > (uint64_t)st.st_size ? off - (uint64_t)st.st_size : 0, ex);
 cleanup:
   sw__zout_free(&z);
   if (tfd >= 0) close(tfd);
@@ -490,7 +509,7 @@ static int run_one(struct ex *x, const struct sw_ret_action *a) {
   case SW_RET_COMPRESS: return do_compress(x, a);
   case SW_RET_DEFER:
     x->r->deferred++;
-    done(a, 0, NULL);
+    done(x, a, 0, NULL);
     return SW_OK;
   }
   return SW_EINVAL;

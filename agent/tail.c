@@ -151,14 +151,36 @@ static struct sw_tfile *live_twin(struct sw_tail *t, int fd, const struct stat *
 }
 
 static void submit_state(struct sw_tail *t, struct sw_tfile *f) {
-  if (sw_ingest_seal(t->ing, f, 1, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot save state of %s", f->path);
+  if (sw_ingest_seal(t->ing, f, 1, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot save state of %s", f->disp);
+}
+
+char *sw__tail_redacted(struct sw_tail *t, const char *path) {
+  return sw_labels_redact_dup(sw_ingest_redact_ctx(t->ing), path);
+}
+
+/* Sets f's real path (rp: f keeps it) and what of f leaves the agent: its labels (stored with
+ * every chunk) and the path its log lines and /metrics show, both redacted here, once per file
+ * rather than per record. Identity and offsets keep using f->path. */
+static int describe(struct sw_tail *t, struct sw_tfile *f, char *rp) {
+  struct sw_redact_ctx *rctx = sw_ingest_redact_ctx(t->ing);
+  f->path = rp;
+  f->disp = sw_labels_redact_dup(rctx, rp);
+  char *cname = f->src->conf->type == SW_SOURCE_DOCKER ? read_docker_name(rp) : NULL;
+  f->labels_json = f->disp ? sw_labels_build(f->src->conf, t->cfg->hostname, rp, cname, rctx) : NULL;
+  free(cname);
+  return f->labels_json ? SW_OK : SW_ENOMEM;
 }
 
 void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0 && errno == ELOOP) fd = open(path, O_RDONLY | O_CLOEXEC); /* symlink: target identity */
   if (fd < 0) {
-    SW_LOG(SW_L_WARN, "tail", "cannot open %s: %s", path, strerror(errno));
+    int e = errno;
+    if (sw_log_enabled(SW_L_WARN)) { /* a path no followed file has a redacted form of yet */
+      char *shown = sw__tail_redacted(t, path);
+      sw_log(SW_L_WARN, "tail", "cannot open %s: %s", shown ? shown : "(a file)", strerror(e));
+      free(shown);
+    }
     return;
   }
   struct stat st;
@@ -171,33 +193,28 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
       close(fd); /* already followed (another name, e.g. a symlink, or another source) */
       return;
     }
+  int defer = 0, save = 0;
+  struct sw_known *k = match_known(t, src, fd, &st);
+  struct sw_tfile *twin = k ? NULL : live_twin(t, fd, &st, &defer);
+  if (defer) { /* a copy in progress: the next scans look at it again */
+    close(fd);
+    return;
+  }
   struct sw_tfile *f = calloc(1, sizeof *f);
   char *rp = realpath(path, NULL);
   if (!f || !rp) goto oom;
   f->fd = fd;
   f->src = src;
-  f->path = rp;
   f->dev = (uint64_t)st.st_dev;
   f->ino = (uint64_t)st.st_ino;
   f->size = (uint64_t)st.st_size;
   for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
-  char *cname = src->conf->type == SW_SOURCE_DOCKER ? read_docker_name(rp) : NULL;
-  f->labels_json = sw_labels_build(src->conf, t->cfg->hostname, rp, cname);
-  free(cname);
-  if (!f->labels_json) goto oom;
-  int defer = 0, save = 0;
-  struct sw_known *k = match_known(t, src, fd, &st);
-  struct sw_tfile *twin = k ? NULL : live_twin(t, fd, &st, &defer);
-  if (defer) {
-    sw_ingest_file_free(f);
-    close(fd);
-    return;
-  }
+  if (describe(t, f, rp)) goto oom;
   if (k) {
     f->id = k->id;
     f->read_off = f->line_off = k->offset;
     if (k->pending_len && sw_ingest_restore_pending(f, k->pending, k->pending_len, k->offset)) {
-      SW_LOG(SW_L_WARN, "tail", "unreadable pending state of %s; resuming at its offset", rp);
+      SW_LOG(SW_L_WARN, "tail", "unreadable pending state of %s; resuming at its offset", f->disp);
       f->read_off = f->line_off = k->offset;
       f->replay_until = 0;
     }
@@ -218,12 +235,12 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   f->seen = 1;
   f->next = t->files;
   t->files = f;
-  SW_LOG(SW_L_INFO, "tail", "following %s from offset %llu (source %s)", rp,
+  SW_LOG(SW_L_INFO, "tail", "following %s from offset %llu (source %s)", f->disp,
          (unsigned long long)f->read_off, src->conf->name);
   if (save) submit_state(t, f);
   return;
 oom:
-  SW_LOG(SW_L_ERROR, "tail", "out of memory following %s", path);
+  SW_LOG(SW_L_ERROR, "tail", "out of memory following a file of source %s", src->conf->name);
   free(rp);
   if (f) {
     f->path = NULL;
@@ -237,10 +254,10 @@ static void release(struct sw_tail *t, struct sw_tfile **pp) {
   int deleted = f->state == SW_TF_DELETED;
   sw_ingest_flush_pending(t->ing, f);
   if (sw_ingest_seal(t->ing, f, 1, deleted))
-    SW_LOG(SW_L_ERROR, "tail", "cannot save final state of %s", f->path);
+    SW_LOG(SW_L_ERROR, "tail", "cannot save final state of %s", f->disp);
   if (!deleted) add_orphan(t, f);
   SW_LOG(SW_L_INFO, "tail", "released %s file %s at offset %llu",
-         deleted ? "deleted" : "rotated", f->path, (unsigned long long)f->line_off);
+         deleted ? "deleted" : "rotated", f->disp, (unsigned long long)f->line_off);
   close(f->fd);
   *pp = f->next;
   sw_ingest_file_free(f);
@@ -249,8 +266,8 @@ static void release(struct sw_tail *t, struct sw_tfile **pp) {
 /* copytruncate: the old content (maybe in a visible copy) keeps the old state as an orphan. */
 void sw__tail_truncated(struct sw_tail *t, struct sw_tfile *f, uint64_t size) {
   SW_LOG(SW_L_INFO, "tail", "%s was truncated (size %llu < offset %llu); reading from the start",
-         f->path, (unsigned long long)size, (unsigned long long)f->read_off);
-  if (sw_ingest_seal(t->ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
+         f->disp, (unsigned long long)size, (unsigned long long)f->read_off);
+  if (sw_ingest_seal(t->ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->disp);
   add_orphan(t, f);
   f->src->rotations++;
   sw_ingest_flush_pending(t->ing, f); /* pieces of the old content: keep them */
@@ -276,7 +293,7 @@ static int blocked(struct sw_tail *t) {
 static void seal_if_big(struct sw_tail *t, struct sw_tfile *f) {
   if (f->cb_ready && sw_chunk_raw_size(&f->cb) >= SW_EOF_SEAL_BYTES &&
       sw_ingest_seal(t->ing, f, 0, 0))
-    SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
+    SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->disp);
 }
 
 /* Reads f until EOF or the budget ends. Returns bytes read. */
@@ -291,7 +308,7 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
     }
     ssize_t n = pread(f->fd, t->rbuf, SW_READ_BUF, (off_t)f->read_off);
     if (n < 0) {
-      SW_LOG(SW_L_WARN, "tail", "read %s: %s", f->path, strerror(errno));
+      SW_LOG(SW_L_WARN, "tail", "read %s: %s", f->disp, strerror(errno));
       return total;
     }
     if (n == 0) {
@@ -309,7 +326,7 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
     f->read_off += used;
     total += (uint64_t)n;
     if (sw_ingest_open_bytes(t->ing) > SW_OPEN_MAX && sw_ingest_seal(t->ing, f, 0, 0))
-      SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->path);
+      SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->disp);
     /* A short read that ends mid-line reached the end of what was written: wait for the rest.
      * A full buffer ending mid-line just means the next line continues past it. */
     if (used < (size_t)n && n < SW_READ_BUF) {
@@ -460,7 +477,7 @@ void sw_tail_stop(struct sw_tail *t) {
   sw__tail_close_watches(t);
   for (struct sw_tfile *f = t->files; f; f = f->next)
     if (f->cb_ready && f->cb.count > 0 && sw_ingest_seal(t->ing, f, 0, 0))
-      SW_LOG(SW_L_ERROR, "tail", "cannot seal %s at shutdown", f->path);
+      SW_LOG(SW_L_ERROR, "tail", "cannot seal %s at shutdown", f->disp);
 }
 
 void sw_tail_free(struct sw_tail *t) {

@@ -41,7 +41,7 @@ int sw_tail_truncate_shipped(struct sw_tail *t, uint64_t dev, uint64_t ino, uint
                              uint64_t *freed, int64_t window_ns[2]) SW_MUST_CHECK;
 /* ---- figures for /metrics (tail_stats.c), loop thread ---- */
 struct sw_tail_file_info {
-  const char *source, *path; /* valid during the callback */
+  const char *source, *path; /* valid during the callback; path redacted (tfile.h: disp) */
   uint64_t offset;           /* bytes handed to ingest (read offset) */
   uint64_t size;             /* current size (fstat of the open descriptor) */
   int active;                /* 0: renamed or deleted, being drained */

@@ -71,6 +71,9 @@ void sw__tail_schedule_scan(struct sw_tail *t);
 int sw__tail_fingerprint(int fd, uint32_t want, uint64_t *hash, uint32_t *len);
 void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *path);
 void sw__tail_known_free(struct sw_known *k);
+/* path as the agent may show it (log lines, /metrics): redacted by the ingest's redactor.
+ * Malloc'd, caller frees; NULL on allocation failure. Loop thread. */
+char *sw__tail_redacted(struct sw_tail *t, const char *path);
 /* tail_retention.c: after the first scan, drain stored files renamed while the agent was down. */
 void sw__tail_find_renamed(struct sw_tail *t);
 /* f was truncated to size (< its offset): continue it from 0 under a new id. */

@@ -61,7 +61,13 @@ static void drain(struct sw_tail *t, const struct found *fd) {
   for (size_t i = 0; k && i < t->nsrcs && !src; i++)
     if (!strcmp(t->srcs[i].conf->name, k->source)) src = &t->srcs[i];
   if (!src) return;
-  SW_LOG(SW_L_INFO, "tail", "%s was renamed to %s while stopped; reading it to its end", k->path, fd->path);
+  if (sw_log_enabled(SW_L_INFO)) {
+    char *was = sw__tail_redacted(t, k->path), *now = sw__tail_redacted(t, fd->path);
+    SW_LOG(SW_L_INFO, "tail", "%s was renamed to %s while stopped; reading it to its end", was ? was : "(a file)",
+           now ? now : "(a file)");
+    free(was);
+    free(now);
+  }
   sw__tail_open_new(t, src, fd->path); /* resumes k's offset (and frees k) when the head matches */
   for (struct sw_tfile *f = t->files; f; f = f->next)
     if (f->dev == fd->dev && f->ino == fd->ino && f->state == SW_TF_ACTIVE) {

@@ -44,11 +44,16 @@ static void found(struct sw_tail *t, struct sw_source_rt *src, const char *path)
     f->seen = 1;
     if (f->state == SW_TF_RENAMED && f->src == src) {
       char *rp = realpath(path, NULL);
-      if (rp) {
-        SW_LOG(SW_L_INFO, "tail", "%s is now %s", f->path, rp);
+      char *disp = rp ? sw__tail_redacted(t, rp) : NULL;
+      if (disp) {
+        SW_LOG(SW_L_INFO, "tail", "%s is now %s", f->disp, disp);
         free(f->path);
+        free(f->disp);
         f->path = rp;
+        f->disp = disp;
         f->state = SW_TF_ACTIVE;
+      } else {
+        free(rp);
       }
     }
     return;

@@ -10,7 +10,7 @@ void sw_tail_files(struct sw_tail *t, void (*cb)(void *arg, const struct sw_tail
      * and cannot hang on a directory. */
     struct stat st;
     uint64_t size = fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : f->read_off;
-    struct sw_tail_file_info fi = {.source = f->src->conf->name, .path = f->path,
+    struct sw_tail_file_info fi = {.source = f->src->conf->name, .path = f->disp,
                                    .offset = f->read_off, .size = size,
                                    .active = f->state == SW_TF_ACTIVE, .records = f->n_records,
                                    .bytes = f->n_in_bytes, .parse_errors = f->n_parse_errors};

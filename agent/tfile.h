@@ -51,8 +51,10 @@ struct sw_tfile {
   struct sw_tfile *next;
   int64_t id;
   struct sw_source_rt *src;
-  char *path;
-  char *labels_json;
+  char *path;        /* real path: identity, the stored state, opening; never logged */
+  char *disp;        /* path as the agent's log and /metrics show it: redacted once, when the
+                      * file is found or renamed (an e-mail in a file name must not leak) */
+  char *labels_json; /* redacted values (labels.h) */
   int fd;
   uint64_t dev, ino;
   uint64_t fp_hash;

@@ -7,6 +7,9 @@
  *                    whole block is replaced.
  *   url_credentials  scheme://user:PASSWORD@host -> scheme://user:[REDACTED:url_credentials]@host.
  *                    The password may contain '@' (the last '@' of the authority ends it).
+ *   basic_auth       "Basic <base64>" (any case, then white space; an Authorization header, curl -v
+ *                    output): the base64, only when it decodes to printable "user:password" (a
+ *                    callout checks it), so "Basic auth" or "basic setup" stay.
  *   bearer_token     "Bearer TOKEN" / "bearer TOKEN" (any case, then white space): the token. A
  *                    plain word ("bearer of bad news", "Bearer Token") is not a token.
  *   jwt              three base64url segments, the first starting "eyJ" (signature may be empty).
@@ -21,6 +24,19 @@
  *                    quotes ("..." with escapes, or '...'), else up to white space or one of
  *                    & , ; " ' } ]. Values that are already redacted ("***", "sha256:..." tokens,
  *                    [REDACTED...]) are left alone.
+ *                    Also after an URL-encoded separator (password%3Dx, a key after %26 or %3F: the
+ *                    value stops at %26) and as a command-line flag (--password=x, --db-pass=x).
+ *   token_kv         the same value forms after a key ending in "token" (token, access_token,
+ *                    X-Auth-Token, accessToken) or in "key" right after api, secret, access,
+ *                    private, client, auth, app, master, signing or encryption (api_key, apikey,
+ *                    x-api-key, secret_key, clientKey). Never a key that goes on (tokenizer=,
+ *                    token_count=, max_tokens=), a bare key= or other *key words (keyboard=,
+ *                    monkey=, primary_key=), nor the unquoted values true, false, null.
+ *   cli_credentials  the password of "-u user:password", "-U ...", "--user user:password",
+ *                    "--user=...", "--proxy-user ..." (curl, wget, httpie), the flag after white
+ *                    space or a quote. Not "-u" without a ':' in its value (sort -u file, ulimit
+ *                    -u 100, git push -u origin main) nor numeric uid:gid (docker run -u
+ *                    1000:1000); "docker run -u app:app" IS masked, hence opt-in.
  *   email            local@domain.tld with an alphabetic TLD. Not masked: user@localhost (no
  *                    dot), lodash@4.17.21 (numeric TLD), asset names such as icon@2x.png (TLD png,
  *                    jpg, jpeg, gif, svg, webp, ico, css, js).
@@ -45,9 +61,26 @@
 
 #include "redact_int.h"
 
+_Static_assert(SW__NPACKS <= 16, "r->stop holds one bit per pack in 16 bits");
+
 #define OCTET "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 #define IPV4 "(?:" OCTET "\\.){3}" OCTET
 #define H "[0-9A-Fa-f]{1,4}"
+/* Where a key of password_kv / token_kv may begin: not inside a word, or right after a %XX escape
+ * (an URL-encoded query: "%26password%3D..."); one or two dashes of a command-line flag may lead. */
+#define KV_START "(?:(?<![A-Za-z0-9_.-])|(?<=%[0-9A-Fa-f]{2}))-{0,2}"
+/* Words before "key" that make it a credential (api_key, secretKey, x-access-key); a bare key,
+ * primary_key or monkey is not one. Lower case: the patterns using it are caseless. */
+#define KEY_WORDS "(?:api|secret|access|private|client|auth|app|master|signing|encryption)"
+/* After a key: the separator and the value, which is what gets replaced (\K). Either an optional
+ * closing quote, white space, ':' or '=' and a value in quotes ("..." with escapes, '...') or up to
+ * white space or one of & , ; " ' } ]; or an URL-encoded '=' or ':' (%3D, %3A) and a value up to
+ * an encoded '&' (%26) or the same stop bytes. Values already redacted ("***", "sha256:" tokens,
+ * [REDACTED...]) are left alone; skip: a further lookahead of values that are no secret. */
+#define KV_VALUE(skip)                                                                             \
+  "(?:[\"']?\\s*[:=]\\s*(?!\"?\\[REDACTED|\"\\*\\*\\*\"|\"sha256:[0-9a-f]{16}\")" skip                   \
+  "(?:\"\\K(?:[^\"\\\\]++|\\\\.?)++|'\\K[^']++|\\K[^\\s&,;\"'}\\]]++)"                                  \
+  "|%3[AaDd](?!\\[REDACTED)" skip "\\K(?:(?!%26)[^\\s&,;\"'}\\]])++)"
 
 static const struct sw__pack_def packs[SW__NPACKS] = {
     [SW__PACK_PRIVATE_KEY] = {"private_key",
@@ -57,6 +90,8 @@ static const struct sw__pack_def packs[SW__NPACKS] = {
     [SW__PACK_URL_CREDENTIALS] = {"url_credentials",
                                   "([A-Za-z][A-Za-z0-9+.-]*://[^\\s:/?#@\"'<>\\\\]*:)[^\\s/?#\"'<>\\\\]+@",
                                   "$1[REDACTED:url_credentials]@"},
+    [SW__PACK_BASIC_AUTH] = {"basic_auth", "\\b((?i:basic)\\s+)[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=_-])(?C2)",
+                             "$1[REDACTED:basic_auth]"},
     [SW__PACK_BEARER_TOKEN] = {"bearer_token",
                                "\\b((?i:bearer)\\s+)(?![A-Za-z][a-z]{0,18}(?![A-Za-z0-9\\-._~+/=]))"
                                "[A-Za-z0-9\\-._~+/]+=*",
@@ -70,11 +105,16 @@ static const struct sw__pack_def packs[SW__NPACKS] = {
                                  "[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
                                  "$1[REDACTED:aws_secret_key]"},
     [SW__PACK_PASSWORD_KV] = {"password_kv",
-                              "(?i)(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9]+[_.-])*+(?:password|passwd|pass|pwd|secret)"
-                              "[\"']?\\s*[:=]\\s*"
-                              "(?!\"?\\[REDACTED|\"\\*\\*\\*\"|\"sha256:[0-9a-f]{16}\")"
-                              "(?:\"\\K(?:[^\"\\\\]++|\\\\.?)++|'\\K[^']++|\\K[^\\s&,;\"'}\\]]++)",
+                              "(?i)" KV_START "(?:[A-Za-z0-9]+[_.-])*+(?:password|passwd|pass|pwd|secret)" KV_VALUE(""),
                               "[REDACTED:password_kv]"},
+    [SW__PACK_TOKEN_KV] = {"token_kv",
+                           "(?i)" KV_START "[A-Za-z0-9_.-]*?(?:token|" KEY_WORDS "[_.-]?key)"
+                           KV_VALUE("(?!(?:true|false|null)\\b)"),
+                           "[REDACTED:token_kv]"},
+    [SW__PACK_CLI_CREDENTIALS] = {"cli_credentials",
+                                  "(?<![^\\s\"'])(?:-[uU]\\s+|--(?:proxy-)?user(?:\\s+|=))[\"']?"
+                                  "(?![0-9]+:[0-9]+(?![^\\s\"']))[^\\s:\"']+:\\K[^\\s\"']+",
+                                  "[REDACTED:cli_credentials]"},
     [SW__PACK_EMAIL] = {"email",
                         "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9][A-Za-z0-9.-]*\\.[A-Za-z]{2,24}"
                         "(?![A-Za-z0-9-])"
@@ -108,11 +148,46 @@ int sw__pack_lookup(const char *name) {
   return -1;
 }
 
+static int b64_value(unsigned c) {
+  if (c - 'A' < 26u) return (int)(c - 'A');
+  if (c - 'a' < 26u) return (int)(c - 'a') + 26;
+  if (c - '0' < 10u) return (int)(c - '0') + 52;
+  return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* s[0..n) (padding optional) is the base64 of what HTTP Basic sends, "user:password": every
+ * decoded byte printable (or UTF-8) and one of them a ':'. English after the word "Basic"
+ * ("Basic auth", "basic setup") decodes to control bytes or has no ':', so it is left alone. */
+static bool basic_valid(const unsigned char *s, size_t n) {
+  uint32_t acc = 0;
+  int bits = 0;
+  bool colon = false;
+  while (n > 0 && s[n - 1] == '=') n--;
+  if (n % 4 == 1) return false;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64_value(s[i]);
+    if (v < 0) return false;
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits < 8) continue;
+    bits -= 8;
+    unsigned c = acc >> bits & 0xffu;
+    if (c < 0x20 || c == 0x7f) return false;
+    colon |= c == ':';
+  }
+  return colon;
+}
+
 int sw__callout(pcre2_callout_block *b, void *data) {
   (void)data;
-  if (b->callout_number != SW__CALLOUT_CARD) return 0;
+  const unsigned char *s = (const unsigned char *)b->subject;
+  size_t from = b->start_match, to = b->current_position;
   /* > 0: this candidate fails, the matcher backtracks to shorter ones and later starts */
-  return sw__card_valid((const char *)b->subject + b->start_match, b->current_position - b->start_match) ? 0 : 1;
+  if (b->callout_number == SW__CALLOUT_CARD) return sw__card_valid((const char *)s + from, to - from) ? 0 : 1;
+  if (b->callout_number != SW__CALLOUT_BASIC) return 0;
+  from += 5; /* "Basic", then the white space the pattern requires */
+  while (from < to && (s[from] == ' ' || (unsigned)s[from] - '\t' < 5u)) from++;
+  return basic_valid(s + from, to - from) ? 0 : 1;
 }
 
 /* ---- character classes (the checks run only at anchor bytes, so plain tests are fine) ---- */
@@ -153,8 +228,11 @@ static bool word_at(const unsigned char *s, size_t n, size_t i, const char *w, s
   return true;
 }
 
-/* After a key: an optional closing quote, white space, then ':' or '='. */
+/* After a key: an URL-encoded '=' or ':'; or an optional closing quote, white space, then ':' or
+ * '='. */
 static bool kv_sep(const unsigned char *s, size_t n, size_t j) {
+  if (n - j >= 3 && s[j] == '%' && s[j + 1] == '3' && ((s[j + 2] | 0x20) == 'a' || (s[j + 2] | 0x20) == 'd'))
+    return true;
   if (j < n && (s[j] == '"' || s[j] == '\'')) j++;
   while (j < n && is_space(s[j])) j++;
   return j < n && (s[j] == ':' || s[j] == '=');
@@ -228,12 +306,17 @@ static bool check_aws_secret(const unsigned char *s, size_t n, size_t i, size_t 
   return true;
 }
 
+/* s[i] follows a %XX escape ("%26password"): a key may begin there. */
+static bool after_escape(const unsigned char *s, size_t i) {
+  return i >= 3 && s[i - 3] == '%' && sw__is_hex(s[i - 2]) && sw__is_hex(s[i - 1]);
+}
+
 static bool check_password(const unsigned char *s, size_t n, size_t i, size_t *start) {
   static const struct {
     const char *w;
     size_t len;
   } words[] = {{"password", 8}, {"passwd", 6}, {"pass", 4}, {"pwd", 3}, {"secret", 6}};
-  if (i > 0 && is_alnum(s[i - 1])) return false;
+  if (i > 0 && is_alnum(s[i - 1]) && !after_escape(s, i)) return false;
   for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
     if (word_at(s, n, i, words[k].w, words[k].len) && kv_sep(s, n, i + words[k].len)) {
       *start = back_over(s, i, is_key_char);
@@ -241,6 +324,60 @@ static bool check_password(const unsigned char *s, size_t n, size_t i, size_t *s
     }
   }
   return false;
+}
+
+/* At "token" or "key": the word ends the key (a separator follows), and "key" comes right after
+ * (or one '_' '.' '-' after) a word of KEY_WORDS. Anything may be glued before (accessToken). */
+static bool check_token_kv(const unsigned char *s, size_t n, size_t i, size_t *start) {
+  static const struct {
+    const char *w;
+    size_t len;
+  } words[] = {{"api", 3},    {"secret", 6}, {"access", 6}, {"private", 7}, {"client", 6},
+               {"auth", 4},   {"app", 3},    {"master", 6}, {"signing", 7}, {"encryption", 10}};
+  bool ok = false;
+  if (word_at(s, n, i, "token", 5)) {
+    ok = kv_sep(s, n, i + 5);
+  } else if (word_at(s, n, i, "key", 3) && kv_sep(s, n, i + 3)) {
+    size_t k = i > 0 && (s[i - 1] == '_' || s[i - 1] == '.' || s[i - 1] == '-') ? i - 1 : i;
+    for (size_t w = 0; w < sizeof words / sizeof words[0] && !ok; w++)
+      ok = k >= words[w].len && word_at(s, n, k - words[w].len, words[w].w, words[w].len);
+  }
+  if (ok) *start = back_over(s, i, is_key_char);
+  return ok;
+}
+
+static bool is_flag_char(unsigned c) {
+  return is_alnum(c) || c == '-';
+}
+
+/* At "-u"/"-U": a flag "-u " after white space or a quote, or "-user" followed by '=' or white
+ * space (--user, --proxy-user); then an optional quote and "user:" with something after the ':'. */
+static bool check_cli(const unsigned char *s, size_t n, size_t i, size_t *start) {
+  size_t j, u;
+  if (n - i < 6) return false;
+  if (word_at(s, n, i + 1, "user", 4) && (s[i + 5] == '=' || is_space(s[i + 5])))
+    j = i + 6;
+  else if (is_space(s[i + 2]) && (i == 0 || is_space(s[i - 1]) || s[i - 1] == '"' || s[i - 1] == '\''))
+    j = i + 3;
+  else
+    return false;
+  while (j < n && is_space(s[j])) j++;
+  if (j < n && (s[j] == '"' || s[j] == '\'')) j++;
+  for (u = j; j < n && !is_space(s[j]) && s[j] != ':' && s[j] != '"' && s[j] != '\''; j++) continue;
+  if (j == u || n - j < 2 || s[j] != ':' || is_space(s[j + 1]) || s[j + 1] == '"' || s[j + 1] == '\'') return false;
+  *start = back_over(s, i, is_flag_char);
+  return true;
+}
+
+/* At "basic" + white space, not inside a word, then at least 4 base64 bytes. */
+static bool check_basic(const unsigned char *s, size_t n, size_t i, size_t *start) {
+  if (!word_at(s, n, i, "basic", 5) || n - i < 10 || !is_space(s[i + 5])) return false;
+  if (i > 0 && (is_alnum(s[i - 1]) || s[i - 1] == '_')) return false;
+  size_t j = i + 5, k;
+  while (j < n && is_space(s[j])) j++;
+  for (k = j; k < n && b64_value(s[k]) >= 0; k++) continue;
+  *start = i;
+  return k - j >= 4;
 }
 
 static bool check_email(const unsigned char *s, size_t n, size_t i, size_t *start) {
@@ -319,10 +456,11 @@ static bool check_ipv6(const unsigned char *s, size_t n, size_t i, size_t *start
 
 void sw__prefilter_init(struct sw_redactor *r) {
   static const char *const anchors[SW__NPACKS] = {
-      [SW__PACK_PRIVATE_KEY] = "-",   [SW__PACK_URL_CREDENTIALS] = "@", [SW__PACK_BEARER_TOKEN] = "bB",
-      [SW__PACK_JWT] = "y",           [SW__PACK_AWS_ACCESS_KEY] = "A",  [SW__PACK_AWS_SECRET_KEY] = "sS",
-      [SW__PACK_PASSWORD_KV] = "pPsS", [SW__PACK_EMAIL] = "@",          [SW__PACK_CREDIT_CARD] = "",
-      [SW__PACK_IPV6] = ":",          [SW__PACK_IPV4] = ".",
+      [SW__PACK_PRIVATE_KEY] = "-",    [SW__PACK_URL_CREDENTIALS] = "@", [SW__PACK_BASIC_AUTH] = "bB",
+      [SW__PACK_BEARER_TOKEN] = "bB",  [SW__PACK_JWT] = "y",             [SW__PACK_AWS_ACCESS_KEY] = "A",
+      [SW__PACK_AWS_SECRET_KEY] = "sS", [SW__PACK_PASSWORD_KV] = "pPsS", [SW__PACK_TOKEN_KV] = "tTkK",
+      [SW__PACK_CLI_CREDENTIALS] = "-", [SW__PACK_EMAIL] = "@",          [SW__PACK_CREDIT_CARD] = "",
+      [SW__PACK_IPV6] = ":",           [SW__PACK_IPV4] = ".",
   };
   memset(r->stop, 0, sizeof r->stop);
   for (int p = 0; p < SW__NPACKS; p++)
@@ -334,11 +472,14 @@ bool sw__pack_check(int p, const unsigned char *s, size_t n, size_t i, size_t *s
   switch (p) {
   case SW__PACK_PRIVATE_KEY: return check_private_key(s, n, i, start);
   case SW__PACK_URL_CREDENTIALS: return i >= res->url && check_url(s, n, i, start, &res->url);
+  case SW__PACK_BASIC_AUTH: return check_basic(s, n, i, start);
   case SW__PACK_BEARER_TOKEN: return check_bearer(s, n, i, start);
   case SW__PACK_JWT: return check_jwt(s, n, i, start);
   case SW__PACK_AWS_ACCESS_KEY: return check_aws_access(s, n, i, start);
   case SW__PACK_AWS_SECRET_KEY: return check_aws_secret(s, n, i, start);
   case SW__PACK_PASSWORD_KV: return check_password(s, n, i, start);
+  case SW__PACK_TOKEN_KV: return check_token_kv(s, n, i, start);
+  case SW__PACK_CLI_CREDENTIALS: return check_cli(s, n, i, start);
   case SW__PACK_EMAIL: return check_email(s, n, i, start);
   case SW__PACK_CREDIT_CARD: return check_card(s, n, i, start);
   case SW__PACK_IPV4: return i >= res->ipv4 && check_ipv4(s, n, i, start, &res->ipv4);

@@ -3,7 +3,8 @@
  * The line is cut into 64-byte blocks. For each block, bit masks (bit j = byte j) mark the
  * anchors of the packs still wanted:
  *  - the first byte of a rare triple or pair: "sec" (secret), "pas"/"pwd" (password keys),
- *    "bea" (bearer), "AK"/"AS", "yJ" (of "eyJ"), "-B" (of "-----BEGIN"), "::";
+ *    "bea" (bearer), "bas" (basic), "tok"/"key" (token_kv), "-u"/"-U" (cli_credentials), "AK"/"AS",
+ *    "yJ" (of "eyJ"), "-B" (of "-----BEGIN"), "::";
  *  - every '@';
  *  - the first '.' of three dots between digits, 2-4 bytes apart (d.d.d.d: IPv4);
  *  - the first ':' of six colons 2-5 bytes apart (an IPv6 address without "::");
@@ -18,7 +19,8 @@
  *
  * Why it is safe to skip what is not marked: every match of a pack's regex contains its anchor
  * (private_key "-----BEGIN", jwt "eyJ", aws_access_key "AKIA"/"ASIA", bearer_token "bearer",
- * aws_secret_key "secret", password_kv "pass", "pwd" or "secret", email and url_credentials '@',
+ * aws_secret_key "secret", password_kv "pass", "pwd" or "secret", basic_auth "basic", token_kv
+ * "token" or "key", cli_credentials "-u" (or "-user"), email and url_credentials '@',
  * ipv4 its three dots, ipv6 "::" or six colons, credit_card a run of 13+ digits and separators),
  * the check at an anchor is a necessary condition of the regex, and the start it reports is never
  * after the first match (see builtins.c). Anchors are visited in line order, so the first one
@@ -36,6 +38,7 @@
 #define CARD BIT(SW__PACK_CREDIT_CARD)
 #define IPV4 BIT(SW__PACK_IPV4)
 #define IPV6 BIT(SW__PACK_IPV6)
+#define MORE (BIT(SW__PACK_BASIC_AUTH) | BIT(SW__PACK_TOKEN_KV) | BIT(SW__PACK_CLI_CREDENTIALS))
 #define CARD_MIN 13 /* digits in the shortest card number */
 #define READ 66     /* bytes scan_block reads: the block and two after it (triples) */
 
@@ -88,6 +91,30 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
 #undef EQ
   }
 }
+
+/* The anchors of basic_auth, token_kv and cli_credentials, added to b->anchors. A pass of its
+ * own, taken only when one of them is wanted, so that the loop above (the default packs) stays
+ * as tight as it was. */
+static void scan_block_more(const unsigned char *p, uint32_t want, struct block *b) {
+  const __m128i lower = _mm_set1_epi8(0x20);
+  for (int k = 0; k < 4; k++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+    __m128i lc = _mm_or_si128(v, lower);
+    __m128i lc1 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k + 1)), lower);
+    __m128i lc2 = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k + 2)), lower);
+    __m128i m = _mm_setzero_si128();
+#define EQ(x, c) _mm_cmpeq_epi8(x, _mm_set1_epi8((char)(c)))
+#define AND3(a, b, c) _mm_and_si128(_mm_and_si128(a, b), c)
+    if (want & BIT(SW__PACK_BASIC_AUTH)) m = _mm_or_si128(m, AND3(EQ(lc, 'b'), EQ(lc1, 'a'), EQ(lc2, 's')));
+    if (want & BIT(SW__PACK_TOKEN_KV))
+      m = _mm_or_si128(m, _mm_or_si128(AND3(EQ(lc, 't'), EQ(lc1, 'o'), EQ(lc2, 'k')),
+                                       AND3(EQ(lc, 'k'), EQ(lc1, 'e'), EQ(lc2, 'y'))));
+    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) m = _mm_or_si128(m, _mm_and_si128(EQ(v, '-'), EQ(lc1, 'u')));
+    b->anchors |= (uint64_t)(unsigned)_mm_movemask_epi8(m) << (16 * k);
+#undef AND3
+#undef EQ
+  }
+}
 #else
 static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
   memset(b, 0, sizeof *b);
@@ -110,6 +137,17 @@ static void scan_block(const unsigned char *p, uint32_t want, struct block *b) {
     if (want & (CARD | IPV4)) b->digits |= (uint64_t)(c - '0' < 10u) << j;
     if (want & IPV4) b->dots |= (uint64_t)(c == '.') << j;
     if (want & CARD) b->seps |= (uint64_t)(c == ' ' || c == '-') << j;
+  }
+}
+
+static void scan_block_more(const unsigned char *p, uint32_t want, struct block *b) {
+  for (int j = 0; j < 64; j++) {
+    unsigned c = p[j], lc = c | 0x20, lc1 = p[j + 1] | 0x20u, lc2 = p[j + 2] | 0x20u;
+    bool a = false;
+    if (want & BIT(SW__PACK_BASIC_AUTH)) a |= lc == 'b' && lc1 == 'a' && lc2 == 's';
+    if (want & BIT(SW__PACK_TOKEN_KV)) a |= (lc == 't' && lc1 == 'o' && lc2 == 'k') || (lc == 'k' && lc1 == 'e' && lc2 == 'y');
+    if (want & BIT(SW__PACK_CLI_CREDENTIALS)) a |= c == '-' && lc1 == 'u';
+    b->anchors |= (uint64_t)a << j;
   }
 }
 #endif
@@ -193,6 +231,7 @@ void sw__prefilter(const struct sw_redactor *r, const char *str, size_t n, uint3
       p = pad;
     }
     scan_block(p, pending, &b);
+    if (pending & MORE) scan_block_more(p, pending, &b);
     uint64_t next_digit = (unsigned)(p[64] - '0') < 10u, marks = b.anchors;
     if (pending & IPV4) { /* '.' between digits, then three of them: d.d.d.d */
       uint64_t dot = b.dots & (b.digits >> 1 | next_digit << 63) & (b.digits << 1 | cy.digit);

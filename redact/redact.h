@@ -19,8 +19,8 @@
  *             JSON.
  *     Anything else (plain text, arrays, invalid JSON) is left to step 2 unchanged.
  *  2. Built-in packs, in this fixed order whatever the order of the configuration: private_key,
- *     url_credentials, bearer_token, jwt, aws_access_key, aws_secret_key, password_kv, email,
- *     credit_card, ipv6, ipv4 (see sw_redact_pack_name() and builtins.c for what each matches).
+ *     url_credentials, basic_auth, bearer_token, jwt, aws_access_key, aws_secret_key, password_kv,
+ *     token_kv, cli_credentials, email, credit_card, ipv6, ipv4 (see sw_redact_pack_name() and builtins.c for what each matches).
  *     Each replaces the secret with "[REDACTED:<pack>]" and keeps its context (the key, the
  *     "Bearer " prefix, the URL's scheme, user and host).
  *  3. User rules, in configuration order. Empty matches are ignored.

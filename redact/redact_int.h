@@ -27,11 +27,14 @@
 enum sw__pack {
   SW__PACK_PRIVATE_KEY,
   SW__PACK_URL_CREDENTIALS,
+  SW__PACK_BASIC_AUTH,
   SW__PACK_BEARER_TOKEN,
   SW__PACK_JWT,
   SW__PACK_AWS_ACCESS_KEY,
   SW__PACK_AWS_SECRET_KEY,
   SW__PACK_PASSWORD_KV,
+  SW__PACK_TOKEN_KV,
+  SW__PACK_CLI_CREDENTIALS,
   SW__PACK_EMAIL,
   SW__PACK_CREDIT_CARD,
   SW__PACK_IPV6,
@@ -39,7 +42,8 @@ enum sw__pack {
   SW__NPACKS
 };
 
-#define SW__CALLOUT_CARD 1 /* (?C1) in the credit_card pattern: Luhn and network prefix */
+#define SW__CALLOUT_CARD 1  /* (?C1) in the credit_card pattern: Luhn and network prefix */
+#define SW__CALLOUT_BASIC 2 /* (?C2) in the basic_auth pattern: the base64 decodes to "user:password" */
 
 struct sw__pack_def {
   const char *name;
@@ -67,7 +71,7 @@ struct sw_redactor {
   struct sw__rule *rules;
   size_t nrules, npacks;
   uint32_t packs;          /* bit p set: pack p enabled */
-  uint16_t stop[256];      /* prefilter: bit p set when byte b may anchor pack p */
+  uint16_t stop[256];      /* prefilter: bit p set when byte b may anchor pack p (SW__NPACKS <= 16) */
   const char **names;      /* counter names (borrowed from rules / "fields") */
   size_t nnames;
   size_t fields_idx;       /* counter of JSON key masking, or SIZE_MAX */

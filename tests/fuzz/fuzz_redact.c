@@ -24,7 +24,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const packs[] = {"email", "bearer_token", "jwt", "aws_access_key", "aws_secret_key", "credit_card",
-                                    "password_kv", "url_credentials", "private_key", "ipv4", "ipv6"};
+                                    "password_kv", "url_credentials", "private_key", "ipv4", "ipv6",
+                                    "basic_auth", "token_kv", "cli_credentials"};
+_Static_assert(sizeof packs / sizeof packs[0] == SW__NPACKS, "the harness enables every pack");
 static const char *const keys[] = {"password", "token", "secret"};
 
 static struct sw_redact_ctx *all_ctx, *mask_ctx, *drop_ctx, *mixed_ctx;

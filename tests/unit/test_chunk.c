@@ -112,13 +112,13 @@ static void labels(void **state) {
   struct sw_kv kv = {"team", "a\"b"};
   struct sw_source_conf cri = {.name = "pods", .type = SW_SOURCE_CRI, .labels = &kv, .nlabels = 1};
   char *l = sw_labels_build(&cri, "node1",
-                            "/var/log/pods/shop_checkout-7d9f_0a1b-22/app/0.log", NULL);
+                            "/var/log/pods/shop_checkout-7d9f_0a1b-22/app/0.log", NULL, NULL);
   assert_string_equal(l, "{\"host\":\"node1\",\"source\":\"pods\",\"namespace\":\"shop\","
                          "\"pod\":\"checkout-7d9f\",\"pod_uid\":\"0a1b-22\",\"container\":\"app\","
                          "\"team\":\"a\\\"b\"}");
   free(l);
   struct sw_source_conf dk = {.name = "docker", .type = SW_SOURCE_DOCKER};
-  l = sw_labels_build(&dk, "h", "/c/abc123/abc123-json.log", "web-1");
+  l = sw_labels_build(&dk, "h", "/c/abc123/abc123-json.log", "web-1", NULL);
   assert_string_equal(l, "{\"host\":\"h\",\"source\":\"docker\",\"container_id\":\"abc123\","
                          "\"container_name\":\"web-1\"}");
   free(l);
@@ -128,9 +128,45 @@ static void labels(void **state) {
   assert_null(sw_labels_docker_name("{broken", 7));
 }
 
+/* Every label value goes through the redactor (file names, pod and container names, static
+ * labels); keys and values without a secret are kept as they are. */
+static void labels_redacted(void **state) {
+  (void)state;
+  static const char *const packs[] = {"email", "token_kv"};
+  struct sw_redact_conf rc = {.builtins = packs, .nbuiltins = 2};
+  struct sw_redactor *r = NULL;
+  assert_int_equal(sw_redactor_create(&rc, &r, NULL, 0), 0);
+  struct sw_redact_ctx *ctx = sw_redact_ctx_create(r);
+  assert_non_null(ctx);
+  struct sw_kv kv = {"owner", "ops@example.com"};
+  struct sw_source_conf cri = {.name = "pods", .type = SW_SOURCE_CRI, .labels = &kv, .nlabels = 1};
+  char *l = sw_labels_build(&cri, "node1", "/var/log/pods/team_jane.doe@example.com_0a1b-22/ctr/0.log", NULL, ctx);
+  assert_string_equal(l, "{\"host\":\"node1\",\"source\":\"pods\",\"namespace\":\"team\","
+                         "\"pod\":\"[REDACTED:email]\",\"pod_uid\":\"0a1b-22\",\"container\":\"ctr\","
+                         "\"owner\":\"[REDACTED:email]\"}");
+  free(l);
+  struct sw_source_conf file = {.name = "app", .type = SW_SOURCE_FILE};
+  l = sw_labels_build(&file, "h", "/logs/export-bob@example.org.log", NULL, ctx);
+  assert_string_equal(l, "{\"host\":\"h\",\"source\":\"app\",\"filename\":\"/logs/[REDACTED:email]\"}");
+  free(l);
+  struct sw_source_conf dk = {.name = "docker", .type = SW_SOURCE_DOCKER};
+  l = sw_labels_build(&dk, "h", "/c/abc123/abc123-json.log", "job-token=abc", ctx);
+  assert_string_equal(l, "{\"host\":\"h\",\"source\":\"docker\",\"container_id\":\"abc123\","
+                         "\"container_name\":\"job-token=[REDACTED:token_kv]\"}");
+  free(l);
+  char *d = sw_labels_redact_dup(ctx, "/logs/export-bob@example.org.log");
+  assert_string_equal(d, "/logs/[REDACTED:email]");
+  free(d);
+  d = sw_labels_redact_dup(NULL, "/logs/a@b.example");
+  assert_string_equal(d, "/logs/a@b.example");
+  free(d);
+  sw_redact_ctx_destroy(ctx);
+  sw_redactor_destroy(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(roundtrip), cmocka_unit_test(builder_cap),
-      cmocka_unit_test(ndjson_exact), cmocka_unit_test(labels)};
+      cmocka_unit_test(ndjson_exact), cmocka_unit_test(labels), cmocka_unit_test(labels_redacted)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

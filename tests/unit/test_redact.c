@@ -25,11 +25,12 @@
 #include "alloc_inject.h"
 
 #define S(lit) lit, sizeof(lit) - 1
-#define NPACKS 11
+#define NPACKS 14
 
 static const char *const all_packs[NPACKS] = {"email",         "bearer_token", "jwt",         "aws_access_key",
                                               "aws_secret_key", "credit_card", "password_kv", "url_credentials",
-                                              "private_key",   "ipv4",         "ipv6"};
+                                              "private_key",   "ipv4",         "ipv6",        "basic_auth",
+                                              "token_kv",      "cli_credentials"};
 
 /* ---- helpers ---- */
 
@@ -152,6 +153,43 @@ static const struct pack_case pack_cases[] = {
     {"password_kv", "bypass=true secretary: Jane, password reset requested, pass through", NULL},
     {"password_kv", "{\"password\":\"***\",\"secret\":\"sha256:0123456789abcdef\"} password=[REDACTED]", NULL},
     {"password_kv", "password= ", NULL},
+    /* password_kv: URL-encoded separators (a form body or query logged encoded), CLI flags */
+    {"password_kv", "body=user%3Dbob%26password%3Dhunter2%26next%3D%2F",
+     "body=user%3Dbob%26password%3D[REDACTED:password_kv]%26next%3D%2F"},
+    {"password_kv", "q=passwd%3ds3cr3t&x=1 PWD%3A%22a%22 db_pass%3Dzz",
+     "q=passwd%3d[REDACTED:password_kv]&x=1 PWD%3A[REDACTED:password_kv] db_pass%3D[REDACTED:password_kv]"},
+    {"password_kv", "mysqldump --password=hunter2 --db-password='x y' -pass=z",
+     "mysqldump --password=[REDACTED:password_kv] --db-password='[REDACTED:password_kv]' -pass=[REDACTED:password_kv]"},
+    {"password_kv", "password%3D[REDACTED:password_kv] password%20reset bypass%3Dtrue password%3D --password-file=/run/p", NULL},
+    /* basic_auth */
+    {"basic_auth", "Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [REDACTED:basic_auth]"},
+    {"basic_auth", "> authorization: basic YWxhZGRpbjpvcGVuc2VzYW1l\r\n", "> authorization: basic [REDACTED:basic_auth]\r\n"},
+    {"basic_auth", "{\"Authorization\":\"Basic Ym9iOmh1bnRlcjI=\"} BASIC\tOmFwaWtleQ",
+     "{\"Authorization\":\"Basic [REDACTED:basic_auth]\"} BASIC\t[REDACTED:basic_auth]"},
+    {"basic_auth", "Basic auth failed for user bob; basic setup done; Basic configuration loaded", NULL},
+    {"basic_auth", "Basic dGVzdA== Basic YWJj Basic dXNlcjpwYXNz_x BasicdXNlcjpwYXNz xBasic dXNlcjpwYXNz", NULL},
+    {"basic_auth", "WWW-Authenticate: Basic realm=\"api\", charset=\"UTF-8\"", NULL},
+    /* token_kv */
+    {"token_kv", "token=abc123 user=bob", "token=[REDACTED:token_kv] user=bob"},
+    {"token_kv", "{\"access_token\": \"ya29.a0Af\", \"expires_in\": 3599}",
+     "{\"access_token\": \"[REDACTED:token_kv]\", \"expires_in\": 3599}"},
+    {"token_kv", "api_key=k1 apikey: k2 X-Api-Key: k3 secret_key='k4' stripeSecretKey=k5",
+     "api_key=[REDACTED:token_kv] apikey: [REDACTED:token_kv] X-Api-Key: [REDACTED:token_kv] "
+     "secret_key='[REDACTED:token_kv]' stripeSecretKey=[REDACTED:token_kv]"},
+    {"token_kv", "GET /cb?code=1&refresh_token=r1&state=2 accessToken:t2",
+     "GET /cb?code=1&refresh_token=[REDACTED:token_kv]&state=2 accessToken:[REDACTED:token_kv]"},
+    {"token_kv", "u=/x%3Fapi_key%3Dabc%26v%3D1", "u=/x%3Fapi_key%3D[REDACTED:token_kv]%26v%3D1"},
+    {"token_kv", "tokenizer=bert token_count=5 max_tokens=512 token_type=Bearer tokens: 3", NULL},
+    {"token_kv", "key=value keyboard=us monkey=3 primary_key=id sort_key: ts public_key=ssh-ed25519", NULL},
+    {"token_kv", "token=true api_key: null {\"token\":false} token=[REDACTED:jwt] token: \"***\"", NULL},
+    /* cli_credentials */
+    {"cli_credentials", "exec: curl -u bob:hunter2 https://api", "exec: curl -u bob:[REDACTED:cli_credentials] https://api"},
+    {"cli_credentials", "curl --user 'admin:p@ss:w0rd' -U proxy:pw --proxy-user=p2:x2",
+     "curl --user 'admin:[REDACTED:cli_credentials]' -U proxy:[REDACTED:cli_credentials] "
+     "--proxy-user=p2:[REDACTED:cli_credentials]"},
+    {"cli_credentials", "[\"curl\",\"--user=ci:tok3n\"]", "[\"curl\",\"--user=ci:[REDACTED:cli_credentials]\"]"},
+    {"cli_credentials", "sort -u file; ulimit -u 100; ps -u root; git push -u origin main; python -u app.py", NULL},
+    {"cli_credentials", "docker run -u 1000:1000 img; pip install -U pkg; useradd -u 1001 bob; x-u a:b; --users a:b", NULL},
     /* url_credentials */
     {"url_credentials", "postgres://bob:hunter2@db.example.com:5432/app",
      "postgres://bob:[REDACTED:url_credentials]@db.example.com:5432/app"},
@@ -238,6 +276,12 @@ static void test_all_packs(void **state) {
        NULL},
       {"pulled registry.local/web:1.25.7@sha256:a7d5ea78af77f3e85c6dda0f597045c9abed5904473779315014e865fa9023c7", NULL},
       {"password_policy=strict; session renewed; bypassed cache; secretary=Ann; at std::vector<int>::at", NULL},
+      {"curl -v -u ci:s3cret -H 'Authorization: Basic Y2k6czNjcmV0' 'https://h/x?api_key=k&password%3Dp'",
+       "curl -v -u ci:[REDACTED:cli_credentials] -H 'Authorization: Basic [REDACTED:basic_auth]' "
+       "'https://h/x?api_key=[REDACTED:token_kv]&password%3D[REDACTED:password_kv]'"},
+      {"id_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig secret_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+       "id_token=[REDACTED:jwt] secret_key=[REDACTED:aws_secret_key]"},
+      {"tokenizer=bert token_count=5 keyboard=us monkey=3 sort -u f; ulimit -u 100; Basic auth failed", NULL},
   };
   struct sw_redactor *r = make_packs(all_packs, NPACKS);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -786,6 +830,8 @@ static void test_prefilter_equivalence(void **state) {
       "0:0:0:0:0:0:0", "0:0:0:0:0:ffff:", "1.2.3.4", "12:34:56", "std::", "v1.2.3.4", "_", "s", "e", "p", "a",
       "y", "J", "B", "K", "S", "9",
       "\xff", "{\"password\":\"x\"}", "db_", "T", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+      "Basic ", "basic", "dXNlcjpwYXNz", "YWJj", "==", "%3D", "%3a", "%26", "token", "Token", "api_", "key", "Key",
+      "secret_key", "-u ", "-U", "--user", "--proxy-user=", "-", "u", "1000:1000", "bob:pw", "true", "null", "%",
   };
   const size_t nf = sizeof frags / sizeof frags[0];
   struct sw_redactor *r = make_packs(all_packs, NPACKS);
