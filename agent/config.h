@@ -95,6 +95,7 @@ struct sw_sink_conf {
   char *url;               /* loki, elasticsearch */
   char *endpoint;          /* s3 */
   char *tenant;            /* loki */
+  char *query_url;         /* loki: query API base URL, default url */
   struct sw_kv *labels;    /* loki static labels */
   size_t nlabels;
   char *index;             /* elasticsearch */

@@ -231,6 +231,12 @@ static const struct sw__conf_row sink_rows[] = {
     {.key = "endpoint", .type = SW__CT_STRING, .flags = SW__CF_URL, .only = ONLY(SW_SINK_S3),
      .offset = offsetof(struct sw_sink_conf, endpoint),
      .help = "URL of an S3-compatible server (MinIO, ...); unset: AWS for `region`."},
+    {.key = "query_url", .type = SW__CT_STRING, .flags = SW__CF_URL, .only = ONLY(SW_SINK_LOKI),
+     .offset = offsetof(struct sw_sink_conf, query_url),
+     .help = "Base URL of Loki's query API when it is not `url` (a write-only gateway). After a "
+             "restart the sink asks it which entries of the batches that were in flight Loki "
+             "already stored (`query_range`, same tenant and credentials), so that nothing is "
+             "stored twice."},
     {.key = "tenant", .type = SW__CT_STRING, .only = ONLY(SW_SINK_LOKI),
      .offset = offsetof(struct sw_sink_conf, tenant), .help = "Sent as `X-Scope-OrgID`."},
     {.key = "labels", .type = SW__CT_KVMAP, .only = ONLY(SW_SINK_LOKI),

@@ -441,12 +441,17 @@ static void render_sink_traffic(struct sw_metrics *m, struct sw_prom *p, const c
       {"spillway_sink_dead_letters_total", "Batches refused for good and kept as dead letters."},
       {"spillway_sink_requests_total", "HTTP requests sent, retries included."},
       {"spillway_sink_retries_total", "HTTP requests sent again after a failure."},
+      {"spillway_sink_resend_skipped_records_total",
+       "Loki: entries of batches in flight at a restart that Loki already held (not sent again)."},
+      {"spillway_sink_possibly_duplicated_records_total",
+       "Loki: entries sent again after a restart without Loki saying whether it held them."},
   };
   for (size_t k = 0; k < sizeof net_fams / sizeof *net_fams; k++) {
     sw_prom_family(p, net_fams[k][0], SW_PROM_COUNTER, net_fams[k][1]);
     for (size_t i = 0; i < nnet; i++) {
       sw_shipper_sink_stats(m->src.shipper, i, &ss);
-      uint64_t v[] = {ss.bytes_sent, ss.batches_sent, ss.dead_letters, ss.http->requests, ss.http->retries};
+      uint64_t v[] = {ss.bytes_sent, ss.batches_sent, ss.dead_letters, ss.http->requests, ss.http->retries,
+                      ss.skipped_records, ss.possibly_duplicated_records};
       sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"sink", ss.name}, {"type", ss.type}}, 2, v[k]);
     }
     /* File sinks: the committed length of their output is what they delivered. */

@@ -223,10 +223,14 @@ static int start_attempt(struct sw_http_req *r) {
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)tg->connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)tg->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->o.method);
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
+  if (!strcmp(r->o.method, "GET")) { /* a question (Loki's query_range): no body */
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->o.method);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
+  }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -326,7 +330,7 @@ static void on_finished(struct sw_http_req *r, CURLcode res) {
       .seconds = secs,
   };
   count(r->o.target, status, secs);
-  if (transient(status)) {
+  if (transient(status) && !(r->o.max_attempts && r->attempts >= r->o.max_attempts)) {
     retry_later(r, &resp);
     return;
   }

@@ -83,6 +83,9 @@ struct sw_http_req_opts {
    * request is freed right after. */
   void (*done)(struct sw_http_req *r, const struct sw_http_resp *resp, void *arg);
   void *arg;
+  /* 0: transient failures are retried forever (data requests). N: after N attempts the last
+   * answer goes to on_response even if transient (a question whose answer has a fallback). */
+  unsigned max_attempts;
 };
 
 int sw_http_create(uv_loop_t *loop, struct sw_http **out) SW_MUST_CHECK;

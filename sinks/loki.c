@@ -8,6 +8,12 @@
  * 256 KiB entry limit are split into pieces (at UTF-8 boundaries) with the same timestamp.
  * Any answer other than 2xx that the transport does not retry (400 and other 4xx) dead-letters
  * the whole request: Loki may have stored part of it, which a replay deduplicates.
+ *
+ * Loki drops a resent identical entry only while the first is in its stream's open head block,
+ * so a blind resend after a crash may store entries twice. The shipper therefore writes down
+ * the last chunk of every batch before sending it (verify_resends); after a restart, batches up
+ * to there come with b->verify and go through loki_check.c first, which asks Loki what it holds:
+ *   CUT -> seal (streams kept) -> ASK (query_range per stream, paged) -> render -> PUSH -> DONE
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -16,40 +22,11 @@
 #include "../agent/chunk.h"
 #include "../common/timefmt.h"
 #include "../parsers/record.h"
-#include "sink.h"
+#include "loki_int.h"
 
 #define LOKI_MAX_LINE (256 * 1024)
 
-struct loki {
-  char *url;
-  char *tenant_header;
-  const struct sw_sink_conf *c;
-  int gzip;
-};
-
-struct entry {
-  int64_t ts;
-  uint32_t seq;            /* arrival order: keeps the sort stable */
-  uint32_t meta;           /* index into stream->metas + 1, 0 = none */
-  size_t off, len;         /* escaped line in stream->text */
-};
-
-struct stream {
-  char *labels;            /* JSON object text; the stream's identity */
-  struct entry *e;
-  size_t n, cap;
-  int sorted;
-  struct sw_buf text;      /* escaped lines, then metadata objects */
-};
-
-struct lbatch {
-  struct stream *s;
-  size_t n, cap;
-  struct sw_buf body, wire;
-  int sent;
-};
-
-static void lbatch_free_streams(struct lbatch *lb) {
+void sw__loki_free_streams(struct sw__loki_batch *lb) {
   for (size_t i = 0; i < lb->n; i++) {
     free(lb->s[i].labels);
     free(lb->s[i].e);
@@ -65,7 +42,7 @@ static int loki_create(const struct sw_sink_conf *c, const struct sw_sink_env *e
   (void)env;
   (void)err;
   (void)errlen;
-  struct loki *l = calloc(1, sizeof *l);
+  struct sw__loki *l = calloc(1, sizeof *l);
   if (!l) return SW_ENOMEM;
   l->c = c;
   l->gzip = !c->compression || strcmp(c->compression, "none") != 0;
@@ -73,10 +50,17 @@ static int loki_create(const struct sw_sink_conf *c, const struct sw_sink_env *e
   while (n && c->url[n - 1] == '/') n--;
   l->url = malloc(n + 32);
   if (l->url) snprintf(l->url, n + 32, "%.*s/loki/api/v1/push", (int)n, c->url);
+  const char *q = c->query_url ? c->query_url : c->url;
+  size_t qn = strlen(q);
+  while (qn && q[qn - 1] == '/') qn--;
+  if ((l->query_base = malloc(qn + 40)))
+    snprintf(l->query_base, qn + 40, "%.*s/loki/api/v1/query_range", (int)qn, q);
   if (c->tenant && (l->tenant_header = malloc(strlen(c->tenant) + 32)))
     snprintf(l->tenant_header, strlen(c->tenant) + 32, "X-Scope-OrgID: %s", c->tenant);
-  if (!l->url || (c->tenant && !l->tenant_header)) {
+  if (!l->url || !l->query_base || (c->tenant && !l->tenant_header)) {
     free(l->url);
+    free(l->query_base);
+    free(l->tenant_header);
     free(l);
     return SW_ENOMEM;
   }
@@ -85,18 +69,21 @@ static int loki_create(const struct sw_sink_conf *c, const struct sw_sink_env *e
 }
 
 static void loki_destroy(void *codec) {
-  struct loki *l = codec;
+  struct sw__loki *l = codec;
   free(l->url);
+  free(l->query_base);
   free(l->tenant_header);
   free(l);
 }
 
 static int loki_begin(void *codec, struct sw_batch *b) {
   (void)codec;
-  struct lbatch *lb = calloc(1, sizeof *lb);
+  struct sw__loki_batch *lb = calloc(1, sizeof *lb);
   if (!lb) return SW_ENOMEM;
   sw_buf_init(&lb->body, SIZE_MAX);
   sw_buf_init(&lb->wire, SIZE_MAX);
+  sw_buf_init(&lb->chk.url, 1 << 20);
+  sw_buf_init(&lb->chk.scratch, 1 << 20);
   b->priv = lb;
   return SW_OK;
 }
@@ -123,17 +110,17 @@ static int in_list(char **list, size_t n, const char *s) {
   return 0;
 }
 
-static struct stream *find_stream(struct lbatch *lb, const char *labels, size_t len) {
+static struct sw__loki_stream *find_stream(struct sw__loki_batch *lb, const char *labels, size_t len) {
   for (size_t i = 0; i < lb->n; i++)
     if (strlen(lb->s[i].labels) == len && !memcmp(lb->s[i].labels, labels, len)) return &lb->s[i];
   if (lb->n == lb->cap) {
     size_t nc = lb->cap ? lb->cap * 2 : 8;
-    struct stream *ns = realloc(lb->s, nc * sizeof *ns);
+    struct sw__loki_stream *ns = realloc(lb->s, nc * sizeof *ns);
     if (!ns) return NULL;
     lb->s = ns;
     lb->cap = nc;
   }
-  struct stream *s = &lb->s[lb->n];
+  struct sw__loki_stream *s = &lb->s[lb->n];
   memset(s, 0, sizeof *s);
   if (!(s->labels = strndup(labels, len))) return NULL;
   s->sorted = 1;
@@ -142,24 +129,24 @@ static struct stream *find_stream(struct lbatch *lb, const char *labels, size_t 
   return s;
 }
 
-static int add_entry(struct stream *s, int64_t ts, uint32_t meta, size_t off, size_t len) {
+static int add_entry(struct sw__loki_stream *s, int64_t ts, uint32_t meta, size_t off, size_t len) {
   if (s->n == s->cap) {
     size_t nc = s->cap ? s->cap * 2 : 256;
-    struct entry *ne = realloc(s->e, nc * sizeof *ne);
+    struct sw__loki_entry *ne = realloc(s->e, nc * sizeof *ne);
     if (!ne) return SW_ENOMEM;
     s->e = ne;
     s->cap = nc;
   }
   if (s->n && ts < s->e[s->n - 1].ts) s->sorted = 0;
-  s->e[s->n] = (struct entry){.ts = ts, .seq = (uint32_t)s->n, .meta = meta, .off = off, .len = len};
+  s->e[s->n] = (struct sw__loki_entry){.ts = ts, .seq = (uint32_t)s->n, .meta = meta, .off = off, .len = len};
   s->n++;
   return SW_OK;
 }
 
 static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
                     size_t len) {
-  struct loki *l = codec;
-  struct lbatch *lb = b->priv;
+  struct sw__loki *l = codec;
+  struct sw__loki_batch *lb = b->priv;
   const struct sw_sink_conf *c = l->c;
   cJSON *labels = cJSON_Parse(row->labels_json);
   if (!labels) return SW_ECORRUPT;
@@ -187,7 +174,7 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
   static const char *const streams[4] = {"stdout", "stderr", "file", "stdout"};
   struct sw_record_view r;
   int more = 0;
-  struct stream *cur = NULL, *meta_in = NULL;
+  struct sw__loki_stream *cur = NULL, *meta_in = NULL;
   int cur_key = -1;
   uint32_t meta_ref = 0;
   while (!rc && (more = sw_chunk_iter_next(&ci, &r)) == 1) {
@@ -234,59 +221,97 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
 }
 
 static int by_time(const void *a, const void *b) {
-  const struct entry *x = a, *y = b;
+  const struct sw__loki_entry *x = a, *y = b;
   if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int loki_seal(void *codec, struct sw_batch *b) {
-  struct loki *l = codec;
-  struct lbatch *lb = b->priv;
+/* Sorts each stream by time (Loki refuses unsorted streams). */
+static void sort_streams(struct sw__loki_batch *lb) {
+  for (size_t i = 0; i < lb->n; i++) {
+    struct sw__loki_stream *st = &lb->s[i];
+    if (!st->sorted) qsort(st->e, st->n, sizeof *st->e, by_time);
+    st->sorted = 1;
+  }
+}
+
+int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
   struct sw_buf *o = &lb->body;
   int rc = sw_buf_append(o, "{\"streams\":[", 12);
   char ts[24];
+  size_t nout = 0;
   for (size_t i = 0; !rc && i < lb->n; i++) {
-    struct stream *s = &lb->s[i];
-    if (!s->sorted) qsort(s->e, s->n, sizeof *s->e, by_time);
-    rc = sw_buf_printf(o, "%s{\"stream\":%s,\"values\":[", i ? "," : "", s->labels);
-    for (size_t k = 0; !rc && k < s->n; k++) {
-      const struct entry *e = &s->e[k];
+    struct sw__loki_stream *st = &lb->s[i];
+    size_t k = 0;
+    while (k < st->n && st->e[k].present) k++;
+    if (k == st->n) continue; /* all of it is stored already */
+    rc = sw_buf_printf(o, "%s{\"stream\":%s,\"values\":[", nout++ ? "," : "", st->labels);
+    for (int first = 1; !rc && k < st->n; k++) {
+      const struct sw__loki_entry *e = &st->e[k];
+      if (e->present) continue;
       int n = snprintf(ts, sizeof ts, "%lld", (long long)e->ts);
       rc = sw_buf_reserve(o, e->len + (size_t)n + 16);
-      if (!rc) rc = sw_buf_append(o, k ? ",[\"" : "[\"", k ? 3 : 2);
+      if (!rc) rc = sw_buf_append(o, first ? "[\"" : ",[\"", first ? 2 : 3);
       if (!rc) rc = sw_buf_append(o, ts, (size_t)n);
       if (!rc) rc = sw_buf_append(o, "\",\"", 3);
-      if (!rc) rc = sw_buf_append(o, s->text.data + e->off, e->len);
-      if (!rc && e->meta) rc = sw_buf_printf(o, "\",%s]", s->text.data + e->meta - 1);
+      if (!rc) rc = sw_buf_append(o, st->text.data + e->off, e->len);
+      if (!rc && e->meta) rc = sw_buf_printf(o, "\",%s]", st->text.data + e->meta - 1);
       else if (!rc) rc = sw_buf_append(o, "\"]", 2);
+      first = 0;
     }
     if (!rc) rc = sw_buf_append(o, "]}", 2);
   }
   if (!rc) rc = sw_buf_append(o, "]}", 2);
   if (!rc && l->gzip) rc = sw_gzip(o->data, o->len, 1, &lb->wire);
-  if (rc) { /* as it was: seal may be called again */
+  if (rc) { /* as it was: it may be called again */
     sw_buf_reset(o);
     sw_buf_reset(&lb->wire);
-    return rc;
   }
-  lbatch_free_streams(lb);
+  return rc;
+}
+
+static int loki_seal(void *codec, struct sw_batch *b) {
+  struct sw__loki *l = codec;
+  struct sw__loki_batch *lb = b->priv;
+  sort_streams(lb);
+  if (b->verify) { /* rendered once Loki has said what it holds */
+    lb->verifying = 1;
+    return SW_OK;
+  }
+  int rc = sw__loki_render(l, lb);
+  if (!rc) sw__loki_free_streams(lb);
   return rc;
 }
 
 static int loki_replay(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key) {
   (void)key;
-  struct loki *l = codec;
+  struct sw__loki *l = codec;
   int rc = loki_begin(codec, b);
   if (rc) return rc;
-  struct lbatch *lb = b->priv;
+  struct sw__loki_batch *lb = b->priv;
   rc = sw_buf_append(&lb->body, payload, len);
   if (!rc && l->gzip) rc = sw_gzip(payload, len, 1, &lb->wire);
   return rc;
 }
 
 static int loki_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
-  struct loki *l = codec;
-  struct lbatch *lb = b->priv;
+  struct sw__loki *l = codec;
+  struct sw__loki_batch *lb = b->priv;
+  if (lb->verifying) {
+    if (sw__loki_check_next(l, b, q)) return 1;
+    /* Rendered here, on the loop: only for the few batches in flight at a crash. */
+    int rc = sw__loki_render(l, lb);
+    if (rc) return rc; /* the shipper calls again later */
+    lb->verifying = 0;
+    uint64_t left = 0;
+    for (size_t i = 0; i < lb->n; i++)
+      for (size_t k = 0; k < lb->s[i].n; k++) {
+        if (lb->s[i].e[k].present) b->skipped++;
+        else left++;
+      }
+    sw__loki_free_streams(lb);
+    if (!left) return 0; /* Loki holds all of it */
+  }
   if (lb->sent) return 0;
   lb->sent = 1;
   q->method = "POST";
@@ -302,10 +327,13 @@ static int loki_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
 
 static int loki_respond(void *codec, struct sw_batch *b, const struct sw_http_resp *resp,
                         const void **body, size_t *len) {
-  (void)codec;
   (void)body;
   (void)len;
-  struct lbatch *lb = b->priv;
+  struct sw__loki_batch *lb = b->priv;
+  if (lb->verifying) {
+    sw__loki_check_respond(codec, b, resp);
+    return SW_HTTP_DONE;
+  }
   if (resp->status >= 200 && resp->status < 300) return SW_HTTP_DONE;
   if (sw_batch_dead(b, resp->status, resp->body, resp->body_len, lb->body.data, lb->body.len, NULL,
                     b->records))
@@ -315,17 +343,20 @@ static int loki_respond(void *codec, struct sw_batch *b, const struct sw_http_re
 
 static void loki_release(void *codec, struct sw_batch *b) {
   (void)codec;
-  struct lbatch *lb = b->priv;
+  struct sw__loki_batch *lb = b->priv;
   if (!lb) return;
-  lbatch_free_streams(lb);
+  sw__loki_free_streams(lb);
   sw_buf_free(&lb->body);
   sw_buf_free(&lb->wire);
+  sw_buf_free(&lb->chk.url);
+  sw_buf_free(&lb->chk.scratch);
   free(lb);
   b->priv = NULL;
 }
 
 const struct sw_sink_ops sw_loki_ops = {
     .type = "loki",
+    .verify_resends = 1,
     .create = loki_create,
     .destroy = loki_destroy,
     .begin = loki_begin,

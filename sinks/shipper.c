@@ -32,6 +32,9 @@ struct flight {
   struct hsink *hs;
   struct sw_batch b;
   int done;
+  int stalled;       /* its next request could not be started (out of memory): the tick retries */
+  struct sw_sink_req req; /* the request the codec handed out last (valid until its next call) */
+  int has_req;       /* req was handed out but not started yet */
   struct flight *next;
   uv_work_t seal;    /* compression runs beside the next cut, on another pool thread */
   int seal_rc;
@@ -45,6 +48,7 @@ struct job {
   int64_t after;
   size_t nsettle;              /* flights of the FIFO prefix settled by this job */
   struct sw_sink_cursor cursor;
+  int64_t verify_upto;         /* batches starting before it are cut with b.verify */
   struct flight *replayed;     /* a finished replay to settle, or NULL */
   int replay;                  /* look for a requeued dead letter */
   int64_t replay_after;
@@ -54,6 +58,7 @@ struct job {
   int settle_rc, cut_rc;
   struct flight *batch, *replay_batch;
   uint64_t wait_ms;            /* > 0: data waits for max_wait */
+  int64_t planned;             /* the cursor's `planned` as this job left it */
   int idle;                    /* nothing to cut */
   int no_replay;               /* no requeued dead letter left */
   char err[256];
@@ -71,6 +76,8 @@ struct hsink {
   ZSTD_CCtx *cctx;
   struct sw_sink_cursor cur;   /* committed */
   int64_t cut_to;              /* last chunk id in a flight (>= cur.acked) */
+  int64_t verify_upto;         /* verify_resends: `planned` found at start (what may have been
+                                  sent before a crash); 0: nothing to check */
   struct flight *head, *tail;  /* the FIFO */
   size_t nflight;
   struct flight *replay;       /* a replayed dead letter in flight */
@@ -154,11 +161,54 @@ static void on_done(struct sw_http_req *r, const struct sw_http_resp *resp, void
   send_next(f);
 }
 
+/* The flight cannot go on now (allocation failure): on_tick tries again, so an ENOMEM delays a
+ * batch but never strands it. A request the codec already handed out is kept in f->req and
+ * started as it is (asking the codec again would skip it). */
+static void stall(struct flight *f, int rc) {
+  SW_LOG(SW_L_ERROR, "sink", "%s: cannot start a request: %s (will retry)", f->hs->conf->name,
+         sw_strerror(rc));
+  f->stalled = 1;
+  f->done = 0;
+}
+
+static void start_req(struct flight *f) {
+  struct hsink *hs = f->hs;
+  const struct sw_sink_req *q = &f->req;
+  struct sw_http_req_opts o = {.target = &hs->target, .method = q->method,
+                               .content_type = q->content_type,
+                               .content_encoding = q->content_encoding,
+                               .on_response = on_response, .on_retry = on_retry,
+                               .done = on_done, .arg = f, .max_attempts = q->max_attempts};
+  f->b.wire_bytes = q->len;
+  struct sw_http_req *r = sw_http_req_new(hs->sh->http, &o, q->url, q->body, q->len);
+  int rc = r ? SW_OK : SW_ENOMEM;
+  for (size_t i = 0; !rc && i < 4 && q->headers[i]; i++) rc = sw_http_req_header(r, q->headers[i]);
+  if (!rc) {
+    f->has_req = 0;
+    rc = sw_http_send(r);
+    r = NULL; /* freed by send on failure */
+    f->has_req = rc != SW_OK;
+  }
+  if (rc) { /* only allocation failures get here */
+    if (r) sw_http_req_free(r);
+    stall(f, rc);
+  }
+}
+
 static void send_next(struct flight *f) {
   struct hsink *hs = f->hs;
-  struct sw_sink_req q;
-  memset(&q, 0, sizeof q);
-  if (hs->sh->closing || !hs->ops->next(hs->codec, &f->b, &q)) {
+  f->stalled = 0;
+  if (f->has_req && !hs->sh->closing) {
+    start_req(f);
+    return;
+  }
+  memset(&f->req, 0, sizeof f->req);
+  int more = hs->sh->closing ? 0 : hs->ops->next(hs->codec, &f->b, &f->req);
+  if (more < 0) {
+    stall(f, more);
+    return;
+  }
+  if (!more) {
     if (hs->sh->closing) return;
     f->done = 1;
     if (f->b.ndead) {
@@ -168,25 +218,8 @@ static void send_next(struct flight *f) {
     pump(hs);
     return;
   }
-  struct sw_http_req_opts o = {.target = &hs->target, .method = q.method,
-                               .content_type = q.content_type,
-                               .content_encoding = q.content_encoding,
-                               .on_response = on_response, .on_retry = on_retry,
-                               .done = on_done, .arg = f};
-  f->b.wire_bytes = q.len;
-  struct sw_http_req *r = sw_http_req_new(hs->sh->http, &o, q.url, q.body, q.len);
-  int rc = r ? SW_OK : SW_ENOMEM;
-  for (size_t i = 0; !rc && i < 4 && q.headers[i]; i++) rc = sw_http_req_header(r, q.headers[i]);
-  if (!rc) {
-    rc = sw_http_send(r);
-    r = NULL; /* freed by send on failure */
-  }
-  if (rc) {
-    /* Only allocation failures get here: keep the batch and try again on the next tick. */
-    SW_LOG(SW_L_ERROR, "sink", "%s: cannot start a request: %s", hs->conf->name, sw_strerror(rc));
-    if (r) sw_http_req_free(r);
-    f->done = 0;
-  }
+  f->has_req = 1;
+  start_req(f);
 }
 
 /* ---- jobs (thread pool) ---- */
@@ -241,9 +274,12 @@ static void job_cut(struct hsink *hs, struct job *j) {
       return;
     }
     last = sp.last;
-    if (hs->ops->fixed_ranges) {
+    /* Written down before anything of it is sent: S3 resends exactly this range; Loki checks
+     * what the receiver holds of everything up to it after a crash. */
+    if (hs->ops->fixed_ranges || (hs->ops->verify_resends && last > cur.planned)) {
       cur.planned = last;
       if ((j->cut_rc = sw_db_cursor_set(hs->db, hs->conf->name, &cur))) return;
+      j->planned = last;
     }
   }
   struct flight *f = new_flight(hs);
@@ -253,6 +289,7 @@ static void job_cut(struct hsink *hs, struct job *j) {
   }
   f->b.after = j->after;
   f->b.last = last;
+  f->b.verify = j->after < j->verify_upto;
   struct cut_ctx c = {.hs = hs, .b = &f->b};
   sw_buf_init(&c.raw, SIZE_MAX);
   int rc = hs->ops->begin(hs->codec, &f->b);
@@ -410,6 +447,8 @@ static void after_work(uv_work_t *w, int status) {
       hs->nflight--;
       hs->stats.records_sent += f->b.records;
       hs->stats.batches_sent++;
+      hs->stats.skipped_records += f->b.skipped;
+      hs->stats.possibly_duplicated_records += f->b.unverified;
       for (size_t k = 0; k < f->b.ndead; k++) {
         hs->stats.dead_letters++;
         hs->stats.dead_records += f->b.dead[k].records;
@@ -418,7 +457,9 @@ static void after_work(uv_work_t *w, int status) {
       flight_free(f);
     }
     if (j->nsettle) {
+      int64_t planned = hs->cur.planned;
       hs->cur = j->cursor;
+      if (planned > hs->cur.planned) hs->cur.planned = planned;
       hs->stats.acked = hs->cur.acked;
       sw_writer_kick(hs->sh->w); /* acknowledged chunks can go */
     }
@@ -435,6 +476,7 @@ static void after_work(uv_work_t *w, int status) {
       hs->replay = NULL;
     }
   }
+  if (j->planned > hs->cur.planned) hs->cur.planned = j->planned;
   if (j->cut_rc) SW_LOG(SW_L_ERROR, "sink", "%s: cannot read the buffer: %s", hs->conf->name, j->err);
   if (j->no_replay) {
     hs->replay_due = 0;
@@ -512,6 +554,7 @@ static void pump(struct hsink *hs) {
   j->cut = cut;
   j->flush = sh->flushing;
   j->after = hs->cut_to;
+  j->verify_upto = hs->verify_upto;
   j->replay = replay;
   j->replay_after = hs->replay_after;
   if (hs->error_dirty) {
@@ -529,6 +572,9 @@ static void pump(struct hsink *hs) {
 
 static void on_tick(uv_timer_t *t) {
   struct hsink *hs = t->data;
+  for (struct flight *f = hs->head; f; f = f->next)
+    if (f->stalled) send_next(f);
+  if (hs->replay && hs->replay->stalled) send_next(hs->replay);
   hs->replay_due = 1;
   pump(hs);
 }
@@ -609,6 +655,12 @@ static int hsink_init(struct sw_shipper *sh, struct hsink *hs, const struct sw_c
   }
   hs->cut_to = hs->cur.acked;
   hs->stats.acked = hs->cur.acked;
+  if (hs->ops->verify_resends && hs->cur.planned > hs->cur.acked) {
+    hs->verify_upto = hs->cur.planned;
+    SW_LOG(SW_L_INFO, "sink", "%s: chunks %lld..%lld may have been sent before a restart; the "
+           "receiver is asked what it holds of them before they are sent again", c->name,
+           (long long)hs->cur.acked + 1, (long long)hs->cur.planned);
+  }
   hs->hint = 1;
   hs->replay_due = 1;
   uv_timer_init(sh->loop, &hs->wait_timer);

@@ -32,6 +32,9 @@ void sw_shipper_stop(struct sw_shipper *s, uint64_t deadline_ms);
 struct sw_shipper_sink_stats {
   const char *name, *type;
   uint64_t records_sent, bytes_sent, batches_sent, dead_letters, dead_records;
+  /* Loki after a restart: entries found already stored (not sent again), and entries sent again
+   * because the receiver could not be asked (they may now be stored twice). */
+  uint64_t skipped_records, possibly_duplicated_records;
   int64_t acked;
   const struct sw_http_stats *http;
 };

@@ -31,6 +31,10 @@ struct sw_sink_dead {
 
 struct sw_batch {
   int64_t after, last;   /* chunk ids (after, last]; both 0 for a replayed dead letter */
+  int verify;            /* cut before a crash (ops->verify_resends): part of it may already
+                            be stored at the receiver; the codec asks before sending */
+  uint64_t skipped;      /* verify: entries the receiver already held, not sent again */
+  uint64_t unverified;   /* verify: entries sent again without an answer to the question */
   int64_t replay_id;     /* > 0: this batch resends dead letter replay_id */
   uint64_t records, raw_bytes, wire_bytes;
   struct sw_sink_dead *dead; /* what failed for good; stored with the cursor */
@@ -42,6 +46,7 @@ struct sw_batch {
  * next call for this batch. */
 struct sw_sink_req {
   const char *method, *url, *content_type, *content_encoding;
+  unsigned max_attempts;  /* 0: retry transient failures forever; else see http.h */
   const char *headers[4]; /* extra "Name: value" headers, NULL-terminated */
   const void *body;
   size_t len;
@@ -57,6 +62,10 @@ struct sw_sink_ops {
   /* 1: a batch's chunk range must be written down before it is sent and resent exactly after
    * a crash (S3: the object key comes from the range), and at most one batch is in flight. */
   int fixed_ranges;
+  /* 1: the highest chunk id ever cut is written down before its batch is sent; after a restart
+   * the batches up to it are cut with b->verify set (Loki: it keeps an entry resent after its
+   * head block was cut, so the codec asks what is stored before resending). */
+  int verify_resends;
   int (*create)(const struct sw_sink_conf *c, const struct sw_sink_env *env, void **codec,
                 char *err, size_t errlen);
   void (*destroy)(void *codec);
@@ -70,7 +79,8 @@ struct sw_sink_ops {
   int (*seal)(void *codec, struct sw_batch *b);
   /* A replayed dead letter: payload and key as stored (borrowed for the call). */
   int (*replay)(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key);
-  /* loop thread: 1 = *req is the next request to send, 0 = the batch is finished. */
+  /* loop thread: 1 = *req is the next request to send, 0 = the batch is finished, < 0 = an
+   * error (out of memory): the shipper calls it again later, so it must be repeatable. */
   int (*next)(void *codec, struct sw_batch *b, struct sw_sink_req *req);
   /* The answer to the last request (not a transient error: the transport retried those).
    * Returns SW_HTTP_DONE (the request is settled: delivered or dead-lettered with

@@ -10,6 +10,11 @@ and inject faults on demand:
 "429" answers with Retry-After: 1; "timeout" holds the request for `hold` seconds then drops
 the connection; "reset" closes the socket without an answer; "slow" answers after 0.5 s; "413"
 answers 413 (Elasticsearch: request too large). Every request is counted in `requests`.
+
+Loki's deduplication is modelled as a real Loki does it: an entry identical to one in its
+stream's open head block (same timestamp and line) is dropped; once the head block has reached
+`head_block_bytes` (256 KiB, Loki's chunk_block_size) it is cut and a resent entry is stored
+again. `GET /loki/api/v1/query_range` answers from what is stored, duplicates included.
 """
 
 import gzip
@@ -19,6 +24,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DIGITS = re.compile(r"^[0-9]+$")
@@ -66,9 +72,10 @@ class Receiver:
                 with recv.lock:
                     recv.statuses.append(status)
 
-            def _fault(self):
+            def _fault(self, faults=None):
                 with recv.lock:
-                    f = recv.faults.pop(0) if recv.faults else None
+                    faults = recv.faults if faults is None else faults
+                    f = faults.pop(0) if faults else None
                 if f is None:
                     return False
                 if f == "slow":
@@ -98,7 +105,9 @@ class Receiver:
             def do_GET(self):
                 with recv.lock:
                     recv.requests += 1
-                status, body = recv.get(self.path)
+                if recv.get_fault(self):
+                    return
+                status, body = recv.get(self.path, dict(self.headers))
                 self._send(status, body)
 
             def do_POST(self):
@@ -135,20 +144,114 @@ class Receiver:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def get(self, path):
+    def get(self, path, headers):
         return 404, b"not found"
+
+    def get_fault(self, handler):
+        """GET requests take faults from `get_faults` (so that a test can fail questions and
+        still accept data)."""
+        return handler._fault(self.get_faults) if hasattr(self, "get_faults") else False
+
+
+class LokiStream:
+    """One stream as Loki stores it: every stored entry in arrival order, and the open head
+    block against which an identical resend is dropped."""
+
+    def __init__(self):
+        self.entries = []          # [(ts, line, meta)], duplicates included
+        self.head = {}             # (ts, line) -> count, in the open head block
+        self.head_bytes = 0
+
+    def push(self, ts, line, meta, block_bytes):
+        """Stores the entry unless the head block holds an identical one; returns stored."""
+        key = (ts, line)
+        if self.head.get(key):
+            return False
+        self.entries.append((ts, line, meta))
+        self.head[key] = self.head.get(key, 0) + 1
+        self.head_bytes += len(line.encode()) + 16
+        if self.head_bytes >= block_bytes:  # the block is cut: its entries no longer dedupe
+            self.head = {}
+            self.head_bytes = 0
+        return True
+
+
+SEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|\})')
+
+
+def parse_selector(q):
+    """{a="x",b="y"} -> {"a": "x", "b": "y"} (Go string escapes); ValueError otherwise. Only
+    equality matchers, which is all a log shipper needs to ask about its own streams."""
+    q = q.strip()
+    if not q.startswith("{"):
+        raise ValueError("parse error : syntax error: unexpected IDENTIFIER")
+    out, pos = {}, 1
+    while True:
+        m = SEL_RE.match(q, pos)
+        if not m:
+            raise ValueError("parse error at position %d" % pos)
+        if m.group(2) != "=":
+            raise ValueError("only = matchers are modelled")
+        out[m.group(1)] = json.loads('"%s"' % m.group(3))
+        pos = m.end()
+        if m.group(4) == "}":
+            break
+    if q[pos:].strip():
+        raise ValueError("only stream selectors are modelled")
+    return out
 
 
 class Loki(Receiver):
-    """POST /loki/api/v1/push (JSON). streams: {frozenset(labels.items()): {(ts, line): meta}}."""
+    """POST /loki/api/v1/push (JSON), GET /loki/api/v1/query_range.
+    streams: {frozenset(labels.items()): LokiStream}."""
 
-    def __init__(self, **kw):
+    def __init__(self, head_block_bytes=256 * 1024, **kw):
         self.streams = {}
         self.newest = {}
         self.entries_received = 0
+        self.dropped_duplicates = 0
+        self.queries = 0
+        self.get_faults = []
+        self.head_block_bytes = head_block_bytes
         self.reject_line = None  # a substring that makes the request fail with 400
         self.tenant = None
         super().__init__(**kw)
+
+    def get(self, path, headers):
+        url = urlsplit(path)
+        if url.path != "/loki/api/v1/query_range":
+            return 404, b"404 page not found"
+        if self.tenant is not None and headers.get("X-Scope-OrgID") != self.tenant:
+            return 401, b"no org id"
+        qs = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            sel = parse_selector(qs.get("query", ""))
+            start = int(qs.get("start", "0"))
+            end = int(qs.get("end", str(time.time_ns())))
+            limit = int(qs.get("limit", "100"))
+            direction = qs.get("direction", "backward")
+        except ValueError as e:
+            return 400, str(e).encode()
+        if limit > 5000:
+            return 400, b"max entries limit per query exceeded, limit > max_entries_limit (5000)"
+        if direction not in ("forward", "backward"):
+            return 400, b"invalid direction"
+        with self.lock:
+            self.queries += 1
+            found = []
+            for key, st in self.streams.items():
+                labels = dict(key)
+                if all(labels.get(k) == v for k, v in sel.items()):
+                    found += [(ts, i, labels, line) for i, (ts, line, _) in enumerate(st.entries)
+                              if start <= ts < end]
+        found.sort(key=lambda x: (x[0], x[1]), reverse=direction == "backward")
+        result = {}
+        for ts, _, labels, line in found[:limit]:
+            k = json.dumps(labels, sort_keys=True)
+            result.setdefault(k, {"stream": labels, "values": []})["values"].append([str(ts), line])
+        body = {"status": "success", "data": {"resultType": "streams",
+                                              "result": list(result.values()), "stats": {}}}
+        return 200, json.dumps(body).encode()
 
     def handle(self, method, path, headers, raw):
         if path != "/loki/api/v1/push":
@@ -202,19 +305,25 @@ class Loki(Receiver):
                 ok.append((ts, v[1], json.dumps(v[2], sort_keys=True) if len(v) == 3 else None))
             else:
                 with self.lock:  # like Loki: the good streams of a bad request are stored
-                    st = self.streams.setdefault(key, {})
+                    st = self.streams.setdefault(key, LokiStream())
                     for ts, line, meta in ok:
                         self.entries_received += 1
-                        st[(ts, line)] = meta
+                        if not st.push(ts, line, meta, self.head_block_bytes):
+                            self.dropped_duplicates += 1
                         self.newest[key] = max(self.newest.get(key, 0), ts)
         if errors:
             return 400, "; ".join(errors).encode(), "text/plain"
         return 204, b"", "text/plain"
 
     def lines(self):
-        """Every stored (labels dict, ts, line), deduplicated like Loki."""
+        """Every stored (labels dict, ts, line), as stored: a duplicate Loki kept appears twice."""
         with self.lock:
-            return [(dict(k), ts, line) for k, st in self.streams.items() for (ts, line) in st]
+            return [(dict(k), ts, line) for k, st in self.streams.items()
+                    for (ts, line, _) in st.entries]
+
+    def metas(self):
+        with self.lock:
+            return {m for st in self.streams.values() for (_, _, m) in st.entries}
 
 
 class Elasticsearch(Receiver):
@@ -229,7 +338,7 @@ class Elasticsearch(Receiver):
         self.max_body = max_body
         super().__init__(**kw)
 
-    def get(self, path):
+    def get(self, path, headers):
         if path == "/":
             return 200, json.dumps({"name": "test", "version": {"number": "8.11.0"}}).encode()
         return 404, b"{}"

@@ -119,8 +119,7 @@ def test_loki_records_labels_and_protocol(agent, workdir, loki):
                for h in loki.headers_seen)
     assert "s3cret-pw" not in agent.stderr_tail(10**6)
     # container_name travelled as structured metadata, not as a stream label
-    with loki.lock:
-        metas = {m for st in loki.streams.values() for m in st.values()}
+    metas = loki.metas()
     assert json.dumps({"container_name": c0.name}) in metas
     st = agent.status()
     sink = [s for s in st["sinks"] if s["name"] == "loki"][0]
