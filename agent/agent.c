@@ -335,6 +335,7 @@ int sw_agent_run(const struct sw_config *cfg) {
   sw_pipeline_free(a.pipe); /* an opening job has finished: uv_run waited for it */
   sw_config_free(a.owned);
   sw_config_free(a.prev_owned);
+  sw_buf_free(&a.held_metrics);
   int lc = uv_loop_close(&a.loop);
   if (lc) SW_LOG(SW_L_WARN, "agent", "loop closed with handles open: %s", uv_strerror(lc));
   if (rc == 0) SW_LOG(SW_L_INFO, "agent", "stopped cleanly");
