@@ -2,18 +2,23 @@
  *
  * One request per connection (responses carry "Connection: close"), so no connection outlives
  * its answer. Limits fixed at start, so a misbehaving client cannot stall the loop or grow
- * memory: at most SW_HTTPD_MAX_CONNS connections, plus SW_HTTPD_PROBE_CONNS that serve only
- * the probe routes (/health), so idle sockets filling the server cannot fail a liveness probe:
- * over the cap, the oldest connection that has sent no complete head for
- * SW_HTTPD_EVICT_AFTER_MS is closed to make room, else the newcomer takes a probe slot (full
- * ones evict their oldest idle connection), else it is answered 503 and closed. Request head at most SW_HTTPD_MAX_HEAD bytes (431), complete
- * within SW_HTTPD_HEAD_TIMEOUT_MS (408; a client sending one byte a second is cut off), parsed
- * strictly by httphead.h (400 at once for anything malformed), request bodies are not
- * accepted (413). A streamed answer whose client reads nothing for SW_HTTPD_STALL_TIMEOUT_MS
- * is closed.
- * Connection states: READING -> (handler) -> WRITING -> CLOSING. Loop thread only. The listening
- * handle and the connections are unref'd: they are served while the loop runs but do not keep
- * uv_run going by themselves.
+ * memory:
+ *  - at most SW_HTTPD_MAX_CONNS connections, plus SW_HTTPD_PROBE_CONNS that serve only the
+ *    probe routes (/health), so idle sockets filling the server cannot fail a liveness probe.
+ *    Over the cap, the oldest connection that has sent no complete head for
+ *    SW_HTTPD_EVICT_AFTER_MS is closed (503) to make room; else the newcomer takes a probe
+ *    slot (a full set evicts its oldest idle connection); else it is answered 503 and closed;
+ *  - a request head of at most SW_HTTPD_MAX_HEAD bytes (431), complete within
+ *    SW_HTTPD_HEAD_TIMEOUT_MS (408: a client sending one byte a second is cut off), parsed
+ *    strictly by httphead.h (400 at once for anything malformed); no request bodies (413);
+ *  - a streamed answer whose client reads nothing for SW_HTTPD_STALL_TIMEOUT_MS is closed.
+ * Connection states:
+ *   READING -(head complete: handler)-> WRITING -> CLOSING
+ *   READING -(handler starts a stream)-> STREAMING -(stream_end, writes done)-> CLOSING
+ *   READING -(evicted over the cap, head timeout, bad head)-> CLOSING (after any answer)
+ *   STREAMING -(client gone, write error, stall)-> CLOSING (closed() tells the producer)
+ * Loop thread only. The listening handle and the connections are unref'd: they are served
+ * while the loop runs but do not keep uv_run going by themselves.
  */
 #ifndef SW_HTTPD_H
 #define SW_HTTPD_H
