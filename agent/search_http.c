@@ -125,12 +125,14 @@ static int hand_over(struct job *j, int last) {
     return 1;
   }
   pthread_mutex_lock(&j->mu);
-  while (!last && j->queued >= QUEUE_MAX && !atomic_load(&j->cancel)) {
+  /* Past the deadline nothing waits: the scan stops at its next chunk (and says timed_out),
+   * so at most one chunk's output more is queued. */
+  while (!last && j->queued >= QUEUE_MAX && !atomic_load(&j->cancel) &&
+         !(j->opts.deadline_ms && sw_time_mono_ms() >= j->opts.deadline_ms)) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 1;
     pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-    if (j->opts.deadline_ms && sw_time_mono_ms() >= j->opts.deadline_ms) break;
   }
   if (p) {
     *p = (struct piece){.data = data, .len = len};
@@ -140,9 +142,12 @@ static int hand_over(struct job *j, int last) {
     j->queued += len;
   }
   if (last) j->done = 1;
-  uv_async_send(&j->async); /* under the mutex: see the lifetime note above */
+  /* Under the mutex: once `done` is seen the loop drops the thread's reference, and the
+   * thread touches nothing of the job after this unlock. */
+  uv_async_send(&j->async);
+  int cancelled = atomic_load(&j->cancel); /* read before the unlock, for the same reason */
   pthread_mutex_unlock(&j->mu);
-  return atomic_load(&j->cancel);
+  return cancelled;
 }
 
 static int emit(void *arg, const struct sw_search_hit *h) {
