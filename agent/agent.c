@@ -41,6 +41,7 @@ struct agent {
   struct sw_search_http *search; /* GET /api/v1/search; its running searches keep the loop
                                     turning (a reload waits for them: at most 30 s) */
   struct sw_reload_stats reloads;
+  struct sw_buf held_metrics; /* during a reload: the exposition rendered as it began */
   int stopping, ready, reloading, reload_wanted, restore_wanted, failed;
 };
 
@@ -73,6 +74,13 @@ static void on_metrics(struct sw_http_conn *c, const struct sw_http_req *req, vo
   struct agent *a = arg;
   (void)req;
   struct sw_metrics *m = a->ready ? sw_pipeline_metrics(a->pipe) : NULL;
+  if (!m && a->reloading && !a->stopping && a->held_metrics.len) {
+    /* A reload stops one pipeline and opens the next: answer from the figures held when it
+     * began, so Prometheus sees no gap (`up` stays 1) for a change of configuration. */
+    sw_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", a->held_metrics.data,
+                    a->held_metrics.len);
+    return;
+  }
   if (!m) {
     char body[128];
     const char *why = not_ready_reason(a);
@@ -92,6 +100,17 @@ static void on_metrics(struct sw_http_conn *c, const struct sw_http_req *req, vo
     sw_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
   }
   sw_buf_free(&out);
+}
+
+/* Renders the running pipeline's exposition into held_metrics, for /metrics during the reload
+ * that is about to stop it. */
+static void hold_metrics(struct agent *a) {
+  struct sw_metrics *m = a->ready ? sw_pipeline_metrics(a->pipe) : NULL;
+  if (!m) return; /* a restore: keep what the reload held */
+  sw_buf_free(&a->held_metrics);
+  sw_buf_init(&a->held_metrics, METRICS_MAX_BYTES);
+  if (sw_metrics_render(m, &a->held_metrics))
+    sw_buf_free(&a->held_metrics); /* then /metrics answers 503 "reloading", as before */
 }
 
 /* Asks the main loop to reload once the current pipeline runs (a reload asked while one is
@@ -122,7 +141,7 @@ static int start_server(struct agent *a) {
     SW_LOG(SW_L_ERROR, "http", "%s", err);
     return rc;
   }
-  if ((rc = sw_httpd_route(a->httpd, "/health", on_health, a)) ||
+  if ((rc = sw_httpd_route_probe(a->httpd, "/health", on_health, a)) ||
       (rc = sw_httpd_route(a->httpd, "/ready", on_ready, a)) ||
       (rc = sw_httpd_route(a->httpd, "/metrics", on_metrics, a)) ||
       (a->cfg->server.enable_reload &&
@@ -180,6 +199,7 @@ static void on_started(void *arg, int rc) {
     a->reloads.last_ok_ns = sw_time_now_ns();
   }
   a->reloading = 0;
+  sw_buf_free(&a->held_metrics); /* the new pipeline answers /metrics itself */
   sw_config_free(a->prev_owned); /* the new one runs: the old is no longer needed */
   a->prev = NULL;
   a->prev_owned = NULL;
@@ -200,6 +220,7 @@ static int open_pipeline(struct agent *a) {
 /* Stops the pipeline and runs the loop until its handles are closed (HTTP keeps answering
  * meanwhile; a stop asked by uv_stop only ends one round). */
 static void close_pipeline(struct agent *a) {
+  if (a->reloading) hold_metrics(a);
   a->ready = 0;
   sw_pipeline_stop(a->pipe);
   while (uv_run(&a->loop, UV_RUN_DEFAULT) != 0) { /* uv_stop (a signal) ends one round only */
@@ -315,6 +336,7 @@ int sw_agent_run(const struct sw_config *cfg) {
   sw_pipeline_free(a.pipe); /* an opening job has finished: uv_run waited for it */
   sw_config_free(a.owned);
   sw_config_free(a.prev_owned);
+  sw_buf_free(&a.held_metrics);
   int lc = uv_loop_close(&a.loop);
   if (lc) SW_LOG(SW_L_WARN, "agent", "loop closed with handles open: %s", uv_strerror(lc));
   if (rc == 0) SW_LOG(SW_L_INFO, "agent", "stopped cleanly");

@@ -153,6 +153,10 @@ int sw_cli_search(int argc, char **argv) {
     printf("%llu\n", (unsigned long long)st.matches);
     fflush(stdout);
   }
+  if (st.match_limit_skipped)
+    fprintf(stderr, "spillway search: note: %llu records skipped: the regex hit PCRE2's match "
+                    "limit on them (simplify it, e.g. avoid nested quantifiers like (a+)+)\n",
+            (unsigned long long)st.match_limit_skipped);
   if (st.corrupt_chunks)
     fprintf(stderr, "spillway search: %llu damaged chunks could not be read and were skipped\n",
             (unsigned long long)st.corrupt_chunks);

@@ -1,3 +1,12 @@
+/* httpd.c - the control server (see httpd.h for its limits and connection states).
+ *
+ * Connection slots: SW_HTTPD_MAX_CONNS regular ones, plus SW_HTTPD_PROBE_CONNS that serve only
+ * routes added with sw_httpd_route_probe (/health). A new connection over the cap first evicts
+ * the oldest regular connection that has waited SW_HTTPD_EVICT_AFTER_MS without completing its
+ * request head (idle sockets must not take liveness down); if none has, it gets a probe slot
+ * (the oldest idle probe connection is evicted when those are full), and only if that fails
+ * too it is answered 503. A connection that sends its request at once is never evicted.
+ */
 #include "httpd.h"
 
 #include <stdio.h>
@@ -5,6 +14,7 @@
 #include <string.h>
 
 #include "../common/log.h"
+#include "httphead.h"
 
 #define MAX_ROUTES 16
 
@@ -13,13 +23,14 @@ struct route {
   char path[64];
   sw_http_handler fn;
   void *arg;
+  int probe; /* also served on the probe slots */
 };
 
 struct sw_httpd {
   uv_tcp_t server;
   uv_loop_t *loop;
   struct route routes[MAX_ROUTES];
-  int nroutes, nconns, stopping, port;
+  int nroutes, nconns, nprobe, stopping, port; /* nprobe: of nconns, on probe slots */
   int live, server_closed; /* connection structs not yet freed; listener closed */
   struct sw_http_conn *conns;
 };
@@ -36,10 +47,13 @@ struct sw_http_conn {
   char head[SW_HTTPD_MAX_HEAD + 1];
   size_t len;
   int responded, closing, handles_open, head_only, drain;
+  int probe_only;        /* on a probe slot: only probe routes are served */
+  uint64_t accepted_ms;  /* uv_now at accept */
   uv_write_t wreq;
   uv_shutdown_t sreq;
   struct sw_buf out;
-  /* streaming answers (sw_http_stream_*) */
+  /* streaming answers (sw_http_stream_*); the timer then watches for a client that stopped
+   * reading (no write completed for SW_HTTPD_STALL_TIMEOUT_MS) */
   int streaming, ending, writes;
   void (*closed)(void *arg);
   void *closed_arg;
@@ -71,9 +85,13 @@ static void conn_close_timer(uv_timer_t *t) { conn_close(t->data); }
 static void conn_close(struct sw_http_conn *c) {
   if (c->closing) return;
   c->closing = 1;
-  if (c->closed) c->closed(c->closed_arg); /* the stream's producer must stop using c now */
+  /* The stream's producer must stop using c now. Its pending writes are cancelled when the
+   * handle closes and their done callbacks run after this one. */
+  void (*closed)(void *) = c->closed;
   c->closed = NULL;
+  if (closed) closed(c->closed_arg);
   struct sw_httpd *h = c->h;
+  if (c->probe_only) h->nprobe--;
   if (c->prev) c->prev->next = c->next;
   else h->conns = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -81,22 +99,6 @@ static void conn_close(struct sw_http_conn *c) {
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, conn_freed);
   uv_close((uv_handle_t *)&c->tcp, conn_freed);
-}
-
-static const char *reason(int status) {
-  switch (status) {
-  case 200: return "OK";
-  case 400: return "Bad Request";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 413: return "Payload Too Large";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  default: return "Error";
-  }
 }
 
 static void on_drain_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
@@ -140,7 +142,7 @@ static void respond(struct sw_http_conn *c, int status, const char *ctype, const
   int rc = sw_buf_printf(&c->out,
                          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                          "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                         status, reason(status), ctype, len);
+                         status, sw_http_reason(status), ctype, len);
   if (!rc && !head_only) rc = sw_buf_append(&c->out, body, len);
   if (rc) {
     conn_close(c);
@@ -156,9 +158,7 @@ int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
   if (c->responded || c->closing) return SW_EINVAL;
   c->responded = c->streaming = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  uv_timer_stop(&c->timer); /* the producer bounds its own time */
-  c->closed = closed;
-  c->closed_arg = arg;
+  uv_timer_stop(&c->timer); /* from now on it watches write progress (see stream_progress) */
   char head[256];
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
@@ -169,15 +169,34 @@ int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
     return SW_ENOMEM;
   }
   memcpy(copy, head, (size_t)n);
-  return sw_http_stream_write(c, copy, (size_t)n, NULL, NULL);
+  if (sw_http_stream_write(c, copy, (size_t)n, NULL, NULL)) return SW_EIO; /* c is closing */
+  c->closed = closed; /* only now: a call that fails does not call back */
+  c->closed_arg = arg;
+  return SW_OK;
 }
 
 static void stream_finish(struct sw_http_conn *c) {
   if (c->ending && c->writes == 0 && !c->closing) {
-    c->closed = NULL; /* complete: nothing to tell the producer */
     c->wreq.data = c;
     on_written(&c->wreq, 0);
   }
+}
+
+static void stall_timeout(uv_timer_t *t) {
+  struct sw_http_conn *c = t->data;
+  SW_LOG(SW_L_DEBUG, "http", "closing a streamed answer: the client read nothing for %d ms",
+         SW_HTTPD_STALL_TIMEOUT_MS);
+  conn_close(c);
+}
+
+/* While writes are pending, a write must complete every SW_HTTPD_STALL_TIMEOUT_MS: a client
+ * that stops reading would otherwise hold its slot and the queued output for ever. */
+static void stream_progress(struct sw_http_conn *c) {
+  if (c->closing) return;
+  if (c->writes > 0)
+    uv_timer_start(&c->timer, stall_timeout, SW_HTTPD_STALL_TIMEOUT_MS, 0);
+  else
+    uv_timer_stop(&c->timer);
 }
 
 static void on_stream_written(uv_write_t *req, int status) {
@@ -187,10 +206,12 @@ static void on_stream_written(uv_write_t *req, int status) {
   free(w->data);
   if (w->done) w->done(w->arg, w->len);
   free(w);
-  if (status < 0)
+  if (status < 0) {
     conn_close(c);
-  else
-    stream_finish(c);
+    return;
+  }
+  stream_progress(c);
+  stream_finish(c);
 }
 
 int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
@@ -203,19 +224,19 @@ int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
   }
   *w = (struct stream_write){.c = c, .data = data, .len = len, .done = done, .arg = arg};
   uv_buf_t b = uv_buf_init(data, (unsigned)len);
-  c->writes++;
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_stream_written)) {
-    c->writes--;
     free(data);
     free(w);
     conn_close(c);
     return SW_EIO;
   }
+  if (c->writes++ == 0) stream_progress(c);
   return SW_OK;
 }
 
 void sw_http_stream_end(struct sw_http_conn *c) {
   c->ending = 1;
+  c->closed = NULL; /* the producer is done with c: a later close is not its business */
   stream_finish(c);
 }
 
@@ -263,35 +284,28 @@ void sw_http_respond(struct sw_http_conn *c, int status, const char *content_typ
 static void answer_error(struct sw_http_conn *c, int status) {
   char body[96];
   c->drain = status == 400 || status == 413 || status == 431 || status == 408;
-  int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", reason(status));
+  int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", sw_http_reason(status));
   respond(c, status, "application/json", body, (size_t)n, 0);
 }
 
-/* Parses the request line once the head is complete and dispatches. */
-static void dispatch(struct sw_http_conn *c) {
-  char *sp1 = memchr(c->head, ' ', c->len);
-  char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(c->head + c->len - sp1 - 1)) : NULL;
-  char *eol = strstr(c->head, "\r\n");
-  if (!sp1 || !sp2 || !eol || sp2 > eol || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
-    answer_error(c, 400);
-    return;
-  }
-  *sp1 = 0;
-  *sp2 = 0;
-  struct sw_http_req req = {.method = c->head, .path = sp1 + 1, .query = ""};
-  char *q = strchr(sp1 + 1, '?');
+static int route_allowed(const struct sw_http_conn *c, const struct route *r) {
+  return !c->probe_only || r->probe;
+}
+
+/* Dispatches a complete head (hd describes c->head). */
+static void dispatch(struct sw_http_conn *c, const struct sw_http_head *hd) {
+  /* The method and the target end at the request line's spaces: terminate them in place. */
+  char *target = c->head + (hd->target - c->head);
+  c->head[hd->method_len] = 0;
+  target[hd->target_len] = 0;
+  struct sw_http_req req = {.method = c->head, .path = target, .query = ""};
+  char *q = strchr(target, '?');
   if (q) {
     *q = 0;
     req.query = q + 1;
   }
   /* Requests with a body are not part of this API. */
-  for (char *p = eol; (p = strcasestr(p, "\r\ncontent-length:")) != NULL; p += 2) {
-    if (atol(p + 17) > 0) {
-      answer_error(c, 413);
-      return;
-    }
-  }
-  if (strcasestr(eol, "\r\ntransfer-encoding:")) {
+  if ((hd->has_length && hd->content_length > 0) || hd->transfer_encoding) {
     answer_error(c, 413);
     return;
   }
@@ -299,14 +313,16 @@ static void dispatch(struct sw_http_conn *c) {
   const char *want = is_head ? "GET" : req.method;
   c->head_only = is_head;
   for (int i = 0; i < c->h->nroutes; i++) {
-    if (strcmp(c->h->routes[i].path, req.path) != 0) continue;
+    const struct route *r = &c->h->routes[i];
+    if (strcmp(r->path, req.path) != 0) continue;
     path_known = 1;
-    if (strcmp(c->h->routes[i].method, want) != 0) continue;
-    c->h->routes[i].fn(c, &req, c->h->routes[i].arg);
+    if (strcmp(r->method, want) != 0) continue;
+    if (!route_allowed(c, r)) break;
+    r->fn(c, &req, r->arg);
     if (!c->responded) answer_error(c, 503);
     return;
   }
-  answer_error(c, path_known ? 405 : 404);
+  answer_error(c, c->probe_only ? 503 : path_known ? 405 : 404);
 }
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
@@ -325,17 +341,64 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   c->len += (size_t)n;
   c->head[c->len] = 0;
-  if (strstr(c->head, "\r\n\r\n")) {
-    dispatch(c);
-  } else if (c->len >= SW_HTTPD_MAX_HEAD) {
-    answer_error(c, 431);
-  }
+  /* The whole head is parsed again on each read: at most 8 KiB, and the parser stays a pure
+   * function of the bytes (fuzzed as such). */
+  struct sw_http_head hd;
+  int rc = sw_http_head_parse(c->head, c->len, SW_HTTPD_MAX_HEAD, &hd);
+  if (rc == SW_HTTP_HEAD_COMPLETE) dispatch(c, &hd);
+  else if (rc == SW_HTTP_HEAD_BAD) answer_error(c, hd.status);
 }
 
 static void on_timeout(uv_timer_t *t) {
   struct sw_http_conn *c = t->data;
   if (!c->responded) answer_error(c, 408);
   else conn_close(c); /* a client that does not read its answer */
+}
+
+/* The oldest connection (other than c) on a regular (probe: 0) or probe slot (1) that has
+ * waited at least min_age ms without a complete request head, or NULL. */
+static struct sw_http_conn *oldest_idle(struct sw_httpd *h, struct sw_http_conn *c, int probe,
+                                        uint64_t min_age) {
+  struct sw_http_conn *found = NULL;
+  uint64_t now = uv_now(h->loop);
+  for (struct sw_http_conn *o = h->conns; o; o = o->next) /* newest first */
+    if (o != c && o->probe_only == probe && !o->responded && !o->closing &&
+        now - o->accepted_ms >= min_age)
+      found = o;
+  return found;
+}
+
+/* Frees the slot at once (conn_close, not a queued answer that would hold it until written);
+ * the 503 is written only if the socket takes it right away, which an idle one does. */
+static void evict(struct sw_http_conn *o) {
+  static const char body[] = "{\"error\":\"connection limit reached: idle connection closed\"}\n";
+  char msg[256];
+  int n = snprintf(msg, sizeof msg,
+                   "HTTP/1.1 503 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\n\r\n%s", sw_http_reason(503), sizeof body - 1, body);
+  uv_buf_t b = uv_buf_init(msg, (unsigned)n);
+  (void)uv_try_write((uv_stream_t *)&o->tcp, &b, 1);
+  conn_close(o);
+}
+
+/* A slot for the new connection c (already counted): 0, or -1 when it must be refused.
+ * Probe slots evict their oldest idle connection whatever its age: a prober sends its
+ * request as soon as it is connected, so only sockets that sit idle can fill them. */
+static int take_slot(struct sw_httpd *h, struct sw_http_conn *c) {
+  if (h->nconns - h->nprobe <= SW_HTTPD_MAX_CONNS) return 0;
+  struct sw_http_conn *old = oldest_idle(h, c, 0, SW_HTTPD_EVICT_AFTER_MS);
+  if (old) {
+    evict(old);
+    return 0;
+  }
+  c->probe_only = 1;
+  h->nprobe++;
+  if (h->nprobe <= SW_HTTPD_PROBE_CONNS) return 0;
+  if ((old = oldest_idle(h, c, 1, 0)) != NULL) {
+    evict(old);
+    return 0;
+  }
+  return -1;
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -352,6 +415,7 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_unref((uv_handle_t *)&c->tcp);
   uv_unref((uv_handle_t *)&c->timer);
   c->handles_open = 2;
+  c->accepted_ms = uv_now(h->loop);
   h->live++;
   sw_buf_init(&c->out, 0);
   c->next = h->conns;
@@ -362,7 +426,7 @@ static void on_connection(uv_stream_t *server, int status) {
     conn_close(c);
     return;
   }
-  if (h->nconns > SW_HTTPD_MAX_CONNS) { /* over the cap: answer and go */
+  if (take_slot(h, c)) { /* over every cap: answer and go */
     answer_error(c, 503);
     return;
   }
@@ -423,8 +487,8 @@ int sw_httpd_start(uv_loop_t *loop, const char *listen, struct sw_httpd **out, c
   return SW_OK;
 }
 
-int sw_httpd_route_method(struct sw_httpd *h, const char *method, const char *path,
-                          sw_http_handler fn, void *arg) {
+static int add_route(struct sw_httpd *h, const char *method, const char *path,
+                     sw_http_handler fn, void *arg, int probe) {
   if (h->nroutes >= MAX_ROUTES || strlen(path) >= sizeof h->routes[0].path ||
       (strcmp(method, "GET") && strcmp(method, "POST")))
     return SW_EINVAL;
@@ -433,11 +497,21 @@ int sw_httpd_route_method(struct sw_httpd *h, const char *method, const char *pa
   snprintf(r->path, sizeof r->path, "%s", path);
   r->fn = fn;
   r->arg = arg;
+  r->probe = probe;
   return SW_OK;
 }
 
+int sw_httpd_route_method(struct sw_httpd *h, const char *method, const char *path,
+                          sw_http_handler fn, void *arg) {
+  return add_route(h, method, path, fn, arg, 0);
+}
+
 int sw_httpd_route(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) {
-  return sw_httpd_route_method(h, "GET", path, fn, arg);
+  return add_route(h, "GET", path, fn, arg, 0);
+}
+
+int sw_httpd_route_probe(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) {
+  return add_route(h, "GET", path, fn, arg, 1);
 }
 
 int sw_httpd_port(const struct sw_httpd *h) { return h->port; }

@@ -245,13 +245,26 @@ void sw_search_scratch_free(struct sw_search_scratch *s) {
   memset(s, 0, sizeof *s);
 }
 
-/* 1 match, 0 no match, <0 error. */
+/* PCRE2's answers that mean "gave up on this subject" rather than "broken": the regex needs
+ * more backtracking than the limits allow on this record (e.g. (a+)+$ over "aaaa...b"). */
+static int gave_up(int rc) {
+  return rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+         rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT;
+}
+
+/* 1 match, 0 no match, <0 error. A record the regex gives up on is counted in
+ * s->limit_skipped and treated as not matching: one pathological record must not cost the
+ * answer for all the others. */
 static int match_record(const struct sw_search_query *q, struct sw_search_scratch *s,
                         const char *line, size_t len) {
   int rc = pcre2_match(q->re, (PCRE2_SPTR)line, len, 0, 0, s->md, NULL);
   if (rc >= 0) return 1;
   if (rc == PCRE2_ERROR_NOMATCH) return 0;
-  return SW_EAGAIN; /* match or depth limit: the answer is unknown, say so */
+  if (gave_up(rc)) {
+    s->limit_skipped++;
+    return 0;
+  }
+  return SW_EAGAIN; /* any other failure: the answer is unknown, say so */
 }
 
 static int wanted(const struct sw_search_query *q, const struct sw_search_rec *r) {
@@ -263,6 +276,20 @@ static int emit(const struct sw_search_rec *r, const char *text,
   struct sw_record_view v = {.ts_ns = r->ts, .stream = r->stream, .flags = r->flags,
                              .line = text + r->off, .len = r->len};
   return hit(arg, &v);
+}
+
+/* Records [from, n) one by one. */
+static int by_record(const struct sw_search_query *q, struct sw_search_scratch *s,
+                     const char *text, size_t from, size_t n,
+                     int (*hit)(void *, const struct sw_record_view *), void *arg) {
+  for (size_t i = from; i < n; i++) {
+    if (!wanted(q, &s->recs[i])) continue;
+    int m = match_record(q, s, text + s->recs[i].off, s->recs[i].len);
+    if (m < 0) return m;
+    int rc = m ? emit(&s->recs[i], text, hit, arg) : 0;
+    if (rc) return rc;
+  }
+  return SW_OK;
 }
 
 int sw_search_chunk(const struct sw_search_query *q, struct sw_search_scratch *s, const void *raw,
@@ -289,20 +316,15 @@ int sw_search_chunk(const struct sw_search_query *q, struct sw_search_scratch *s
   if (rc < 0) return rc;
   if (n != count) return SW_ECORRUPT;
 
-  if (!q->re_text) { /* record by record */
-    for (size_t i = 0; i < n; i++) {
-      if (!wanted(q, &s->recs[i])) continue;
-      int m = match_record(q, s, text + s->recs[i].off, s->recs[i].len);
-      if (m < 0) return m;
-      if (m && (rc = emit(&s->recs[i], text, hit, arg))) return rc;
-    }
-    return SW_OK;
-  }
+  if (!q->re_text) return by_record(q, s, text, 0, n, hit, arg);
   /* One pass over the whole text section; a hit is mapped to its record by binary search. */
   size_t tlen = (size_t)(end - text), start = 0, lo = 0;
   while (lo < n) {
     int m = pcre2_match(q->re_text, (PCRE2_SPTR)text, tlen, start, 0, s->md_text, NULL);
     if (m == PCRE2_ERROR_NOMATCH) break;
+    /* Gave up somewhere in the rest of the text: which record is to blame is unknown, so
+     * the rest is matched record by record, where each such record is counted and skipped. */
+    if (gave_up(m)) return by_record(q, s, text, lo, n, hit, arg);
     if (m < 0) return SW_EAGAIN;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md_text);
     size_t at = ov[0], mend = ov[1];

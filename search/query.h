@@ -70,6 +70,8 @@ int sw_search_labels_match(const struct sw_search_query *q, const char *labels_j
 /* Per-thread matching state. */
 struct sw_search_scratch {
   void *md, *md_text; /* pcre2_match_data */
+  uint64_t limit_skipped; /* records the regex gave up on (PCRE2 match/depth/heap/JIT stack
+                             limit): counted here, never reported as matches; only grows */
   struct sw_search_rec *recs;
   size_t cap;
 };
@@ -82,7 +84,8 @@ int sw_search_scratch_init(struct sw_search_scratch *s, const struct sw_search_q
 void sw_search_scratch_free(struct sw_search_scratch *s);
 
 /* Calls hit(arg, rec) for each matching record of the raw chunk, in chunk order; hit returns
- * non-zero to stop (that value is returned). SW_ECORRUPT on a damaged chunk. */
+ * non-zero to stop (that value is returned). SW_ECORRUPT on a damaged chunk. A record on which
+ * the regex hits a PCRE2 resource limit is skipped and counted in s->limit_skipped. */
 int sw_search_chunk(const struct sw_search_query *q, struct sw_search_scratch *s, const void *raw,
                     size_t len, int (*hit)(void *arg, const struct sw_record_view *rec),
                     void *arg) SW_MUST_CHECK;

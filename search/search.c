@@ -37,6 +37,7 @@ struct result {
   size_t n, cap;
   struct sw_buf arena;
   uint64_t count;
+  uint64_t limit_skipped; /* records the regex gave up on */
   int rc;
 };
 
@@ -137,7 +138,9 @@ static void scan(struct ctx *x, struct slot *s, ZSTD_DCtx *dctx, struct sw_searc
     return;
   }
   struct collect k = {.r = r, .count_only = x->o->count_only};
+  uint64_t skipped = scr->limit_skipped;
   r->rc = sw_search_chunk(x->q, scr, raw->data, raw->len, on_hit, &k);
+  r->limit_skipped = scr->limit_skipped - skipped;
   int sorted = 1;
   for (size_t i = 1; i < r->n && sorted; i++) sorted = r->hits[i - 1].ts <= r->hits[i].ts;
   if (!sorted) qsort(r->hits, r->n, sizeof *r->hits, hit_cmp);
@@ -275,15 +278,14 @@ static int merge_slot(struct ctx *x, struct slot *s, char *err, size_t errlen) {
     return SW_OK;
   }
   if (r->rc) {
-    snprintf(err, errlen, "%s", r->rc == SW_EAGAIN ? "the regex hit PCRE2's match limit "
-                                                     "(simplify it, e.g. avoid nested quantifiers)"
-                                                   : sw_strerror(r->rc));
+    snprintf(err, errlen, "%s", r->rc == SW_EAGAIN ? "the regex failed in PCRE2" : sw_strerror(r->rc));
     int rc = r->rc;
     result_free(r);
     return rc;
   }
   x->st->chunks_scanned++;
   x->st->raw_bytes += x->c[s->idx].raw_bytes;
+  x->st->match_limit_skipped += r->limit_skipped;
   if (x->o->count_only) {
     x->st->matches += r->count;
     result_free(r);

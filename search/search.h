@@ -48,11 +48,13 @@ struct sw_search_stats {
   uint64_t raw_bytes;       /* uncompressed bytes scanned */
   uint64_t matches;         /* hits found (emitted ones, unless count_only) */
   uint64_t corrupt_chunks;  /* chunks that failed to decode (skipped, reported) */
+  uint64_t match_limit_skipped; /* records the regex gave up on (PCRE2 match, depth, heap or JIT
+                                   stack limit): skipped as non-matching, reported */
   int timed_out, limited;
 };
 
 /* Runs the query. Returns 0, or an error with err filled in: SW_ENOTFOUND (no database),
- * SW_ECORRUPT (not a spillway database, damaged), SW_EDB, SW_EAGAIN (regex match limit). */
+ * SW_ECORRUPT (not a spillway database, damaged), SW_EDB, SW_EAGAIN (PCRE2 failed otherwise than by a resource limit). */
 int sw_search_run(const struct sw_search_query *q, const struct sw_search_opts *o,
                   struct sw_search_stats *st, char *err, size_t errlen) SW_MUST_CHECK;
 

@@ -471,3 +471,34 @@ def test_http_api_matches_cli(corpus, spillway_bin):
         a.stop()
     finally:
         corpus.agent.config_path.write_text(cfg)
+
+
+def test_match_limit_skips_records_not_the_search(agent, workdir, spillway_bin):
+    """A catastrophic regex ((a+)+$ over many a's then b) hits PCRE2's match limit on some
+    records: those are skipped and counted, the records it can decide are still answered (CLI:
+    a note on stderr with the count, exit 0; HTTP: "match_limit_skipped" in the summary)."""
+    import urllib.parse
+    d = workdir / "app"
+    d.mkdir()
+    bad = "a" * 40 + "b"
+    lines = ["aaaa first", "aaaa", bad, "plain", bad, bad, "tail aaa"]
+    (d / "a.log").write_text("".join(l + "\n" for l in lines))
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}],
+                       buffer={"max_bytes": "1GiB", "keep_shipped": {"max_age": "24h"},
+                               "chunk": {"max_records": 5000, "max_bytes": "1MiB",
+                                         "max_wait": "200ms"}})
+    agent.start()
+    agent.wait_count(len(lines), 30)
+    status, _, body = http_get(agent.http_port(), "/api/v1/search?" +
+                               urllib.parse.urlencode({"q": "(a+)+$"}))
+    out = body.decode().split("\n")
+    assert status == 200 and out[-1] == ""
+    assert [json.loads(l)["line"] for l in out[:-2]] == ["aaaa", "tail aaa"]
+    summary = json.loads(out[-2])["summary"]
+    assert summary["match_limit_skipped"] == 3 and summary["matches"] == 2, summary
+    assert "error" not in summary
+    agent.stop()
+    p = search(spillway_bin, "-c", agent.config_path, "--output", "json", "(a+)+$")
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(l)["line"] for l in p.stdout.decode().split("\n") if l] == ["aaaa", "tail aaa"]
+    assert "3 records skipped" in p.stderr.decode() and "match limit" in p.stderr.decode(), p.stderr

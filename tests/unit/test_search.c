@@ -224,8 +224,41 @@ static void trigram_filter(void **state) {
   sw_buf_free(&raw);
 }
 
+/* A record the regex gives up on (PCRE2's match limit) is skipped and counted, the others are
+ * still answered, on the whole-text path and record by record alike. */
+static void match_limit_skips_the_record(void **state) {
+  (void)state;
+  char bad[64];
+  memset(bad, 'a', 40);
+  snprintf(bad + 40, sizeof bad - 40, "b");
+  const char *const lines[] = {"aaaa", bad, "nothing", bad, "tail aaa"};
+  struct sw_buf raw;
+  build(&raw, lines, 5);
+  for (int slow = 0; slow < 2; slow++) {
+    struct sw_search_query q;
+    char err[256];
+    assert_int_equal(sw_search_query_init(&q, "(a+)+$", 0, err, sizeof err), 0);
+    if (slow) {
+      pcre2_code_free(q.re_text);
+      q.re_text = NULL;
+    }
+    struct sw_search_scratch s;
+    assert_int_equal(sw_search_scratch_init(&s, &q), 0);
+    struct hits h = {0};
+    assert_int_equal(sw_search_chunk(&q, &s, raw.data, raw.len, on_hit, &h), 0);
+    assert_int_equal(h.n, 2);
+    assert_string_equal(h.lines[0], "aaaa");
+    assert_string_equal(h.lines[1], "tail aaa");
+    assert_int_equal(s.limit_skipped, 2);
+    sw_search_scratch_free(&s);
+    sw_search_query_free(&q);
+  }
+  sw_buf_free(&raw);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(match_limit_skips_the_record),
       cmocka_unit_test(fast_path_equals_reference), cmocka_unit_test(per_record_semantics),
       cmocka_unit_test(filters_and_labels), cmocka_unit_test(times),
       cmocka_unit_test(trigram_filter)};
