@@ -44,6 +44,7 @@ class Receiver:
     def __init__(self, port=0, hold=3.0):
         self.lock = threading.Lock()
         self.faults = []
+        self.answer_delay = 0.0
         self.hold = hold
         self.requests = 0
         self.statuses = []
@@ -128,6 +129,8 @@ class Receiver:
                 if self._fault():
                     return
                 status, body, ctype = recv.handle(method, self.path, dict(self.headers), raw)
+                if recv.answer_delay:  # stored, but the client hears of it only later
+                    time.sleep(recv.answer_delay)
                 self._send(status, body, ctype)
 
         self.httpd = _Server(("127.0.0.1", self.port), H)
