@@ -76,7 +76,8 @@ struct sw_commit_op {
 
 struct sw_commit_result {
   uint64_t chunks, records, stored_bytes;
-  uint64_t dropped_chunks, dropped_records, dropped_bytes; /* when_full: drop_oldest */
+  uint64_t dropped_chunks, dropped_records, dropped_bytes; /* when_full: drop_oldest, unshipped */
+  uint64_t history_chunks, history_bytes; /* drop_oldest that only cut shipped history */
 };
 
 /* One transaction: every op, in order. If max_bytes > 0 and drop_oldest is set, the oldest

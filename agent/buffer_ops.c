@@ -86,23 +86,43 @@ static int add_counter(struct sw_db *db, const char *name, uint64_t v) {
   return sqlite3_step(db->st_counter) == SQLITE_DONE ? SW_OK : sw__db_fail(db);
 }
 
-/* Deletes oldest chunks until `need` more bytes fit under max_bytes. */
+/* The last chunk id every sink has delivered; 0 without sinks (nothing is shipped then). */
+static int64_t shipped_upto(struct sw_db *db) {
+  sqlite3_stmt *st = NULL;
+  int64_t v = 0;
+  if (sqlite3_prepare_v2(db->h, "SELECT MIN(acked) FROM sinks", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+/* Deletes oldest chunks until `need` more bytes fit under max_bytes. Shipped history (kept for
+ * search) is counted apart: deleting it loses nothing a sink still needs. */
 static int drop_oldest(struct sw_db *db, uint64_t need, uint64_t max_bytes,
                        struct sw_commit_result *res) {
   uint64_t used = 0, chunks = 0;
   int rc = sw_db_usage(db, &used, &chunks);
   if (rc) return rc;
+  int64_t shipped = used + need > max_bytes ? shipped_upto(db) : 0;
   while (used + need > max_bytes && chunks > 0) {
     rc = sw__db_prepare(db, &db->st_oldest,
                         "DELETE FROM chunks WHERE id=(SELECT MIN(id) FROM chunks)"
-                        " RETURNING stored_bytes, records");
+                        " RETURNING stored_bytes, records, id");
     if (rc) return rc;
     if (sqlite3_step(db->st_oldest) != SQLITE_ROW) return sw__db_fail(db);
     uint64_t b = (uint64_t)sqlite3_column_int64(db->st_oldest, 0);
-    res->dropped_records += (uint64_t)sqlite3_column_int64(db->st_oldest, 1);
+    uint64_t recs = (uint64_t)sqlite3_column_int64(db->st_oldest, 1);
+    int history = sqlite3_column_int64(db->st_oldest, 2) <= shipped;
     sqlite3_reset(db->st_oldest);
-    res->dropped_chunks++;
-    res->dropped_bytes += b;
+    if (history) {
+      res->history_chunks++;
+      res->history_bytes += b;
+    } else {
+      res->dropped_records += recs;
+      res->dropped_chunks++;
+      res->dropped_bytes += b;
+    }
     used -= b < used ? b : used;
     chunks--;
   }

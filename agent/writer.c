@@ -125,13 +125,17 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
   free(ops);
   if (rc) return rc;
   uint64_t used = atomic_load(&w->used) + res.stored_bytes;
-  used = used > res.dropped_bytes ? used - res.dropped_bytes : 0;
+  uint64_t freed = res.dropped_bytes + res.history_bytes;
+  used = used > freed ? used - freed : 0;
   atomic_store(&w->used, used);
   if (res.dropped_chunks)
     SW_LOG(SW_L_WARN, "buffer",
            "buffer full (max_bytes %llu): dropped %llu oldest chunks, %llu records, %llu bytes",
            (unsigned long long)w->opts.max_bytes, (unsigned long long)res.dropped_chunks,
            (unsigned long long)res.dropped_records, (unsigned long long)res.dropped_bytes);
+  if (res.history_chunks)
+    SW_LOG(SW_L_INFO, "buffer", "buffer full: deleted %llu chunks of shipped history (%llu bytes)",
+           (unsigned long long)res.history_chunks, (unsigned long long)res.history_bytes);
   return SW_OK;
 }
 

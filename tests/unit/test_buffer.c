@@ -192,12 +192,49 @@ static void gc_keeps_history(void **state) {
   sw_db_close(db);
 }
 
+/* drop_oldest deleting shipped history loses nothing a sink needs: it is not counted as
+ * dropped records; unshipped chunks it deletes are. */
+static void drop_oldest_counts_only_unshipped(void **state) {
+  (void)state;
+  char d[] = "/tmp/sw-test-drop-XXXXXX";
+  assert_non_null(mkdtemp(d));
+  struct sw_db *db;
+  char err[256];
+  assert_int_equal(sw_db_open(d, 0, &db, err, sizeof err), 0);
+  struct sw_commit_op op = chunk_op(9, 4096, "0123456789");
+  struct sw_commit_result res;
+  for (int i = 0; i < 4; i++) assert_int_equal(sw_db_commit(db, &op, 1, 0, 0, &res), 0);
+  struct sw_sink_cursor c;
+  assert_int_equal(sw_db_cursor_get(db, "out", "file", &c), 0);
+  c.acked = 2; /* chunks 1, 2 shipped (history); 3, 4 not */
+  assert_int_equal(sw_db_cursor_set(db, "out", &c), 0);
+  uint64_t used, chunks;
+  assert_int_equal(sw_db_usage(db, &used, &chunks), 0);
+  assert_int_equal(chunks, 4);
+  /* room for one more chunk only after the two oldest are gone: history alone */
+  assert_int_equal(sw_db_commit(db, &op, 1, used - 10, 1, &res), 0);
+  assert_int_equal(res.history_chunks, 2);
+  assert_int_equal(res.dropped_chunks, 0);
+  assert_int_equal(res.dropped_records, 0);
+  /* now the oldest left is unshipped: counted */
+  assert_int_equal(sw_db_usage(db, &used, &chunks), 0);
+  assert_int_equal(sw_db_commit(db, &op, 1, used, 1, &res), 0);
+  assert_int_equal(res.history_chunks, 0);
+  assert_int_equal(res.dropped_chunks, 1);
+  assert_int_equal(res.dropped_records, 2);
+  sw_db_close(db);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) return 1;
   const struct CMUnitTest tests[] = {cmocka_unit_test(commit_cursor_gc), cmocka_unit_test(drop_oldest),
                                      cmocka_unit_test(readonly_missing),
                                      cmocka_unit_test(newer_schema_refused),
-                                     cmocka_unit_test(gc_keeps_history)};
+                                     cmocka_unit_test(gc_keeps_history),
+                                     cmocka_unit_test(drop_oldest_counts_only_unshipped)};
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
