@@ -68,37 +68,98 @@ static void on_ready(struct sw_http_conn *c, const struct sw_http_req *req, void
   sw_http_respond(c, why ? 503 : 200, "application/json", body, (size_t)n);
 }
 
+/* The exposition to answer /metrics with now: the running pipeline's, or during a reload the
+ * one held when it began (Prometheus sees no gap: `up` stays 1), or a 503 with the reason. */
+static int render_metrics(struct agent *a, struct sw_buf *out, const char **ctype) {
+  struct sw_metrics *m = a->ready ? sw_pipeline_metrics(a->pipe) : NULL;
+  *ctype = "text/plain; version=0.0.4; charset=utf-8";
+  if (!m && a->reloading && !a->stopping && a->held_metrics.len)
+    return sw_buf_append(out, a->held_metrics.data, a->held_metrics.len) ? 500 : 200;
+  *ctype = "application/json";
+  if (!m) {
+    const char *why = not_ready_reason(a);
+    return sw_buf_printf(out, "{\"status\":\"not ready\",\"reason\":\"%s\"}\n",
+                         why ? why : "starting") ? 500 : 503;
+  }
+  int rc = sw_metrics_render(m, out);
+  if (rc) {
+    SW_LOG(SW_L_ERROR, "http", "metrics: %s", sw_strerror(rc));
+    sw_buf_reset(out);
+    if (sw_buf_printf(out, "{\"error\":\"metrics unavailable\"}\n")) sw_buf_reset(out);
+    return 500;
+  }
+  *ctype = "text/plain; version=0.0.4; charset=utf-8";
+  return 200;
+}
+
+/* A scrape waiting for a fresh snapshot, answered as a stream once it is in. References: the
+ * connection (until closed() or the end), the wait (until its callback), the write (until its
+ * done callback); freed at zero. Loop thread only. */
+struct scrape {
+  struct agent *a;
+  struct sw_http_conn *c; /* NULL once the connection is gone or ended */
+  int refs;
+};
+
+static void scrape_unref(struct scrape *s) {
+  if (--s->refs == 0) free(s);
+}
+
+static void scrape_gone(void *arg) {
+  struct scrape *s = arg;
+  s->c = NULL;
+  scrape_unref(s);
+}
+
+static void scrape_written(void *arg, size_t len) {
+  (void)len;
+  scrape_unref(arg);
+}
+
+static void scrape_fresh(void *arg) {
+  struct scrape *s = arg;
+  int drop = 1; /* the wait's reference */
+  if (s->c) {
+    struct sw_buf out;
+    const char *ctype;
+    sw_buf_init(&out, METRICS_MAX_BYTES);
+    render_metrics(s->a, &out, &ctype); /* a stream is a 200: the body says what went wrong */
+    if (!out.len)
+      sw_buf_free(&out);
+    else if (sw_http_stream_write(s->c, out.data, out.len, scrape_written, s) == SW_OK) /* takes out.data */
+      s->refs++;
+    sw_http_stream_end(s->c);
+    s->c = NULL;
+    drop++; /* and the connection's */
+  }
+  s->refs -= drop;
+  if (s->refs == 0) free(s);
+}
+
 /* The Prometheus exposition (agent/metrics.h): built from memory and the last snapshot, so the
- * loop never waits on SQLite here. */
+ * loop never waits on SQLite here. After an idle spell the snapshot is old: the answer then
+ * waits (up to about a second) for a new one, so that no scrape reports stale counters. */
 static void on_metrics(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {
   struct agent *a = arg;
-  (void)req;
   struct sw_metrics *m = a->ready ? sw_pipeline_metrics(a->pipe) : NULL;
-  if (!m && a->reloading && !a->stopping && a->held_metrics.len) {
-    /* A reload stops one pipeline and opens the next: answer from the figures held when it
-     * began, so Prometheus sees no gap (`up` stays 1) for a change of configuration. */
-    sw_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", a->held_metrics.data,
-                    a->held_metrics.len);
-    return;
-  }
-  if (!m) {
-    char body[128];
-    const char *why = not_ready_reason(a);
-    int n = snprintf(body, sizeof body, "{\"status\":\"not ready\",\"reason\":\"%s\"}\n",
-                     why ? why : "starting");
-    sw_http_respond(c, 503, "application/json", body, (size_t)n);
+  /* (HEAD wants a Content-Length, which a streamed answer has not: it gets what there is.) */
+  int wait = m && !sw_metrics_fresh(m) && strcmp(req->method, "HEAD") != 0;
+  struct scrape *s = wait ? calloc(1, sizeof *s) : NULL;
+  if (s) {
+    *s = (struct scrape){.a = a, .c = c, .refs = 1};
+    if (sw_http_stream_start(c, "text/plain; version=0.0.4; charset=utf-8", scrape_gone, s)) {
+      free(s); /* the connection is closing: nobody to answer */
+      return;
+    }
+    s->refs++; /* the wait's, or (cannot wait) the immediate answer's */
+    if (sw_metrics_wait_fresh(m, 1000, scrape_fresh, s)) scrape_fresh(s);
     return;
   }
   struct sw_buf out;
+  const char *ctype;
   sw_buf_init(&out, METRICS_MAX_BYTES);
-  int rc = sw_metrics_render(m, &out);
-  if (rc) {
-    SW_LOG(SW_L_ERROR, "http", "metrics: %s", sw_strerror(rc));
-    static const char body[] = "{\"error\":\"metrics unavailable\"}\n";
-    sw_http_respond(c, 500, "application/json", body, sizeof body - 1);
-  } else {
-    sw_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
-  }
+  int status = render_metrics(a, &out, &ctype);
+  sw_http_respond(c, status, ctype, out.data, out.len);
   sw_buf_free(&out);
 }
 

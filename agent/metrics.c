@@ -51,7 +51,27 @@ struct sw_metrics {
   struct snapshot *cur, *next;
   int64_t last_scrape_ms, start_ns;
   int busy, stopping, timer_closed;
+  struct waiter {
+    void (*cb)(void *arg);
+    void *arg;
+    int64_t deadline_ms;
+  } waiters[SW_METRICS_MAX_WAITERS];
+  size_t nwaiters;
 };
+
+/* Calls back the waiters whose snapshot arrived (all) or whose deadline passed. */
+static void release_waiters(struct sw_metrics *m, int all) {
+  int64_t now = sw_ingest_now_ms();
+  size_t keep = 0;
+  struct waiter due[SW_METRICS_MAX_WAITERS];
+  size_t ndue = 0;
+  for (size_t i = 0; i < m->nwaiters; i++) {
+    if (all || now >= m->waiters[i].deadline_ms) due[ndue++] = m->waiters[i];
+    else m->waiters[keep++] = m->waiters[i];
+  }
+  m->nwaiters = keep;
+  for (size_t i = 0; i < ndue; i++) due[i].cb(due[i].arg); /* may add waiters: list is settled */
+}
 
 static void snapshot_free(struct snapshot *s) {
   if (!s) return;
@@ -114,6 +134,7 @@ static void snapshot_done(uv_work_t *w, int status) {
     m->cur = m->next;
     m->next = NULL;
   }
+  release_waiters(m, 1);
   if (m->stopping && m->timer_closed) metrics_free(m);
 }
 
@@ -126,6 +147,22 @@ static void snapshot_start(struct sw_metrics *m) {
 static void on_timer(uv_timer_t *t) {
   struct sw_metrics *m = t->data;
   if (sw_ingest_now_ms() - m->last_scrape_ms < SCRAPED_RECENTLY_MS) snapshot_start(m);
+  release_waiters(m, 0);
+}
+
+/* The first scrape always waits: the snapshot taken at start predates what was read since. */
+int sw_metrics_fresh(const struct sw_metrics *m) {
+  return m->cur && m->last_scrape_ms > INT64_MIN / 2 &&
+         sw_ingest_now_ms() - m->cur->taken_ms <= 2 * SNAPSHOT_EVERY_MS;
+}
+
+int sw_metrics_wait_fresh(struct sw_metrics *m, uint64_t wait_ms, void (*cb)(void *arg), void *arg) {
+  if (m->stopping || m->nwaiters == SW_METRICS_MAX_WAITERS) return SW_EAGAIN;
+  m->last_scrape_ms = sw_ingest_now_ms(); /* keeps the snapshots coming for the next scrapes */
+  snapshot_start(m);
+  if (!m->busy) return SW_EAGAIN; /* could not start one: serve what there is */
+  m->waiters[m->nwaiters++] = (struct waiter){cb, arg, sw_ingest_now_ms() + (int64_t)wait_ms};
+  return SW_OK;
 }
 
 static void add_disk(struct sw_metrics *m, const char *path, size_t len) {
@@ -184,6 +221,7 @@ static void timer_closed(uv_handle_t *h) {
 void sw_metrics_stop(struct sw_metrics *m) {
   if (!m) return;
   m->stopping = 1;
+  release_waiters(m, 1);
   uv_close((uv_handle_t *)&m->timer, timer_closed);
 }
 

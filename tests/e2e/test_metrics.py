@@ -372,3 +372,20 @@ def test_rotation_counted_and_no_duplicate_series(agent, workdir):
     assert len(files) == 1, files
     agent.wait_count(150, 30)
     agent.stop()
+
+
+def test_first_scrape_after_start_is_fresh(agent, workdir):
+    """The snapshot taken at start predates what was read since: the first scrape waits for a
+    new one instead of reporting 0 records shipped."""
+    d = workdir / "app"
+    d.mkdir()
+    (d / "a.log").write_bytes(b"".join(b"line %d\n" % i for i in range(2000)))
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}])
+    agent.start()
+    agent.wait_count(2000, 30)
+    agent.wait_for(lambda: agent.status()["sinks"][0]["backlog_records"] == 0, 20, "the ack")
+    series = scrape(agent.http_port())
+    assert val(series, "spillway_source_records_total", source="app") == 2000
+    assert val(series, "spillway_sink_records_sent_total", sink="local", type="file") == 2000
+    assert 0 <= val(series, "spillway_metrics_snapshot_age_seconds") < 1.5
+    agent.stop()
