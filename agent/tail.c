@@ -398,7 +398,8 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
   t->next_id = 1;
   t->rbuf = malloc(SW_READ_BUF);
   t->srcs = calloc(cfg->nsources ? cfg->nsources : 1, sizeof *t->srcs);
-  if (!t->rbuf || !t->srcs) goto oom;
+  t->own = sw_own_create(cfg);
+  if (!t->rbuf || !t->srcs || !t->own) goto oom;
   t->nsrcs = cfg->nsources;
   static const char *const fmt_names[] = {"text", "json", "logfmt"};
   for (size_t i = 0; i < cfg->nsources; i++) {
@@ -429,9 +430,7 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
   *out = t;
   return SW_OK;
 oom:
-  free(t->rbuf);
-  free(t->srcs);
-  free(t);
+  sw_tail_free(t); /* no handle is initialised yet */
   return SW_ENOMEM;
 }
 
@@ -481,6 +480,8 @@ void sw_tail_free(struct sw_tail *t) {
     pcre2_code_free(t->srcs[i].ml_start);
   }
   free(t->srcs);
+  sw_own_free(t->own);
+  free(t->reported);
   free(t->deferred);
   free(t->watches);
   free(t->rbuf);
