@@ -25,8 +25,13 @@ static const char k_usage[] =
     "files, buffers every record durably in SQLite and ships it to its sinks.\n"
     "\n"
     "Commands:\n"
-    "  run     [-c FILE]                  run the agent until SIGTERM/SIGINT; SIGHUP reloads\n"
-    "                                     FILE; serves /health, /ready, /metrics (server.listen)\n"
+    "  run     [-c FILE] [--wait-lock DURATION]\n"
+    "                                     run the agent until SIGTERM/SIGINT; SIGHUP reloads\n"
+    "                                     FILE; serves /health, /ready, /metrics (server.listen).\n"
+    "                                     One agent per data_dir: while another holds its lock\n"
+    "                                     (data_dir/spillway.lock) exit 1 naming its pid, or with\n"
+    "                                     --wait-lock wait up to DURATION (e.g. 60s) for it to\n"
+    "                                     exit, /ready answering 503 meanwhile\n"
     "  check   [-c FILE]                  validate a config; exit 1 with \"FILE: key.path: reason\"\n"
     "  status  [-c FILE] [--output text|json]\n"
     "                                     buffer size, per-sink backlog, tailed files and offsets\n"
@@ -62,6 +67,7 @@ struct opts {
   const char *sink; /* replay-dead-letters */
   const char *address;
   int dry_run, ready;
+  uint64_t wait_lock_ms; /* run --wait-lock */
 };
 
 const char *sw_cli_default_config(void) {
@@ -86,6 +92,11 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->address = argv[++i];
     } else if (!strcmp(a, "--ready") && !strcmp(argv[1], "health")) {
       o->ready = 1;
+    } else if (!strcmp(a, "--wait-lock") && i + 1 < argc && !strcmp(argv[1], "run")) {
+      if (sw_parse_duration(argv[++i], &o->wait_lock_ms) || !o->wait_lock_ms) {
+        fprintf(stderr, "spillway: --wait-lock wants a duration like 60s, got '%s'\n", argv[i]);
+        return -1;
+      }
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(k_usage, stdout);
       exit(0);
@@ -406,7 +417,7 @@ static int cmd_run(const struct opts *o) {
    * high-water mark of chunk-sized buffers. (A fixed mmap threshold was tried: it halves
    * throughput through page-fault churn.) */
   mallopt(M_ARENA_MAX, 2);
-  int rc = sw_agent_run(cfg);
+  int rc = sw_agent_run(cfg, o->wait_lock_ms);
   sw_config_free(cfg);
   return rc;
 }
