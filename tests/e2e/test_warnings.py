@@ -1,0 +1,94 @@
+"""Things that used to go unsaid: a secret file others can read (named by key and path, never
+its content), glob matches that are not regular files (FIFOs, directories, sockets, devices),
+and a source whose globs match nothing (a warning at start and at every reload, 0 files in
+`status` and in /metrics)."""
+
+import json
+import os
+import socket
+
+import pytest
+import requests
+
+SECRET = "pepper-7f3a9c-never-printed"
+
+
+def warn_lines(text, needle):
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("level") == "warn" and needle in rec.get("msg", ""):
+            out.append(rec["msg"])
+    return out
+
+
+def salted(agent, workdir, mode, gid=None):
+    salt = workdir / "salt"
+    salt.write_text(SECRET + "\n")
+    os.chmod(salt, mode)
+    if gid is not None:
+        os.chown(salt, -1, gid)
+    (workdir / "app").mkdir(exist_ok=True)
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/app/*.log" % workdir]}],
+                       extra={"redact": {"fields": {"keys": ["password"], "action": "hash"},
+                                         "hash_salt_file": str(salt)}})
+    return salt
+
+
+@pytest.mark.parametrize("mode,gid,who", [
+    (0o644, None, "every user"),
+    (0o640, 65534, "a group the agent is not in"),
+    (0o640, None, None),  # the agent's own group: how the documented host setup reads it
+    (0o600, None, None),
+])
+def test_secret_file_readable_by_others_is_warned_about(agent, workdir, mode, gid, who):
+    salt = salted(agent, workdir, mode, gid)
+    p = agent.cli("check", "-c", agent.config_path)
+    err = p.stderr.decode()
+    assert p.returncode == 0, err
+    assert SECRET not in err and SECRET not in p.stdout.decode()
+    hits = warn_lines(err, "secret file")
+    if who is None:
+        assert hits == [], hits
+        return
+    assert len(hits) == 1, err
+    assert hits[0].startswith("%s: redact.hash_salt_file: secret file \"%s\" is readable by %s "
+                              "(mode %04o" % (agent.config_path, salt, who, mode)), hits[0]
+    agent.start()  # the running agent says it too, at start
+    agent.wait_for(lambda: warn_lines(agent.stderr_tail(100000), "secret file"), 10,
+                   "the warning in the agent's log")
+    agent.stop()
+    assert SECRET not in agent.stderr_tail(1 << 20)
+
+
+def test_non_regular_files_matched_by_a_glob_are_warned_about_once(agent, workdir):
+    d = workdir / "logs"
+    d.mkdir()
+    (d / "real.log").write_text("one\ntwo\n")
+    os.mkfifo(d / "fifo.log")
+    (d / "dir.log").mkdir()
+    os.symlink("/dev/null", d / "null.log")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(d / "sock.log"))
+    try:
+        agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}])
+        agent.start()
+        agent.wait_count(2, 20)
+        kinds = {"fifo.log": "a FIFO", "dir.log": "a directory", "null.log": "a symlink to a device",
+                 "sock.log": "a socket"}
+        agent.wait_for(lambda: len(warn_lines(agent.stderr_tail(100000), "not a regular file")) >= 4,
+                       10, "four warnings")
+        # Rescans find them every second: still one line each after several of them.
+        agent.assert_never(lambda: len(warn_lines(agent.stderr_tail(100000), "not a regular file")) > 4,
+                           2.5, "a skipped file was warned about twice")
+        agent.stop()
+    finally:
+        sock.close()
+    hits = warn_lines(agent.stderr_tail(1 << 20), "not a regular file")
+    for name, kind in kinds.items():
+        mine = [h for h in hits if h.startswith("skipping %s/%s " % (d, name))]
+        assert len(mine) == 1 and kind in mine[0] and "source app" in mine[0], (name, hits)
+    assert [r["line"] for r in agent.read_output()] == ["one", "two"]
