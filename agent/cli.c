@@ -177,11 +177,11 @@ static void print_status_text(const cJSON *root) {
     printf("%-20s %-13s %12.0f %14.0f %15.0f %12.0f  %s\n", str(it, "name"), str(it, "type"),
            num(it, "acked_chunk"), num(it, "backlog_chunks"), num(it, "backlog_records"),
            num(it, "dead_letters"), *str(it, "last_error") ? str(it, "last_error") : "-");
-  printf("\n%-20s %14s %16s %12s %10s\n", "SOURCE", "RECORDS", "BYTES", "PARSE_ERRORS",
-         "TRUNCATED");
+  printf("\n%-20s %7s %14s %16s %12s %10s\n", "SOURCE", "FILES", "RECORDS", "BYTES",
+         "PARSE_ERRORS", "TRUNCATED");
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sources"))
-    printf("%-20s %14.0f %16.0f %12.0f %10.0f\n", str(it, "name"), num(it, "records"),
-           num(it, "bytes"), num(it, "parse_errors"), num(it, "truncated"));
+    printf("%-20s %7.0f %14.0f %16.0f %12.0f %10.0f\n", str(it, "name"), num(it, "files"),
+           num(it, "records"), num(it, "bytes"), num(it, "parse_errors"), num(it, "truncated"));
   const cJSON *live = cJSON_GetObjectItem(root, "agent");
   int running = cJSON_IsTrue(cJSON_GetObjectItem(live, "running"));
   int nhttp = 0;
@@ -225,6 +225,31 @@ static void print_agent_line(const cJSON *root) {
 }
 
 #define STATUS_METRICS_MAX ((size_t)32 << 20)
+
+/* Every configured source is listed, the ones that never committed a record too (a glob that
+ * matches nothing must show, with 0 files), with "files": its files present on disk among the
+ * buffer's (a running agent's own count replaces it in add_live). */
+static void add_sources(cJSON *root, const struct sw_config *cfg) {
+  cJSON *srcs = cJSON_GetObjectItem(root, "sources"), *s, *f;
+  if (!srcs) return;
+  for (size_t i = 0; i < cfg->nsources; i++) {
+    const char *name = cfg->sources[i].name;
+    int found = 0;
+    cJSON_ArrayForEach(s, srcs) found |= !strcmp(str(s, "name"), name);
+    if (found) continue;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    static const char *const zero[] = {"records", "bytes", "parse_errors", "truncated"};
+    for (size_t k = 0; k < sizeof zero / sizeof *zero; k++) cJSON_AddNumberToObject(o, zero[k], 0);
+    cJSON_AddItemToArray(srcs, o);
+  }
+  cJSON_ArrayForEach(s, srcs) {
+    double n = 0;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(root, "files")) n +=
+        !strcmp(str(f, "source"), str(s, "name")) && num(f, "size") >= 0;
+    cJSON_AddNumberToObject(s, "files", n);
+  }
+}
 
 /* The running agent's /metrics merged into the status (status_live.h), or why not. */
 static void add_live(cJSON *root, const struct sw_config *cfg) {
@@ -318,6 +343,7 @@ static int cmd_status(const struct opts *o) {
     code = 2;
   } else {
     cJSON *root = cJSON_Parse(json);
+    if (root) add_sources(root, cfg);
     if (root) add_live(root, cfg);
     char *out = root && o->output && !strcmp(o->output, "json") ? cJSON_PrintUnformatted(root) : NULL;
     if (out) {

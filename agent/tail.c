@@ -434,10 +434,28 @@ oom:
   return SW_ENOMEM;
 }
 
+/* A source whose globs match no file is otherwise silent (no file in status, no records): say
+ * so after the first scan, which runs at every start and reload. It keeps being watched. */
+static void warn_empty_sources(struct sw_tail *t) {
+  for (size_t i = 0; i < t->nsrcs; i++) {
+    const struct sw_source_conf *c = t->srcs[i].conf;
+    size_t n = 0;
+    for (struct sw_tfile *f = t->files; f; f = f->next) n += f->src == &t->srcs[i];
+    if (n) continue;
+    char globs[1024];
+    size_t o = 0;
+    for (size_t p = 0; p < c->npaths && o < sizeof globs; p++)
+      o += (size_t)snprintf(globs + o, sizeof globs - o, "%s\"%s\"", p ? ", " : "", c->paths[p]);
+    SW_LOG(SW_L_WARN, "tail", "source %s matches no file (paths: [%s]); files that appear later "
+           "are picked up", c->name, globs);
+  }
+}
+
 int sw_tail_start(struct sw_tail *t) {
   sw__tail_scan(t);
   sw__tail_find_renamed(t);
   t->first_scan_done = 1;
+  warn_empty_sources(t);
   sw__tail_update_watches(t);
   uint64_t poll = t->cfg->buffer.chunk_max_wait_ms / 2;
   if (poll > 250) poll = 250;

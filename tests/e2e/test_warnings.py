@@ -10,6 +10,8 @@ import socket
 import pytest
 import requests
 
+from conftest import by_name, free_port
+
 SECRET = "pepper-7f3a9c-never-printed"
 
 
@@ -92,3 +94,46 @@ def test_non_regular_files_matched_by_a_glob_are_warned_about_once(agent, workdi
         mine = [h for h in hits if h.startswith("skipping %s/%s " % (d, name))]
         assert len(mine) == 1 and kind in mine[0] and "source app" in mine[0], (name, hits)
     assert [r["line"] for r in agent.read_output()] == ["one", "two"]
+
+
+def test_a_source_that_matches_no_file_is_warned_listed_and_counted(agent, workdir):
+    d = workdir / "app"
+    d.mkdir()
+    (d / "a.log").write_text("one\ntwo\n")
+    ghost_globs = ["%s/nowhere/*.log" % workdir, "%s/app/*.txt" % workdir]
+    port = free_port()
+    agent.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % d]},
+                        {"name": "ghost", "type": "file", "paths": ghost_globs}],
+                       extra={"server": {"listen": "127.0.0.1:%d" % port, "enable_reload": True}})
+    agent.start()
+    agent.wait_count(2, 20)
+    want = "source ghost matches no file (paths: [%s])" % ", ".join('"%s"' % g for g in ghost_globs)
+    agent.wait_for(lambda: len(warn_lines(agent.stderr_tail(100000), want)) == 1, 10, want)
+    assert not warn_lines(agent.stderr_tail(100000), "source app matches no file")
+
+    # /metrics: the source is there with 0 files
+    base = "http://127.0.0.1:%d" % port
+    metrics = agent.wait_for(lambda: requests.get(base + "/metrics", timeout=5).text, 10, "/metrics")
+    assert 'spillway_source_files{source="ghost"} 0\n' in metrics
+    assert 'spillway_source_files{source="app"} 1\n' in metrics
+
+    # status, with the running agent's figures and without
+    st = agent.status()
+    assert st["agent"]["running"] is True, st["agent"]
+    assert by_name(st["sources"], "ghost")["files"] == 0 and by_name(st["sources"], "app")["files"] == 1
+    assert by_name(st["sources"], "ghost")["records"] == 0
+    text = agent.cli("status", "-c", agent.config_path).stdout.decode()
+    rows = [l.split() for l in text.splitlines() if l.startswith("ghost ")]
+    assert rows and rows[0][:3] == ["ghost", "0", "0"], text
+
+    # every reload says it again (SIGHUP, and POST /-/reload)
+    agent.proc.send_signal(1)
+    agent.wait_for(lambda: len(warn_lines(agent.stderr_tail(100000), want)) == 2, 20, "after SIGHUP")
+    assert requests.post(base + "/-/reload", timeout=5).status_code == 202
+    agent.wait_for(lambda: len(warn_lines(agent.stderr_tail(100000), want)) == 3, 20, "after POST")
+    # a file that appears later is picked up, and counted
+    (d / "late.txt").write_text("late\n")
+    agent.wait_count(3, 20)
+    agent.stop()
+    st = agent.status()
+    assert by_name(st["sources"], "ghost")["files"] == 1 and by_name(st["sources"], "ghost")["records"] == 1
