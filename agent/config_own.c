@@ -1,5 +1,5 @@
 /* config_own.c - no source glob may read the agent's own files (ownfiles.h): a glob that can
- * match anything under data_dir, or a file sink's output, is refused with its key path. The
+ * match files in data_dir (or spells it out), or a file sink's output, is refused with its key path. The
  * comparison is lexical, plus the real path of data_dir and of a sink's directory when they
  * exist (a symlinked data_dir); what a glob finds through other symlinks is skipped at run
  * time instead (tail_scan.c). */

@@ -157,23 +157,30 @@ static size_t next_comp(const char **s, char *buf, size_t cap) {
   return k;
 }
 
+static int has_magic(const char *comp) { return strpbrk(comp, "*?[\\") != NULL; }
+
 int sw_own_glob_reaches(const char *glob, const char *dir) {
   char *g = normalize(glob), *d = normalize(dir);
   char gc[NAME_MAX + 1], dc[NAME_MAX + 1];
-  int rc = -1;
+  int rc = -1, literal = 1;
   if (!g || !d) goto cleanup;
   const char *gs = g, *ds = d;
   rc = 0;
-  /* Every component of dir must be matched by the glob's component at the same depth, and
-   * the glob must go deeper: then it can name something inside dir. */
+  /* Every component of dir must be matched by the glob's component at the same depth. */
   while (next_comp(&ds, dc, sizeof dc)) {
     int m = next_comp(&gs, gc, sizeof gc) ? fnmatch(gc, dc, FNM_PERIOD) : FNM_NOMATCH;
     if (m != 0) {
       rc = m == FNM_NOMATCH ? 0 : -1;
       goto cleanup;
     }
+    literal &= !has_magic(gc);
   }
-  rc = next_comp(&gs, gc, sizeof gc) > 0;
+  /* Then it names files in dir itself (where the agent keeps its files), or spells dir out and
+   * goes deeper. A wildcard that happens to match dir on the way to deeper levels (the agent
+   * makes no subdirectories) is left to the run-time check. */
+  size_t depth = 0;
+  while (next_comp(&gs, gc, sizeof gc)) depth++;
+  rc = depth == 1 || (depth > 1 && literal);
 cleanup:
   free(g);
   free(d);

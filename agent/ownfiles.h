@@ -4,8 +4,8 @@
  * again, growing without end (its buffer, spillway.db with -wal and -shm, its file sinks'
  * outputs), or reads binary data as log text (a compressed archive, a temporary retention is
  * still writing). Two lines of defence:
- *   - `spillway check` (and start, and reload) refuse a source glob that could match anything
- *     under data_dir or a file sink's output (config_own.c, with sw_own_glob_reaches and
+ *   - `spillway check` (and start, and reload) refuse a source glob that could match files in
+ *     data_dir (or spells data_dir out) or a file sink's output (config_own.c, with sw_own_glob_reaches and
  *     sw_own_glob_matches, which compare paths lexically);
  *   - at run time, discovery skips what a glob still finds through a symlink or bind mount
  *     (sw_own_why, which compares real paths and inodes), and by name the temporaries and
@@ -34,8 +34,10 @@ const char *sw_own_why(struct sw_own *o, const char *path, const struct stat *st
  * archive", or NULL. */
 const char *sw_own_name_why(const char *path);
 
-/* 1 if the glob (absolute) can match some path strictly under dir (absolute), else 0. Both are
- * normalised lexically ("." and ".." components, repeated slashes); -1 on ENOMEM. */
+/* 1 if the glob (absolute) can match a file directly in dir (absolute), or spells dir out
+ * literally and goes deeper; else 0 (a wildcard that only crosses dir on the way to deeper
+ * levels, e.g. /var/lib/<*>/containers/... for /var/lib/spillway, is left to sw_own_why). Both
+ * are normalised lexically ("." and ".." components, repeated slashes); -1 on ENOMEM. */
 int sw_own_glob_reaches(const char *glob, const char *dir);
 /* 1 if the glob (absolute) matches path (absolute), after the same normalisation; -1 on ENOMEM. */
 int sw_own_glob_matches(const char *glob, const char *path);

@@ -59,7 +59,8 @@ static void drain(struct sw_tail *t, const struct found *fd) {
   struct sw_source_rt *src = NULL;
   for (size_t i = 0; k && i < t->nsrcs && !src; i++)
     if (!strcmp(t->srcs[i].conf->name, k->source)) src = &t->srcs[i];
-  if (!src) return;
+  struct stat st;
+  if (!src || stat(fd->path, &st) || sw_own_why(t->own, fd->path, &st)) return; /* never our own */
   SW_LOG(SW_L_INFO, "tail", "%s was renamed to %s while stopped; reading it to its end", k->path, fd->path);
   sw__tail_open_new(t, src, fd->path); /* resumes k's offset (and frees k) when the head matches */
   for (struct sw_tfile *f = t->files; f; f = f->next)

@@ -25,7 +25,9 @@ static void test_glob_reaches(void **state) {
   } cases[] = {
       {"/w/data/*", "/w/data", 1},
       {"/w/*/*", "/w/data", 1},
-      {"/w/d[a-z]ta/sub/*.log", "/w/data", 1},
+      {"/w/d[a-z]ta/sub/*.log", "/w/data", 0}, /* needs a subdirectory the agent never makes */
+      {"/w/data/sub/*.log", "/w/data", 1},     /* spells data_dir out */
+      {"/var/lib/*/containers/*/*-json.log", "/var/lib/spillway", 0},
       {"/w/*", "/w/data", 0},          /* only the directory itself, never a file in it */
       {"/w/out/*", "/w/data", 0},
       {"/w/app/../data/*", "/w/data", 1},
