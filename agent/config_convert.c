@@ -364,8 +364,7 @@ static void conv_array(struct sw__conf_ctx *c, const struct sw__conf_row *r, con
 
 /* ---- secrets ---- */
 
-/* The secret's group is one the agent runs with: group read is how the agent itself reads it
- * (the documented host setup is root:spillway 0640, Kubernetes' fsGroup 0440). */
+/* g is a group the agent runs with. */
 static bool own_group(gid_t g) {
   gid_t groups[256];
   if (g == getegid()) return true;
@@ -375,17 +374,21 @@ static bool own_group(gid_t g) {
   return false;
 }
 
-/* A secret others can read is one leak away: warn (never failing the load, the agent still
- * works), naming the key and the path, never the content. */
+/* A secret others can read is one leak away: warn (never failing the load: the agent still
+ * works), naming the key and the path, never the content. Group read is fine only when it is
+ * how the agent itself reads the file: owned by another user, in a group of the agent's (the
+ * packaged host setup root:spillway 0640, a Kubernetes Secret with fsGroup and 0440). */
 static void warn_exposed(const struct sw__conf_ctx *c, const char *quoted, const struct stat *st) {
-  const char *who = st->st_mode & S_IROTH                           ? "every user"
-                    : (st->st_mode & S_IRGRP) && !own_group(st->st_gid) ? "a group the agent is not in"
-                                                                         : NULL;
-  if (who)
-    SW_LOG(SW_L_WARN, "config", "%s: %s: secret file %s is readable by %s (mode %04o, group %u): "
-           "make it readable by the agent only (chmod 0600, or 0640 with the agent's group)",
-           c->file, c->pathlen ? c->path : "?", quoted, who, (unsigned)(st->st_mode & 07777),
-           (unsigned)st->st_gid);
+  char who[64] = "";
+  if (st->st_mode & S_IROTH)
+    snprintf(who, sizeof who, "every user");
+  else if ((st->st_mode & S_IRGRP) && (st->st_uid == geteuid() || !own_group(st->st_gid)))
+    snprintf(who, sizeof who, "its group (gid %u)", (unsigned)st->st_gid);
+  if (who[0])
+    SW_LOG(SW_L_WARN, "config", "%s: %s: secret file %s is readable by %s (mode %04o): make it "
+           "readable by the agent only (chmod 0600; or 0640 owned by another user with a group of "
+           "the agent's)", c->file, c->pathlen ? c->path : "?", quoted, who,
+           (unsigned)(st->st_mode & 07777));
 }
 
 /* Reads a secret file: one trailing "\n" or "\r\n" stripped. The content never goes into a

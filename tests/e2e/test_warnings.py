@@ -27,12 +27,11 @@ def warn_lines(text, needle):
     return out
 
 
-def salted(agent, workdir, mode, gid=None):
+def salted(agent, workdir, mode, uid=-1, gid=-1):
     salt = workdir / "salt"
     salt.write_text(SECRET + "\n")
     os.chmod(salt, mode)
-    if gid is not None:
-        os.chown(salt, -1, gid)
+    os.chown(salt, uid, gid)
     (workdir / "app").mkdir(exist_ok=True)
     agent.write_config([{"name": "app", "type": "file", "paths": ["%s/app/*.log" % workdir]}],
                        extra={"redact": {"fields": {"keys": ["password"], "action": "hash"},
@@ -40,14 +39,17 @@ def salted(agent, workdir, mode, gid=None):
     return salt
 
 
-@pytest.mark.parametrize("mode,gid,who", [
-    (0o644, None, "every user"),
-    (0o640, 65534, "a group the agent is not in"),
-    (0o640, None, None),  # the agent's own group: how the documented host setup reads it
-    (0o600, None, None),
+@pytest.mark.parametrize("mode,uid,gid,who", [
+    (0o644, -1, -1, "every user"),
+    (0o640, -1, 65534, "its group (gid 65534)"),
+    (0o640, -1, -1, "its group (gid %d)" % os.getegid()),  # ours: the group adds nobody needed
+    # Owned by another user, group read is how the agent reads it (root:spillway 0640 on a
+    # host, fsGroup 0440 in a pod): not reported.
+    (0o640, 65534, os.getegid(), None),
+    (0o600, -1, -1, None),
 ])
-def test_secret_file_readable_by_others_is_warned_about(agent, workdir, mode, gid, who):
-    salt = salted(agent, workdir, mode, gid)
+def test_secret_file_readable_by_others_is_warned_about(agent, workdir, mode, uid, gid, who):
+    salt = salted(agent, workdir, mode, uid, gid)
     p = agent.cli("check", "-c", agent.config_path)
     err = p.stderr.decode()
     assert p.returncode == 0, err
@@ -58,7 +60,7 @@ def test_secret_file_readable_by_others_is_warned_about(agent, workdir, mode, gi
         return
     assert len(hits) == 1, err
     assert hits[0].startswith("%s: redact.hash_salt_file: secret file \"%s\" is readable by %s "
-                              "(mode %04o" % (agent.config_path, salt, who, mode)), hits[0]
+                              "(mode %04o)" % (agent.config_path, salt, who, mode)), hits[0]
     agent.start()  # the running agent says it too, at start
     agent.wait_for(lambda: warn_lines(agent.stderr_tail(100000), "secret file"), 10,
                    "the warning in the agent's log")
