@@ -92,9 +92,10 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->address = argv[++i];
     } else if (!strcmp(a, "--ready") && !strcmp(argv[1], "health")) {
       o->ready = 1;
-    } else if (!strcmp(a, "--wait-lock") && i + 1 < argc && !strcmp(argv[1], "run")) {
-      if (sw_parse_duration(argv[++i], &o->wait_lock_ms) || !o->wait_lock_ms) {
-        fprintf(stderr, "spillway: --wait-lock wants a duration like 60s, got '%s'\n", argv[i]);
+    } else if ((!strcmp(a, "--wait-lock") && i + 1 < argc) || !strncmp(a, "--wait-lock=", 12)) {
+      const char *v = a[11] == '=' ? a + 12 : argv[++i];
+      if (strcmp(argv[1], "run") || sw_parse_duration(v, &o->wait_lock_ms) || !o->wait_lock_ms) {
+        fprintf(stderr, "spillway: --wait-lock (run only) wants a duration like 60s, got '%s'\n", v);
         return -1;
       }
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {

@@ -140,3 +140,29 @@ def test_retention_archives_and_temporaries_are_not_tailed(agent, workdir):
     for name in ("other.log.1.zst.tmp-AbC123", "other.log.2.gz", "other.log.3.zst"):
         assert log.count("skipping %s/%s " % (d, name)) == 1, name
     assert agent.status()["retention"]["compressions"] >= 6
+
+
+def test_reload_refuses_a_glob_over_the_sink_output(agent, workdir):
+    d = workdir / "app"
+    d.mkdir()
+    (d / "a.log").write_text("one\n")
+    src = [{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}]
+    agent.write_config(src)
+    agent.start()
+    agent.wait_count(1, 20)
+    agent.write_config(src + [{"name": "out", "type": "file",
+                               "paths": ["%s/*" % agent.out_path.parent]}])
+    agent.proc.send_signal(1)  # SIGHUP
+    want = "reload refused: %s: sources[1].paths[0]: matches \"%s\", the output of file sink" % (
+        agent.config_path, agent.out_path)
+    def refused():
+        msgs = [json.loads(l).get("msg", "") for l in agent.stderr_tail(100000).splitlines()
+                if l.startswith("{")]
+        return any(m.startswith(want) for m in msgs)
+
+    agent.wait_for(refused, 20, "the reload to be refused")
+    with open(d / "a.log", "a") as f:
+        f.write("two\n")
+    agent.wait_count(2, 20)
+    agent.stop()
+    assert [r["line"] for r in agent.read_output()] == ["one", "two"]
