@@ -8,6 +8,10 @@
  *                           cursors saved) and one with the new config is opened -> RUNNING;
  *                           if that one cannot start, the previous config is started again
  *   any       -(SIGTERM, SIGINT)-> STOPPING -> exit
+ * Before STARTING, the data_dir lock (datalock.h) is taken; if another agent holds it, `run`
+ * exits at once, or with --wait-lock stays WAITING (the HTTP server answers, /ready 503
+ * "waiting for the data_dir lock") until it is free -> STARTING, or until the wait ends -> exit 1.
+ * The lock is held until the process exits, across reloads.
  * The HTTP server and signal handles outlive pipelines; they are unref'd, so uv_run returns
  * once a stopped pipeline has closed its handles. /ready answers 200 only while RUNNING.
  */
@@ -22,6 +26,7 @@
 #include "../common/log.h"
 #include "../common/text.h"
 #include "../common/timefmt.h"
+#include "datalock.h"
 #include "httpd.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -42,11 +47,19 @@ struct agent {
                                     turning (a reload waits for them: at most 30 s) */
   struct sw_reload_stats reloads;
   struct sw_buf held_metrics; /* during a reload: the exposition rendered as it began */
+  int lockfd;                 /* data_dir/spillway.lock, held from start to exit; -1 before */
+  uv_timer_t lock_timer;      /* retries the lock while WAITING */
+  int64_t lock_deadline_ms;   /* monotonic end of --wait-lock */
+  int waiting_lock, server_deferred;
   int stopping, ready, reloading, reload_wanted, restore_wanted, failed;
 };
 
 static const char *not_ready_reason(const struct agent *a) {
-  return a->stopping ? "shutting down" : a->reloading ? "reloading" : !a->ready ? "starting" : NULL;
+  return a->stopping        ? "shutting down"
+         : a->waiting_lock  ? "waiting for the data_dir lock"
+         : a->reloading     ? "reloading"
+         : !a->ready        ? "starting"
+                            : NULL;
 }
 
 /* Liveness: answering at all means the loop turns. */
@@ -278,6 +291,78 @@ static int open_pipeline(struct agent *a) {
   return rc;
 }
 
+#define LOCK_RETRY_MS 200
+
+static void describe_holder(const struct sw_datalock_holder *h, char *buf, size_t n) {
+  if (h->pid > 0)
+    snprintf(buf, n, "pid %ld%s%s", h->pid, h->host[0] ? " on host " : "", h->host);
+  else
+    snprintf(buf, n, "a process that has not written its pid yet");
+}
+
+/* The lock is ours: what waiting put off (the HTTP server if its port was taken, the
+ * pipeline) starts now. */
+static void lock_acquired(struct agent *a) {
+  a->waiting_lock = 0;
+  uv_timer_stop(&a->lock_timer);
+  SW_LOG(SW_L_INFO, "agent", "data_dir lock acquired (%s/%s)", a->cfg->data_dir, SW_DATALOCK_NAME);
+  int deferred = a->server_deferred;
+  a->server_deferred = 0;
+  if ((deferred && start_server(a)) || open_pipeline(a)) {
+    a->failed = 1;
+    uv_stop(&a->loop);
+  }
+}
+
+static void on_lock_timer(uv_timer_t *h) {
+  struct agent *a = h->data;
+  struct sw_datalock_holder who;
+  char desc[128];
+  int rc = sw_datalock_try(a->lockfd, &who);
+  if (rc == SW_OK) {
+    lock_acquired(a);
+    return;
+  }
+  if (rc == SW_EAGAIN && sw_time_mono_ms() < a->lock_deadline_ms) return;
+  describe_holder(&who, desc, sizeof desc);
+  if (rc == SW_EAGAIN)
+    SW_LOG(SW_L_ERROR, "agent", "gave up waiting for the data_dir lock: %s/%s is still held by %s",
+           a->cfg->data_dir, SW_DATALOCK_NAME, desc);
+  else
+    SW_LOG(SW_L_ERROR, "agent", "cannot lock %s/%s: %s", a->cfg->data_dir, SW_DATALOCK_NAME,
+           strerror(errno));
+  a->waiting_lock = 0;
+  a->failed = 1;
+  uv_timer_stop(&a->lock_timer);
+  uv_stop(&a->loop);
+}
+
+/* SW_OK: held. SW_EAGAIN: another agent holds it and we wait (wait_ms > 0; the timer retries).
+ * Anything else: refused or failed, logged. */
+static int take_lock(struct agent *a, uint64_t wait_ms) {
+  struct sw_datalock_holder who;
+  char err[512], desc[128];
+  int rc = sw_datalock_open(a->cfg->data_dir, &a->lockfd, &who, err, sizeof err);
+  if (rc == SW_OK) return SW_OK;
+  if (rc != SW_EAGAIN) {
+    SW_LOG(SW_L_ERROR, "agent", "%s", err);
+    return rc;
+  }
+  describe_holder(&who, desc, sizeof desc);
+  if (wait_ms == 0) {
+    SW_LOG(SW_L_ERROR, "agent", "data_dir %s is in use by another spillway (%s): two agents on one "
+           "data_dir would read and ship everything twice. Stop it first, or start with "
+           "--wait-lock DURATION to wait for it", a->cfg->data_dir, desc);
+    return SW_EIO;
+  }
+  SW_LOG(SW_L_WARN, "agent", "data_dir %s is in use by another spillway (%s): waiting up to %llu s "
+         "for it to exit", a->cfg->data_dir, desc, (unsigned long long)(wait_ms + 999) / 1000);
+  a->waiting_lock = 1;
+  a->lock_deadline_ms = sw_time_mono_ms() + (int64_t)wait_ms;
+  uv_timer_start(&a->lock_timer, on_lock_timer, LOCK_RETRY_MS, LOCK_RETRY_MS);
+  return SW_EAGAIN;
+}
+
 /* Stops the pipeline and runs the loop until its handles are closed (HTTP keeps answering
  * meanwhile; a stop asked by uv_stop only ends one round). */
 static void close_pipeline(struct agent *a) {
@@ -353,10 +438,11 @@ static void close_handle(uv_handle_t *h) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-int sw_agent_run(const struct sw_config *cfg) {
+int sw_agent_run(const struct sw_config *cfg, uint64_t wait_lock_ms) {
   struct agent a;
   memset(&a, 0, sizeof a);
   a.cfg = cfg;
+  a.lockfd = -1;
   a.reloads.last_ok = 1;
   a.reloads.last_ok_ns = sw_time_now_ns();
   if (uv_loop_init(&a.loop)) return 1;
@@ -370,14 +456,30 @@ int sw_agent_run(const struct sw_config *cfg) {
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sighup, on_sighup, SIGHUP);
   for (size_t i = 0; i < 3; i++) uv_unref((uv_handle_t *)sigs[i]); /* the pipeline keeps us running */
+  uv_timer_init(&a.loop, &a.lock_timer); /* ref'd: waiting for the lock keeps us running */
+  a.lock_timer.data = &a;
   sigset_t set; /* blocked by the CLI until now; a pending one is delivered here */
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-  int rc = start_server(&a);
-  if (rc == 0) rc = open_pipeline(&a);
+  int rc = take_lock(&a, wait_lock_ms);
+  if (rc == SW_OK || rc == SW_EAGAIN) {
+    int waiting = rc == SW_EAGAIN;
+    rc = start_server(&a);
+    if (rc && waiting) { /* e.g. the holder has the same port: serve once it has gone */
+      SW_LOG(SW_L_WARN, "http", "not serving while waiting for the data_dir lock; trying again "
+             "once it is held");
+      sw_httpd_stop(a.httpd);
+      a.httpd = NULL;
+      sw_search_http_free(a.search);
+      a.search = NULL;
+      a.server_deferred = 1;
+      rc = SW_OK;
+    }
+    if (rc == 0 && !waiting) rc = open_pipeline(&a);
+  }
   while (rc == 0) {
     uv_run(&a.loop, UV_RUN_DEFAULT);
     if (a.stopping) break;
@@ -392,12 +494,14 @@ int sw_agent_run(const struct sw_config *cfg) {
   if (a.httpd) sw_httpd_stop(a.httpd);
   a.httpd = NULL;
   for (size_t i = 0; i < 3; i++) close_handle((uv_handle_t *)sigs[i]);
+  close_handle((uv_handle_t *)&a.lock_timer);
   uv_run(&a.loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */
   sw_search_http_free(a.search); /* its searches, cancelled with their connections, are done */
   sw_pipeline_free(a.pipe); /* an opening job has finished: uv_run waited for it */
   sw_config_free(a.owned);
   sw_config_free(a.prev_owned);
   sw_buf_free(&a.held_metrics);
+  sw_datalock_close(a.lockfd); /* after everything that wrote to data_dir has stopped */
   int lc = uv_loop_close(&a.loop);
   if (lc) SW_LOG(SW_L_WARN, "agent", "loop closed with handles open: %s", uv_strerror(lc));
   if (rc == 0) SW_LOG(SW_L_INFO, "agent", "stopped cleanly");

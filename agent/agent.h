@@ -7,9 +7,13 @@
 #ifndef SW_AGENT_H
 #define SW_AGENT_H
 
+#include <stdint.h>
+
 #include "config.h"
 
-/* Runs until a stop signal. Returns a process exit code. */
-int sw_agent_run(const struct sw_config *cfg);
+/* Runs until a stop signal. Another agent holding data_dir's lock (datalock.h) makes it return
+ * 1 at once, or after waiting up to wait_lock_ms for it (0: no wait). Returns a process exit
+ * code. */
+int sw_agent_run(const struct sw_config *cfg, uint64_t wait_lock_ms);
 
 #endif

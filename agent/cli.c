@@ -27,8 +27,13 @@ static const char k_usage[] =
     "files, buffers every record durably in SQLite and ships it to its sinks.\n"
     "\n"
     "Commands:\n"
-    "  run     [-c FILE]                  run the agent until SIGTERM/SIGINT; SIGHUP reloads\n"
-    "                                     FILE; serves /health, /ready, /metrics (server.listen)\n"
+    "  run     [-c FILE] [--wait-lock DURATION]\n"
+    "                                     run the agent until SIGTERM/SIGINT; SIGHUP reloads\n"
+    "                                     FILE; serves /health, /ready, /metrics (server.listen).\n"
+    "                                     One agent per data_dir: while another holds its lock\n"
+    "                                     (data_dir/spillway.lock) exit 1 naming its pid, or with\n"
+    "                                     --wait-lock wait up to DURATION (e.g. 60s) for it to\n"
+    "                                     exit, /ready answering 503 meanwhile\n"
     "  check   [-c FILE]                  validate a config; exit 1 with \"FILE: key.path: reason\"\n"
     "  status  [-c FILE] [--output text|json]\n"
     "                                     buffer size, per-sink backlog, tailed files and offsets\n"
@@ -67,6 +72,7 @@ struct opts {
   const char *sink; /* replay-dead-letters */
   const char *address;
   int dry_run, ready;
+  uint64_t wait_lock_ms; /* run --wait-lock */
 };
 
 /* The last default; sw_cli_load recognises this very pointer (not a -c that names the same
@@ -95,6 +101,12 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->address = argv[++i];
     } else if (!strcmp(a, "--ready") && !strcmp(argv[1], "health")) {
       o->ready = 1;
+    } else if ((!strcmp(a, "--wait-lock") && i + 1 < argc) || !strncmp(a, "--wait-lock=", 12)) {
+      const char *v = a[11] == '=' ? a + 12 : argv[++i];
+      if (strcmp(argv[1], "run") || sw_parse_duration(v, &o->wait_lock_ms) || !o->wait_lock_ms) {
+        fprintf(stderr, "spillway: --wait-lock (run only) wants a duration like 60s, got '%s'\n", v);
+        return -1;
+      }
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(k_usage, stdout);
       exit(0);
@@ -247,11 +259,12 @@ static void print_status_text(const cJSON *root) {
   print_counters(&v, "REDACTIONS", cJSON_GetObjectItem(root, "redactions"));
   print_counters(&v, "RETENTION", cJSON_GetObjectItem(root, "retention"));
   print_sinks(&v, root);
-  printf("\n%-20s %14s %12s %12s %10s\n", "SOURCE", "RECORDS", "BYTES", "PARSE_ERRORS",
-         "TRUNCATED");
+  printf("\n%-20s %7s %14s %12s %12s %10s\n", "SOURCE", "FILES", "RECORDS", "BYTES",
+         "PARSE_ERRORS", "TRUNCATED");
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "sources"))
-    printf("%-20s %14.0f %12s %12.0f %10.0f\n", vis(&v, str(it, "name")), num(it, "records"),
-           hb(&v, num(it, "bytes")), num(it, "parse_errors"), num(it, "truncated"));
+    printf("%-20s %7.0f %14.0f %12s %12.0f %10.0f\n", vis(&v, str(it, "name")), num(it, "files"),
+           num(it, "records"), hb(&v, num(it, "bytes")), num(it, "parse_errors"),
+           num(it, "truncated"));
   print_files(&v, root);
   for (int i = 0; i < VIS_SLOTS; i++) sw_buf_free(&v.b[i]);
 }
@@ -268,6 +281,31 @@ static void print_agent_line(const cJSON *root) {
 }
 
 #define STATUS_METRICS_MAX ((size_t)32 << 20)
+
+/* Every configured source is listed, the ones that never committed a record too (a glob that
+ * matches nothing must show, with 0 files), with "files": its files present on disk among the
+ * buffer's (a running agent's own count replaces it in add_live). */
+static void add_sources(cJSON *root, const struct sw_config *cfg) {
+  cJSON *srcs = cJSON_GetObjectItem(root, "sources"), *s, *f;
+  if (!srcs) return;
+  for (size_t i = 0; i < cfg->nsources; i++) {
+    const char *name = cfg->sources[i].name;
+    int found = 0;
+    cJSON_ArrayForEach(s, srcs) found |= !strcmp(str(s, "name"), name);
+    if (found) continue;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    static const char *const zero[] = {"records", "bytes", "parse_errors", "truncated"};
+    for (size_t k = 0; k < sizeof zero / sizeof *zero; k++) cJSON_AddNumberToObject(o, zero[k], 0);
+    cJSON_AddItemToArray(srcs, o);
+  }
+  cJSON_ArrayForEach(s, srcs) {
+    double n = 0;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(root, "files")) n +=
+        !strcmp(str(f, "source"), str(s, "name")) && num(f, "size") >= 0;
+    cJSON_AddNumberToObject(s, "files", n);
+  }
+}
 
 /* The running agent's /metrics merged into the status (status_live.h), or why not. */
 static void add_live(cJSON *root, const struct sw_config *cfg) {
@@ -386,6 +424,7 @@ static int cmd_status(const struct opts *o) {
   } else {
     cJSON *root = cJSON_Parse(json);
     if (root) redact_status_paths(root, cfg);
+    if (root) add_sources(root, cfg);
     if (root) add_live(root, cfg);
     char *out = root && o->output && !strcmp(o->output, "json") ? cJSON_PrintUnformatted(root) : NULL;
     if (out) {
@@ -485,7 +524,7 @@ static int cmd_run(const struct opts *o) {
    * high-water mark of chunk-sized buffers. (A fixed mmap threshold was tried: it halves
    * throughput through page-fault churn.) */
   mallopt(M_ARENA_MAX, 2);
-  int rc = sw_agent_run(cfg);
+  int rc = sw_agent_run(cfg, o->wait_lock_ms);
   sw_config_free(cfg);
   return rc;
 }

@@ -14,6 +14,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "../common/log.h"
 #include "config_schema.h"
 
 #define SECRET_MAX (64 * SW__KIB)
@@ -363,6 +364,33 @@ static void conv_array(struct sw__conf_ctx *c, const struct sw__conf_row *r, con
 
 /* ---- secrets ---- */
 
+/* g is a group the agent runs with. */
+static bool own_group(gid_t g) {
+  gid_t groups[256];
+  if (g == getegid()) return true;
+  int n = getgroups(sizeof groups / sizeof *groups, groups);
+  for (int i = 0; i < n; i++)
+    if (groups[i] == g) return true;
+  return false;
+}
+
+/* A secret others can read is one leak away: warn (never failing the load: the agent still
+ * works), naming the key and the path, never the content. Group read is fine only when it is
+ * how the agent itself reads the file: owned by another user, in a group of the agent's (the
+ * packaged host setup root:spillway 0640, a Kubernetes Secret with fsGroup and 0440). */
+static void warn_exposed(const struct sw__conf_ctx *c, const char *quoted, const struct stat *st) {
+  char who[64] = "";
+  if (st->st_mode & S_IROTH)
+    snprintf(who, sizeof who, "every user");
+  else if ((st->st_mode & S_IRGRP) && (st->st_uid == geteuid() || !own_group(st->st_gid)))
+    snprintf(who, sizeof who, "its group (gid %u)", (unsigned)st->st_gid);
+  if (who[0])
+    SW_LOG(SW_L_WARN, "config", "%s: %s: secret file %s is readable by %s (mode %04o): make it "
+           "readable by the agent only (chmod 0600; or 0640 owned by another user with a group of "
+           "the agent's)", c->file, c->pathlen ? c->path : "?", quoted, who,
+           (unsigned)(st->st_mode & 07777));
+}
+
 /* Reads a secret file: one trailing "\n" or "\r\n" stripped. The content never goes into a
  * message. Returns a new string or NULL when reported. */
 static char *read_secret(struct sw__conf_ctx *c, const char *path) {
@@ -382,6 +410,7 @@ static char *read_secret(struct sw__conf_ctx *c, const char *path) {
     why = "not a regular file";
     goto cleanup;
   }
+  warn_exposed(c, q, &st);
   buf = malloc(SECRET_MAX + 2);
   if (!buf) {
     c->nomem = true;

@@ -115,7 +115,11 @@ static const struct sw__conf_row source_rows[] = {
     {.key = "paths", .type = SW__CT_STRLIST, .flags = SW__CF_REQUIRED | SW__CF_NONEMPTY | SW__CF_GLOB,
      .offset = offsetof(struct sw_source_conf, paths), .count_offset = offsetof(struct sw_source_conf, npaths),
      .help = "Globs of the files to tail (`*`, `?`, `[...]` in any path component; `**` is not "
-             "supported). A single string is a list of one."},
+             "supported). A single string is a list of one. A glob that could match files in "
+             "`data_dir` or a file sink's output is refused; files under `data_dir` it still finds "
+             "(through a symlink, a wildcard directory), compressed files (`.zst`, `.gz`, `.xz`, "
+             "`.bz2`, `.lz4`, `.zip`), retention's temporaries and anything that is not a regular "
+             "file are skipped (logged once)."},
     {.key = "exclude", .type = SW__CT_STRLIST, .flags = SW__CF_GLOB,
      .offset = offsetof(struct sw_source_conf, exclude),
      .count_offset = offsetof(struct sw_source_conf, nexclude),
@@ -558,6 +562,7 @@ static void check_root(struct sw__conf_ctx *c, void *base, const cJSON *obj, int
     sw__conf_err(c, "must be at least buffer.chunk.max_bytes (%s)", sz);
     sw__conf_path_pop(c, saved);
   }
+  sw__conf_check_own(c, cfg);
 }
 
 const struct sw__conf_table sw__conf_root = {

@@ -116,6 +116,9 @@ void sw__conf_apply_table(struct sw__conf_ctx *c, const struct sw__conf_table *t
 /* Converts one present, non-null value it for row r into base (config_convert.c). */
 void sw__conf_convert(struct sw__conf_ctx *c, const struct sw__conf_row *r, const cJSON *it, void *base);
 
+/* No source glob may match data_dir or a file sink's output (config_own.c). */
+void sw__conf_check_own(struct sw__conf_ctx *c, const struct sw_config *cfg);
+
 /* Key path: push returns the length to give back to pop. */
 size_t sw__conf_path_key(struct sw__conf_ctx *c, const char *key);
 size_t sw__conf_path_index(struct sw__conf_ctx *c, size_t i);

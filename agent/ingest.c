@@ -27,6 +27,7 @@ struct sw_ingest {
   size_t nrules;
   char *scratch; /* unescaped docker "log" values; as large as the longest physical line */
   size_t scratch_cap;
+  size_t max_line; /* most bytes one feed hands over between two line boundaries */
   uint64_t open_bytes;
   int64_t now_ns; /* read time of the current feed, for records without their own time */
 };
@@ -47,6 +48,7 @@ int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w,
   if (!ing) return SW_ENOMEM;
   ing->cfg = cfg;
   ing->w = w;
+  ing->max_line = max_line;
   ing->scratch_cap = max_line + 16;
   ing->scratch = malloc(ing->scratch_cap);
   if (!ing->scratch) goto oom;
@@ -219,13 +221,29 @@ done:
 
 /* ---- records ---- */
 
+/* Last resort when a line emits more than the builder's cap (only redaction that multiplies a
+ * line's size can): seal in the middle of the line rather than lose a record. The state
+ * committed with that chunk is the line's start, so a crash before the line's end is committed
+ * would emit its earlier pieces once more (a duplicate, never a loss). 0 when sealed. */
+static int overflow_seal(struct sw_ingest *ing, struct sw_tfile *f) {
+  if (f->cb.count == 0 || f->replay_until) return SW_ETOOBIG; /* nothing to make room from */
+  SW_LOG(SW_L_WARN, "ingest", "a line of %s emitted more than a chunk holds: sealed mid-line",
+         f->path);
+  return sw_ingest_seal(ing, f, 0, 0);
+}
+
 static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
                        int flags, const char *line, size_t len) {
   const struct sw_config *cfg = ing->cfg;
   if (f->replay_until && f->cur_line_end <= f->replay_until) return; /* committed before */
   size_t max = (size_t)f->src->conf->max_record_bytes;
   if (!f->cb_ready) {
-    sw_chunk_builder_init(&f->cb, (size_t)cfg->buffer.chunk_max_bytes + max + 64);
+    /* A chunk is sealed only at line boundaries, so it must take everything one line can emit
+     * on top of the chunk_max_bytes it stays under between lines: the bytes of one read plus
+     * every pending slot released at once (each holds at most max), e.g. a 1 MiB piece of an
+     * overlong line and then its 200 KiB rest. */
+    size_t line_worth = ing->max_line + (size_t)SW_PEND_N * (max + 64) + 4096;
+    sw_chunk_builder_init(&f->cb, (size_t)cfg->buffer.chunk_max_bytes + line_worth);
     f->cb_ready = 1;
   }
   if (ing->rctx && !(flags & SW_REC_REDACTED)) {
@@ -244,9 +262,11 @@ static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, in
     len -= max;
     flags |= SW_REC_TRUNCATED;
   }
+  flags &= ~SW_REC_REDACTED;
+  if (f->cb.text.len + len + 1 > f->cb.text.max || f->cb.meta.len + 24 > f->cb.meta.max)
+    (void)overflow_seal(ing, f); /* else sw_chunk_add refuses and the record is lost */
   size_t before = sw_chunk_raw_size(&f->cb);
   if (f->cb.count == 0) f->chunk_started_ms = sw_ingest_now_ms();
-  flags &= ~SW_REC_REDACTED;
   if (sw_chunk_add(&f->cb, ts, stream, flags, line, len)) {
     SW_LOG(SW_L_ERROR, "ingest", "chunk builder refused a record of %zu bytes in %s", len, f->disp);
     return;

@@ -51,6 +51,9 @@ static void add_sample(cJSON *root, cJSON *agent, const struct sw_prom_parsed *s
       if (!fl) fl = cJSON_AddObjectToObject(o, "failures");
       if (fl) set_num(fl, cls, s->value);
     }
+  } else if (!strcmp(n, "spillway_source_files") && source) {
+    cJSON *o = find_by(cJSON_GetObjectItemCaseSensitive(root, "sources"), "name", source, NULL, NULL);
+    if (o) set_num(o, "files", s->value); /* followed now, renamed ones being drained included */
   } else if (!strcmp(n, "spillway_build_info") && sw_prom_label_value(s, "version")) {
     cJSON_AddStringToObject(agent, "version", sw_prom_label_value(s, "version"));
   } else if (!strcmp(n, "spillway_process_start_time_seconds")) {

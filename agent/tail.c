@@ -415,7 +415,8 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
   t->next_id = 1;
   t->rbuf = malloc(SW_READ_BUF);
   t->srcs = calloc(cfg->nsources ? cfg->nsources : 1, sizeof *t->srcs);
-  if (!t->rbuf || !t->srcs) goto oom;
+  t->own = sw_own_create(cfg);
+  if (!t->rbuf || !t->srcs || !t->own) goto oom;
   t->nsrcs = cfg->nsources;
   static const char *const fmt_names[] = {"text", "json", "logfmt"};
   for (size_t i = 0; i < cfg->nsources; i++) {
@@ -446,16 +447,32 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
   *out = t;
   return SW_OK;
 oom:
-  free(t->rbuf);
-  free(t->srcs);
-  free(t);
+  sw_tail_free(t); /* no handle is initialised yet */
   return SW_ENOMEM;
+}
+
+/* A source whose globs match no file is otherwise silent (no file in status, no records): say
+ * so after the first scan, which runs at every start and reload. It keeps being watched. */
+static void warn_empty_sources(struct sw_tail *t) {
+  for (size_t i = 0; i < t->nsrcs; i++) {
+    const struct sw_source_conf *c = t->srcs[i].conf;
+    size_t n = 0;
+    for (struct sw_tfile *f = t->files; f; f = f->next) n += f->src == &t->srcs[i];
+    if (n) continue;
+    char globs[1024];
+    size_t o = 0;
+    for (size_t p = 0; p < c->npaths && o < sizeof globs; p++)
+      o += (size_t)snprintf(globs + o, sizeof globs - o, "%s\"%s\"", p ? ", " : "", c->paths[p]);
+    SW_LOG(SW_L_WARN, "tail", "source %s matches no file (paths: [%s]); files that appear later "
+           "are picked up", c->name, globs);
+  }
 }
 
 int sw_tail_start(struct sw_tail *t) {
   sw__tail_scan(t);
   sw__tail_find_renamed(t);
   t->first_scan_done = 1;
+  warn_empty_sources(t);
   sw__tail_update_watches(t);
   uint64_t poll = t->cfg->buffer.chunk_max_wait_ms / 2;
   if (poll > 250) poll = 250;
@@ -498,6 +515,8 @@ void sw_tail_free(struct sw_tail *t) {
     pcre2_code_free(t->srcs[i].ml_start);
   }
   free(t->srcs);
+  sw_own_free(t->own);
+  free(t->reported);
   free(t->deferred);
   free(t->watches);
   free(t->rbuf);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "ownfiles.h"
 #include "tail.h"
 #include "tfile.h"
 
@@ -16,6 +17,7 @@
 #define SW_MAX_WATCHES 4096
 #define SW_MAX_ORPHANS 4096
 #define SW_COPY_DEFER_SCANS 3
+#define SW_MAX_REPORTED 4096 /* skipped paths remembered so each is logged once */
 
 /* A stored state not (yet) attached to an open file: from the database at start, or left by a
  * truncation or a released renamed file. */
@@ -55,6 +57,9 @@ struct sw_tail {
   size_t nwatches;
   struct sw_deferred *deferred;
   size_t ndeferred;
+  struct sw_own *own;  /* the agent's own files, never followed */
+  uint64_t *reported;  /* hashes of the paths skipped and logged (SW_MAX_REPORTED at most) */
+  size_t nreported;
   uv_timer_t scan_timer, poll_timer, kick_timer;
   char *rbuf;
   int64_t next_id;

@@ -60,7 +60,8 @@ static void drain(struct sw_tail *t, const struct found *fd) {
   struct sw_source_rt *src = NULL;
   for (size_t i = 0; k && i < t->nsrcs && !src; i++)
     if (!strcmp(t->srcs[i].conf->name, k->source)) src = &t->srcs[i];
-  if (!src) return;
+  struct stat st;
+  if (!src || stat(fd->path, &st) || sw_own_why(t->own, fd->path, &st)) return; /* never our own */
   if (sw_log_enabled(SW_L_INFO)) {
     char *was = sw__tail_redacted(t, k->path), *now = sw__tail_redacted(t, fd->path);
     SW_LOG(SW_L_INFO, "tail", "%s was renamed to %s while stopped; reading it to its end", was ? was : "(a file)",

@@ -36,9 +36,43 @@ static void check_names(struct sw_tail *t) {
   }
 }
 
+/* 1 the first time a path is reported (by a hash of it), so a file every rescan finds again
+ * gets one line, not one a second; past SW_MAX_REPORTED paths the rest stay silent. */
+static int first_report(struct sw_tail *t, const char *path) {
+  uint64_t h = sw_fp_hash(path, strlen(path));
+  for (size_t i = 0; i < t->nreported; i++)
+    if (t->reported[i] == h) return 0;
+  if (t->nreported >= SW_MAX_REPORTED) return 0;
+  uint64_t *nr = realloc(t->reported, (t->nreported + 1) * sizeof *nr);
+  if (!nr) return 0;
+  t->reported = nr;
+  t->reported[t->nreported++] = h;
+  return 1;
+}
+
+/* A glob matched something that is not a regular file: it is never read, and said so once. */
+static void skip_special(struct sw_tail *t, struct sw_source_rt *src, const char *path,
+                         const struct stat *st) {
+  struct stat lst;
+  int link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
+  const char *what = S_ISDIR(st->st_mode)                          ? "a directory"
+                     : S_ISFIFO(st->st_mode)                       ? "a FIFO"
+                     : S_ISSOCK(st->st_mode)                       ? "a socket"
+                     : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? (link ? "a symlink to a device"
+                                                                            : "a device node")
+                                                                   : "not a regular file";
+  if (first_report(t, path))
+    SW_LOG(SW_L_WARN, "tail", "skipping %s (source %s, matched by its paths): %s, not a regular "
+           "file", path, src->conf->name, what);
+}
+
 static void found(struct sw_tail *t, struct sw_source_rt *src, const char *path) {
   struct stat st;
-  if (stat(path, &st) || !S_ISREG(st.st_mode)) return;
+  if (stat(path, &st)) return;
+  if (!S_ISREG(st.st_mode)) {
+    skip_special(t, src, path, &st);
+    return;
+  }
   for (struct sw_tfile *f = t->files; f; f = f->next) {
     if (f->dev != (uint64_t)st.st_dev || f->ino != (uint64_t)st.st_ino) continue;
     f->seen = 1;
@@ -56,6 +90,16 @@ static void found(struct sw_tail *t, struct sw_source_rt *src, const char *path)
         free(rp);
       }
     }
+    return;
+  }
+  /* Never the agent's own files: reading them feeds its output back into itself. Retention's
+   * temporaries and compressed archives are expected beside `app.log*` globs: info only. */
+  const char *why = sw_own_why(t->own, path, &st);
+  if (why) {
+    int expected = sw_own_name_why(path) != NULL;
+    if (first_report(t, path))
+      SW_LOG(expected ? SW_L_INFO : SW_L_WARN, "tail", "skipping %s (source %s): %s", path,
+             src->conf->name, why);
     return;
   }
   sw__tail_open_new(t, src, path);

@@ -241,10 +241,10 @@ class Agent:
 
     # ---- process control
 
-    def start(self, wait_ready=True):
-        """Starts `spillway run`. With wait_ready, returns once the process has its sink output
-        open (and so has truncated it to the committed length and installed its signal
-        handlers); the file sink opens it at start-up."""
+    def start(self, wait_ready=True, args=()):
+        """Starts `spillway run` (plus args). With wait_ready, returns once the process has its
+        sink output open (and so has truncated it to the committed length and installed its
+        signal handlers); the file sink opens it at start-up."""
         assert not self.running(), "agent already running (pid %d)" % self.proc.pid
         self.runs += 1
         base = self.dir / ("%s.run%d" % (self.name, self.runs))
@@ -252,7 +252,7 @@ class Agent:
         err = open(str(base) + ".stderr", "wb")
         self._files += [out, err]
         self.stderr_path = Path(str(base) + ".stderr")
-        self.proc = subprocess.Popen([self.bin, "run", "-c", str(self.config_path)],
+        self.proc = subprocess.Popen([self.bin, "run", "-c", str(self.config_path)] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                      cwd=self.cwd, env=self.env, start_new_session=True)
         self.counter.reset()  # the sink may truncate its output on start

@@ -408,6 +408,22 @@ def test_daemonset_runs_on_every_node(d):
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
 
+@pytest.mark.parametrize("d", NODE_AGENTS)
+def test_daemonset_waits_for_the_data_dir_lock(d):
+    """The buffer is on the node: during an update the new pod may start while the old one
+    still shuts down. It waits for the data_dir lock (--wait-lock) within what the startup
+    probe (/health, answered while waiting) allows, instead of exiting and crash-looping."""
+    ds = objs(d, "DaemonSet")
+    c = spillway_container(pod_spec(ds[0]))
+    args = c.get("args", [])
+    assert "--wait-lock" in args, "%s: run without --wait-lock: %r" % (d, args)
+    wait = args[args.index("--wait-lock") + 1]
+    assert wait.endswith("s") and wait[:-1].isdigit(), wait
+    sp = c["startupProbe"]
+    assert sp["httpGet"]["path"] == "/health"
+    assert sp["periodSeconds"] * sp["failureThreshold"] >= int(wait[:-1]), (sp, wait)
+
+
 def test_overlays_differ_in_resources_sinks_and_retention():
     def facts(d):
         w, spec, c = agent_pods(d)[0]

@@ -76,7 +76,8 @@ def test_settings(unit):
     assert one("Service", "Type") == "simple"
     assert re.search(r"#.*sd_notify", text), "say why Type=simple"
     assert one("Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
-    assert one("Service", "ExecStart") == "/usr/bin/spillway run -c /etc/spillway/spillway.yaml"
+    assert one("Service", "ExecStart") == ("/usr/bin/spillway run -c /etc/spillway/spillway.yaml "
+                                           "--wait-lock 60s")
     assert one("Service", "User") == "spillway"
     assert one("Service", "Restart") == "on-failure"
     assert one("Service", "RestartSec")

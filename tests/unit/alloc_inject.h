@@ -7,6 +7,7 @@
 #ifndef SW_TEST_ALLOC_INJECT_H
 #define SW_TEST_ALLOC_INJECT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -29,8 +30,11 @@ extern void __libc_free(void *p);
 static long alloc_fail_at = -1; /* allocation number to fail; -1: none */
 static long alloc_count, alloc_live;
 
+/* An injected failure sets errno like the real allocator (realpath and strdup callers look). */
 static bool alloc_fails(void) {
-  return alloc_fail_at >= 0 && alloc_count++ == alloc_fail_at;
+  bool fail = alloc_fail_at >= 0 && alloc_count++ == alloc_fail_at;
+  if (fail) errno = ENOMEM;
+  return fail;
 }
 void *malloc(size_t n) {
   void *p = alloc_fails() ? NULL : __libc_malloc(n);

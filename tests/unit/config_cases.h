@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent/config.h"
 
@@ -69,6 +70,7 @@ static inline void write_file(const char *dir, const char *name, const char *dat
   assert_non_null(f);
   assert_int_equal(fwrite(data, 1, len, f), len);
   assert_int_equal(fclose(f), 0);
+  assert_int_equal(chmod(p, 0600), 0); /* as secrets should be: no "readable by" warnings */
 }
 
 #endif
