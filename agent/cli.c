@@ -14,57 +14,14 @@
 #include "../common/text.h"
 #include "../common/timefmt.h"
 #include "agent.h"
+#include "cli_common.h"
+#include "cli_search.h"
 #include "buffer.h"
 #include "config.h"
 #include "health.h"
 #include "status_live.h"
 #include "retention.h"
 
-static const char k_usage[] =
-    "Usage: spillway COMMAND [OPTIONS]\n"
-    "\n"
-    "Log shipping and retention agent: tails Docker json-file, Kubernetes CRI and plain log\n"
-    "files, buffers every record durably in SQLite and ships it to its sinks.\n"
-    "\n"
-    "Commands:\n"
-    "  run     [-c FILE] [--wait-lock DURATION]\n"
-    "                                     run the agent until SIGTERM/SIGINT; SIGHUP reloads\n"
-    "                                     FILE; serves /health, /ready, /metrics (server.listen).\n"
-    "                                     One agent per data_dir: while another holds its lock\n"
-    "                                     (data_dir/spillway.lock) exit 1 naming its pid, or with\n"
-    "                                     --wait-lock wait up to DURATION (e.g. 60s) for it to\n"
-    "                                     exit, /ready answering 503 meanwhile\n"
-    "  check   [-c FILE]                  validate a config; exit 1 with \"FILE: key.path: reason\"\n"
-    "  status  [-c FILE] [--output text|json]\n"
-    "                                     buffer size, per-sink backlog, tailed files and offsets\n"
-    "  rotate  [-c FILE] [--dry-run]      apply rotation/compression/retention once; --dry-run\n"
-    "                                     prints the plan (one line per action) and changes nothing\n"
-    "  redact  [-c FILE]                  redact stdin to stdout with the configured rules, to try\n"
-    "                                     them before deploying (match counts on stderr)\n"
-    "  search  [-c FILE | --db FILE] [--since 1h|RFC3339] [--until ..] [--label k=v|k!=v|k=~re|k!~re]..\n"
-    "          [--stream stdout|stderr|file] [--limit N] [--count] [--follow] [-i]\n"
-    "          [--output text|raw|json] REGEX\n"
-    "                                     grep the buffer (and the shipped history kept by\n"
-    "                                     buffer.keep_shipped) in time order; exit 0 on a match,\n"
-    "                                     1 on none, 2 on an error (like grep). text shows\n"
-    "                                     control characters as escapes (\\e, \\r, \\x9b), raw\n"
-    "                                     prints the bytes as they are; --db FILE reads a copied\n"
-    "                                     database (a directory: its spillway.db)\n"
-    "  replay-dead-letters [-c FILE] SINK requeue what SINK's server refused for good (see\n"
-    "                                     `status`); the running agent (or the next start) resends it\n"
-    "  health  [-c FILE] [--address HOST:PORT] [--ready]\n"
-    "                                     probe the running agent's /health (or /ready); exit\n"
-    "                                     0 on 200, 1 otherwise (container health checks)\n"
-    "  config-docs                        print the configuration reference (Markdown)\n"
-    "  version                            print the version\n"
-    "\n"
-    "Options:\n"
-    "  -c, --config FILE   configuration file (YAML or JSON); default ./spillway.yaml,\n"
-    "                      then /etc/spillway/spillway.yaml\n"
-    "  -h, --help          show this help\n"
-    "\n"
-    "Exit status: 0 success, 1 invalid configuration or runtime failure, 2 usage error or\n"
-    "unreadable database.\n";
 
 struct opts {
   const char *config;
@@ -74,15 +31,6 @@ struct opts {
   int dry_run, ready;
   uint64_t wait_lock_ms; /* run --wait-lock */
 };
-
-/* The last default; sw_cli_load recognises this very pointer (not a -c that names the same
- * path) to say which paths were tried when no -c was given. */
-static const char k_etc_config[] = "/etc/spillway/spillway.yaml";
-
-const char *sw_cli_default_config(void) {
-  if (access("spillway.yaml", F_OK) == 0) return "spillway.yaml";
-  return k_etc_config;
-}
 
 static int parse_opts(int argc, char **argv, struct opts *o) {
   for (int i = 2; i < argc; i++) {
@@ -108,12 +56,12 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
         return -1;
       }
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      fputs(k_usage, stdout);
+      fputs(sw_cli_usage, stdout);
       exit(0);
     } else if (a[0] != '-' && !o->sink && !strcmp(argv[1], "replay-dead-letters")) {
       o->sink = a;
     } else {
-      fprintf(stderr, "spillway: unknown option '%s'\n%s", a, k_usage);
+      fprintf(stderr, "spillway: unknown option '%s'\n%s", a, sw_cli_usage);
       return -1;
     }
   }
@@ -127,24 +75,6 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     return -1;
   }
   return 0;
-}
-
-struct sw_config *sw_cli_load(const char *path) {
-  struct sw_config *cfg = NULL;
-  struct sw_conf_errors errs = {0};
-  if (path == k_etc_config && access(path, F_OK) != 0) {
-    fprintf(stderr, "spillway: no configuration file: tried ./spillway.yaml, then %s (%s); "
-                    "name one with -c FILE\n", path, strerror(errno));
-    return NULL;
-  }
-  if (sw_config_load(path, &cfg, &errs) != 0) {
-    for (size_t i = 0; i < errs.n; i++) fprintf(stderr, "%s\n", errs.msgs[i]);
-    if (errs.n == 0) fprintf(stderr, "%s: cannot load configuration\n", path);
-    sw_conf_errors_free(&errs);
-    return NULL;
-  }
-  sw_conf_errors_free(&errs);
-  return cfg;
 }
 
 static int cmd_check(const struct opts *o) {
@@ -531,7 +461,7 @@ static int cmd_run(const struct opts *o) {
 
 int sw_cli_main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-    fputs(k_usage, argc < 2 ? stderr : stdout);
+    fputs(sw_cli_usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   const char *cmd = argv[1];
@@ -548,7 +478,7 @@ int sw_cli_main(int argc, char **argv) {
   if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "status") &&
       strcmp(cmd, "redact") && strcmp(cmd, "rotate") && strcmp(cmd, "replay-dead-letters") &&
       strcmp(cmd, "health")) {
-    fprintf(stderr, "spillway: unknown command '%s'\n%s", cmd, k_usage);
+    fprintf(stderr, "spillway: unknown command '%s'\n%s", cmd, sw_cli_usage);
     return 2;
   }
   if (!strcmp(cmd, "run")) {

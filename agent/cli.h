@@ -5,13 +5,4 @@
 
 int sw_cli_main(int argc, char **argv);
 
-struct sw_config;
-/* The default config path: ./spillway.yaml if it exists, else /etc/spillway/spillway.yaml. */
-const char *sw_cli_default_config(void);
-/* Loads a config, printing every problem as "FILE: key.path: reason"; NULL on failure. */
-struct sw_config *sw_cli_load(const char *path);
-
-/* `spillway search` (cli_search.c); argv[1] is "search". */
-int sw_cli_search(int argc, char **argv);
-
 #endif

@@ -7,7 +7,8 @@
 #include "../common/timefmt.h"
 #include "../search/output.h"
 #include "../search/search.h"
-#include "cli.h"
+#include "cli_common.h"
+#include "cli_search.h"
 #include "config.h"
 
 struct printer {
@@ -48,7 +49,8 @@ int sw_cli_search(int argc, char **argv) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!rest && !strcmp(a, name) && v && (i++, 1))
     if (!rest && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
-      return sw_cli_main(2, (char *[]){argv[0], "--help", NULL});
+      fputs(sw_cli_usage, stdout);
+      return 0;
     } else if (OPT("-c") || OPT("--config")) {
       config = v;
     } else if (OPT("--db")) {

@@ -7,7 +7,8 @@
  * default. Converters write a field only once its value is valid, so a bad key leaves its field
  * zero and the walk goes on: every problem is reported, not just the first. Whatever happens,
  * the partial struct is freed by the same rows (free_table), so there is one free path.
- * The converters, one per row type, are in config_convert.c.
+ * The walk and the converters, one per row type, are in config_convert.c (they recurse into
+ * each other for nested tables and lists of tables).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,72 +19,9 @@
 #include <unistd.h>
 
 #include "conf_yaml.h"
-#include "../common/strdist.h"
 #include "config_schema.h"
 
 #define FIELD SW__CONF_FIELD
-
-static bool applies(const struct sw__conf_row *r, int kind) {
-  return !r->only || (kind >= 0 && (r->only & (1u << kind)));
-}
-
-static void unknown_key(struct sw__conf_ctx *c, const struct sw__conf_table *t, int kind, const char *key) {
-  const char *best = NULL;
-  unsigned bestd = 99;
-  for (size_t i = 0; i < t->nrows; i++) {
-    if (kind >= 0 && !applies(&t->rows[i], kind)) continue;
-    unsigned dist = sw_edit_distance(key, t->rows[i].key);
-    if (dist < bestd) {
-      bestd = dist;
-      best = t->rows[i].key;
-    }
-  }
-  unsigned allowed = best ? (unsigned)(strlen(best) + 2) / 4 : 0;
-  allowed = allowed < 1 ? 1 : allowed > 3 ? 3 : allowed;
-  if (best && bestd <= allowed)
-    sw__conf_err(c, "unknown key (did you mean \"%s\"?)", best);
-  else
-    sw__conf_err(c, "unknown key");
-}
-
-void sw__conf_apply_table(struct sw__conf_ctx *c, const struct sw__conf_table *t, const cJSON *obj, void *base) {
-  const struct sw__conf_row *disc = t->discriminator >= 0 ? &t->rows[t->discriminator] : NULL;
-  const cJSON *it = disc ? cJSON_GetObjectItemCaseSensitive(obj, disc->key) : NULL;
-  int kind = -1;
-  for (int i = 0; cJSON_IsString(it) && disc->values[i]; i++)
-    if (!strcmp(disc->values[i], it->valuestring)) kind = i;
-  for (it = obj ? obj->child : NULL; it; it = it->next) { /* pass 1: the keys present */
-    const struct sw__conf_row *r = NULL;
-    for (size_t i = 0; i < t->nrows && !r; i++)
-      if (!strcmp(t->rows[i].key, it->string)) r = &t->rows[i];
-    size_t saved = sw__conf_path_key(c, it->string);
-    if (!r && t == &sw__conf_root && !strncmp(it->string, "x-", 2)) {
-      /* extension keys: a place for YAML anchors (as in docker-compose) */
-    } else if (!r)
-      unknown_key(c, t, kind, it->string);
-    else if (!applies(r, kind) && kind >= 0)
-      sw__conf_err(c, "key \"%s\" is not valid for %s type %s", r->key, t->kind_noun, disc->values[kind]);
-    else if (applies(r, kind) && !cJSON_IsNull(it) && !cJSON_IsRaw(it))
-      sw__conf_convert(c, r, it, base);
-    sw__conf_path_pop(c, saved);
-  }
-  for (size_t i = 0; i < t->nrows; i++) { /* pass 2: the rows absent */
-    const struct sw__conf_row *r = &t->rows[i];
-    it = cJSON_GetObjectItemCaseSensitive(obj, r->key);
-    if (!applies(r, kind) || (it && !cJSON_IsNull(it))) continue;
-    size_t saved = sw__conf_path_key(c, r->key);
-    if (r->flags & SW__CF_REQUIRED) {
-      sw__conf_err(c, "required");
-    } else if (r->type == SW__CT_OBJECT) {
-      sw__conf_apply_table(c, r->table, NULL, base);
-    } else if (r->def) {
-      cJSON def = {.type = cJSON_String, .valuestring = (char *)r->def}; /* read only */
-      sw__conf_convert(c, r, &def, base);
-    }
-    sw__conf_path_pop(c, saved);
-  }
-  if (t->check) t->check(c, base, obj, kind);
-}
 
 static void free_list(char **l, size_t n) {
   for (size_t i = 0; i < n; i++) free(l[i]);

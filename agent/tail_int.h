@@ -61,6 +61,7 @@ struct sw_tail {
   uint64_t *reported;  /* hashes of the paths skipped and logged (SW_MAX_REPORTED at most) */
   size_t nreported;
   uv_timer_t scan_timer, poll_timer, kick_timer;
+  uv_timer_cb on_kick, on_scan; /* tail.c's timer callbacks, so lower files wake it without a call up */
   char *rbuf;
   int64_t next_id;
   int first_scan_done, stopping, paused, scan_pending;
@@ -70,9 +71,19 @@ struct sw_tail {
 void sw__tail_scan(struct sw_tail *t);
 void sw__tail_update_watches(struct sw_tail *t);
 void sw__tail_close_watches(struct sw_tail *t);
-/* tail.c */
-void sw__tail_schedule_read(struct sw_tail *t, uint64_t delay_ms);
-void sw__tail_schedule_scan(struct sw_tail *t);
+/* A read pass soon (delay_ms; 0: next loop turn). */
+static inline void sw__tail_schedule_read(struct sw_tail *t, uint64_t delay_ms) {
+  if (t->stopping) return;
+  if (uv_is_active((uv_handle_t *)&t->kick_timer) && delay_ms > 0) return;
+  uv_timer_start(&t->kick_timer, t->on_kick, delay_ms, 0);
+}
+/* A rescan of the globs soon (events come in bursts: debounced). */
+static inline void sw__tail_schedule_scan(struct sw_tail *t) {
+  if (t->stopping || t->scan_pending) return;
+  t->scan_pending = 1;
+  uv_timer_start(&t->scan_timer, t->on_scan, 20, 0);
+}
+/* tail_open.c */
 int sw__tail_fingerprint(int fd, uint32_t want, uint64_t *hash, uint32_t *len);
 void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *path);
 void sw__tail_known_free(struct sw_known *k);
@@ -83,5 +94,7 @@ char *sw__tail_redacted(struct sw_tail *t, const char *path);
 void sw__tail_find_renamed(struct sw_tail *t);
 /* f was truncated to size (< its offset): continue it from 0 under a new id. */
 void sw__tail_truncated(struct sw_tail *t, struct sw_tfile *f, uint64_t size);
+/* A rotated or deleted file read to its end: state saved, closed, unlinked from *pp. */
+void sw__tail_release(struct sw_tail *t, struct sw_tfile **pp);
 
 #endif
