@@ -8,7 +8,7 @@
  *                           cursors saved) and one with the new config is opened -> RUNNING;
  *                           if that one cannot start, the previous config is started again
  *   any       -(SIGTERM, SIGINT)-> STOPPING -> exit
- * Before STARTING, the data_dir lock (datalock.h) is taken; if another agent holds it, `run`
+ * Before STARTING, the data_dir lock (buffer/lock.h) is taken; if another agent holds it, `run`
  * exits at once, or with --wait-lock stays WAITING (the HTTP server answers, /ready 503
  * "waiting for the data_dir lock") until it is free -> STARTING, or until the wait ends -> exit 1.
  * The lock is held until the process exits, across reloads.
@@ -26,11 +26,11 @@
 #include "../common/log.h"
 #include "../common/text.h"
 #include "../common/timefmt.h"
-#include "datalock.h"
-#include "httpd.h"
-#include "metrics.h"
+#include "buffer/lock.h"
+#include "http/httpd.h"
+#include "http/metrics.h"
 #include "pipeline.h"
-#include "search_http.h"
+#include "http/search.h"
 
 #define METRICS_MAX_BYTES ((size_t)32 << 20)
 
@@ -149,7 +149,7 @@ static void scrape_fresh(void *arg) {
   if (s->refs == 0) free(s);
 }
 
-/* The Prometheus exposition (agent/metrics.h): built from memory and the last snapshot, so the
+/* The Prometheus exposition (agent/http/metrics.h): built from memory and the last snapshot, so the
  * loop never waits on SQLite here. After an idle spell the snapshot is old: the answer then
  * waits (up to about a second) for a new one, so that no scrape reports stale counters. */
 static void on_metrics(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {

@@ -9,9 +9,9 @@
 
 #include <stdint.h>
 
-#include "config.h"
+#include "config/config.h"
 
-/* Runs until a stop signal. Another agent holding data_dir's lock (datalock.h) makes it return
+/* Runs until a stop signal. Another agent holding data_dir's lock (buffer/lock.h) makes it return
  * 1 at once, or after waiting up to wait_lock_ms for it (0: no wait). Returns a process exit
  * code. */
 int sw_agent_run(const struct sw_config *cfg, uint64_t wait_lock_ms);

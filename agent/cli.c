@@ -16,11 +16,11 @@
 #include "agent.h"
 #include "cli_common.h"
 #include "cli_search.h"
-#include "buffer.h"
-#include "config.h"
-#include "health.h"
-#include "status_live.h"
-#include "retention.h"
+#include "buffer/buffer.h"
+#include "config/config.h"
+#include "http/health.h"
+#include "http/status_live.h"
+#include "retention/retention.h"
 
 
 struct opts {
@@ -237,7 +237,7 @@ static void add_sources(cJSON *root, const struct sw_config *cfg) {
   }
 }
 
-/* The running agent's /metrics merged into the status (status_live.h), or why not. */
+/* The running agent's /metrics merged into the status (http/status_live.h), or why not. */
 static void add_live(cJSON *root, const struct sw_config *cfg) {
   const char *listen = cfg->server.listen;
   const char *colon = listen ? strrchr(listen, ':') : NULL;

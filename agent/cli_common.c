@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 
 const char sw_cli_usage[] =
     "Usage: spillway COMMAND [OPTIONS]\n"

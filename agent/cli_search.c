@@ -9,7 +9,7 @@
 #include "../search/search.h"
 #include "cli_common.h"
 #include "cli_search.h"
-#include "config.h"
+#include "config/config.h"
 
 struct printer {
   struct sw_search_out out;

@@ -7,11 +7,11 @@
 #include "../common/log.h"
 #include "../sinks/file.h"
 #include "../sinks/shipper.h"
-#include "buffer.h"
-#include "ingest.h"
-#include "retention.h"
-#include "tail.h"
-#include "writer.h"
+#include "buffer/buffer.h"
+#include "tail/ingest.h"
+#include "retention/retention.h"
+#include "tail/tail.h"
+#include "buffer/writer.h"
 
 #define SHUTDOWN_WRITER_MS 2500
 #define SHUTDOWN_SINKS_MS 1500

@@ -21,8 +21,8 @@
 #include <uv.h>
 
 #include "../common/error.h"
-#include "config.h"
-#include "metrics.h"
+#include "config/config.h"
+#include "http/metrics.h"
 
 struct sw_pipeline;
 

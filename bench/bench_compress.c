@@ -1,7 +1,7 @@
 /* bench_compress.c - throughput of spillway's archive compression (not a test).
  *
  * Compresses FILE with each given zstd level through exactly the code `spillway rotate` runs
- * (sw__zout_init / sw__copy_to_eof / sw__zout_end from agent/retention_zst.c: 128 KiB reads,
+ * (sw__zout_init / sw__copy_to_eof / sw__zout_end from agent/retention/zst.c: 128 KiB reads,
  * ZSTD_compressStream2, capped window and tables), writing to /dev/null, on the calling thread
  * only. The file is read once first so that every level reads it from the page cache.
  * One JSON object per level on stdout:
@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/retention_int.h"
+#include "agent/retention/internal.h"
 
 static double now(clockid_t c) {
   struct timespec ts;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../agent/config.h"
+#include "../agent/config/config.h"
 #include "../common/timefmt.h"
 #include "../parsers/record.h"
 

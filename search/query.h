@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../agent/chunk.h"
+#include "../agent/buffer/chunk.h"
 #include "../common/error.h"
 
 enum sw_label_op { SW_LABEL_EQ, SW_LABEL_NE, SW_LABEL_RE, SW_LABEL_NRE };

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "../agent/buffer.h"
+#include "../agent/buffer/buffer.h"
 #include "../common/timefmt.h"
 
 /* Makes room for one more element in a doubling array (*cap from 0). */

@@ -16,7 +16,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "../agent/chunk.h"
+#include "../agent/buffer/chunk.h"
 #include "query.h"
 
 struct sw_search_hit {

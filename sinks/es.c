@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../agent/chunk.h"
+#include "../agent/buffer/chunk.h"
 #include "../common/timefmt.h"
 #include "../parsers/json.h"
 #include "../parsers/record.h"

@@ -10,8 +10,8 @@
 #ifndef SW_FILE_SINK_H
 #define SW_FILE_SINK_H
 
-#include "../agent/config.h"
-#include "../agent/writer.h"
+#include "../agent/config/config.h"
+#include "../agent/buffer/writer.h"
 
 struct sw_file_sink;
 

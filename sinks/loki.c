@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../agent/chunk.h"
+#include "../agent/buffer/chunk.h"
 #include "../common/timefmt.h"
 #include "../parsers/record.h"
 #include "loki_int.h"

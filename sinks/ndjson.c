@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "../agent/chunk.h"
+#include "../agent/buffer/chunk.h"
 #include "../common/timefmt.h"
 #include "../parsers/record.h"
 

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../agent/buffer.h"
-#include "../agent/chunk.h"
+#include "../agent/buffer/buffer.h"
+#include "../agent/buffer/chunk.h"
 #include "../common/buf.h"
 
 /* State reused across the records of one output run. */

@@ -19,8 +19,8 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "../agent/buffer.h"
-#include "../agent/chunk.h"
+#include "../agent/buffer/buffer.h"
+#include "../agent/buffer/chunk.h"
 #include "../common/log.h"
 #include "../common/timefmt.h"
 #include "sink.h"

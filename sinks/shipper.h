@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../agent/config.h"
-#include "../agent/writer.h"
+#include "../agent/config/config.h"
+#include "../agent/buffer/writer.h"
 #include "http.h"
 
 struct sw_shipper;

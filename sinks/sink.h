@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../agent/buffer.h"
-#include "../agent/config.h"
+#include "../agent/buffer/buffer.h"
+#include "../agent/config/config.h"
 #include "../common/buf.h"
 #include "http.h"
 

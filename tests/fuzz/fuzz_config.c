@@ -2,7 +2,7 @@
  *
  * Build (clang):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. tests/fuzz/fuzz_config.c \
- *     agent/config*.c agent/conf_yaml.c common/error.c -lyaml -lcjson -lpcre2-8 -lm -o fuzz_config
+ *     agent/config*.c agent/config/yaml.c common/error.c -lyaml -lcjson -lpcre2-8 -lm -o fuzz_config
  *   ./fuzz_config -max_total_time=60 tests/fuzz/corpus/config
  * Whatever the input, the loader must not crash, leak or hang, and must either succeed with no
  * messages or fail with at least one. Secret and CA files named by the input are opened
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "agent/config.h"
+#include "agent/config/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct sw_config *cfg = NULL;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/httphead.h"
+#include "agent/http/head.h"
 
 #define CHECK(c) ((c) ? (void)0 : abort())
 #define MAX 8192

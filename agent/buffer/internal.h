@@ -1,0 +1,27 @@
+/* internal.h - private to agent/buffer/ (the only code that knows the schema) */
+#ifndef SW_BUFFER_INT_H
+#define SW_BUFFER_INT_H
+
+#include <sqlite3.h>
+
+#include "buffer.h"
+
+struct sw_db {
+  sqlite3 *h;
+  int readonly;
+  char path[4096];
+  char agent_id[40];
+  char err[512];
+  sqlite3_stmt *st_chunk, *st_file, *st_forget, *st_source, *st_cursor_get, *st_cursor_set,
+      *st_after, *st_counter, *st_oldest, *st_span, *st_range, *st_data;
+};
+
+int sw__db_exec(struct sw_db *db, const char *sql);
+int sw__db_prepare(struct sw_db *db, sqlite3_stmt **st, const char *sql);
+int sw__db_fail(struct sw_db *db);
+
+/* Columns sw__db_chunk_row reads, in its order. */
+#define SW__DB_CHUNK_COLS "id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, data, format"
+void sw__db_chunk_row(sqlite3_stmt *st, struct sw_chunk_row *row);
+
+#endif

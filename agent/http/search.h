@@ -1,0 +1,23 @@
+/* search.h - GET /api/v1/search?q=REGEX&since=&until=&label=k=v&stream=&limit=
+ * on the agent's HTTP server: streaming NDJSON (the file sink's record lines, in time order),
+ * then one {"summary":{...}} line; 400 with {"error": reason} for a bad query. */
+#ifndef SW_SEARCH_HTTP_H
+#define SW_SEARCH_HTTP_H
+
+#include <uv.h>
+
+#include "httpd.h"
+
+#define SW_SEARCH_HTTP_MAX_RUNNING 2
+#define SW_SEARCH_HTTP_MAX_LIMIT 100000
+#define SW_SEARCH_HTTP_TIMEOUT_MS 30000
+
+struct sw_search_http;
+
+/* data_dir is copied. Free the object only after the loop closed every handle. */
+struct sw_search_http *sw_search_http_new(uv_loop_t *loop, const char *data_dir);
+void sw_search_http_free(struct sw_search_http *s);
+/* The route handler (arg: the object). */
+void sw_search_http_handle(struct sw_http_conn *c, const struct sw_http_req *req, void *arg);
+
+#endif
