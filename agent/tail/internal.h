@@ -31,11 +31,24 @@ struct sw_known {
   size_t pending_len;
 };
 
+#define SW_GEN_SEEN 64 /* files remembered per symlink target directory (kubelet keeps ~5) */
+
+/* A watched directory. For the target directory of a symlinked file (Kubernetes'
+ * /var/log/containers/NAME.log -> /var/log/pods/.../0.log) it also tracks rotated generations
+ * (0.log.<anything>): every file of that directory this agent followed is remembered by inode
+ * and head fingerprint, so a generation that was created and renamed away between two scans is
+ * still found and read once, and one already read is never read again. */
 struct sw_watch {
   uv_fs_event_t ev;
   struct sw_tail *t;
   char *dir;
   int seen;
+  int64_t gen_since_ns;  /* > 0: a symlink target dir; generations renamed before it are old */
+  struct sw_gen_seen {
+    uint64_t ino, fp_hash;
+    uint32_t fp_len;
+  } gens[SW_GEN_SEEN];   /* ring of the files followed here */
+  size_t ngens;
 };
 
 struct sw_deferred {
@@ -71,6 +84,9 @@ struct sw_tail {
 void sw__tail_scan(struct sw_tail *t);
 void sw__tail_update_watches(struct sw_tail *t);
 void sw__tail_close_watches(struct sw_tail *t);
+/* Rotated generations in the watched target directories of symlinked files: opened and drained
+ * (after the globs' scan, so the current file is already followed). */
+void sw__tail_scan_generations(struct sw_tail *t);
 /* A read pass soon (delay_ms; 0: next loop turn). */
 static inline void sw__tail_schedule_read(struct sw_tail *t, uint64_t delay_ms) {
   if (t->stopping) return;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../../common/timefmt.h"
 #include "labels.h"
 #include "internal.h"
 
@@ -232,6 +233,9 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   }
   sw__tail_fingerprint(fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
   f->last_growth_ms = sw_ingest_now_ms();
+  f->opened_ns = sw_time_now_ns();
+  struct stat lst;
+  f->via_link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
   f->seen = 1;
   f->next = t->files;
   t->files = f;

@@ -1,5 +1,7 @@
 /* scan.c - glob discovery, rename/delete detection and inotify watches. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <stdlib.h>
@@ -137,21 +139,21 @@ static void watch_closed(uv_handle_t *h) {
   free(w);
 }
 
-static void want_dir(struct sw_tail *t, const char *dir) {
+static struct sw_watch *want_dir(struct sw_tail *t, const char *dir) {
   for (size_t i = 0; i < t->nwatches; i++)
     if (strcmp(t->watches[i]->dir, dir) == 0) {
       t->watches[i]->seen = 1;
-      return;
+      return t->watches[i];
     }
-  if (t->nwatches >= SW_MAX_WATCHES) return;
+  if (t->nwatches >= SW_MAX_WATCHES) return NULL;
   struct stat st;
-  if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return;
+  if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return NULL;
   struct sw_watch *w = calloc(1, sizeof *w);
   struct sw_watch **nw = realloc(t->watches, (t->nwatches + 1) * sizeof *nw);
   if (nw) t->watches = nw;
   if (!w || !nw || !(w->dir = strdup(dir))) {
     free(w);
-    return;
+    return NULL;
   }
   w->t = t;
   w->seen = 1;
@@ -159,9 +161,10 @@ static void want_dir(struct sw_tail *t, const char *dir) {
   uv_fs_event_init(t->loop, &w->ev);
   if (uv_fs_event_start(&w->ev, on_fs_event, dir, 0) != 0) {
     uv_close((uv_handle_t *)&w->ev, watch_closed); /* periodic rescans still cover it */
-    return;
+    return NULL;
   }
   t->watches[t->nwatches++] = w;
+  return w;
 }
 
 /* Every directory a glob's files can appear in, and the parents new directories appear in. */
@@ -174,9 +177,37 @@ static void watch_pattern(struct sw_tail *t, const char *pattern) {
     *slash = 0;
     glob_t g;
     if (glob(buf[0] ? buf : "/", GLOB_ONLYDIR | GLOB_NOSORT, NULL, &g) == 0)
-      for (size_t i = 0; i < g.gl_pathc; i++) want_dir(t, g.gl_pathv[i]);
+      for (size_t i = 0; i < g.gl_pathc; i++) (void)want_dir(t, g.gl_pathv[i]);
     globfree(&g);
     *slash = '/';
+  }
+}
+
+/* Remembers f in the ring of its target directory: followed once, never taken for a new
+ * generation again (inode and head: a reused inode has another head). */
+static void remember(struct sw_watch *w, const struct sw_tfile *f) {
+  for (size_t i = 0; i < w->ngens && i < SW_GEN_SEEN; i++)
+    if (w->gens[i].ino == f->ino) {
+      w->gens[i].fp_hash = f->fp_hash; /* the head grows up to SW_FP_LEN */
+      w->gens[i].fp_len = f->fp_len;
+      return;
+    }
+  w->gens[w->ngens++ % SW_GEN_SEEN] = (struct sw_gen_seen){f->ino, f->fp_hash, f->fp_len};
+}
+
+/* The target directory of every symlinked file: watched (a rotation there triggers a scan at
+ * once) and the files followed in it remembered. */
+static void watch_targets(struct sw_tail *t) {
+  char dir[4096];
+  for (struct sw_tfile *f = t->files; f; f = f->next) {
+    const char *slash = strrchr(f->path, '/');
+    if (!f->via_link || !slash || (size_t)(slash - f->path) >= sizeof dir) continue;
+    memcpy(dir, f->path, (size_t)(slash - f->path));
+    dir[slash - f->path] = 0;
+    struct sw_watch *w = want_dir(t, dir[0] ? dir : "/");
+    if (!w) continue;
+    if (!w->gen_since_ns || f->opened_ns < w->gen_since_ns) w->gen_since_ns = f->opened_ns;
+    remember(w, f);
   }
 }
 
@@ -184,6 +215,7 @@ void sw__tail_update_watches(struct sw_tail *t) {
   for (size_t i = 0; i < t->nwatches; i++) t->watches[i]->seen = 0;
   for (size_t i = 0; i < t->nsrcs; i++)
     for (size_t p = 0; p < t->srcs[i].conf->npaths; p++) watch_pattern(t, t->srcs[i].conf->paths[p]);
+  watch_targets(t);
   for (size_t i = 0; i < t->nwatches;) {
     if (t->watches[i]->seen) {
       i++;
@@ -191,6 +223,74 @@ void sw__tail_update_watches(struct sw_tail *t) {
     }
     uv_close((uv_handle_t *)&t->watches[i]->ev, watch_closed);
     t->watches[i] = t->watches[--t->nwatches];
+  }
+}
+
+/* ---- rotated generations behind symlinks ---- */
+
+static int remembered(const struct sw_watch *w, int fd, const struct stat *st) {
+  for (size_t i = 0; i < w->ngens && i < SW_GEN_SEEN; i++) {
+    const struct sw_gen_seen *g = &w->gens[i];
+    uint64_t h;
+    uint32_t l;
+    if (g->ino == (uint64_t)st->st_ino && sw__tail_fingerprint(fd, g->fp_len, &h, &l) == 0 &&
+        l == g->fp_len && h == g->fp_hash)
+      return 1;
+  }
+  return 0;
+}
+
+/* The followed file of w's directory whose generations `name` may be (NAME.<anything>). */
+static struct sw_tfile *generation_of(struct sw_tail *t, const struct sw_watch *w, const char *name) {
+  size_t dl = strlen(w->dir);
+  for (struct sw_tfile *f = t->files; f; f = f->next) {
+    if (!f->via_link || strncmp(f->path, w->dir, dl) || f->path[dl] != '/') continue;
+    const char *base = f->path + dl + 1;
+    size_t bl = strlen(base);
+    if (!strchr(base, '/') && !strncmp(name, base, bl) && name[bl] == '.' && name[bl + 1]) return f;
+  }
+  return NULL;
+}
+
+/* One generation: opened from its start (or its stored state) and drained, then released. */
+static void take_generation(struct sw_tail *t, struct sw_watch *w, struct sw_tfile *cur,
+                            const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0) return;
+  int fresh = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+              (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec >= w->gen_since_ns &&
+              !remembered(w, fd, &st) && !sw_own_name_why(path);
+  for (struct sw_tfile *f = t->files; fresh && f; f = f->next)
+    fresh = !(f->dev == (uint64_t)st.st_dev && f->ino == (uint64_t)st.st_ino);
+  close(fd);
+  if (!fresh) return;
+  sw__tail_open_new(t, cur->src, path);
+  for (struct sw_tfile *f = t->files; f; f = f->next)
+    if (f->dev == (uint64_t)st.st_dev && f->ino == (uint64_t)st.st_ino) {
+      f->state = SW_TF_RENAMED; /* read to its end, then released */
+      f->via_link = 1;
+      f->src->rotations++;
+      remember(w, f);
+      SW_LOG(SW_L_INFO, "tail", "%s: a rotated generation not read yet; reading it to its end", f->disp);
+    }
+}
+
+void sw__tail_scan_generations(struct sw_tail *t) {
+  char path[4096];
+  for (size_t i = 0; i < t->nwatches; i++) {
+    struct sw_watch *w = t->watches[i];
+    if (!w->gen_since_ns) continue;
+    DIR *d = opendir(w->dir);
+    if (!d) continue;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      struct sw_tfile *cur = generation_of(t, w, e->d_name);
+      if (!cur) continue;
+      int n = snprintf(path, sizeof path, "%s/%s", w->dir, e->d_name);
+      if (n > 0 && (size_t)n < sizeof path) take_generation(t, w, cur, path);
+    }
+    closedir(d);
   }
 }
 

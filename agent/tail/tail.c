@@ -127,6 +127,7 @@ static void on_scan_timer(uv_timer_t *h) {
   t->scan_pending = 0;
   sw__tail_scan(t);
   sw__tail_update_watches(t);
+  sw__tail_scan_generations(t);
   read_pass(t);
   uv_timer_start(&t->scan_timer, on_scan_timer, 1000, 0);
 }

@@ -69,6 +69,8 @@ struct sw_tfile {
   uint64_t cur_line_end; /* end offset of the physical line being processed */
   enum sw_tfile_state state;
   int64_t last_growth_ms;
+  int via_link;      /* reached through a symlink (its target's directory is watched) */
+  int64_t opened_ns; /* wall clock when it was opened */
   int seen;
   /* ingest */
   struct sw_chunk_builder cb;
