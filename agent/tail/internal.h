@@ -29,6 +29,7 @@ struct sw_known {
   uint32_t fp_len;
   void *pending;
   size_t pending_len;
+  int64_t updated_ns; /* when the state was last committed */
 };
 
 #define SW_GEN_SEEN 64 /* files remembered per symlink target directory (kubelet keeps ~5) */
@@ -44,6 +45,7 @@ struct sw_watch {
   char *dir;
   int seen;
   int64_t gen_since_ns;  /* > 0: a symlink target dir; generations renamed before it are old */
+  int gen_pass;          /* a symlinked file is in it (this pass) */
   struct sw_gen_seen {
     uint64_t ino, fp_hash;
     uint32_t fp_len;

@@ -41,6 +41,7 @@ int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) {
   k->fp_hash = st->fp_hash;
   k->fp_len = st->fp_len;
   k->offset = st->offset;
+  k->updated_ns = st->updated_ns;
   if (st->pending_len) {
     k->pending = malloc(st->pending_len);
     if (k->pending) memcpy(k->pending, st->pending, st->pending_len);
@@ -212,6 +213,7 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
   if (describe(t, f, rp)) goto oom;
   if (k) {
+    f->resumed_ns = k->updated_ns;
     f->id = k->id;
     f->read_off = f->line_off = k->offset;
     if (k->pending_len && sw_ingest_restore_pending(f, k->pending, k->pending_len, k->offset)) {

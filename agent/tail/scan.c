@@ -195,19 +195,36 @@ static void remember(struct sw_watch *w, const struct sw_tfile *f) {
   w->gens[w->ngens++ % SW_GEN_SEEN] = (struct sw_gen_seen){f->ino, f->fp_hash, f->fp_len};
 }
 
+static int dir_of(const char *path, char *dir, size_t len) {
+  const char *slash = strrchr(path, '/');
+  if (!slash || (size_t)(slash - path) >= len) return -1;
+  memcpy(dir, path, (size_t)(slash - path));
+  dir[slash - path] = 0;
+  if (!dir[0]) snprintf(dir, len, "/");
+  return 0;
+}
+
 /* The target directory of every symlinked file: watched (a rotation there triggers a scan at
- * once) and the files followed in it remembered. */
+ * once) and the files followed in it remembered. Its generations are new from the earliest
+ * moment this agent knew a file there: the open, or for a file resumed after a restart, the
+ * last commit of its state (so generations rotated while the agent was down are read too). */
 static void watch_targets(struct sw_tail *t) {
   char dir[4096];
+  for (size_t i = 0; i < t->nwatches; i++) t->watches[i]->gen_pass = 0;
   for (struct sw_tfile *f = t->files; f; f = f->next) {
-    const char *slash = strrchr(f->path, '/');
-    if (!f->via_link || !slash || (size_t)(slash - f->path) >= sizeof dir) continue;
-    memcpy(dir, f->path, (size_t)(slash - f->path));
-    dir[slash - f->path] = 0;
-    struct sw_watch *w = want_dir(t, dir[0] ? dir : "/");
-    if (!w) continue;
-    if (!w->gen_since_ns || f->opened_ns < w->gen_since_ns) w->gen_since_ns = f->opened_ns;
-    remember(w, f);
+    struct sw_watch *w = f->via_link && !dir_of(f->path, dir, sizeof dir) ? want_dir(t, dir) : NULL;
+    if (w) w->gen_pass = 1;
+  }
+  for (struct sw_tfile *g = t->files; g; g = g->next) { /* every file we know in those dirs */
+    if (dir_of(g->path, dir, sizeof dir)) continue;
+    for (size_t i = 0; i < t->nwatches; i++) {
+      struct sw_watch *w = t->watches[i];
+      if (!w->gen_pass || strcmp(w->dir, dir)) continue;
+      int64_t since = g->resumed_ns ? g->resumed_ns : g->opened_ns;
+      if (!w->gen_since_ns || since < w->gen_since_ns) w->gen_since_ns = since;
+      remember(w, g);
+      break;
+    }
   }
 }
 

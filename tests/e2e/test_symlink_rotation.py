@@ -100,3 +100,32 @@ def test_old_generations_present_at_start_are_not_read(agent, workdir):
     seqs = sorted(int(r["line"].split()[0][4:]) for r in agent.read_output())
     assert seqs == list(range(100, 160))
     agent.stop()
+
+
+def test_generations_rotated_while_the_agent_was_down_are_read(agent, workdir):
+    """kill -9, then two rotations (one generation written and renamed away entirely while the
+    agent was down), then a restart: every line exactly once."""
+    pods = workdir / "pods" / "ns_pod_0a1b2c3d-0000-4000-8000-000000000003" / "c"
+    pods.mkdir(parents=True)
+    ts = loggen.recent_ns()
+    live = pods / "0.log"
+    live.write_bytes(b"".join(cri(i, ts + i) for i in range(0, 100)))
+    links = workdir / "containers"
+    links.mkdir()
+    os.symlink(live, links / "pod_ns_c-0a1b2c3d.log")
+    agent.write_config([{"name": "pods", "type": "cri", "paths": ["%s/*.log" % links]}])
+    agent.start()
+    agent.wait_count(100, 30)
+    with open(live, "ab") as f:  # read or not before the kill: either way exactly once
+        f.write(b"".join(cri(i, ts + i) for i in range(100, 150)))
+    agent.kill9()
+    os.rename(live, pods / "0.log.00001")
+    live.write_bytes(b"".join(cri(i, ts + i) for i in range(150, 220)))
+    os.rename(live, pods / "0.log.00002")  # never seen by any agent
+    live.write_bytes(b"".join(cri(i, ts + i) for i in range(220, 260)))
+    agent.start()
+    agent.wait_count(260, 30)
+    agent.assert_never(lambda: agent.output_count() > 260, 1.5, "a line read twice")
+    seqs = sorted(int(r["line"].split()[0][4:]) for r in agent.read_output())
+    assert seqs == list(range(260))
+    agent.stop()
