@@ -80,6 +80,10 @@ struct sw_tail {
   char *rbuf;
   int64_t next_id;
   int first_scan_done, stopping, paused, scan_pending;
+  /* Rotated generations behind symlinks renamed after this are new: the previous run's last
+   * commit (the newest stored file state), or this start for a new buffer (what was rotated
+   * before spillway ever ran is history, not backlog). */
+  int64_t gen_epoch_ns;
 };
 
 /* tail/scan.c */

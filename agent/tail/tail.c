@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
+#include "../../common/timefmt.h"
 #include "labels.h"
 #include "internal.h"
 
@@ -200,6 +201,11 @@ static void warn_empty_sources(struct sw_tail *t) {
 }
 
 int sw_tail_start(struct sw_tail *t) {
+  t->gen_epoch_ns = sw_time_now_ns();
+  int64_t prev = 0;
+  for (const struct sw_known *k = t->known; k; k = k->next)
+    if (k->updated_ns > prev) prev = k->updated_ns;
+  if (prev > 0 && prev < t->gen_epoch_ns) t->gen_epoch_ns = prev;
   sw__tail_scan(t);
   sw__tail_find_renamed(t);
   t->first_scan_done = 1;
