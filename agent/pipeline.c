@@ -209,6 +209,10 @@ struct sw_metrics *sw_pipeline_metrics(const struct sw_pipeline *p) {
   return p && p->running && !p->stopping ? p->metrics : NULL;
 }
 
+int sw_pipeline_disk_full(const struct sw_pipeline *p) {
+  return p && p->running && !p->stopping && p->writer && sw_writer_disk_full(p->writer);
+}
+
 void sw_pipeline_stop(struct sw_pipeline *p) {
   if (!p || p->stopping) return;
   p->stopping = 1;

@@ -36,6 +36,9 @@ void sw_db_close(struct sw_db *db);
 const char *sw_db_agent_id(const struct sw_db *db);
 const char *sw_db_path(const struct sw_db *db);
 const char *sw_db_errmsg(const struct sw_db *db);
+/* 1 when the last failed call failed because the filesystem under data_dir is full
+ * (SQLITE_FULL, ENOSPC, EDQUOT): nothing was written, the caller may retry once space returns. */
+int sw_db_err_full(const struct sw_db *db);
 
 /* Persistent state of one tailed file. */
 struct sw_file_state {

@@ -405,6 +405,15 @@ static void render_buffer(struct sw_metrics *m, struct sw_prom *p, const cJSON *
   sw_prom_sample_u64(p, "", NULL, 0, m->src.cfg->buffer.max_bytes);
   sw_prom_family(p, "spillway_buffer_queued_bytes", SW_PROM_GAUGE, "Raw bytes sealed and waiting for the writer.");
   sw_prom_sample_u64(p, "", NULL, 0, sw_writer_inflight(m->src.writer));
+  sw_prom_family(p, "spillway_buffer_disk_full", SW_PROM_GAUGE,
+                 "1 while commits fail because the filesystem under data_dir is full (reading paused).");
+  sw_prom_sample_u64(p, "", NULL, 0, (uint64_t)sw_writer_disk_full(m->src.writer));
+  sw_prom_family(p, "spillway_buffer_commit_failures_total", SW_PROM_COUNTER,
+                 "Buffer commits that failed and were retried, by reason.");
+  sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"reason", "disk_full"}}, 1,
+                     sw_writer_commit_failures(m->src.writer, 1));
+  sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"reason", "other"}}, 1,
+                     sw_writer_commit_failures(m->src.writer, 0));
   if (!st) return; /* no snapshot yet: no series rather than zeros that would jump */
   sw_prom_family(p, "spillway_buffer_chunks", SW_PROM_GAUGE, "Chunks in the buffer.");
   sw_prom_sample_u64(p, "", NULL, 0, jcount(b, "chunks"));
