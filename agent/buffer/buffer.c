@@ -190,7 +190,7 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err, s
       rc = SW_ENOTFOUND;
       goto fail;
     }
-  } else if (mkdirs(data_dir) != 0) {
+  } else if (!(flags & SW_DB_FILE) && mkdirs(data_dir) != 0) {
     set_err(err, errlen, "cannot create data_dir %s: %s", data_dir, strerror(errno));
     rc = SW_EIO;
     goto fail;
