@@ -395,6 +395,8 @@ int sw_db_open_checked(const char *data_dir, struct sw_db **out, struct sw_db_sa
   if (rc == SW_OK) {
     rc = sw_db_quick_check(*out, s->why, sizeof s->why);
     if (rc == SW_OK) return SW_OK;
+    /* Its WAL stays as found: no checkpoint into a damaged file. */
+    sqlite3_db_config((*out)->h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sw_db_close(*out);
     *out = NULL;
     if (rc != SW_ECORRUPT) {
