@@ -311,14 +311,12 @@ static int build(const char *path, const char *tmp_path, struct sw_db_salvage *s
   /* writable_schema: a file shorter than its header says is read up to its end instead of
    * refused whole (SQLite's own recovery does the same); query_only keeps it unchanged. */
   sqlite3_exec(sv.from, "PRAGMA query_only=1; PRAGMA writable_schema=1", NULL, NULL, NULL);
-  if ((rc = sw__db_exec(sv.to, "BEGIN IMMEDIATE"))) goto fail;
-  if ((rc = copy_all(&sv))) goto fail;
-  if ((rc = sw__db_exec(sv.to, "COMMIT"))) goto fail;
+  rc = sw__db_exec(sv.to, "BEGIN IMMEDIATE");
+  if (!rc) rc = copy_all(&sv);
+  if (!rc) rc = sw__db_exec(sv.to, "COMMIT");
   /* The file is renamed into place alone: no -wal of it may be left behind. */
-  if ((rc = sw__db_exec(sv.to, "PRAGMA journal_mode=DELETE"))) goto fail;
-  goto cleanup;
-fail:
-  snprintf(err, errlen, "salvage into %s: %s", tmp_path, sw_db_errmsg(sv.to));
+  if (!rc) rc = sw__db_exec(sv.to, "PRAGMA journal_mode=DELETE");
+  if (rc) snprintf(err, errlen, "salvage into %s: %s", tmp_path, sw_db_errmsg(sv.to));
 cleanup:
   sqlite3_close(sv.from);
   sw_db_close(sv.to);
