@@ -59,6 +59,8 @@ static const char *not_ready_reason(const struct agent *a) {
          : a->waiting_lock  ? "waiting for the data_dir lock"
          : a->reloading     ? "reloading"
          : !a->ready        ? "starting"
+         /* not ingesting: the bytes wait in the source files until space returns */
+         : sw_pipeline_disk_full(a->pipe) ? "buffer disk full"
                             : NULL;
 }
 

@@ -28,7 +28,7 @@ struct opts {
   const char *output;
   const char *sink; /* replay-dead-letters */
   const char *address;
-  int dry_run, ready;
+  int dry_run, ready, db; /* check --db */
   uint64_t wait_lock_ms; /* run --wait-lock */
 };
 
@@ -47,6 +47,8 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       o->dry_run = 1;
     } else if (!strcmp(a, "--address") && i + 1 < argc && !strcmp(argv[1], "health")) {
       o->address = argv[++i];
+    } else if (!strcmp(a, "--db") && !strcmp(argv[1], "check")) {
+      o->db = 1;
     } else if (!strcmp(a, "--ready") && !strcmp(argv[1], "health")) {
       o->ready = 1;
     } else if ((!strcmp(a, "--wait-lock") && i + 1 < argc) || !strncmp(a, "--wait-lock=", 12)) {
@@ -77,13 +79,38 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   return 0;
 }
 
+/* check --db: opens the buffer read-only (an agent may be running) and runs SQLite's
+ * quick_check, which reads every page once. The agent runs the same check at start and
+ * salvages what fails it; this tells before. Returns the exit code. */
+static int check_db(const struct sw_config *cfg) {
+  struct sw_db *db = NULL;
+  char err[1024] = "", why[512] = "", path[4200];
+  snprintf(path, sizeof path, "%s/spillway.db", cfg->data_dir);
+  int rc = sw_db_open(cfg->data_dir, SW_DB_READONLY, &db, err, sizeof err);
+  if (rc == SW_ENOTFOUND) {
+    printf("%s: none yet (the agent creates it)\n", path);
+    return 0;
+  }
+  if (!rc) rc = sw_db_quick_check(db, why, sizeof why);
+  if (rc == SW_ECORRUPT)
+    fprintf(stderr, "spillway: %s: damaged: %s; `spillway run` moves it aside and salvages it\n",
+            path, why[0] ? why : err);
+  else if (rc)
+    fprintf(stderr, "spillway: %s\n", err[0] ? err : why);
+  else
+    printf("%s: ok (quick_check)\n", path);
+  sw_db_close(db);
+  return rc ? 1 : 0;
+}
+
 static int cmd_check(const struct opts *o) {
   struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
   printf("%s: ok (%zu source%s, %zu sink%s)\n", o->config, cfg->nsources,
          sw_plural(cfg->nsources), cfg->nsinks, sw_plural(cfg->nsinks));
+  int code = o->db ? check_db(cfg) : 0;
   sw_config_free(cfg);
-  return 0;
+  return code;
 }
 
 static double num(const cJSON *o, const char *k) {

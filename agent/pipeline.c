@@ -64,12 +64,14 @@ static int keep_known(void *arg, const struct sw_file_state *st) {
   return SW_OK;
 }
 
-/* Pool thread: only this job's fields. Waits as long as SQLite's busy timeout if another process
+/* Pool thread: only this job's fields. Checks the database (a damaged one is salvaged, see
+ * buffer/salvage.c), which reads it once: seconds for a large buffer. Waits as long as SQLite's busy timeout if another process
  * holds the database. */
 static void open_work(uv_work_t *w) {
   struct sw_pipeline *p = w->data;
   struct sw_db *db = NULL;
-  p->open_rc = sw_db_open(p->o.cfg->data_dir, 0, &db, p->open_err, sizeof p->open_err);
+  struct sw_db_salvage sv;
+  p->open_rc = sw_db_open_checked(p->o.cfg->data_dir, &db, &sv, p->open_err, sizeof p->open_err);
   if (p->open_rc) return;
   SW_LOG(SW_L_INFO, "buffer", "buffer %s open (agent id %s)", sw_db_path(db), sw_db_agent_id(db));
   p->open_rc = sw_db_load_files(db, keep_known, p);
@@ -207,6 +209,10 @@ int sw_pipeline_open(const struct sw_pipeline_opts *o, struct sw_pipeline **out)
 
 struct sw_metrics *sw_pipeline_metrics(const struct sw_pipeline *p) {
   return p && p->running && !p->stopping ? p->metrics : NULL;
+}
+
+int sw_pipeline_disk_full(const struct sw_pipeline *p) {
+  return p && p->running && !p->stopping && p->writer && sw_writer_disk_full(p->writer);
 }
 
 void sw_pipeline_stop(struct sw_pipeline *p) {

@@ -39,6 +39,8 @@ struct sw_pipeline_opts {
 
 int sw_pipeline_open(const struct sw_pipeline_opts *o, struct sw_pipeline **out) SW_MUST_CHECK;
 /* The metrics collector while RUNNING, else NULL. */
+/* 1 while the buffer's commits fail because the filesystem under data_dir is full. */
+int sw_pipeline_disk_full(const struct sw_pipeline *p);
 struct sw_metrics *sw_pipeline_metrics(const struct sw_pipeline *p);
 /* Stops every stage (blocking up to the shutdown deadlines; network sinks run the loop while
  * they finish). Idempotent. */

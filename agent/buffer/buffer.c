@@ -74,9 +74,16 @@ static int mkdirs(const char *dir) {
   return 0;
 }
 
+/* Remembers whether a failure was a full disk before ROLLBACK resets SQLite's error code. */
+static void note_full(struct sw_db *db) {
+  int sys = sqlite3_system_errno(db->h);
+  db->err_full = (sqlite3_extended_errcode(db->h) & 0xff) == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT;
+}
+
 int sw__db_exec(struct sw_db *db, const char *sql) {
   char *msg = NULL;
   if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    note_full(db);
     snprintf(db->err, sizeof db->err, "%s", msg ? msg : sqlite3_errmsg(db->h));
     sqlite3_free(msg);
     return SW_EDB;
@@ -98,6 +105,7 @@ int sw__db_prepare(struct sw_db *db, sqlite3_stmt **st, const char *sql) {
 }
 
 int sw__db_fail(struct sw_db *db) {
+  note_full(db);
   snprintf(db->err, sizeof db->err, "%s", sqlite3_errmsg(db->h));
   return SW_EDB;
 }
@@ -182,7 +190,7 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err, s
       rc = SW_ENOTFOUND;
       goto fail;
     }
-  } else if (mkdirs(data_dir) != 0) {
+  } else if (!(flags & SW_DB_FILE) && mkdirs(data_dir) != 0) {
     set_err(err, errlen, "cannot create data_dir %s: %s", data_dir, strerror(errno));
     rc = SW_EIO;
     goto fail;
@@ -250,6 +258,7 @@ void sw_db_close(struct sw_db *db) {
 const char *sw_db_agent_id(const struct sw_db *db) { return db->agent_id; }
 const char *sw_db_path(const struct sw_db *db) { return db->path; }
 const char *sw_db_errmsg(const struct sw_db *db) { return db->err; }
+int sw_db_err_full(const struct sw_db *db) { return db->err_full; }
 
 int sw_db_load_files(struct sw_db *db, int (*cb)(void *, const struct sw_file_state *), void *arg) {
   sqlite3_stmt *st = NULL;

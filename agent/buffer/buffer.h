@@ -36,6 +36,34 @@ void sw_db_close(struct sw_db *db);
 const char *sw_db_agent_id(const struct sw_db *db);
 const char *sw_db_path(const struct sw_db *db);
 const char *sw_db_errmsg(const struct sw_db *db);
+/* 1 when the last failed call failed because the filesystem under data_dir is full
+ * (SQLITE_FULL, ENOSPC, EDQUOT): nothing was written, the caller may retry once space returns. */
+int sw_db_err_full(const struct sw_db *db);
+
+/* ---- a damaged database (buffer/salvage.c) ---- */
+
+/* PRAGMA quick_check(1) on db (reads every page once): SW_OK, SW_ECORRUPT (damaged; why says
+ * how), SW_EDB (could not tell, e.g. an I/O error). */
+int sw_db_quick_check(struct sw_db *db, char *why, size_t n) SW_MUST_CHECK;
+
+struct sw_db_salvage {
+  int damaged;            /* 0: the database was healthy (or new), nothing else is set */
+  char why[512];          /* what was wrong with it */
+  char moved_to[4200];    /* spillway.db.damaged-<UTC time> (its -wal/-shm beside it) */
+  uint64_t chunks, files, sinks, other_rows; /* rows copied into the new database */
+  uint64_t chunks_lost;   /* chunk rows read whose data did not decode */
+  uint64_t lost_ranges;   /* runs of rows that could not be read at all */
+  uint64_t reread_files, reread_bytes; /* files read again from the start, their old offsets */
+  int files_lost;         /* some file states were unreadable */
+  int agent_id_kept;
+};
+
+/* The agent's open: sw_db_open, then quick_check. A database that does not open as one or
+ * fails the check is salvaged (see salvage.c: moved aside, what can be read copied into a new
+ * one, files whose unshipped chunks were lost read again) and *s says what happened; the
+ * error log line says it too. Blocking (reads the whole file): never on the loop thread. */
+int sw_db_open_checked(const char *data_dir, struct sw_db **out, struct sw_db_salvage *s,
+                       char *err, size_t errlen) SW_MUST_CHECK;
 
 /* Persistent state of one tailed file. */
 struct sw_file_state {

@@ -12,6 +12,7 @@ struct sw_db {
   char path[4096];
   char agent_id[40];
   char err[512];
+  int err_full; /* the last failure was a full disk (SQLITE_FULL, ENOSPC, EDQUOT) */
   sqlite3_stmt *st_chunk, *st_file, *st_forget, *st_source, *st_cursor_get, *st_cursor_set,
       *st_after, *st_counter, *st_oldest, *st_span, *st_range, *st_data;
 };

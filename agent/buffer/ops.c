@@ -132,6 +132,7 @@ static int drop_oldest(struct sw_db *db, uint64_t need, uint64_t max_bytes,
 int sw_db_commit(struct sw_db *db, const struct sw_commit_op *ops, size_t n, uint64_t max_bytes,
                  int drop, struct sw_commit_result *res) {
   memset(res, 0, sizeof *res);
+  db->err_full = 0;
   int64_t now = sw_time_now_ns();
   int rc = sw__db_exec(db, "BEGIN IMMEDIATE");
   if (rc) return rc;

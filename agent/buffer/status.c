@@ -1,6 +1,7 @@
 /* status.c - read-only summary of the buffer for `spillway status`. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -102,6 +103,17 @@ int sw_db_status_json(struct sw_db *db, const char *const *sinks, const char *co
                           (double)scalar(db, "SELECT COALESCE(SUM(value),0) FROM counters WHERE name='dropped_chunks'", 0));
   cJSON_AddNumberToObject(buf, "dropped_records",
                           (double)scalar(db, "SELECT COALESCE(SUM(value),0) FROM counters WHERE name='dropped_records'", 0));
+  /* Salvages of a damaged database (buffer/salvage.c), carried over from one to the next. */
+  static const char *const salvage[][2] = {
+      {"damaged", "buffer_damaged"}, {"salvaged_chunks", "buffer_salvaged_chunks"},
+      {"salvage_lost_chunks", "buffer_salvage_lost_chunks"},
+      {"salvage_reread_files", "buffer_salvage_reread_files"},
+      {"salvage_reread_bytes", "buffer_salvage_reread_bytes"}};
+  for (size_t i = 0; i < sizeof salvage / sizeof *salvage; i++) {
+    char q[128];
+    snprintf(q, sizeof q, "SELECT COALESCE(SUM(value),0) FROM counters WHERE name='%s'", salvage[i][1]);
+    cJSON_AddNumberToObject(buf, salvage[i][0], (double)scalar(db, q, 0));
+  }
   if ((rc = add_retention(db, cJSON_AddObjectToObject(root, "retention")))) goto done;
   cJSON *red = cJSON_AddObjectToObject(root, "redactions");
   sqlite3_stmt *rs = NULL;

@@ -21,6 +21,8 @@ struct sw_writer {
   atomic_int resync; /* sw_writer_resync: recount `used` from the database */
   uint64_t stop_deadline_ms;
   _Atomic uint64_t inflight, used;
+  atomic_int disk_full;                /* the last commit failed for lack of space */
+  _Atomic uint64_t fail_full, fail_other; /* failed commit attempts, by reason */
   struct sw_db *db;
   ZSTD_CCtx *cctx;
   struct sw_writer_opts opts;
@@ -155,6 +157,23 @@ static void run_gc(struct sw_writer *w) {
   }
 }
 
+/* A failed commit leaves the batch queued (retried with backoff, nothing dropped). A full disk
+ * is told apart from other errors because it needs the operator: the flag pauses reading
+ * (sw_writer_disk_full), fails /ready and is a metric; the self-log limits the repeats. */
+static void note_failure(struct sw_writer *w, int rc) {
+  int full = rc == SW_EDB && sw_db_err_full(w->db);
+  atomic_fetch_add(full ? &w->fail_full : &w->fail_other, 1);
+  if (full) {
+    if (!atomic_exchange(&w->disk_full, 1)) uv_async_send(&w->async); /* the loop re-checks /ready */
+    SW_LOG(SW_L_ERROR, "buffer",
+           "buffer disk full under %s: commit failed, reading paused, nothing dropped (will retry): %s",
+           w->opts.data_dir, sw_db_errmsg(w->db));
+  } else {
+    SW_LOG(SW_L_ERROR, "buffer", "commit failed (will retry): %s: %s", sw_strerror(rc),
+           sw_db_errmsg(w->db));
+  }
+}
+
 static void *writer_main(void *arg) {
   struct sw_writer *w = arg;
   uint64_t backoff = 0, last_gc = 0;
@@ -178,8 +197,7 @@ static void *writer_main(void *arg) {
     if (list) {
       int rc = commit_batch(w, list);
       if (rc) {
-        SW_LOG(SW_L_ERROR, "buffer", "commit failed (will retry): %s: %s", sw_strerror(rc),
-               sw_db_errmsg(w->db));
+        note_failure(w, rc);
         if (stop && (uint64_t)sw_time_mono_ms() >= w->stop_deadline_ms) {
           /* Offsets were not committed either: the records are read again on the next start. */
           SW_LOG(SW_L_ERROR, "buffer", "giving up at shutdown; uncommitted data will be re-read");
@@ -199,6 +217,9 @@ static void *writer_main(void *arg) {
         continue;
       }
       backoff = 0;
+      if (atomic_exchange(&w->disk_full, 0))
+        SW_LOG(SW_L_INFO, "buffer", "space under %s is back: commits resumed, reading resumes",
+               w->opts.data_dir);
       uint64_t freed = 0;
       while (list) {
         struct sw_writer_job *n = list->next;
@@ -294,6 +315,10 @@ void sw_writer_resync(struct sw_writer *w) {
   sw_writer_kick(w);
 }
 uint64_t sw_writer_used(struct sw_writer *w) { return atomic_load(&w->used); }
+int sw_writer_disk_full(struct sw_writer *w) { return atomic_load(&w->disk_full); }
+uint64_t sw_writer_commit_failures(struct sw_writer *w, int full) {
+  return atomic_load(full ? &w->fail_full : &w->fail_other);
+}
 
 void sw_writer_kick(struct sw_writer *w) {
   pthread_mutex_lock(&w->mu);

@@ -64,6 +64,11 @@ void sw_writer_submit(struct sw_writer *w, struct sw_writer_job *job);
 uint64_t sw_writer_inflight(struct sw_writer *w);
 /* Stored bytes in the buffer as the writer last saw them. */
 uint64_t sw_writer_used(struct sw_writer *w);
+/* 1 while commits fail because the filesystem under data_dir is full: reading pauses, /ready
+ * fails; back to 0 at the first commit that succeeds. Any thread. */
+int sw_writer_disk_full(struct sw_writer *w);
+/* Failed commit attempts so far: full != 0 those for lack of space, else the others. */
+uint64_t sw_writer_commit_failures(struct sw_writer *w, int full);
 /* Chunks were deleted by another connection (disk-pressure drops): recount the stored bytes
  * at the next GC pass. Any thread. */
 void sw_writer_resync(struct sw_writer *w);

@@ -405,6 +405,15 @@ static void render_buffer(struct sw_metrics *m, struct sw_prom *p, const cJSON *
   sw_prom_sample_u64(p, "", NULL, 0, m->src.cfg->buffer.max_bytes);
   sw_prom_family(p, "spillway_buffer_queued_bytes", SW_PROM_GAUGE, "Raw bytes sealed and waiting for the writer.");
   sw_prom_sample_u64(p, "", NULL, 0, sw_writer_inflight(m->src.writer));
+  sw_prom_family(p, "spillway_buffer_disk_full", SW_PROM_GAUGE,
+                 "1 while commits fail because the filesystem under data_dir is full (reading paused).");
+  sw_prom_sample_u64(p, "", NULL, 0, (uint64_t)sw_writer_disk_full(m->src.writer));
+  sw_prom_family(p, "spillway_buffer_commit_failures_total", SW_PROM_COUNTER,
+                 "Buffer commits that failed and were retried, by reason.");
+  sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"reason", "disk_full"}}, 1,
+                     sw_writer_commit_failures(m->src.writer, 1));
+  sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"reason", "other"}}, 1,
+                     sw_writer_commit_failures(m->src.writer, 0));
   if (!st) return; /* no snapshot yet: no series rather than zeros that would jump */
   sw_prom_family(p, "spillway_buffer_chunks", SW_PROM_GAUGE, "Chunks in the buffer.");
   sw_prom_sample_u64(p, "", NULL, 0, jcount(b, "chunks"));
@@ -417,6 +426,16 @@ static void render_buffer(struct sw_metrics *m, struct sw_prom *p, const cJSON *
   sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"policy", "drop_oldest"}}, 1, jcount(b, "dropped_chunks"));
   sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"policy", "disk_pressure"}}, 1,
                      jcount(ret, "pressure_dropped_chunks"));
+  static const char *const salvage[][3] = {
+      {"spillway_buffer_damaged_total", "damaged", "Damaged spillway.db files moved aside at start (and salvaged)."},
+      {"spillway_buffer_salvaged_chunks_total", "salvaged_chunks", "Chunks copied out of damaged databases."},
+      {"spillway_buffer_salvage_lost_chunks_total", "salvage_lost_chunks", "Chunk rows of damaged databases whose data did not decode."},
+      {"spillway_buffer_salvage_reread_files_total", "salvage_reread_files",
+       "Files read again from their start after a salvage (their lost chunks may not have been shipped)."}};
+  for (size_t i = 0; i < sizeof salvage / sizeof *salvage; i++) {
+    sw_prom_family(p, salvage[i][0], SW_PROM_COUNTER, salvage[i][2]);
+    sw_prom_sample_u64(p, "", NULL, 0, jcount(b, salvage[i][1]));
+  }
   sw_prom_family(p, "spillway_buffer_dropped_records_total", SW_PROM_COUNTER, "Records of the dropped chunks, by policy.");
   sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"policy", "drop_oldest"}}, 1, jcount(b, "dropped_records"));
   sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"policy", "disk_pressure"}}, 1,

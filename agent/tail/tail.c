@@ -18,6 +18,9 @@
 
 static int blocked(struct sw_tail *t) {
   if (sw_writer_inflight(t->w) > SW_INFLIGHT_MAX) return 1;
+  /* Commits fail for lack of space: what is read now could only wait in memory. The bytes stay
+   * in the source files; the writer's first successful commit wakes the loop (sw_tail_kick). */
+  if (sw_writer_disk_full(t->w)) return 1;
   /* Raw bytes still queued or open will need at most their size once stored: counting them
    * keeps the buffer from overshooting max_bytes by a whole in-flight window. */
   if (t->cfg->buffer.when_full == SW_WHEN_FULL_BLOCK && t->cfg->buffer.max_bytes &&
