@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/text.h"
@@ -35,6 +36,8 @@ struct ctx {
   const struct sw_db_view *view;
   int64_t now;
   enum sw_pressure pressure;
+  uint64_t pdev; /* st_dev of disk_pressure.path; relief acts only there */
+  int has_pdev;
   struct sw_retention_plan *p;
   int nomem;
 };
@@ -80,11 +83,14 @@ static char *arch_name(const char *base, unsigned num, int zst) {
   return s;
 }
 
+/* Does freeing bytes of a file on dev relieve the filesystem under pressure? */
+static int relieves(const struct ctx *c, uint64_t dev) { return !c->has_pdev || dev == c->pdev; }
+
 static void frees(struct ctx *c, struct sw_ret_action *a, uint64_t n, int upto) {
   if (!a) return;
   a->frees = n;
   a->frees_upto = upto;
-  if (!upto) c->p->planned += n;
+  if (!upto && relieves(c, a->dev)) c->p->planned += n; /* only bytes freed there count */
 }
 
 /* Does a source still have to read f? *tailed: a source follows or will follow it; *seen (may
@@ -186,7 +192,9 @@ static void decide_rotation(struct ctx *c, struct fam *fm, int fi) {
   int64_t start = age_start(fm);
   if (rc->max_size && l->size >= rc->max_size) fm->why = "size";
   else if (rc->max_age_ms && start > 0 && c->now - start >= (int64_t)rc->max_age_ms * MS) fm->why = "age";
-  else if (c->pressure >= SW_PRESSURE_SOFT && l->size >= c->cfg->disk_pressure.rotate_min_size) fm->why = "pressure";
+  else if (c->pressure >= SW_PRESSURE_SOFT && l->size >= c->cfg->disk_pressure.rotate_min_size &&
+           relieves(c, l->dev))
+    fm->why = "pressure";
   if (!fm->why) return;
   int tailed, seen;
   uint64_t off;
@@ -263,7 +271,7 @@ static void pressure_deletes(struct ctx *c, struct fam *fams, size_t nf, uint64_
   for (size_t i = 0; i < nf; i++)
     for (size_t j = 0; j < fams[i].n; j++) {
       struct arch *a = &fams[i].a[j];
-      if (a->deleted || a->protect) continue;
+      if (a->deleted || a->protect || !relieves(c, a->f->dev)) continue; /* frees nothing there */
       cs[k++] = (struct cand){.a = a, .fi = (int)i, .unshipped = unshipped(c, &fams[i], a)};
     }
   qsort(cs, k, sizeof *cs, cmp_cand);
@@ -368,6 +376,11 @@ int sw_retention_plan(const struct sw_config *cfg, int64_t now_ns, const struct 
   fams = calloc(scan.n ? scan.n : 1, sizeof *fams);
   if (!c.p || !fams) goto oom;
   c.p->pressure = pressure;
+  struct stat pst;
+  if (cfg->disk_pressure.path && stat(cfg->disk_pressure.path, &pst) == 0) {
+    c.pdev = (uint64_t)pst.st_dev;
+    c.has_pdev = 1;
+  }
   c.p->need = need;
   c.p->nfamilies = (int)scan.n;
   for (size_t i = 0; i < scan.n; i++) {
