@@ -72,12 +72,15 @@ enum sw_ret_kind {
   SW_RET_SIGNAL,    /* send the entry's postrotate signal; path = pid file */
   SW_RET_COMPRESS,  /* path (NAME.N) -> to (NAME.N.zst) */
   SW_RET_DEFER,     /* no change: reported (a source still reads the file, ...) */
+  SW_RET_RESUME,    /* recovery: finish the in-progress archive path (NAME.N.zst.tmp-part-<ino>)
+                     * into to (NAME.N.zst) from src, the file of that inode (NULL: gone) */
 };
 
 struct sw_ret_action {
   enum sw_ret_kind kind;
   const struct sw_retention_conf *conf; /* borrowed from the config */
   char *path, *to;                      /* owned */
+  char *src;                            /* owned; RESUME: the file being compressed, or NULL */
   const char *reason;                   /* static text */
   uint64_t bytes;                       /* size of path at plan time */
   uint64_t frees;                       /* bytes freed; an upper bound when frees_upto */
@@ -88,6 +91,7 @@ struct sw_ret_action {
   int compress;                         /* ROTATE copytruncate: straight into NAME.1.zst */
   int fresh;                            /* COMPRESS of a file this plan renames: let its writer go */
   int tailed;                           /* a source follows path: re-check before truncating */
+  int live;                             /* RESUME: src is the live file (copytruncate) */
 };
 
 struct sw_retention_plan {
