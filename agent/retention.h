@@ -11,7 +11,8 @@
  * Names (logrotate's numbering without dateext): NAME is the live file, NAME.1 the newest
  * archive, NAME.2 the one before...; compressed archives are NAME.N.zst. A rotation shifts every
  * archive up by one (highest first) and makes NAME into NAME.1. Temporaries are
- * NAME.N[.zst].tmp-XXXXXX.
+ * NAME.N[.zst].tmp-XXXXXX; in-progress archives (compression in pieces, under disk pressure,
+ * retention_punch.c) NAME.N.zst.tmp-part-<source inode>. All end in .tmp-... (`*.tmp-*`).
  *
  * Order of a plan: per file family (NAME and its archives) recovery, then keep-rule deletes;
  * then, above disk_pressure.hard_percent, deletes of the oldest archives of all families
@@ -30,6 +31,12 @@
  *                                 is unlinked; different, the .zst is deleted (compressed again)
  *   NAME.1.zst ends in a cut frame (crash while appending the copytruncate tail)
  *                              -> cut back to its last complete frame
+ *   an in-progress archive     -> finished (RESUME), never deleted: the blocks of its source
+ *                                 already in it may be released (retention_punch.c)
+ * Under disk pressure compressions go in pieces (retention_punch.c: bounded free space needed,
+ * the source's archived blocks released as it goes). Relief acts only on the filesystem of
+ * disk_pressure.path: pressure rotations and deletes only for files there, and the buffer is
+ * vacuumed only when it lives there.
  * A file that a source still has to read (the buffer's offset for its device/inode, confirmed
  * by its head fingerprint, is below its size, or it has pending pieces; or a source's glob
  * matches it and the buffer has no row for it) is never deleted, compressed away or truncated:
