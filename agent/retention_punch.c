@@ -69,6 +69,7 @@ struct job {
   char *in, *out;
   size_t out_cap;
   struct stat st0;       /* SOURCE at start: the archive gets its mode and times */
+  int have_st0;          /* st0 is valid (SOURCE was opened) */
 };
 
 /* ---- reading a part back ---- */
@@ -96,7 +97,7 @@ static int part_scan(struct job *j, uint64_t size) {
       goto cleanup;
     }
     ZSTD_inBuffer ib = {in, (size_t)got, 0};
-    while (ib.pos < ib.size) {
+    for (;;) { /* until the input is used up and the output no longer fills: all flushed */
       ZSTD_outBuffer ob = {out, ocap, 0};
       size_t left = ZSTD_decompressStream(d, &ob, &ib);
       if (ZSTD_isError(left)) {
@@ -114,6 +115,7 @@ static int part_scan(struct job *j, uint64_t size) {
         cur = 0;
         j->good = zoff + ib.pos;
       }
+      if (ib.pos == ib.size && ob.pos < ob.size) break;
     }
     zoff += (uint64_t)got;
   }
@@ -263,6 +265,7 @@ static int open_part(struct job *j) {
       j->x->err = errno;
       return SW_EIO;
     }
+    sw__ret_copy_meta(j->pfd, &j->st0); /* mode and owner now: kept should SOURCE go */
     return SW_OK;
   }
   struct stat pst;
@@ -282,6 +285,7 @@ static int open_part(struct job *j) {
   if (j->src >= 0 && !same_head(j, j->src)) { /* truncated or replaced: not ours any more */
     close(j->src);
     j->src = -1;
+    j->have_st0 = 0;
   }
   if (j->src < 0) j->srcp = NULL;
   return SW_OK;
@@ -290,7 +294,7 @@ static int open_part(struct job *j) {
 /* DETACHED -> DONE: the part becomes TARGET. A TARGET that exists is never overwritten: the
  * part stays (nothing lost) and the error is reported. */
 static int finalize(struct job *j) {
-  sw__ret_copy_meta(j->pfd, &j->st0);
+  if (j->have_st0) sw__ret_copy_meta(j->pfd, &j->st0); /* else the part keeps what it was given */
   if (fsync(j->pfd) || sw__ret_rename_noreplace(j->part, j->a->to)) {
     j->x->err = errno;
     return SW_EIO;
@@ -324,12 +328,17 @@ static int open_source(struct job *j) {
   j->srcp = a->kind == SW_RET_RESUME ? a->src : a->path;
   if (!j->srcp) return SW_OK;
   j->src = open(j->srcp, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (j->src < 0 && !j->live && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+    j->src = sw__ret_open_ro(j->srcp); /* an archive we may not write: compressed without punching */
+    j->nopunch = 1;
+  }
   if (j->src < 0 || fstat(j->src, &j->st0) || (uint64_t)j->st0.st_ino != a->ino ||
       (uint64_t)j->st0.st_dev != a->dev) {
     if (j->src >= 0) close(j->src);
     j->src = -1;
     return a->kind == SW_RET_RESUME ? SW_OK : SW_EAGAIN; /* resume: SOURCE gone */
   }
+  j->have_st0 = 1;
   return SW_OK;
 }
 
