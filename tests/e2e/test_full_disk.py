@@ -217,15 +217,23 @@ def test_kill9_rotate_command_in_the_middle_of_a_compression(agent, workdir):
         agent.wait_count(seq0, 120)
         agent.stop()
         configure(agent, workdir, logs, fs, level=19)
-        p = subprocess.Popen([agent.bin, "rotate", "-c", str(agent.config_path)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_for(lambda: parts(logs) and has_hole(logs / "app.log"), 120,
-                     "an in-progress archive and a hole in the source")
-        finally:
-            p.kill()
-            p.wait(timeout=10)
-        assert parts(logs), "the in-progress archive went away"
+        grown = 0
+        for kill in range(4):  # killed at different points: at once, then after more pieces each time
+            p = subprocess.Popen([agent.bin, "rotate", "-c", str(agent.config_path)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                if kill == 0:
+                    wait_for(lambda: parts(logs), 60, "an in-progress archive", interval=0.001)
+                else:
+                    wait_for(lambda: parts(logs) and has_hole(logs / "app.log") and
+                             os.stat(logs / parts(logs)[0]).st_size > grown + kill * 40000, 120,
+                             "the in-progress archive to grow and the source to have a hole")
+            finally:
+                p.kill()
+                p.wait(timeout=10)
+            assert p.returncode == -9, "spillway rotate finished before it was killed"
+            assert parts(logs), "the in-progress archive went away"
+            grown = os.stat(logs / parts(logs)[0]).st_size
         plan, recs, _ = rethelp.rotate(agent.bin, agent.config_path)
         assert any(line.startswith("resume ") for line in plan), plan
         assert not any(r.get("msg", "").startswith("action=drop-tmp") for r in recs), recs
