@@ -177,6 +177,10 @@ def check_everything(agent, logs, n, writer):
     agent.stop()
     assert_sink_once(agent, n, lost)
     print("STATS lines", n, "lost inside a truncation window", len(lost))
+    for p in sorted(agent.dir.glob(agent.name + ".run*.stderr")):
+        for r in log_records(p.read_bytes()):
+            if r.get("component") == "retention":
+                print("STATS", p.name, r.get("msg", "")[:300])
 
 
 def test_relief_converges_from_99_percent_with_one_live_file(agent, workdir):
