@@ -295,3 +295,31 @@ def test_relief_leaves_a_buffer_on_another_filesystem_alone(agent, workdir):
         assert not any(r.get("msg", "").startswith(("action=vacuum", "action=drop-unshipped")) for r in recs)
         st = agent.status()["retention"]
         assert st.get("buffer_vacuums", 0) == 0 and st.get("buffer_vacuumed_bytes", 0) == 0, st
+
+
+def test_without_punch_hole_support_compression_still_completes(agent, workdir):
+    """ramfs has no fallocate (EOPNOTSUPP): under pressure the compression in pieces releases
+    nothing but still makes the whole archive and truncates the file, nothing lost."""
+    rethelp.need_root("ramfs and a full tmpfs")
+    with rethelp.tmpfs(workdir / "fs", "16m") as fs:
+        logs = workdir / "ramfs"
+        logs.mkdir()
+        subprocess.run(["mount", "-t", "ramfs", "ramfs", str(logs)], check=True)
+        try:
+            (fs / "filler.bin").write_bytes(b"\0" * (15 * MiB))      # hard pressure over there
+            (logs / "app.log").write_bytes(b"".join(LINE % q for q in range(100000)))
+            agent.data_dir = workdir / "data"
+            cfg = agent.config_dict([], extra={
+                "retention": [{"name": "app", "paths": [str(logs / "app.log")],
+                               "rotate": {"max_size": "1MiB", "method": "copytruncate"},
+                               "compress": {"codec": "zstd"}}],
+                "disk_pressure": {"path": str(fs)}})
+            rethelp.write_config(agent.config_path, cfg)
+            plan, recs, _ = rethelp.rotate(agent.bin, agent.config_path)
+            rot = [r["msg"] for r in recs if r.get("msg", "").startswith("action=rotate")]
+            assert rot and "pieces=yes punched=no" in rot[0], (plan, rot)
+            _, data = family_content(logs, "app.log")
+            assert_exactly_once(data, 100000)
+            assert (logs / "app.log").stat().st_size == 0
+        finally:
+            subprocess.run(["umount", str(logs)], check=True)
