@@ -155,7 +155,8 @@ int sw_retention_cli(const struct sw_config *cfg, int dry_run, FILE *out);
  * truncate_shipped candidates, counters; under an exclusive flock of data_dir) -> APPLYING
  * (loop thread: truncate_shipped through the reader, writer resync) -> IDLE. A tick while a
  * pass runs is skipped. Stop sets the cancel flag (a compression in progress stops between
- * blocks and removes its temporary file) and the pass's loop-side work is skipped. */
+ * blocks and removes its temporary file; one in pieces keeps its in-progress archive for the
+ * next run) and the pass's loop-side work is skipped. */
 struct sw_retention;
 struct sw_tail;
 struct sw_writer;

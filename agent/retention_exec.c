@@ -6,6 +6,8 @@
  * new files are written under a temporary name, fsynced, renamed, and the directory fsynced,
  * before any source is removed or truncated (see retention.h for each step's crash analysis).
  * Each outcome is one log line: "action=KIND path=P [to=T] reason=R bytes=N freed=N ...".
+ * Under disk pressure compressions (and RESUME of one a crash interrupted) go in pieces instead
+ * (retention_punch.c), which needs only a bounded amount of free space.
  */
 #include <errno.h>
 #include <fcntl.h>
