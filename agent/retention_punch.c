@@ -14,6 +14,7 @@
  *   NONE --create part (O_EXCL), fsync dir [start]---------------------------> PART(D=0, P=0)
  *   PART --frame of SOURCE[D, D+n), fsync part [append_piece]-----------------> PART(D+n)
  *   PART --punch SOURCE[max(P, HEAD_KEEP), min(D, committed)) [punch]--------> PART
+ *        (a tailed SOURCE is archived only as far as the buffer has committed it [to_eof])
  *   PART --D == size of SOURCE, buffer caught up:
  *          live: ftruncate(SOURCE, 0) / rotated: unlink SOURCE [finish]-------> DETACHED
  *   DETACHED --rename part -> TARGET (no replace), fsync dir [finalize]--------> DONE
@@ -160,10 +161,11 @@ static size_t piece_size(int fd) {
   return free4 > PIECE_MAX ? PIECE_MAX : free4 < PIECE_MIN ? PIECE_MIN : (size_t)free4;
 }
 
-/* Appends SOURCE[D, D+n) as one frame and makes it durable. On failure the part is cut back to
+/* Appends SOURCE[D, D+n), n <= max, as one frame and makes it durable. On failure the part is cut back to
  * its last frame (a half-written frame would make the next append unreadable). *n = 0: EOF. */
-static int append_piece(struct job *j, size_t *n) {
+static int append_piece(struct job *j, uint64_t max, size_t *n) {
   size_t want = piece_size(j->pfd);
+  if (want > max) want = (size_t)max;
   ssize_t got;
   do got = pread(j->src, j->in, want, (off_t)j->d);
   while (got < 0 && errno == EINTR);
@@ -185,17 +187,23 @@ static int append_piece(struct job *j, size_t *n) {
   return rc;
 }
 
-/* Releases SOURCE's blocks that are durable in the part and that the buffer has committed. */
-static void punch(struct job *j) {
-  uint64_t limit = j->d, off = 0;
+/* How far SOURCE may be archived and released: for a file a source tails, the offset the buffer
+ * has committed (a reader never reads a hole, even after its own crash; and the part never
+ * holds a copy of bytes that cannot be released yet: that would only take more room). */
+static uint64_t committed(struct job *j) {
+  const struct sw_retention_exec_opts *o = j->x->o;
+  uint64_t off = 0;
   int pending = 0, found = 0;
+  if (!j->tailed) return UINT64_MAX;
+  if (!o || !o->file_offset || o->file_offset(o->arg, j->a->dev, j->a->ino, &off, &pending, &found) || !found)
+    return 0;
+  return off; /* pending partial records are stored in the buffer: their bytes are not re-read */
+}
+
+/* Releases SOURCE's blocks below min(D, cap): durable in the part, committed by the buffer. */
+static void punch(struct job *j, uint64_t cap) {
+  uint64_t limit = j->d < cap ? j->d : cap;
   if (j->nopunch) return;
-  if (j->tailed) { /* a tailing source must never read a hole: only what it has committed */
-    const struct sw_retention_exec_opts *o = j->x->o;
-    if (!o || !o->file_offset || o->file_offset(o->arg, j->a->dev, j->a->ino, &off, &pending, &found) || !found)
-      return;
-    if (off < limit) limit = off;
-  }
   limit &= ~(uint64_t)(HEAD_KEEP - 1); /* whole blocks only */
   uint64_t from = j->punched > HEAD_KEEP ? j->punched : HEAD_KEEP;
   if (limit <= from) return;
@@ -209,14 +217,16 @@ static void punch(struct job *j) {
   j->punched = limit;
 }
 
-/* Compresses SOURCE from D to its end, punching as it goes. */
-static int to_eof(struct job *j) {
+/* Compresses SOURCE from D to its end (all) or as far as committed, releasing as it goes. */
+static int to_eof(struct job *j, int all) {
   for (;;) {
     size_t n;
     if (sw__ret_cancelled(j->x)) return SW_EAGAIN;
-    int rc = append_piece(j, &n);
+    uint64_t cap = all ? UINT64_MAX : committed(j);
+    if (j->d >= cap) return SW_OK; /* the reader is not further yet */
+    int rc = append_piece(j, cap - j->d, &n);
     if (rc || !n) return rc;
-    punch(j);
+    punch(j, cap);
   }
 }
 
@@ -224,28 +234,25 @@ static int to_eof(struct job *j) {
  * and nothing new arrived. *window gets the truncation's monotonic bounds. */
 static int finish(struct job *j, char *window, size_t wlen) {
   for (int round = 0; round < FINISH_ROUNDS; round++) {
-    int rc = to_eof(j);
-    if (rc) return rc;
-    punch(j);
-    if (j->tailed && !sw__ret_caught_up(j->x, j->a, j->d)) {
-      struct timespec ts = {0, 20 * 1000000}; /* let the reader commit; bounded by the rounds */
-      nanosleep(&ts, NULL);
-      continue;
-    }
     struct stat st;
-    int64_t t0 = sw_time_mono_ns();
-    if (fstat(j->src, &st)) return SW_EIO;
-    if ((uint64_t)st.st_size != j->d) continue; /* appended meanwhile: another round */
-    if (j->live ? ftruncate(j->src, 0) : unlink(j->srcp)) {
-      j->x->err = errno;
-      return SW_EIO;
+    int rc = to_eof(j, 0);
+    if (rc) return rc;
+    if (!j->tailed || sw__ret_caught_up(j->x, j->a, j->d)) {
+      int64_t t0 = sw_time_mono_ns();
+      if (fstat(j->src, &st)) return SW_EIO;
+      if ((uint64_t)st.st_size == j->d) {
+        if (j->live ? ftruncate(j->src, 0) : unlink(j->srcp)) {
+          j->x->err = errno;
+          return SW_EIO;
+        }
+        snprintf(window, wlen, "window_ns=%lld..%lld", (long long)t0, (long long)sw_time_mono_ns());
+        if (j->live) return SW_OK;
+        sw__ret_fsync_dir(j->srcp); /* a writer of the renamed file may still append: keep it */
+        return to_eof(j, 1);
+      }
     }
-    snprintf(window, wlen, "window_ns=%lld..%lld", (long long)t0, (long long)sw_time_mono_ns());
-    if (!j->live) { /* a writer of the renamed file may still append: keep its bytes too */
-      sw__ret_fsync_dir(j->srcp);
-      return to_eof(j);
-    }
-    return SW_OK;
+    struct timespec ts = {0, 20 * 1000000}; /* let the writer pause and the reader commit */
+    nanosleep(&ts, NULL);
   }
   return SW_EAGAIN;
 }
