@@ -2,8 +2,9 @@
  * expanded by hand (so every directory is read with O_NOATIME: a dry run moves no timestamp),
  * then each directory's entries are sorted into families: NAME (a live file matching the glob),
  * its archives NAME.N / NAME.N.zst, temporaries NAME.N[.zst].tmp-XXXXXX and in-progress
- * archives NAME.N.zst.tmp-part-<inode> (whose NAME matches the glob). A name shaped like an archive is never a live file. Only regular files count
- * (symlinks are left alone); nothing under data_dir is ever part of a family.
+ * archives NAME.N.zst.tmp-part-<inode> (whose NAME matches the glob). A name shaped like an
+ * archive is never a live file. Only regular files count (symlinks are left alone); nothing
+ * under data_dir is ever part of a family.
  */
 #include <dirent.h>
 #include <errno.h>
