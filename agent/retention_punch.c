@@ -161,30 +161,36 @@ static size_t piece_size(int fd) {
   return free4 > PIECE_MAX ? PIECE_MAX : free4 < PIECE_MIN ? PIECE_MIN : (size_t)free4;
 }
 
-/* Appends SOURCE[D, D+n), n <= max, as one frame and makes it durable. On failure the part is cut back to
- * its last frame (a half-written frame would make the next append unreadable). *n = 0: EOF. */
+/* Appends SOURCE[D, D+n), n <= max, as one frame and makes it durable. Out of space, the part
+ * is cut back to its last frame (a half-written one would make the next append unreadable) and
+ * a smaller piece is tried, down to 4 KiB. *n = 0: EOF. */
 static int append_piece(struct job *j, uint64_t max, size_t *n) {
   size_t want = piece_size(j->pfd);
   if (want > max) want = (size_t)max;
-  ssize_t got;
-  do got = pread(j->src, j->in, want, (off_t)j->d);
-  while (got < 0 && errno == EINTR);
-  if (got < 0) return SW_EIO;
-  *n = (size_t)got;
-  if (!got) return SW_OK;
-  size_t z = ZSTD_compress2(j->cctx, j->out, j->out_cap, j->in, (size_t)got);
-  if (ZSTD_isError(z)) return SW_EIO;
-  int rc = SW_OK;
-  if (pwrite(j->pfd, j->out, z, (off_t)j->good) != (ssize_t)z || fsync(j->pfd)) {
-    j->x->err = errno ? errno : ENOSPC;
-    rc = SW_EIO;
-    if (ftruncate(j->pfd, (off_t)j->good)) { /* the torn frame is cut by the next scan instead */
+  for (;;) {
+    ssize_t got;
+    do got = pread(j->src, j->in, want, (off_t)j->d);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) return SW_EIO;
+    *n = (size_t)got;
+    if (!got) return SW_OK;
+    size_t z = ZSTD_compress2(j->cctx, j->out, j->out_cap, j->in, (size_t)got);
+    if (ZSTD_isError(z)) return SW_EIO;
+    errno = 0;
+    if (pwrite(j->pfd, j->out, z, (off_t)j->good) == (ssize_t)z && fsync(j->pfd) == 0) {
+      j->good += z;
+      j->d += (uint64_t)got;
+      return SW_OK;
     }
-    return rc;
+    int e = errno ? errno : ENOSPC; /* a short write: no room for the rest */
+    if (ftruncate(j->pfd, (off_t)j->good)) { /* else the next scan cuts the torn frame */
+    }
+    if (e != ENOSPC || want <= 4096) {
+      j->x->err = e;
+      return SW_EIO;
+    }
+    want /= 4;
   }
-  j->good += z;
-  j->d += (uint64_t)got;
-  return rc;
 }
 
 /* How far SOURCE may be archived and released: for a file a source tails, the offset the buffer
