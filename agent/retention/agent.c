@@ -6,8 +6,9 @@
  *   2. the retention plan with that level (SOFT: rotate live files >= rotate_min_size and
  *      compress every archive now; HARD: also delete the oldest archives, shipped data first,
  *      until usage would be below hard_percent), executed at once;
- *   3. still HARD: give the buffer's free pages back (acked chunks, incremental_vacuum, WAL
- *      truncate); still HARD and drop_unshipped: drop the oldest unshipped chunks, counted;
+ *   3. still HARD and the buffer on the filesystem under pressure (same st_dev as
+ *      disk_pressure.path): give the buffer's free pages back (acked chunks, incremental_vacuum,
+ *      WAL truncate); still HARD and drop_unshipped: drop the oldest unshipped chunks, counted;
  *   4. truncate_shipped candidates: files whose committed offset equals their size;
  *   5. counters into the buffer.
  * Back on the loop thread (after_work) the candidates are truncated through the reader
@@ -52,6 +53,7 @@ struct sw_retention {
   struct cand cands[MAX_CANDS];
   size_t ncands;
   int buffer_changed;
+  int other_fs_logged; /* pass thread: "buffer elsewhere" said once */
   uint64_t truncations, truncated_bytes; /* (loop) done since the last pass: counted by the next */
   uint64_t deferred;                     /* deferrals not yet persisted (see persist) */
 };
@@ -100,12 +102,30 @@ static uint64_t still_needed(struct sw_retention *r) {
   return need;
 }
 
-/* Step 3: the buffer, while usage is above the relief target. */
+/* Is the buffer on the filesystem under pressure? Vacuuming, deleting shipped history and
+ * dropping chunks of a buffer elsewhere frees nothing there: they would lose data (or work)
+ * and report bytes that do not relieve anything. Unknown (stat fails): no. */
+static int buffer_on_pressured_fs(const struct sw_retention *r) {
+  struct stat db, fs;
+  const char *dbp = sw_db_path(r->db);
+  if (!dbp || stat(dbp, &db) || stat(r->cfg->disk_pressure.path, &fs)) return 0;
+  return db.st_dev == fs.st_dev;
+}
+
+/* Step 3: the buffer, while usage is above the relief target and only when the buffer lives
+ * on the filesystem under pressure. */
 static void relieve_buffer(struct sw_retention *r, uint64_t counters[4]) {
   uint64_t need;
   struct sw_db_reclaim rec;
   const char *dbp = sw_db_path(r->db);
   if (!still_needed(r)) return;
+  if (!buffer_on_pressured_fs(r)) {
+    if (!r->other_fs_logged)
+      SW_LOG(SW_L_INFO, "retention", "buffer %s is not on the filesystem of %s: not vacuumed for its relief",
+             dbp, r->cfg->disk_pressure.path);
+    r->other_fs_logged = 1;
+    return;
+  }
   if (sw_db_reclaim_shipped(r->db, r->sinks, r->cfg->nsinks, &rec) == SW_OK) {
     uint64_t freed = rec.file_before > rec.file_after ? rec.file_before - rec.file_after : 0;
     SW_LOG(SW_L_INFO, "retention", "action=vacuum path=%s reason=pressure-shipped bytes=%llu freed=%llu chunks=%llu",

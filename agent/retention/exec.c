@@ -6,6 +6,8 @@
  * new files are written under a temporary name, fsynced, renamed, and the directory fsynced,
  * before any source is removed or truncated (see retention/retention.h for each step's crash analysis).
  * Each outcome is one log line: "action=KIND path=P [to=T] reason=R bytes=N freed=N ...".
+ * Under disk pressure compressions (and RESUME of one a crash interrupted) go in pieces instead
+ * (punch.c), which needs only a bounded amount of free space.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,76 +30,12 @@
 #define TAIL_ROUNDS 256
 #define QUIET_WAIT_MS 5000
 
-struct ex {
-  const struct sw_retention_exec_opts *o;
-  struct sw_retention_result *r;
-  int err;             /* errno of the failure being reported */
-  char shown[2][4096]; /* the paths of the line being logged, redacted (show) */
-};
-
-int64_t sw__ret_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cancelled(const struct ex *x) { return x->o && x->o->cancel && atomic_load(x->o->cancel); }
-
-/* path as a log line quotes it (slot 0 or 1: a line may name two): redacted with the caller's
- * context, since a file name may hold an e-mail. Cut to the slot's size, which can only hide
- * more. Valid until the slot is used again. */
-static const char *show(struct ex *x, int slot, const char *path) {
-  const char *out = path;
-  size_t n = strlen(path);
-  if (x->o && x->o->rctx) (void)sw_redact_line(x->o->rctx, path, n, 0, &out, &n);
-  if (n >= sizeof x->shown[slot]) n = sizeof x->shown[slot] - 1;
-  memcpy(x->shown[slot], out, n);
-  x->shown[slot][n] = '\0';
-  return x->shown[slot];
-}
-
-static void done(struct ex *x, const struct sw_ret_action *a, uint64_t freed, const char *extra) {
-  static const char *const names[] = {"drop-tmp", "finish", "cut", "delete", "rename",
-                                      "rotate", "signal", "compress", "defer"};
-  if (!sw_log_enabled(SW_L_INFO)) return;
-  sw_log(SW_L_INFO, "retention", "action=%s path=%s%s%s reason=%s bytes=%llu freed=%llu%s%s", names[a->kind],
-         show(x, 0, a->path), a->to ? " to=" : "", a->to ? show(x, 1, a->to) : "", a->reason,
-         (unsigned long long)a->bytes, (unsigned long long)freed, extra ? " " : "", extra ? extra : "");
-}
-
-static int fail(struct ex *x, const struct sw_ret_action *a, const char *what, int rc) {
-  SW_LOG(SW_L_ERROR, "retention", "%s %s failed: %s", what, show(x, 0, a->path),
-         x->err ? strerror(x->err) : sw_strerror(rc));
-  x->r->errors++;
-  return rc ? rc : SW_EIO;
-}
-
 /* lstat(path) is the regular file the plan saw. */
 static int same_file(const char *path, const struct sw_ret_action *a, struct stat *st) {
   struct stat s;
   if (!st) st = &s;
   return lstat(path, st) == 0 && S_ISREG(st->st_mode) && (uint64_t)st->st_dev == a->dev &&
          (uint64_t)st->st_ino == a->ino;
-}
-
-static int fsync_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char dir[4096];
-  if (!slash || (size_t)(slash - path) >= sizeof dir) return SW_EINVAL;
-  memcpy(dir, path, (size_t)(slash - path));
-  dir[slash == path ? 1 : slash - path] = '\0';
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return SW_EIO;
-  int rc = fsync(fd) ? SW_EIO : SW_OK;
-  close(fd);
-  return rc;
-}
-
-static int rename_noreplace(const char *from, const char *to) {
-  if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return SW_OK;
-  if (errno != EINVAL && errno != ENOSYS) return SW_EIO;
-  if (link(from, to)) return SW_EIO; /* a filesystem without RENAME_NOREPLACE */
-  return unlink(from) ? SW_EIO : SW_OK;
 }
 
 /* Creates target.tmp-XXXXXX; *tmp gets its name (caller frees). */
@@ -114,16 +52,6 @@ static int make_tmp(const char *target, char **tmp) {
   return fd;
 }
 
-/* The archive gets the source's mode, owner (when allowed) and times. */
-static void copy_meta(int fd, const struct stat *st) {
-  struct timespec ts[2] = {st->st_atim, st->st_mtim};
-  if (fchmod(fd, st->st_mode & 07777)) { /* best effort */
-  }
-  if (fchown(fd, st->st_uid, st->st_gid)) {
-  }
-  futimens(fd, ts);
-}
-
 static int exists(const char *path) {
   struct stat st;
   return lstat(path, &st) == 0;
@@ -131,17 +59,17 @@ static int exists(const char *path) {
 
 /* ---- simple actions ---- */
 
-static int do_unlink(struct ex *x, const struct sw_ret_action *a) {
+static int do_unlink(struct sw__ret_ex *x, const struct sw_ret_action *a) {
   struct stat st;
   if (!same_file(a->path, a, &st) || (a->kind == SW_RET_DELETE && (uint64_t)st.st_size != a->bytes)) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", sw__ret_show(x, 0, a->path));
     return SW_OK;
   }
   if (unlink(a->path)) {
     x->err = errno;
-    return fail(x, a, "delete", SW_EIO);
+    return sw__ret_fail(x, a, "delete", SW_EIO);
   }
-  fsync_dir(a->path);
+  sw__ret_fsync_dir(a->path);
   uint64_t freed = (uint64_t)st.st_size;
   x->r->bytes_freed += freed;
   if (a->kind == SW_RET_DELETE) {
@@ -150,29 +78,29 @@ static int do_unlink(struct ex *x, const struct sw_ret_action *a) {
   } else {
     x->r->repairs++;
   }
-  done(x, a, freed, NULL);
+  sw__ret_done(x, a, freed, NULL);
   return SW_OK;
 }
 
-static int do_finish(struct ex *x, const struct sw_ret_action *a) {
+static int do_finish(struct sw__ret_ex *x, const struct sw_ret_action *a) {
   int src = sw__ret_open_ro(a->path), z = sw__ret_open_ro(a->to), equal = 0, rc = SW_OK;
   struct stat st, zst;
   if (src < 0 || z < 0 || fstat(src, &st) || fstat(z, &zst) || (uint64_t)st.st_ino != a->ino) {
     x->err = errno;
-    rc = fail(x, a, "recovery of", SW_EIO);
+    rc = sw__ret_fail(x, a, "recovery of", SW_EIO);
     goto cleanup;
   }
   if ((rc = sw__zst_equal(z, src, x->o ? x->o->cancel : NULL, &equal))) goto cleanup;
   const char *victim = equal ? a->path : a->to; /* the archive is whole: the plain file goes */
   if (unlink(victim)) {
     x->err = errno;
-    rc = fail(x, a, "recovery of", SW_EIO);
+    rc = sw__ret_fail(x, a, "recovery of", SW_EIO);
     goto cleanup;
   }
-  fsync_dir(victim);
+  sw__ret_fsync_dir(victim);
   x->r->repairs++;
   x->r->bytes_freed += equal ? (uint64_t)st.st_size : (uint64_t)zst.st_size;
-  done(x, a, equal ? (uint64_t)st.st_size : (uint64_t)zst.st_size,
+  sw__ret_done(x, a, equal ? (uint64_t)st.st_size : (uint64_t)zst.st_size,
        equal ? "verified=yes" : "verified=no (archive removed; compressed again next run)");
 cleanup:
   if (src >= 0) close(src);
@@ -180,40 +108,40 @@ cleanup:
   return rc;
 }
 
-static int do_cut(struct ex *x, const struct sw_ret_action *a) {
+static int do_cut(struct sw__ret_ex *x, const struct sw_ret_action *a) {
   int fd = open(a->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_ino != a->ino || (uint64_t)st.st_size != a->bytes) {
     if (fd >= 0) close(fd);
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", sw__ret_show(x, 0, a->path));
     return SW_OK;
   }
   int rc = ftruncate(fd, (off_t)a->keep) || fsync(fd) ? SW_EIO : SW_OK;
   x->err = errno;
   close(fd);
-  if (rc) return fail(x, a, "cutting", rc);
+  if (rc) return sw__ret_fail(x, a, "cutting", rc);
   x->r->repairs++;
   x->r->bytes_freed += a->bytes - a->keep;
-  done(x, a, a->bytes - a->keep, NULL);
+  sw__ret_done(x, a, a->bytes - a->keep, NULL);
   return SW_OK;
 }
 
-static int do_rename(struct ex *x, const struct sw_ret_action *a) {
+static int do_rename(struct sw__ret_ex *x, const struct sw_ret_action *a) {
   if (!same_file(a->path, a, NULL)) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", sw__ret_show(x, 0, a->path));
     return SW_EAGAIN; /* the family's later steps assume this one */
   }
-  if (rename_noreplace(a->path, a->to)) {
+  if (sw__ret_rename_noreplace(a->path, a->to)) {
     x->err = errno;
-    return fail(x, a, "renaming", SW_EIO);
+    return sw__ret_fail(x, a, "renaming", SW_EIO);
   }
-  fsync_dir(a->to);
+  sw__ret_fsync_dir(a->to);
   if (a->kind == SW_RET_ROTATE) x->r->rotations++;
-  done(x, a, 0, a->kind == SW_RET_ROTATE ? "method=rename" : NULL);
+  sw__ret_done(x, a, 0, a->kind == SW_RET_ROTATE ? "method=rename" : NULL);
   return SW_OK;
 }
 
-static int do_signal(struct ex *x, const struct sw_ret_action *a) {
+static int do_signal(struct sw__ret_ex *x, const struct sw_ret_action *a) {
   static const int signos[] = {SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGTERM, SIGQUIT, SIGWINCH};
   char buf[32] = "", extra[48];
   int fd = sw__ret_open_ro(a->path);
@@ -222,27 +150,27 @@ static int do_signal(struct ex *x, const struct sw_ret_action *a) {
   char *end = NULL;
   long pid = n > 0 ? strtol(buf, &end, 10) : 0;
   if (pid <= 1 || !end || (*end && *end != '\n')) {
-    SW_LOG(SW_L_WARN, "retention", "no process id in %s; writer not signalled", show(x, 0, a->path));
+    SW_LOG(SW_L_WARN, "retention", "no process id in %s; writer not signalled", sw__ret_show(x, 0, a->path));
     x->r->errors++;
     return SW_OK;
   }
   if (kill((pid_t)pid, signos[a->conf->signal])) {
-    int e = errno; /* show() may allocate */
-    SW_LOG(SW_L_WARN, "retention", "signalling pid %ld (%s): %s", pid, show(x, 0, a->path), strerror(e));
+    int e = errno; /* sw__ret_show() may allocate */
+    SW_LOG(SW_L_WARN, "retention", "signalling pid %ld (%s): %s", pid, sw__ret_show(x, 0, a->path), strerror(e));
     x->r->errors++;
     return SW_OK;
   }
   x->r->signals++;
   snprintf(extra, sizeof extra, "pid=%ld", pid);
-  done(x, a, 0, extra);
+  sw__ret_done(x, a, 0, extra);
   return SW_OK;
 }
 
 /* ---- compress ---- */
 
 /* A file renamed by this plan: give its writer time to reopen the new one (bounded). */
-static void wait_quiet(struct ex *x, int fd) {
-  for (int waited = 0; waited < QUIET_WAIT_MS && !cancelled(x); waited += 50) {
+static void wait_quiet(struct sw__ret_ex *x, int fd) {
+  for (int waited = 0; waited < QUIET_WAIT_MS && !sw__ret_cancelled(x); waited += 50) {
     struct stat st;
     if (fstat(fd, &st)) return;
     int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -253,7 +181,7 @@ static void wait_quiet(struct ex *x, int fd) {
 }
 
 /* Copies src from *off to its end into z, frame by frame, until src stops growing. */
-static int compress_all(struct ex *x, int src, struct sw__zout *z, uint64_t *off) {
+static int compress_all(struct sw__ret_ex *x, int src, struct sw__zout *z, uint64_t *off) {
   for (int round = 0; round < CATCHUP_ROUNDS; round++) {
     uint64_t copied;
     struct stat st;
@@ -266,53 +194,61 @@ static int compress_all(struct ex *x, int src, struct sw__zout *z, uint64_t *off
   return SW_EAGAIN; /* still growing: some writer never let go */
 }
 
-static int do_compress(struct ex *x, const struct sw_ret_action *a) {
+static int do_compress(struct sw__ret_ex *x, const struct sw_ret_action *a) {
+  if (x->pieces) { /* under pressure: bounded free space needed (punch.c) */
+    int fd = a->fresh ? sw__ret_open_ro(a->path) : -1;
+    if (fd >= 0) {
+      wait_quiet(x, fd);
+      close(fd);
+    }
+    return sw__ret_pieces(x, a);
+  }
   struct sw__zout z = {.fd = -1};
   struct stat st, zs;
   char *tmp = NULL, extra[64] = "";
   uint64_t off = 0;
   int tfd = -1, rc = SW_OK, src = sw__ret_open_ro(a->path);
   if (src < 0 || fstat(src, &st) || (uint64_t)st.st_ino != a->ino || (uint64_t)st.st_dev != a->dev) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", sw__ret_show(x, 0, a->path));
     goto cleanup;
   }
   if (a->fresh) wait_quiet(x, src);
   if (exists(a->to)) {
     x->err = EEXIST;
-    rc = fail(x, a, "compressing", SW_EIO);
+    rc = sw__ret_fail(x, a, "compressing", SW_EIO);
     goto cleanup;
   }
   if ((tfd = make_tmp(a->to, &tmp)) < 0 || (rc = sw__zout_init(&z, tfd, (int)a->conf->level))) {
     x->err = errno;
-    rc = fail(x, a, "compressing", rc ? rc : SW_EIO);
+    rc = sw__ret_fail(x, a, "compressing", rc ? rc : SW_EIO);
     goto cleanup;
   }
   rc = compress_all(x, src, &z, &off);
   if (!rc) {
-    copy_meta(tfd, &st);
-    if (fsync(tfd) || rename_noreplace(tmp, a->to)) rc = SW_EIO;
+    sw__ret_copy_meta(tfd, &st);
+    if (fsync(tfd) || sw__ret_rename_noreplace(tmp, a->to)) rc = SW_EIO;
   }
   if (rc) {
     x->err = rc == SW_EIO ? errno : 0;
     unlink(tmp); /* the source is untouched */
-    if (rc == SW_EAGAIN && !cancelled(x)) {
+    if (rc == SW_EAGAIN && !sw__ret_cancelled(x)) {
       SW_LOG(SW_L_WARN, "retention", "%s is still being written to; compressed by a later run",
-             show(x, 0, a->path));
+             sw__ret_show(x, 0, a->path));
       x->r->deferred++;
     } else if (rc != SW_EAGAIN) {
-      rc = fail(x, a, "compressing", rc);
+      rc = sw__ret_fail(x, a, "compressing", rc);
     }
     goto cleanup;
   }
   free(tmp);
   tmp = NULL;
-  fsync_dir(a->to);
-  if (same_file(a->path, a, NULL) && unlink(a->path) == 0) fsync_dir(a->path);
+  sw__ret_fsync_dir(a->to);
+  if (same_file(a->path, a, NULL) && unlink(a->path) == 0) sw__ret_fsync_dir(a->path);
   if (fstat(src, &st) == 0 && (uint64_t)st.st_size > off) {
     /* A writer still wrote to the renamed file after the last check: append its bytes. */
     uint64_t late = (uint64_t)st.st_size - off, copied;
     if (sw__copy_to_eof(src, &off, &z, NULL, &copied) || sw__zout_end(&z) || fsync(tfd))
-      SW_LOG(SW_L_ERROR, "retention", "%s: %llu late bytes could not be appended", show(x, 1, a->to),
+      SW_LOG(SW_L_ERROR, "retention", "%s: %llu late bytes could not be appended", sw__ret_show(x, 1, a->to),
              (unsigned long long)late);
     snprintf(extra, sizeof extra, " late=%llu", (unsigned long long)late);
   }
@@ -324,7 +260,7 @@ static int do_compress(struct ex *x, const struct sw_ret_action *a) {
   x->r->bytes_freed += freed;
   char ex[128];
   snprintf(ex, sizeof ex, "in=%llu out=%llu%s", (unsigned long long)off, (unsigned long long)zs.st_size, extra);
-  done(x, a, freed, ex);
+  sw__ret_done(x, a, freed, ex);
 cleanup:
   sw__zout_free(&z);
   if (tfd >= 0) close(tfd);
@@ -334,15 +270,6 @@ cleanup:
 }
 
 /* ---- copytruncate ---- */
-
-/* Has the buffer committed every byte of the file up to size? */
-static int caught_up(const struct ex *x, const struct sw_ret_action *a, uint64_t size) {
-  uint64_t off = 0;
-  int pending = 0, found = 0;
-  if (!x->o || !x->o->file_offset || x->o->file_offset(x->o->arg, a->dev, a->ino, &off, &pending, &found))
-    return 0;
-  return found && !pending && off >= size;
-}
 
 static ssize_t read_full(int fd, char *buf, size_t cap, uint64_t off) {
   size_t n = 0;
@@ -359,12 +286,12 @@ static ssize_t read_full(int fd, char *buf, size_t cap, uint64_t off) {
 /* After the archive is durable: the bytes appended meanwhile are read into memory and the file
  * is truncated right after the read that found its end (the race window, logged), then those
  * bytes are appended to the archive. *window gets "window_ns=T0..T1". */
-static int tail_and_truncate(struct ex *x, const struct sw_ret_action *a, int fd, struct sw__zout *z,
+static int tail_and_truncate(struct sw__ret_ex *x, const struct sw_ret_action *a, int fd, struct sw__zout *z,
                              uint64_t *off, char *window, size_t wlen) {
   char *buf = malloc(TAIL_CAP);
   if (!buf) return SW_ENOMEM;
   int rc = SW_EAGAIN;
-  for (int round = 0; round < TAIL_ROUNDS && !cancelled(x); round++) {
+  for (int round = 0; round < TAIL_ROUNDS && !sw__ret_cancelled(x); round++) {
     /* Reserve the archive's room for the tail first: once the source is truncated, writing the
      * tail must not fail for want of space (ENOSPC here just means: do not truncate yet). */
     off_t end = lseek(z->fd, 0, SEEK_END);
@@ -380,7 +307,7 @@ static int tail_and_truncate(struct ex *x, const struct sw_ret_action *a, int fd
       rc = SW_EIO;
       break;
     }
-    if (n == TAIL_CAP || (a->tailed && !caught_up(x, a, *off + (uint64_t)n))) {
+    if (n == TAIL_CAP || (a->tailed && !sw__ret_caught_up(x, a, *off + (uint64_t)n))) {
       if (n != TAIL_CAP) { /* the source has not read it all: nothing may be truncated */
         rc = SW_EAGAIN;
         break;
@@ -417,7 +344,8 @@ static int tail_and_truncate(struct ex *x, const struct sw_ret_action *a, int fd
   return rc;
 }
 
-static int do_copytruncate(struct ex *x, const struct sw_ret_action *a) {
+static int do_copytruncate(struct sw__ret_ex *x, const struct sw_ret_action *a) {
+  if (x->pieces && a->compress) return sw__ret_pieces(x, a); /* punch.c */
   struct sw__zout z = {.fd = -1};
   struct stat st;
   char *tmp = NULL, window[80] = "", ex[160];
@@ -425,24 +353,24 @@ static int do_copytruncate(struct ex *x, const struct sw_ret_action *a) {
   int tfd = -1, rc = SW_OK;
   int fd = open(a->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_ino != a->ino || (uint64_t)st.st_dev != a->dev) {
-    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", show(x, 0, a->path));
+    SW_LOG(SW_L_WARN, "retention", "%s changed since it was planned; left alone", sw__ret_show(x, 0, a->path));
     rc = SW_EAGAIN;
     goto cleanup;
   }
-  if (a->tailed && !caught_up(x, a, (uint64_t)st.st_size)) {
+  if (a->tailed && !sw__ret_caught_up(x, a, (uint64_t)st.st_size)) {
     x->r->deferred++;
-    SW_LOG(SW_L_INFO, "retention", "action=defer path=%s reason=being-read", show(x, 0, a->path));
+    SW_LOG(SW_L_INFO, "retention", "action=defer path=%s reason=being-read", sw__ret_show(x, 0, a->path));
     rc = SW_EAGAIN;
     goto cleanup;
   }
   if (exists(a->to)) {
     x->err = EEXIST;
-    rc = fail(x, a, "copying", SW_EIO);
+    rc = sw__ret_fail(x, a, "copying", SW_EIO);
     goto cleanup;
   }
   if ((tfd = make_tmp(a->to, &tmp)) < 0 || (rc = sw__zout_init(&z, tfd, a->compress ? (int)a->conf->level : 0))) {
     x->err = errno;
-    rc = fail(x, a, "copying", rc ? rc : SW_EIO);
+    rc = sw__ret_fail(x, a, "copying", rc ? rc : SW_EIO);
     goto cleanup;
   }
   for (int round = 0; round < CATCHUP_ROUNDS; round++) { /* copy, then what was appended meanwhile */
@@ -451,29 +379,29 @@ static int do_copytruncate(struct ex *x, const struct sw_ret_action *a) {
   }
   if (!rc) rc = sw__zout_end(&z);
   if (!rc) {
-    copy_meta(tfd, &st);
-    if (fsync(tfd) || rename_noreplace(tmp, a->to)) rc = SW_EIO;
+    sw__ret_copy_meta(tfd, &st);
+    if (fsync(tfd) || sw__ret_rename_noreplace(tmp, a->to)) rc = SW_EIO;
   }
   if (rc) {
     x->err = rc == SW_EIO ? errno : 0;
     unlink(tmp);
-    if (!cancelled(x)) rc = fail(x, a, "copying", rc);
+    if (!sw__ret_cancelled(x)) rc = sw__ret_fail(x, a, "copying", rc);
     goto cleanup;
   }
-  fsync_dir(a->to); /* the archive is durable: from here on NAME may be truncated */
+  sw__ret_fsync_dir(a->to); /* the archive is durable: from here on NAME may be truncated */
   rc = tail_and_truncate(x, a, fd, &z, &off, window, sizeof window);
   if (rc == SW_OK && fsync(tfd)) rc = SW_EIO;
   if (rc && !window[0]) { /* not truncated: the archive is only a copy; drop it */
     unlink(a->to);
-    fsync_dir(a->to);
+    sw__ret_fsync_dir(a->to);
     x->err = rc == SW_EIO ? errno : 0;
     if (rc == SW_EAGAIN) x->r->deferred++;
-    else rc = fail(x, a, "truncating", rc);
+    else rc = sw__ret_fail(x, a, "truncating", rc);
     goto cleanup;
   }
   if (rc) { /* truncated, but the tail could not be written: say so */
     x->err = errno;
-    rc = fail(x, a, "appending the copytruncate tail to", rc);
+    rc = sw__ret_fail(x, a, "appending the copytruncate tail to", rc);
   }
   x->r->rotations++;
   if (a->compress) {
@@ -484,7 +412,7 @@ static int do_copytruncate(struct ex *x, const struct sw_ret_action *a) {
     x->r->bytes_freed += off > (uint64_t)st.st_size ? off - (uint64_t)st.st_size : 0;
   }
   snprintf(ex, sizeof ex, "method=copytruncate in=%llu %s", (unsigned long long)off, window);
-  done(x, a, a->compress && off > (uint64_t)st.st_size ? off - (uint64_t)st.st_size : 0, ex);
+  sw__ret_done(x, a, a->compress && off > (uint64_t)st.st_size ? off - (uint64_t)st.st_size : 0, ex);
 cleanup:
   sw__zout_free(&z);
   if (tfd >= 0) close(tfd);
@@ -495,7 +423,7 @@ cleanup:
 
 /* ---- the loop ---- */
 
-static int run_one(struct ex *x, const struct sw_ret_action *a) {
+static int run_one(struct sw__ret_ex *x, const struct sw_ret_action *a) {
   x->err = 0;
   switch (a->kind) {
   case SW_RET_DROP_TMP:
@@ -507,9 +435,10 @@ static int run_one(struct ex *x, const struct sw_ret_action *a) {
     return a->conf->method == SW_ROTATE_RENAME ? do_rename(x, a) : do_copytruncate(x, a);
   case SW_RET_SIGNAL: return do_signal(x, a);
   case SW_RET_COMPRESS: return do_compress(x, a);
+  case SW_RET_RESUME: return sw__ret_pieces(x, a);
   case SW_RET_DEFER:
     x->r->deferred++;
-    done(x, a, 0, NULL);
+    sw__ret_done(x, a, 0, NULL);
     return SW_OK;
   }
   return SW_EINVAL;
@@ -517,13 +446,13 @@ static int run_one(struct ex *x, const struct sw_ret_action *a) {
 
 int sw_retention_execute(const struct sw_retention_plan *p, const struct sw_retention_exec_opts *o,
                          struct sw_retention_result *r) {
-  struct ex x = {.o = o, .r = r};
+  struct sw__ret_ex x = {.o = o, .r = r, .pieces = p->pressure >= SW_PRESSURE_SOFT};
   char *failed = calloc((size_t)p->nfamilies + 1, 1);
   int first = SW_OK;
   if (!failed) return SW_ENOMEM;
   for (size_t i = 0; i < p->n; i++) {
     const struct sw_ret_action *a = &p->acts[i];
-    if (cancelled(&x)) {
+    if (sw__ret_cancelled(&x)) {
       first = first ? first : SW_EAGAIN;
       break;
     }

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <zstd.h>
 
 #include "retention.h"
@@ -18,6 +19,7 @@ struct sw__ret_file {
   int64_t mtime_ns, ctime_ns;
   int64_t btime_ns; /* birth time; 0 unknown (live files only) */
   unsigned num;     /* archive number; 0 for the live file and temporaries */
+  uint64_t src_ino; /* in-progress archive: the inode of the file it is compressing */
   int zst;          /* NAME.N.zst */
 };
 
@@ -30,6 +32,8 @@ struct sw__ret_family {
   size_t narch, cap;
   struct sw__ret_file *tmps;            /* NAME.N[.zst].tmp-XXXXXX */
   size_t ntmp, tmpcap;
+  struct sw__ret_file *parts;           /* in-progress archives NAME.N.zst.tmp-part-<ino> */
+  size_t npart, partcap;
 };
 
 struct sw__ret_scan {
@@ -74,7 +78,36 @@ int sw__zst_walk(int fd, uint64_t size, uint64_t *good) SW_MUST_CHECK;
  * identical and src has nothing more. */
 int sw__zst_equal(int zfd, int src, atomic_int *cancel, int *equal) SW_MUST_CHECK;
 
-/* retention/exec.c helpers shared with retention/run.c */
+/* exec.c helpers shared with run.c and punch.c */
 int64_t sw__ret_now_ns(void);
+
+/* One execution (sw_retention_execute): its options, its result, the failure being reported. */
+struct sw__ret_ex {
+  const struct sw_retention_exec_opts *o;
+  struct sw_retention_result *r;
+  int err;             /* errno of the failure being reported */
+  int pieces;          /* compress in pieces, punching the source (the plan is under pressure) */
+  char shown[2][4096]; /* the paths of the line being logged, redacted (sw__ret_show) */
+};
+int sw__ret_cancelled(const struct sw__ret_ex *x);
+/* path as a log line quotes it (redacted), in slot 0 or 1; valid until the slot is reused. */
+const char *sw__ret_show(struct sw__ret_ex *x, int slot, const char *path);
+/* Logs an action's outcome ("action=KIND path=P ... freed=N EXTRA"). */
+void sw__ret_done(struct sw__ret_ex *x, const struct sw_ret_action *a, uint64_t freed, const char *extra);
+/* Logs a failure (x->err if set), counts it; returns rc (SW_EIO if 0). */
+int sw__ret_fail(struct sw__ret_ex *x, const struct sw_ret_action *a, const char *what, int rc);
+int sw__ret_fsync_dir(const char *path);
+int sw__ret_rename_noreplace(const char *from, const char *to);
+void sw__ret_copy_meta(int fd, const struct stat *st);
+/* Has the buffer committed every byte of a's file (a->dev, a->ino) up to size? */
+int sw__ret_caught_up(const struct sw__ret_ex *x, const struct sw_ret_action *a, uint64_t size);
+
+/* punch.c: compression in pieces into NAME.N.zst.tmp-part-<source inode>, releasing
+ * the source's archived blocks as it goes; resumable after a crash (see the file's comment).
+ * a->kind is SW_RET_COMPRESS (src = a->path, unlinked at the end), SW_RET_ROTATE (copytruncate:
+ * src = a->path, truncated at the end) or SW_RET_RESUME (src = a->src, may be NULL; part =
+ * a->path). Returns 0, SW_EAGAIN (left in progress: a later run finishes it) or an error. */
+int sw__ret_pieces(struct sw__ret_ex *x, const struct sw_ret_action *a) SW_MUST_CHECK;
+#define SW__RET_PART ".tmp-part-" /* TARGET.tmp-part-<source inode, decimal> */
 
 #endif

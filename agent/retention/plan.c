@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../common/text.h"
@@ -27,6 +28,7 @@ struct fam {
   struct arch *a; /* ascending number: newest first */
   size_t n;
   int rotate, tailed;
+  int resuming; /* an in-progress archive: finished first, no rotation or compression this pass */
   const char *why;
 };
 
@@ -35,6 +37,8 @@ struct ctx {
   const struct sw_db_view *view;
   int64_t now;
   enum sw_pressure pressure;
+  uint64_t pdev; /* st_dev of disk_pressure.path; relief acts only there */
+  int has_pdev;
   struct sw_retention_plan *p;
   int nomem;
 };
@@ -80,11 +84,14 @@ static char *arch_name(const char *base, unsigned num, int zst) {
   return s;
 }
 
+/* Does freeing bytes of a file on dev relieve the filesystem under pressure? */
+static int relieves(const struct ctx *c, uint64_t dev) { return !c->has_pdev || dev == c->pdev; }
+
 static void frees(struct ctx *c, struct sw_ret_action *a, uint64_t n, int upto) {
   if (!a) return;
   a->frees = n;
   a->frees_upto = upto;
-  if (!upto) c->p->planned += n;
+  if (!upto && relieves(c, a->dev)) c->p->planned += n; /* only bytes freed there count */
 }
 
 /* Does a source still have to read f? *tailed: a source follows or will follow it; *seen (may
@@ -132,14 +139,49 @@ static int cmp_num(const void *x, const void *y) {
   return a->f->num < b->f->num ? -1 : a->f->num > b->f->num;
 }
 
+/* The file an in-progress archive compresses: the live file or a plain archive of its inode. */
+static struct sw__ret_file *part_source(struct sw__ret_family *f, const struct sw__ret_file *part) {
+  if (f->live.path && f->live.ino == part->src_ino && f->live.dev == part->dev) return &f->live;
+  for (size_t i = 0; i < f->narch; i++)
+    if (!f->arch[i].zst && f->arch[i].ino == part->src_ino && f->arch[i].dev == part->dev) return &f->arch[i];
+  return NULL;
+}
+
+/* In-progress archives (punch.c) are finished, never deleted: once the source's
+ * blocks are released they hold the only copy. */
+static void resume_parts(struct ctx *c, struct fam *fm, int fi) {
+  struct sw__ret_family *f = fm->sf;
+  for (size_t i = 0; i < f->npart; i++) {
+    struct sw__ret_file *pt = &f->parts[i], *src = part_source(f, pt);
+    size_t n = strlen(pt->path) - strlen(strstr(pt->path, SW__RET_PART));
+    struct sw_ret_action *a = add(c, SW_RET_RESUME, f->conf, pt, pt->path, strndup(pt->path, n), "recovery", fi);
+    if (!a) return;
+    if (!a->to || (src && !(a->src = strdup(src->path)))) c->nomem = 1;
+    if (src) { /* the identity exec checks and the buffer's offset are the source's */
+      int seen;
+      uint64_t off;
+      a->dev = src->dev;
+      a->ino = src->ino;
+      a->live = src == &f->live;
+      (void)still_read2(c, src, &a->tailed, &off, &seen);
+      frees(c, a, src->size, 1);
+    }
+    fm->resuming = 1;
+  }
+}
+
 /* Recovery of what a crash interrupted; fills fm->a with the archives that remain. */
 static void recover(struct ctx *c, struct fam *fm, int fi) {
   struct sw__ret_family *f = fm->sf;
   const struct sw_retention_conf *rc = f->conf;
   for (size_t i = 0; i < f->ntmp; i++)
     frees(c, add(c, SW_RET_DROP_TMP, rc, &f->tmps[i], f->tmps[i].path, NULL, "recovery", fi), f->tmps[i].size, 0);
+  resume_parts(c, fm, fi);
   for (size_t i = 0; i < f->narch; i++) {
     struct sw__ret_file *x = &f->arch[i], *twin = NULL;
+    int is_src = 0;
+    for (size_t k = 0; k < f->npart; k++) is_src |= part_source(f, &f->parts[k]) == x;
+    if (is_src) continue; /* being compressed: not an archive to keep, delete or compress */
     for (size_t k = 0; k < f->narch; k++)
       if (k != i && f->arch[k].num == x->num && f->arch[k].zst != x->zst) twin = &f->arch[k];
     if (twin && !x->zst) { /* NAME.N and NAME.N.zst: the compression got as far as its rename */
@@ -182,11 +224,13 @@ static int64_t age_start(const struct fam *fm) {
 static void decide_rotation(struct ctx *c, struct fam *fm, int fi) {
   const struct sw__ret_file *l = &fm->sf->live;
   const struct sw_retention_conf *rc = fm->sf->conf;
-  if (!l->path || l->size == 0) return;
+  if (!l->path || l->size == 0 || fm->resuming) return;
   int64_t start = age_start(fm);
   if (rc->max_size && l->size >= rc->max_size) fm->why = "size";
   else if (rc->max_age_ms && start > 0 && c->now - start >= (int64_t)rc->max_age_ms * MS) fm->why = "age";
-  else if (c->pressure >= SW_PRESSURE_SOFT && l->size >= c->cfg->disk_pressure.rotate_min_size) fm->why = "pressure";
+  else if (c->pressure >= SW_PRESSURE_SOFT && l->size >= c->cfg->disk_pressure.rotate_min_size &&
+           relieves(c, l->dev))
+    fm->why = "pressure";
   if (!fm->why) return;
   int tailed, seen;
   uint64_t off;
@@ -194,7 +238,10 @@ static void decide_rotation(struct ctx *c, struct fam *fm, int fi) {
   fm->tailed = tailed;
   /* copytruncate: truncation would lose unread bytes. rename: a file its source has not found
    * yet would be hidden from it under a name its glob does not match. */
-  if ((rc->method == SW_ROTATE_COPYTRUNCATE && reading) || (tailed && !seen)) {
+  /* Under pressure a compressing copytruncate goes in pieces (punch.c): it releases
+   * only what the buffer has committed and truncates only once it has all, so it need not wait. */
+  int pieces = c->pressure >= SW_PRESSURE_SOFT && rc->codec == SW_CODEC_ZSTD;
+  if ((rc->method == SW_ROTATE_COPYTRUNCATE && reading && !pieces) || (tailed && !seen)) {
     struct sw_ret_action *a = add(c, SW_RET_DEFER, rc, l, l->path, NULL, seen ? "being-read" : "not-yet-read", fi);
     if (a) a->keep = off;
     fm->why = NULL;
@@ -263,7 +310,7 @@ static void pressure_deletes(struct ctx *c, struct fam *fams, size_t nf, uint64_
   for (size_t i = 0; i < nf; i++)
     for (size_t j = 0; j < fams[i].n; j++) {
       struct arch *a = &fams[i].a[j];
-      if (a->deleted || a->protect) continue;
+      if (a->deleted || a->protect || !relieves(c, a->f->dev)) continue; /* frees nothing there */
       cs[k++] = (struct cand){.a = a, .fi = (int)i, .unshipped = unshipped(c, &fams[i], a)};
     }
   qsort(cs, k, sizeof *cs, cmp_cand);
@@ -299,7 +346,7 @@ static void rotate_family(struct ctx *c, struct fam *fm, int fi) {
 static void compress_family(struct ctx *c, struct fam *fm, int fi) {
   struct sw__ret_family *f = fm->sf;
   const struct sw_retention_conf *rc = f->conf;
-  if (rc->codec != SW_CODEC_ZSTD) return;
+  if (rc->codec != SW_CODEC_ZSTD || fm->resuming) return;
   int delay = rc->delay_compress && c->pressure == SW_PRESSURE_NONE;
   if (fm->rotate && rc->method == SW_ROTATE_RENAME && !delay) { /* the file just renamed */
     char *path = arch_name(f->base, 1, 0);
@@ -368,6 +415,11 @@ int sw_retention_plan(const struct sw_config *cfg, int64_t now_ns, const struct 
   fams = calloc(scan.n ? scan.n : 1, sizeof *fams);
   if (!c.p || !fams) goto oom;
   c.p->pressure = pressure;
+  struct stat pst;
+  if (cfg->disk_pressure.path && stat(cfg->disk_pressure.path, &pst) == 0) {
+    c.pdev = (uint64_t)pst.st_dev;
+    c.has_pdev = 1;
+  }
   c.p->need = need;
   c.p->nfamilies = (int)scan.n;
   for (size_t i = 0; i < scan.n; i++) {
@@ -401,13 +453,14 @@ void sw_retention_plan_free(struct sw_retention_plan *p) {
   for (size_t i = 0; i < p->n; i++) {
     free(p->acts[i].path);
     free(p->acts[i].to);
+    free(p->acts[i].src);
   }
   free(p->acts);
   free(p);
 }
 
 static const char *const kind_names[] = {"drop-tmp", "finish", "cut", "delete", "rename",
-                                         "rotate", "signal", "compress", "defer"};
+                                         "rotate", "signal", "compress", "defer", "resume"};
 
 /* A file name as it may reach a terminal: control characters (a newline faking a plan line,
  * escape sequences) as visible escapes. */

@@ -11,7 +11,8 @@
  * Names (logrotate's numbering without dateext): NAME is the live file, NAME.1 the newest
  * archive, NAME.2 the one before...; compressed archives are NAME.N.zst. A rotation shifts every
  * archive up by one (highest first) and makes NAME into NAME.1. Temporaries are
- * NAME.N[.zst].tmp-XXXXXX.
+ * NAME.N[.zst].tmp-XXXXXX; in-progress archives (compression in pieces, under disk pressure,
+ * punch.c) NAME.N.zst.tmp-part-<source inode>. All end in .tmp-... (`*.tmp-*`).
  *
  * Order of a plan: per file family (NAME and its archives) recovery, then keep-rule deletes;
  * then, above disk_pressure.hard_percent, deletes of the oldest archives of all families
@@ -30,6 +31,12 @@
  *                                 is unlinked; different, the .zst is deleted (compressed again)
  *   NAME.1.zst ends in a cut frame (crash while appending the copytruncate tail)
  *                              -> cut back to its last complete frame
+ *   an in-progress archive     -> finished (RESUME), never deleted: the blocks of its source
+ *                                 already in it may be released (punch.c)
+ * Under disk pressure compressions go in pieces (punch.c: bounded free space needed,
+ * the source's archived blocks released as it goes). Relief acts only on the filesystem of
+ * disk_pressure.path: pressure rotations and deletes only for files there, and the buffer is
+ * vacuumed only when it lives there.
  * A file that a source still has to read (the buffer's offset for its device/inode, confirmed
  * by its head fingerprint, is below its size, or it has pending pieces; or a source's glob
  * matches it and the buffer has no row for it) is never deleted, compressed away or truncated:
@@ -72,12 +79,15 @@ enum sw_ret_kind {
   SW_RET_SIGNAL,    /* send the entry's postrotate signal; path = pid file */
   SW_RET_COMPRESS,  /* path (NAME.N) -> to (NAME.N.zst) */
   SW_RET_DEFER,     /* no change: reported (a source still reads the file, ...) */
+  SW_RET_RESUME,    /* recovery: finish the in-progress archive path (NAME.N.zst.tmp-part-<ino>)
+                     * into to (NAME.N.zst) from src, the file of that inode (NULL: gone) */
 };
 
 struct sw_ret_action {
   enum sw_ret_kind kind;
   const struct sw_retention_conf *conf; /* borrowed from the config */
   char *path, *to;                      /* owned */
+  char *src;                            /* owned; RESUME: the file being compressed, or NULL */
   const char *reason;                   /* static text */
   uint64_t bytes;                       /* size of path at plan time */
   uint64_t frees;                       /* bytes freed; an upper bound when frees_upto */
@@ -88,6 +98,7 @@ struct sw_ret_action {
   int compress;                         /* ROTATE copytruncate: straight into NAME.1.zst */
   int fresh;                            /* COMPRESS of a file this plan renames: let its writer go */
   int tailed;                           /* a source follows path: re-check before truncating */
+  int live;                             /* RESUME: src is the live file (copytruncate) */
 };
 
 struct sw_retention_plan {
@@ -144,7 +155,8 @@ int sw_retention_cli(const struct sw_config *cfg, int dry_run, FILE *out);
  * truncate_shipped candidates, counters; under an exclusive flock of data_dir) -> APPLYING
  * (loop thread: truncate_shipped through the reader, writer resync) -> IDLE. A tick while a
  * pass runs is skipped. Stop sets the cancel flag (a compression in progress stops between
- * blocks and removes its temporary file) and the pass's loop-side work is skipped. */
+ * blocks and removes its temporary file; one in pieces keeps its in-progress archive for the
+ * next run) and the pass's loop-side work is skipped. */
 struct sw_retention;
 struct sw_tail;
 struct sw_writer;

@@ -1,9 +1,10 @@
 /* scan.c - which files belong to which retention entry: the glob's directories are
  * expanded by hand (so every directory is read with O_NOATIME: a dry run moves no timestamp),
  * then each directory's entries are sorted into families: NAME (a live file matching the glob),
- * its archives NAME.N / NAME.N.zst and temporaries NAME.N[.zst].tmp-XXXXXX (whose NAME matches
- * the glob). A name shaped like an archive is never a live file. Only regular files count
- * (symlinks are left alone); nothing under data_dir is ever part of a family.
+ * its archives NAME.N / NAME.N.zst, temporaries NAME.N[.zst].tmp-XXXXXX and in-progress
+ * archives NAME.N.zst.tmp-part-<inode> (whose NAME matches the glob). A name shaped like an
+ * archive is never a live file. Only regular files count (symlinks are left alone); nothing
+ * under data_dir is ever part of a family.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -77,6 +78,18 @@ static size_t parse_archive(const char *name, unsigned *num, int *zst, int *tmp)
   return n - d - 1;
 }
 
+/* NAME.N.zst.tmp-part-<digits> (an in-progress archive, punch.c): the length of
+ * NAME.N.zst and *ino the source's inode, or 0 if not so shaped. */
+static size_t parse_part(const char *name, uint64_t *ino) {
+  const char *p = strstr(name, SW__RET_PART), *d;
+  size_t k = sizeof SW__RET_PART - 1;
+  if (!p) return 0;
+  while (strstr(p + 1, SW__RET_PART)) p = strstr(p + 1, SW__RET_PART);
+  *ino = 0;
+  for (d = p + k; *d >= '0' && *d <= '9' && d - (p + k) < 20; d++) *ino = *ino * 10 + (uint64_t)(*d - '0');
+  return *d || d == p + k ? 0 : (size_t)(p - name);
+}
+
 struct walk {
   const struct sw_config *cfg;
   const struct sw_retention_conf *rc;
@@ -138,7 +151,15 @@ static void scan_dir(struct walk *w, const char *dir) {
     if (n < 0 || (size_t)n >= sizeof path) continue;
     unsigned num;
     int zst, tmp;
-    size_t blen = parse_archive(e->d_name, &num, &zst, &tmp);
+    uint64_t src_ino = 0;
+    char shape[NAME_MAX + 1];
+    size_t plen = parse_part(e->d_name, &src_ino);
+    if (plen) { /* judged by its target's name, which must be NAME.N.zst */
+      memcpy(shape, e->d_name, plen);
+      shape[plen] = '\0';
+    }
+    size_t blen = parse_archive(plen ? shape : e->d_name, &num, &zst, &tmp);
+    if (plen && (!blen || !zst || tmp)) blen = 0;
     const char *key = path;
     if (blen) {
       snprintf(base, sizeof base, "%s/%.*s", dir, (int)blen, e->d_name);
@@ -156,7 +177,7 @@ static void scan_dir(struct walk *w, const char *dir) {
         .size = sx.stx_size, .dev = (uint64_t)makedev(sx.stx_dev_major, sx.stx_dev_minor), .ino = sx.stx_ino,
         .mtime_ns = (int64_t)sx.stx_mtime.tv_sec * 1000000000 + sx.stx_mtime.tv_nsec,
         .ctime_ns = (int64_t)sx.stx_ctime.tv_sec * 1000000000 + sx.stx_ctime.tv_nsec,
-        .num = blen ? num : 0, .zst = zst};
+        .num = blen ? num : 0, .zst = zst, .src_ino = src_ino};
     if (!blen && (sx.stx_mask & STATX_BTIME))
       x.btime_ns = (int64_t)sx.stx_btime.tv_sec * 1000000000 + sx.stx_btime.tv_nsec;
     if (!(x.path = strdup(path))) {
@@ -168,7 +189,8 @@ static void scan_dir(struct walk *w, const char *dir) {
       else free(x.path);
       continue;
     }
-    int added = tmp ? add_file(&f->tmps, &f->ntmp, &f->tmpcap, &x) : add_file(&f->arch, &f->narch, &f->cap, &x);
+    int added = plen  ? add_file(&f->parts, &f->npart, &f->partcap, &x)
+                : tmp ? add_file(&f->tmps, &f->ntmp, &f->tmpcap, &x) : add_file(&f->arch, &f->narch, &f->cap, &x);
     if (added != 2) free(x.path);
     if (!added) w->nomem = 1;
   }
@@ -267,6 +289,8 @@ void sw__ret_scan_free(struct sw__ret_scan *s) {
     free(f->live.path);
     for (size_t k = 0; k < f->narch; k++) free(f->arch[k].path);
     for (size_t k = 0; k < f->ntmp; k++) free(f->tmps[k].path);
+    for (size_t k = 0; k < f->npart; k++) free(f->parts[k].path);
+    free(f->parts);
     free(f->arch);
     free(f->tmps);
   }
