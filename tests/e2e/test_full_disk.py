@@ -195,13 +195,19 @@ def test_relief_converges_from_99_percent_with_one_live_file(agent, workdir):
         seq0 = fill_live(logs / "app.log", fs, 99)
         agent.start()
         w = SeqWriter(logs / "app.log", workdir, seq0)
+        def rotated():  # the action's log line comes once it is done, after the rename; a
+            # compression that waited for the reader to catch up ends as a resume
+            return [r for r in log_records(agent.stderr_path.read_bytes())
+                    if r.get("msg", "").startswith(("action=rotate", "action=resume"))
+                    and "method=copytruncate" in r.get("msg", "")]
         try:
             agent.wait_for(lambda: relieved(logs, fs), 120, "usage below soft_percent, the archive finished")
+            agent.wait_for(rotated, 30, "the rotation's log line")
         finally:
             n = w.stop()
         recs = log_records(agent.stderr_path.read_bytes())
         assert not any("No space left" in r.get("msg", "") for r in recs), "relief ran out of space"
-        rot = [r for r in recs if r.get("msg", "").startswith("action=rotate")]
+        rot = rotated()
         assert rot and "pieces=yes punched=yes" in rot[-1]["msg"], rot
         check_everything(agent, logs, n, w)
 
