@@ -27,6 +27,7 @@ struct sw_pipeline {
   uv_work_t open;
   struct known *known;
   int open_rc;
+  int64_t created_ns; /* the buffer's creation: older rotated generations are history */
   char open_err[512];
   struct sw_writer *writer;
   struct sw_ingest *ing;
@@ -74,6 +75,7 @@ static void open_work(uv_work_t *w) {
   p->open_rc = sw_db_open_checked(p->o.cfg->data_dir, &db, &sv, p->open_err, sizeof p->open_err);
   if (p->open_rc) return;
   SW_LOG(SW_L_INFO, "buffer", "buffer %s open (agent id %s)", sw_db_path(db), sw_db_agent_id(db));
+  p->created_ns = sw_db_created_ns(db);
   p->open_rc = sw_db_load_files(db, keep_known, p);
   if (p->open_rc)
     snprintf(p->open_err, sizeof p->open_err, "cannot load file offsets: %s", sw_db_errmsg(db));
@@ -159,6 +161,7 @@ static int start_stages(struct sw_pipeline *p) {
     if ((rc = sw_tail_add_known(p->tail, &k->st))) return rc;
   free_known(p->known);
   p->known = NULL;
+  sw_tail_set_epoch(p->tail, p->created_ns);
   if ((rc = start_sinks(p))) return rc;
   if ((rc = sw_tail_start(p->tail))) return rc;
   if ((rc = sw_retention_create(p->o.loop, cfg, p->tail, p->writer, p->redactor, &p->ret))) return rc;

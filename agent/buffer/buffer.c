@@ -158,6 +158,23 @@ fail:
   return rc;
 }
 
+/* When the buffer was created (first open of an older buffer: that open), for what counts as
+ * history (rotated before spillway ever ran) rather than backlog. Read-only: 0 if unknown. */
+static void load_created(struct sw_db *db) {
+  sqlite3_stmt *st = NULL;
+  if (!db->readonly) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO meta VALUES('created_ns','%lld')",
+             (long long)sw_time_now_ns());
+    if (sw__db_exec(db, sql)) return;
+  }
+  if (sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key='created_ns'", -1, &st, NULL) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    db->created_ns = strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10);
+  sqlite3_finalize(st);
+}
+
 static int load_agent_id(struct sw_db *db) {
   sqlite3_stmt *st = NULL;
   int rc = SW_EDB;
@@ -233,6 +250,7 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err, s
     }
   }
   if (load_agent_id(db)) goto fail_db;
+  load_created(db);
   *out = db;
   return SW_OK;
 fail_db:
@@ -256,6 +274,7 @@ void sw_db_close(struct sw_db *db) {
 }
 
 const char *sw_db_agent_id(const struct sw_db *db) { return db->agent_id; }
+int64_t sw_db_created_ns(const struct sw_db *db) { return db->created_ns; }
 const char *sw_db_path(const struct sw_db *db) { return db->path; }
 const char *sw_db_errmsg(const struct sw_db *db) { return db->err; }
 int sw_db_err_full(const struct sw_db *db) { return db->err_full; }

@@ -34,6 +34,8 @@ int sw_db_open(const char *data_dir, int flags, struct sw_db **out, char *err,
                size_t errlen) SW_MUST_CHECK;
 void sw_db_close(struct sw_db *db);
 const char *sw_db_agent_id(const struct sw_db *db);
+/* When the buffer was first created (wall clock ns; 0 if unknown). */
+int64_t sw_db_created_ns(const struct sw_db *db);
 const char *sw_db_path(const struct sw_db *db);
 const char *sw_db_errmsg(const struct sw_db *db);
 /* 1 when the last failed call failed because the filesystem under data_dir is full

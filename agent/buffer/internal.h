@@ -11,6 +11,7 @@ struct sw_db {
   int readonly;
   char path[4096];
   char agent_id[40];
+  int64_t created_ns; /* when this buffer was first created (meta 'created_ns'); 0 unknown */
   char err[512];
   int err_full; /* the last failure was a full disk (SQLITE_FULL, ENOSPC, EDQUOT) */
   sqlite3_stmt *st_chunk, *st_file, *st_forget, *st_source, *st_cursor_get, *st_cursor_set,

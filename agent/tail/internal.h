@@ -29,7 +29,6 @@ struct sw_known {
   uint32_t fp_len;
   void *pending;
   size_t pending_len;
-  int64_t updated_ns; /* when the state was last committed */
 };
 
 #define SW_GEN_SEEN 64 /* files remembered per symlink target directory (kubelet keeps ~5) */
@@ -44,7 +43,8 @@ struct sw_watch {
   struct sw_tail *t;
   char *dir;
   int seen;
-  int64_t gen_since_ns;  /* > 0: a symlink target dir; generations renamed before it are old */
+  int64_t gen_since_ns;  /* > 0: a symlink target dir; generations renamed before it (the
+                            buffer's creation) are history */
   int gen_pass;          /* a symlinked file is in it (this pass) */
   struct sw_gen_seen {
     uint64_t ino, fp_hash;
@@ -80,9 +80,8 @@ struct sw_tail {
   char *rbuf;
   int64_t next_id;
   int first_scan_done, stopping, paused, scan_pending;
-  /* Rotated generations behind symlinks renamed after this are new: the previous run's last
-   * commit (the newest stored file state), or this start for a new buffer (what was rotated
-   * before spillway ever ran is history, not backlog). */
+  /* Rotated generations behind symlinks renamed after this are backlog: the buffer's creation
+   * (what was rotated before spillway ever ran is history). */
   int64_t gen_epoch_ns;
 };
 

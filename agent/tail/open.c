@@ -41,7 +41,6 @@ int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) {
   k->fp_hash = st->fp_hash;
   k->fp_len = st->fp_len;
   k->offset = st->offset;
-  k->updated_ns = st->updated_ns;
   if (st->pending_len) {
     k->pending = malloc(st->pending_len);
     if (k->pending) memcpy(k->pending, st->pending, st->pending_len);
@@ -213,7 +212,6 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
   if (describe(t, f, rp)) goto oom;
   if (k) {
-    f->resumed_ns = k->updated_ns;
     f->id = k->id;
     f->read_off = f->line_off = k->offset;
     if (k->pending_len && sw_ingest_restore_pending(f, k->pending, k->pending_len, k->offset)) {
@@ -235,7 +233,6 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   }
   sw__tail_fingerprint(fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
   f->last_growth_ms = sw_ingest_now_ms();
-  f->opened_ns = sw_time_now_ns();
   struct stat lst;
   f->via_link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
   f->seen = 1;

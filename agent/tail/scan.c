@@ -205,9 +205,10 @@ static int dir_of(const char *path, char *dir, size_t len) {
 }
 
 /* The target directory of every symlinked file: watched (a rotation there triggers a scan at
- * once) and the files followed in it remembered. Its generations count as new (to be read)
- * when renamed after the tail's epoch (see gen_epoch_ns), or after the last commit of a file
- * resumed there: what was rotated while the agent was down is read, history is not. */
+ * once) and the files followed in it remembered. A generation there is backlog when renamed
+ * after the buffer was created (gen_epoch_ns) and neither followed, remembered nor stored: so
+ * what was rotated while the agent was down, or before it first looked, is read; what was
+ * rotated before spillway ever ran is history. */
 static void watch_targets(struct sw_tail *t) {
   char dir[4096];
   for (size_t i = 0; i < t->nwatches; i++) t->watches[i]->gen_pass = 0;
@@ -220,8 +221,7 @@ static void watch_targets(struct sw_tail *t) {
     for (size_t i = 0; i < t->nwatches; i++) {
       struct sw_watch *w = t->watches[i];
       if (!w->gen_pass || strcmp(w->dir, dir)) continue;
-      if (!w->gen_since_ns) w->gen_since_ns = t->gen_epoch_ns;
-      if (g->resumed_ns && g->resumed_ns < w->gen_since_ns) w->gen_since_ns = g->resumed_ns;
+      w->gen_since_ns = t->gen_epoch_ns;
       remember(w, g);
       break;
     }

@@ -203,12 +203,11 @@ static void warn_empty_sources(struct sw_tail *t) {
   }
 }
 
+void sw_tail_set_epoch(struct sw_tail *t, int64_t created_ns) { t->gen_epoch_ns = created_ns; }
+
 int sw_tail_start(struct sw_tail *t) {
-  t->gen_epoch_ns = sw_time_now_ns();
-  int64_t prev = 0;
-  for (const struct sw_known *k = t->known; k; k = k->next)
-    if (k->updated_ns > prev) prev = k->updated_ns;
-  if (prev > 0 && prev < t->gen_epoch_ns) t->gen_epoch_ns = prev;
+  int64_t now = sw_time_now_ns();
+  if (!t->gen_epoch_ns || t->gen_epoch_ns > now) t->gen_epoch_ns = now;
   sw__tail_scan(t);
   sw__tail_find_renamed(t);
   t->first_scan_done = 1;

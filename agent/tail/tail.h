@@ -29,6 +29,10 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
                    struct sw_writer *w, struct sw_tail **out, char *err, size_t errlen) SW_MUST_CHECK;
 /* Restores a stored file state (called for each row before sw_tail_start). */
 int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) SW_MUST_CHECK;
+/* Before start: when the buffer was created (0: unknown, then the start counts). A rotated
+ * generation behind a symlink renamed before it is history (rotated before spillway ran);
+ * after it, one the buffer holds no state for is backlog and read from its start. */
+void sw_tail_set_epoch(struct sw_tail *t, int64_t created_ns);
 /* First scan, then timers and watches. */
 int sw_tail_start(struct sw_tail *t) SW_MUST_CHECK;
 /* truncate_shipped (tail/retention.c): truncates the followed file (dev, ino) to 0 if the reader

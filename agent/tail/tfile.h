@@ -70,8 +70,6 @@ struct sw_tfile {
   enum sw_tfile_state state;
   int64_t last_growth_ms;
   int via_link;      /* reached through a symlink (its target's directory is watched) */
-  int64_t opened_ns; /* wall clock when it was opened */
-  int64_t resumed_ns; /* resumed from a stored state: when that was last committed (else 0) */
   int seen;
   /* ingest */
   struct sw_chunk_builder cb;
