@@ -197,6 +197,11 @@ def main():
     t0 = time.monotonic()
     runs = 1
     agent = start(cfgpath, runs)
+    # The first writes wait for the agent's buffer: generations rotated before spillway ever ran
+    # are history by design, not backlog (see docs/architecture.md, rotation behind symlinks).
+    if not wait_until(lambda: os.path.exists(os.path.join(WORK, "out", "shipped.ndjson")), 30,
+                      "the agent to start"):
+        return 2
     try:
         for k in range(args.kills):
             for s in streams:
