@@ -37,6 +37,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        """A client killed (kill -9) or timed out while its answer is written is what these
+        receivers are for: no traceback for it."""
+        import sys
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
 
 class Receiver:
     """Base: a threaded HTTP server with a fault script. Subclasses implement handle()."""
