@@ -133,10 +133,7 @@ struct vis {
 };
 
 static const char *vis(struct vis *v, const char *s) {
-  struct sw_buf *b = &v->b[v->next++ % VIS_SLOTS];
-  sw_buf_reset(b);
-  if (sw_buf_put_visible(b, s, strlen(s), 0) || sw_buf_putc(b, '\0')) return "?";
-  return b->data;
+  return sw_visible_cstr(&v->b[v->next++ % VIS_SLOTS], s);
 }
 
 /* A size for people (KiB, MiB, GiB); same rotation of slots as vis. */

@@ -1,6 +1,7 @@
 #include "text.h"
 
 #include <stdio.h>
+#include <string.h>
 
 char *sw_human_bytes(double n, char out[SW_HUMAN_BYTES_LEN]) {
   static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -47,6 +48,12 @@ static int put_ctl(struct sw_buf *b, unsigned char c) {
   for (size_t i = 0; i < sizeof names - 1; i++)
     if (c == (unsigned char)names[i]) return sw_buf_append(b, (char[]){'\\', letters[i]}, 2);
   return sw_buf_printf(b, "\\x%02x", c);
+}
+
+const char *sw_visible_cstr(struct sw_buf *b, const char *s) {
+  sw_buf_reset(b);
+  if (sw_buf_put_visible(b, s, strlen(s), 0) || sw_buf_putc(b, '\0')) return "?";
+  return b->data;
 }
 
 int sw_buf_put_visible(struct sw_buf *b, const char *s, size_t n, int flags) {

@@ -29,5 +29,8 @@ enum {
  * escape: \n \r \t \b \f \v \a \e, else \xNN for bytes and \uNNNN for code points; a backslash
  * stays as it is (escapes are for the eye, not for a parser: --output json is for that). */
 int sw_buf_put_visible(struct sw_buf *b, const char *s, size_t n, int flags) SW_MUST_CHECK;
+/* The string s made visible (flags 0) in b, NUL-terminated: b's data, valid until b changes;
+ * "?" if b's cap is reached. For printing one name or message. */
+const char *sw_visible_cstr(struct sw_buf *b, const char *s);
 
 #endif

@@ -462,28 +462,20 @@ void sw_retention_plan_free(struct sw_retention_plan *p) {
 static const char *const kind_names[] = {"drop-tmp", "finish", "cut", "delete", "rename",
                                          "rotate", "signal", "compress", "defer", "resume"};
 
-/* A file name as it may reach a terminal: control characters (a newline faking a plan line,
- * escape sequences) as visible escapes. */
-static const char *visible(struct sw_buf *b, const char *s) {
-  sw_buf_reset(b);
-  if (sw_buf_put_visible(b, s, strlen(s), 0) || sw_buf_putc(b, '\0')) return "?";
-  return b->data;
-}
-
 void sw_retention_plan_print(const struct sw_retention_plan *p, FILE *f) {
   static const char *const sig_names[] = {"HUP", "USR1", "USR2", "INT", "TERM", "QUIT", "WINCH"};
-  struct sw_buf from, to;
+  struct sw_buf from, to; /* file names as they may reach a terminal: controls escaped */
   sw_buf_init(&from, 64 << 10);
   sw_buf_init(&to, 64 << 10);
   for (size_t i = 0; i < p->n; i++) {
     const struct sw_ret_action *a = &p->acts[i];
     if (a->kind == SW_RET_SIGNAL) {
       fprintf(f, "signal %s pid_file=%s reason=%s\n", sig_names[a->conf->signal],
-              visible(&from, a->path), a->reason);
+              sw_visible_cstr(&from, a->path), a->reason);
       continue;
     }
-    fprintf(f, "%s %s%s%s bytes=%llu", kind_names[a->kind], visible(&from, a->path),
-            a->to ? " -> " : "", a->to ? visible(&to, a->to) : "", (unsigned long long)a->bytes);
+    fprintf(f, "%s %s%s%s bytes=%llu", kind_names[a->kind], sw_visible_cstr(&from, a->path),
+            a->to ? " -> " : "", a->to ? sw_visible_cstr(&to, a->to) : "", (unsigned long long)a->bytes);
     if (a->kind == SW_RET_DEFER)
       fprintf(f, " offset=%llu", (unsigned long long)a->keep);
     else

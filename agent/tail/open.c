@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "../../common/log.h"
-#include "../../common/timefmt.h"
 #include "labels.h"
 #include "internal.h"
 

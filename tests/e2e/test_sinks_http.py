@@ -6,9 +6,11 @@ sink never holds another back."""
 import base64
 import json
 import random
+import re
 import time
 
 import pytest
+import requests
 
 import loggen
 from conftest import HOST
@@ -287,10 +289,8 @@ def test_two_sinks_one_down_other_keeps_shipping(agent, workdir, loki, es):
 
 def sink_metric(agent, name, sink="loki"):
     """One sample of the running agent's /metrics for the sink, or None."""
-    import re as _re
-    import requests
     text = requests.get("http://127.0.0.1:%d/metrics" % agent.http_port(), timeout=5).text
-    m = _re.search(r'^%s\{sink="%s",type="[a-z0-9]+"\} (\S+)$' % (name, sink), text, _re.M)
+    m = re.search(r'^%s\{sink="%s",type="[a-z0-9]+"\} (\S+)$' % (name, sink), text, re.M)
     return float(m.group(1)) if m else None
 
 
