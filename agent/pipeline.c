@@ -107,7 +107,8 @@ static int start_writer(struct sw_pipeline *p) {
   for (size_t i = 0; i < cfg->nsinks; i++) names[i] = cfg->sinks[i].name;
   struct sw_writer_opts wo = {
       .data_dir = cfg->data_dir, .max_bytes = cfg->buffer.max_bytes,
-      .drop_oldest = cfg->buffer.when_full == SW_WHEN_FULL_DROP_OLDEST, .zstd_level = 1,
+      .drop_oldest = cfg->buffer.when_full == SW_WHEN_FULL_DROP_OLDEST, .zstd_level = (int)cfg->buffer.zstd_level,
+      .zstd_ldm = cfg->buffer.zstd_long,
       .keep_shipped_age_ns = (int64_t)cfg->buffer.keep_shipped_age_ms * 1000000,
       .keep_shipped_bytes = cfg->buffer.keep_shipped_bytes,
       /* The trigram filter costs ~1.2 ns per byte: only for chunks that stay to be searched

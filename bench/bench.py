@@ -6,7 +6,11 @@ on it from a cold start, and prints throughput (MB/s of input, records/s), CPU s
 input and peak RSS (VmHWM). Two scenarios: 8 containers x 256 MiB total (throughput) and 100
 files (memory while tailing many files).
 
-  /usr/bin/python3 bench/bench.py [--mib 256] [--containers 8] [--files100-mib 64] [--keep]
+  /usr/bin/python3 bench/bench.py [--sinks] [--redact] [--only a,b] [--mib 256] [--keep]
+
+--sinks adds the same workload shipped to loopback Loki and Elasticsearch endpoints (gzip and
+none); --mib 1024 shows the steady state; --only picks scenarios (files100-loki: the 100 files
+shipped to Loki). Every scenario runs at default settings.
 """
 import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, time
 
@@ -98,11 +102,10 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None):
     if sink:
         kind, comp = sink
         recv = _Sink(kind)
-        sink_yaml = ("{ name: out, type: %s, url: \"%s\", compression: %s, concurrency: 2,"
-                     " batch: { max_bytes: 1MiB, max_wait: 1s } }" % (kind, recv.url, comp))
+        sink_yaml = "{ name: out, type: %s, url: \"%s\", compression: %s }" % (kind, recv.url, comp)
     with open(cfg, "w") as f:
         f.write("data_dir: %s\nhostname: bench\n"
-                "buffer: { max_bytes: 4GiB, chunk: { max_records: 5000, max_bytes: 1MiB, max_wait: 1s } }\n"
+                "buffer: { max_bytes: 4GiB }\n"
                 "sources:\n  - { name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }\n"
                 "sinks:\n  - %s\n"
                 "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, wl, sink_yaml))
@@ -139,9 +142,15 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None):
     return res
 
 
+SCENARIOS = ["throughput", "loki-gzip", "loki-none", "elas-gzip", "elas-none", "secrets-plain",
+             "secrets-redact", "files100", "files100-loki"]
+DEFAULT = ["throughput", "files100"]
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--mib", type=int, default=256,
+                    help="size of the 8-container workload (1024 shows the steady state)")
     ap.add_argument("--containers", type=int, default=8)
     ap.add_argument("--files100-mib", type=int, default=64)
     ap.add_argument("--keep", action="store_true", help="keep bench/.work")
@@ -149,23 +158,32 @@ def main():
                     help="also ship the throughput workload to loopback Loki and Elasticsearch endpoints")
     ap.add_argument("--redact", action="store_true",
                     help="also run the throughput scenario with every redaction pack enabled")
+    ap.add_argument("--only", default="",
+                    help="comma-separated scenarios to run instead: " + ", ".join(SCENARIOS))
     a = ap.parse_args()
+    want = [x for x in a.only.split(",") if x] if a.only else \
+        DEFAULT[:1] + (SCENARIOS[1:5] if a.sinks else []) + (SCENARIOS[5:7] if a.redact else []) + DEFAULT[1:]
+    for x in want:
+        if x not in SCENARIOS:
+            raise SystemExit("unknown scenario %r (known: %s)" % (x, ", ".join(SCENARIOS)))
     os.makedirs(WORK, exist_ok=True)
     results = []
-    wl, meta = generate("wl-%dc" % a.containers, a.mib, a.containers)
-    results.append(run("throughput", wl, meta))
-    if a.sinks:
-        for kind in ("loki", "elasticsearch"):
-            for comp in ("gzip", "none"):
-                results.append(run("%s-%s" % (kind[:4], comp), wl, meta, sink=(kind, comp)))
-    if a.redact:
-        # The same pipeline on a workload where 5 % of lines carry a secret, without and with
-        # every pack on: the slowdown redaction costs the whole pipeline.
-        wl_s, meta_s = generate("wl-%dc-secrets" % a.containers, a.mib, a.containers, 0.05)
-        results.append(run("secrets-plain", wl_s, meta_s))
-        results.append(run("secrets-redact", wl_s, meta_s, redact=True))
-    wl, meta = generate("wl-100f", a.files100_mib, 100)
-    results.append(run("files100", wl, meta))
+    for x in want:
+        if x.startswith("files100"):
+            wl, meta = generate("wl-100f", a.files100_mib, 100)
+        elif x.startswith("secrets"):
+            # 5 % of lines carry a secret, without and with every pack on: the slowdown
+            # redaction costs the whole pipeline.
+            wl, meta = generate("wl-%dc-secrets" % a.containers, a.mib, a.containers, 0.05)
+        else:
+            wl, meta = generate("wl-%dc" % a.containers if a.mib == 256 else "wl-%dc-%dm" % (a.containers, a.mib),
+                                a.mib, a.containers)
+        sink = None
+        if x.startswith(("loki", "elas")):
+            sink = ("loki" if x.startswith("loki") else "elasticsearch", x.split("-")[1])
+        elif x == "files100-loki":
+            sink = ("loki", "gzip")
+        results.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink))
     for r in results:
         print(json.dumps(r))
     print("\n%-12s %10s %10s %12s %10s %12s %12s" % ("scenario", "input MB", "MB/s", "records/s", "CPU s", "CPU s/GB", "peak RSS"))

@@ -348,7 +348,7 @@ static int collect_dead(struct hsink *hs, struct flight *f, struct sw_dead_lette
     }
     struct sw_buf z;
     sw_buf_init(&z, SIZE_MAX);
-    int rc = sw_chunk_compress(hs->cctx, 3, d->payload.data, d->payload.len, &z);
+    int rc = sw_chunk_compress(hs->cctx, 3, 0, d->payload.data, d->payload.len, &z);
     if (rc) {
       sw_buf_free(&z);
       return rc;

@@ -123,7 +123,7 @@ int sw_chunk_grams(const void *raw, size_t len, struct sw_buf *out) {
   return SW_OK;
 }
 
-int sw_chunk_compress(void *cctx, int level, const void *src, size_t n, struct sw_buf *out) {
+int sw_chunk_compress(void *cctx, int level, int ldm, const void *src, size_t n, struct sw_buf *out) {
   size_t bound = ZSTD_compressBound(n);
   int rc = sw_buf_reserve(out, bound);
   if (rc) return rc;
@@ -134,6 +134,7 @@ int sw_chunk_compress(void *cctx, int level, const void *src, size_t n, struct s
   ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
   ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+  if (ldm) ZSTD_CCtx_setParameter(c, ZSTD_c_enableLongDistanceMatching, 1);
   size_t r = ZSTD_compress2(c, out->data + out->len, bound, src, n);
   if (!cctx) ZSTD_freeCCtx(c);
   if (ZSTD_isError(r)) return SW_EIO;

@@ -84,8 +84,9 @@ static inline uint32_t sw_chunk_gram_bit(uint32_t gram, uint32_t bits) {
   return (uint32_t)((gram * 0x9E3779B1u) >> 8) & (bits - 1); /* bits: a power of two <= 2^24 */
 }
 
-/* zstd. ctx is a ZSTD_CCtx / ZSTD_DCtx owned by the calling thread (may be NULL: one is made). */
-int sw_chunk_compress(void *cctx, int level, const void *src, size_t n, struct sw_buf *out) SW_MUST_CHECK;
+/* zstd. ctx is a ZSTD_CCtx / ZSTD_DCtx owned by the calling thread (may be NULL: one is made).
+ * ldm: long-distance matching. */
+int sw_chunk_compress(void *cctx, int level, int ldm, const void *src, size_t n, struct sw_buf *out) SW_MUST_CHECK;
 int sw_chunk_decompress(void *dctx, const void *src, size_t n, struct sw_buf *out) SW_MUST_CHECK;
 
 #endif

@@ -103,7 +103,7 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
   uint64_t t0 = (uint64_t)sw_time_mono_ms();
   for (struct sw_writer_job *j = list; j; j = j->next) {
     if (j->op.records && j->packed.len == 0) {
-      int rc = sw_chunk_compress(w->cctx, w->opts.zstd_level, j->raw.data, j->raw.len, &j->packed);
+      int rc = sw_chunk_compress(w->cctx, w->opts.zstd_level, w->opts.zstd_ldm, j->raw.data, j->raw.len, &j->packed);
       if (rc) {
         free(ops);
         return rc;

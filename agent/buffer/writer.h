@@ -34,7 +34,7 @@ struct sw_writer_opts {
   const char *data_dir;
   uint64_t max_bytes;
   int drop_oldest;
-  int zstd_level;
+  int zstd_level, zstd_ldm; /* buffer.compression: level, long-distance matching */
   int64_t keep_shipped_age_ns; /* shipped history GC keeps (struct sw_gc_policy) */
   int search_filters;          /* build each chunk's trigram filter (chunks that stay to be searched) */
   uint64_t keep_shipped_bytes;

@@ -254,7 +254,7 @@ static void fill_for_salvage(const char *d, char agent[40]) {
   for (int i = 0; i < 40; i++) {
     for (size_t k = 0; k < sizeof raw; k++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; raw[k] = (char)('a' + x % 26); }
     sw_buf_reset(&packed);
-    assert_int_equal(sw_chunk_compress(NULL, 1, raw, sizeof raw, &packed), 0);
+    assert_int_equal(sw_chunk_compress(NULL, 1, 0, raw, sizeof raw, &packed), 0);
     struct sw_commit_op op = chunk_op(1 + i % 2, (uint64_t)(i + 1) * 1000, "");
     op.file.path = i % 2 ? "/b.log" : "/a.log";
     op.data = packed.data;

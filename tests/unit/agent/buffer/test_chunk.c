@@ -28,7 +28,7 @@ static void roundtrip(void **state) {
   sw_buf_init(&z, SIZE_MAX);
   sw_buf_init(&back, SIZE_MAX);
   assert_int_equal(sw_chunk_finish(&cb, &raw), 0);
-  assert_int_equal(sw_chunk_compress(NULL, 1, raw.data, raw.len, &z), 0);
+  assert_int_equal(sw_chunk_compress(NULL, 1, 0, raw.data, raw.len, &z), 0);
   assert_int_equal(sw_chunk_decompress(NULL, z.data, z.len, &back), 0);
   assert_int_equal(back.len, raw.len);
   assert_memory_equal(back.data, raw.data, raw.len);
