@@ -11,6 +11,7 @@
 #include "tail/ingest.h"
 #include "retention/retention.h"
 #include "tail/tail.h"
+#include "buffer/hot.h"
 #include "buffer/writer.h"
 
 #define SHUTDOWN_WRITER_MS 2500
@@ -30,6 +31,7 @@ struct sw_pipeline {
   int64_t created_ns; /* the buffer's creation: older rotated generations are history */
   char open_err[512];
   struct sw_writer *writer;
+  struct sw_hot *hot; /* committed chunks for sinks at the head; outlives writer and sinks */
   struct sw_ingest *ing;
   struct sw_tail *tail;
   struct sw_file_sink **sinks;
@@ -116,7 +118,10 @@ static int start_writer(struct sw_pipeline *p) {
       .search_filters = cfg->buffer.keep_shipped_age_ms || cfg->buffer.keep_shipped_bytes || !cfg->nsinks,
       .sinks = names, .nsinks = cfg->nsinks, .on_progress = on_progress, .on_commit = on_commit,
       .arg = p};
-  int rc = sw_writer_start(p->o.loop, &wo, &p->writer, err, sizeof err);
+  /* Without sinks nothing would ever read it. */
+  int rc = cfg->nsinks ? sw_hot_new(cfg->buffer.recent_in_memory, &p->hot) : SW_OK;
+  wo.hot = p->hot;
+  if (!rc) rc = sw_writer_start(p->o.loop, &wo, &p->writer, err, sizeof err);
   free(names);
   if (rc) SW_LOG(SW_L_ERROR, "buffer", "%s", err[0] ? err : sw_strerror(rc));
   return rc;
@@ -258,6 +263,13 @@ void sw_pipeline_free(struct sw_pipeline *p) {
   sw_tail_free(p->tail);
   sw_ingest_destroy(p->ing);
   sw_redactor_destroy(p->redactor);
+  if (p->hot) {
+    uint64_t b, h, m;
+    sw_hot_stats(p->hot, &b, &h, &m);
+    SW_LOG(SW_L_INFO, "buffer", "chunks shipped from memory: %llu, read back: %llu",
+           (unsigned long long)h, (unsigned long long)m);
+  }
+  sw_hot_free(p->hot);
   free_known(p->known);
   free(p);
 }

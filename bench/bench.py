@@ -18,6 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "bench", ".work")
 BIN = os.environ.get("SPILLWAY_BIN", os.path.join(ROOT, "build", "spillway"))
 CLK = os.sysconf("SC_CLK_TCK")
+# Extra `buffer:` / network sink keys for experiments, e.g.
+# SPILLWAY_BENCH_BUFFER="recent_in_memory: 64MiB" SPILLWAY_BENCH_SINK="concurrency: 4".
+EXTRA_SINK = (", " + os.environ["SPILLWAY_BENCH_SINK"]) if os.environ.get("SPILLWAY_BENCH_SINK") else ""
+EXTRA_BUFFER = (", " + os.environ["SPILLWAY_BENCH_BUFFER"]) if os.environ.get("SPILLWAY_BENCH_BUFFER") else ""
 
 
 def generate(name, mib, containers, secret_ratio=0.0):
@@ -102,13 +106,13 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None):
     if sink:
         kind, comp = sink
         recv = _Sink(kind)
-        sink_yaml = "{ name: out, type: %s, url: \"%s\", compression: %s }" % (kind, recv.url, comp)
+        sink_yaml = "{ name: out, type: %s, url: \"%s\", compression: %s%s }" % (kind, recv.url, comp, EXTRA_SINK)
     with open(cfg, "w") as f:
         f.write("data_dir: %s\nhostname: bench\n"
-                "buffer: { max_bytes: 4GiB }\n"
+                "buffer: { max_bytes: 4GiB%s }\n"
                 "sources:\n  - { name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }\n"
                 "sinks:\n  - %s\n"
-                "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, wl, sink_yaml))
+                "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, EXTRA_BUFFER, wl, sink_yaml))
         if redact:
             f.write("redact: { builtin: [%s] }\n" % ", ".join(ALL_PACKS))
     want = meta["records"]
@@ -158,6 +162,9 @@ def main():
                     help="also ship the throughput workload to loopback Loki and Elasticsearch endpoints")
     ap.add_argument("--redact", action="store_true",
                     help="also run the throughput scenario with every redaction pack enabled")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each scenario N times and report the median of each figure "
+                         "(CPU time on a shared VM varies by 20 %% from run to run)")
     ap.add_argument("--only", default="",
                     help="comma-separated scenarios to run instead: " + ", ".join(SCENARIOS))
     a = ap.parse_args()
@@ -183,7 +190,12 @@ def main():
             sink = ("loki" if x.startswith("loki") else "elasticsearch", x.split("-")[1])
         elif x == "files100-loki":
             sink = ("loki", "gzip")
-        results.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink))
+        runs = [run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink) for _ in range(max(1, a.repeat))]
+        res = dict(runs[0])
+        for k in ("seconds", "MB_per_s", "records_per_s", "cpu_s", "cpu_s_per_GB", "peak_rss_MiB", "db_MiB"):
+            res[k] = sorted(r[k] for r in runs)[len(runs) // 2]
+        res["runs"] = len(runs)
+        results.append(res)
     for r in results:
         print(json.dumps(r))
     print("\n%-12s %10s %10s %12s %10s %12s %12s" % ("scenario", "input MB", "MB/s", "records/s", "CPU s", "CPU s/GB", "peak RSS"))

@@ -24,7 +24,9 @@ int sw_buf_reserve(struct sw_buf *b, size_t extra) {
   if (extra > b->max || b->len > b->max - extra) return SW_ETOOBIG;
   size_t need = b->len + extra;
   if (need <= b->cap) return SW_OK;
-  size_t ncap = b->cap ? b->cap : 256;
+  /* The first reservation is taken at its size (at least 256): a buffer sized up front for
+   * a known length (a chunk, a compressed copy) does not get up to twice that. */
+  size_t ncap = b->cap ? b->cap : (need > 256 ? need : 256);
   while (ncap < need) ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
   if (ncap > b->max) ncap = b->max;
   char *p = realloc(b->data, ncap);

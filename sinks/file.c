@@ -11,10 +11,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "../agent/buffer/buffer.h"
 #include "../agent/buffer/chunk.h"
+#include "../agent/buffer/hot.h"
+#include "../agent/buffer/writer.h"
 #include "../common/log.h"
 #include "../common/timefmt.h"
 #include "ndjson.h"
@@ -35,8 +36,8 @@ struct sw_file_sink {
   struct sw_db *db;
   int fd;
   struct sw_sink_cursor cur;
-  ZSTD_DCtx *dctx;
-  struct sw_buf raw, out;
+  struct sw_chunk_reader rd;
+  struct sw_buf out;
   int64_t batch_last;
   uint64_t batch_records, batch_bytes;
   int batch_err;
@@ -95,11 +96,12 @@ static int write_all(int fd, const char *p, size_t n, uint64_t off) {
 
 static int on_chunk(void *arg, const struct sw_chunk_row *row) {
   struct sw_file_sink *s = arg;
-  sw_buf_reset(&s->raw);
   sw_buf_reset(&s->out);
-  int rc = sw_chunk_decompress(s->dctx, row->data, row->len, &s->raw);
+  const char *raw;
+  size_t len;
+  int rc = sw_chunk_reader_get(&s->rd, s->db, row, &raw, &len);
   uint64_t n = 0;
-  if (!rc) rc = sw_ndjson_encode(row, s->raw.data, s->raw.len, &s->out, &n);
+  if (!rc) rc = sw_ndjson_encode(row, raw, len, &s->out, &n);
   if (rc) {
     /* A damaged chunk must not wedge the sink forever: skip it loudly. */
     SW_LOG(SW_L_ERROR, "sink", "%s: chunk %lld is unreadable (%s); skipped", s->name,
@@ -131,6 +133,7 @@ static int ship_batch(struct sw_file_sink *s) {
   s->batch_records = s->batch_bytes = 0;
   s->batch_err = 0;
   int rc = sw_db_chunks_after(s->db, s->cur.acked, BATCH_ROWS, BATCH_RAW, on_chunk, s);
+  sw_chunk_reader_idle(&s->rd);
   int werr = s->batch_err;
   if (!rc && !werr && s->batch_last == s->cur.acked) return 0;
   if (!rc && !werr && fdatasync(s->fd)) werr = -errno;
@@ -196,8 +199,7 @@ static void *sink_main(void *arg) {
 static void sink_free(struct sw_file_sink *s) {
   if (s->fd >= 0) close(s->fd);
   sw_db_close(s->db);
-  ZSTD_freeDCtx(s->dctx);
-  sw_buf_free(&s->raw);
+  sw_chunk_reader_free(&s->rd);
   sw_buf_free(&s->out);
   free(s->name);
   free(s->path);
@@ -211,13 +213,12 @@ int sw_file_sink_start(const struct sw_sink_conf *conf, const char *data_dir, st
   if (!s) return SW_ENOMEM;
   s->fd = -1;
   s->w = w;
-  sw_buf_init(&s->raw, SIZE_MAX);
+  sw_chunk_reader_init(&s->rd, sw_writer_hot(w));
   sw_buf_init(&s->out, SIZE_MAX);
   s->name = strdup(conf->name);
   s->path = strdup(conf->path);
-  s->dctx = ZSTD_createDCtx();
   int rc = SW_ENOMEM;
-  if (!s->name || !s->path || !s->dctx) goto fail;
+  if (!s->name || !s->path) goto fail;
   if ((rc = sw_db_open(data_dir, 0, &s->db, err, errlen))) goto fail;
   if ((rc = sw_db_cursor_get(s->db, s->name, "file", &s->cur))) {
     snprintf(err, errlen, "sink %s: %s", s->name, sw_db_errmsg(s->db));

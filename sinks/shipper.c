@@ -21,6 +21,8 @@
 
 #include "../agent/buffer/buffer.h"
 #include "../agent/buffer/chunk.h"
+#include "../agent/buffer/hot.h"
+#include "../agent/buffer/writer.h"
 #include "../common/log.h"
 #include "../common/timefmt.h"
 #include "sink.h"
@@ -72,8 +74,9 @@ struct hsink {
   struct sw_http_target target;
   char *auth_header;
   struct sw_db *db;
-  ZSTD_DCtx *dctx;
+  ZSTD_DCtx *dctx;             /* dead letters */
   ZSTD_CCtx *cctx;
+  struct sw_chunk_reader rd;   /* chunks, used by one job at a time */
   struct sw_sink_cursor cur;   /* committed */
   int64_t cut_to;              /* last chunk id in a flight (>= cur.acked) */
   int64_t verify_upto;         /* verify_resends: `planned` found at start (what may have been
@@ -211,6 +214,9 @@ static void send_next(struct flight *f) {
   if (!more) {
     if (hs->sh->closing) return;
     f->done = 1;
+    /* Only its counts and dead letters are needed to settle it: the encoded batch goes now,
+     * not when the flights before it are done (memory stays at `concurrency` batches). */
+    if (hs->ops->release) hs->ops->release(hs->codec, &f->b);
     if (f->b.ndead) {
       const struct sw_sink_dead *d = &f->b.dead[f->b.ndead - 1];
       set_error(hs, "HTTP %ld, dead-lettered: %s", d->status, d->reason);
@@ -227,20 +233,20 @@ static void send_next(struct flight *f) {
 struct cut_ctx {
   struct hsink *hs;
   struct sw_batch *b;
-  struct sw_buf raw;
   int rc;
 };
 
 static int cut_chunk(void *arg, const struct sw_chunk_row *row) {
   struct cut_ctx *c = arg;
-  sw_buf_reset(&c->raw);
-  int rc = sw_chunk_decompress(c->hs->dctx, row->data, row->len, &c->raw);
+  const char *raw;
+  size_t len;
+  int rc = sw_chunk_reader_get(&c->hs->rd, c->hs->db, row, &raw, &len);
   if (rc) {
     SW_LOG(SW_L_ERROR, "sink", "%s: chunk %lld is unreadable (%s); skipped", c->hs->conf->name,
            (long long)row->id, sw_strerror(rc));
     return 0;
   }
-  if ((rc = c->hs->ops->add(c->hs->codec, c->b, row, c->raw.data, c->raw.len))) {
+  if ((rc = c->hs->ops->add(c->hs->codec, c->b, row, raw, len))) {
     c->rc = rc;
     return 1;
   }
@@ -291,11 +297,10 @@ static void job_cut(struct hsink *hs, struct job *j) {
   f->b.last = last;
   f->b.verify = j->after < j->verify_upto;
   struct cut_ctx c = {.hs = hs, .b = &f->b};
-  sw_buf_init(&c.raw, SIZE_MAX);
   int rc = hs->ops->begin(hs->codec, &f->b);
   if (!rc) rc = sw_db_chunks_range(hs->db, j->after, last, cut_chunk, &c);
   if (!rc) rc = c.rc;
-  sw_buf_free(&c.raw);
+  sw_chunk_reader_idle(&hs->rd); /* the codec copied what it needs */
   if (rc) {
     flight_free(f);
     j->cut_rc = rc;
@@ -646,6 +651,7 @@ static int hsink_init(struct sw_shipper *sh, struct hsink *hs, const struct sw_c
     snprintf(hs->auth_header, n, "Authorization: %s %s", kind, v);
     hs->target.auth_header = hs->auth_header;
   }
+  sw_chunk_reader_init(&hs->rd, sw_writer_hot(sh->w));
   hs->dctx = ZSTD_createDCtx();
   hs->cctx = ZSTD_createCCtx();
   if (!hs->dctx || !hs->cctx) return SW_ENOMEM;
@@ -682,6 +688,7 @@ static void hsink_free(struct hsink *hs) {
   sw_db_close(hs->db);
   ZSTD_freeDCtx(hs->dctx);
   ZSTD_freeCCtx(hs->cctx);
+  sw_chunk_reader_free(&hs->rd);
   free(hs->auth_header);
 }
 

@@ -98,6 +98,7 @@ struct sw_commit_op {
   size_t data_len;
   const void *grams; /* trigram filter (sw_chunk_grams), may be NULL */
   size_t grams_len;
+  int64_t *chunk_id; /* if set, receives the id of the inserted chunk */
   /* Named counters to add in the same transaction (e.g. "redact:email"), may be empty. */
   const char *const *counter_names;
   const uint64_t *counter_deltas;
@@ -129,6 +130,7 @@ struct sw_gc_policy {
   uint64_t keep_bytes; /* and at most this many stored bytes of them (0: no size limit) */
   uint64_t max_bytes;  /* buffer.max_bytes: history is cut to keep the buffer under 90 % of it */
   uint64_t used;       /* stored bytes of the buffer now */
+  int64_t *acked;      /* if set, receives the lowest sink cursor (every sink has up to it) */
 };
 
 /* Deletes chunks every listed sink has acknowledged, except the history p keeps (p may be
@@ -164,11 +166,13 @@ struct sw_chunk_row {
 };
 
 /* Calls cb for chunks with id > after, in id order, at most max_rows rows and (roughly)
- * max_raw raw bytes; cb returns non-zero to stop. *last gets the last id visited. */
+ * max_raw raw bytes; cb returns non-zero to stop. Rows come without data (row->data NULL):
+ * sw_chunk_reader_get (hot.h) gives the records. */
 int sw_db_chunks_after(struct sw_db *db, int64_t after, size_t max_rows, uint64_t max_raw,
                        int (*cb)(void *arg, const struct sw_chunk_row *row), void *arg) SW_MUST_CHECK;
 
-/* Chunks in (after, last], in id order (no size limit: the range was cut by the caller). */
+/* Chunks in (after, last], in id order (no size limit: the range was cut by the caller);
+ * rows without data, as above. */
 int sw_db_chunks_range(struct sw_db *db, int64_t after, int64_t last,
                        int (*cb)(void *arg, const struct sw_chunk_row *row), void *arg) SW_MUST_CHECK;
 

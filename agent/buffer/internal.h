@@ -23,7 +23,13 @@ int sw__db_prepare(struct sw_db *db, sqlite3_stmt **st, const char *sql);
 int sw__db_fail(struct sw_db *db);
 
 /* Columns sw__db_chunk_row reads, in its order. */
-#define SW__DB_CHUNK_COLS "id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, data, format"
+/* A chunk row without its data (NULL): readers take it from the memory cache or fetch it with
+ * sw__db_chunk_blob only when they need it (hot.c). */
+#define SW__DB_CHUNK_COLS "id, file_id, source, labels, ts_min, ts_max, records, raw_bytes, NULL, format"
 void sw__db_chunk_row(sqlite3_stmt *st, struct sw_chunk_row *row);
+/* Chunk id's compressed data as SQLite holds it, valid until sw__db_chunk_blob_done (which
+ * must follow every call). SW_ENOTFOUND if it is gone. */
+int sw__db_chunk_blob(struct sw_db *db, int64_t id, const void **p, size_t *n);
+void sw__db_chunk_blob_done(struct sw_db *db);
 
 #endif

@@ -149,6 +149,7 @@ int sw_db_commit(struct sw_db *db, const struct sw_commit_op *ops, size_t n, uin
     }
     if (op->records > 0) {
       if ((rc = insert_chunk(db, op, now))) goto fail;
+      if (op->chunk_id) *op->chunk_id = sqlite3_last_insert_rowid(db->h);
       res->chunks++;
       res->records += op->records;
       res->stored_bytes += op->data_len;
@@ -239,6 +240,7 @@ int sw_db_gc(struct sw_db *db, const char *const *sinks, size_t nsinks, const st
     if (rc) return rc;
     if (c.acked < min_acked) min_acked = c.acked;
   }
+  if (p && p->acked) *p->acked = min_acked;
   int rc = gc_limit(db, min_acked, p, &min_acked);
   if (rc) return rc;
   if (min_acked == INT64_MIN) return SW_OK;

@@ -46,19 +46,29 @@ int sw_db_search_plan(struct sw_db *db, int64_t since, int64_t until, int64_t af
   return rc;
 }
 
-int sw_db_chunk_data(struct sw_db *db, int64_t id, struct sw_buf *out) {
+int sw__db_chunk_blob(struct sw_db *db, int64_t id, const void **p, size_t *n) {
   int rc = sw__db_prepare(db, &db->st_data, "SELECT data FROM chunks WHERE id=?");
   if (rc) return rc;
   sqlite3_bind_int64(db->st_data, 1, id);
   int s = sqlite3_step(db->st_data);
-  if (s == SQLITE_ROW) {
-    const void *p = sqlite3_column_blob(db->st_data, 0);
-    size_t n = (size_t)sqlite3_column_bytes(db->st_data, 0);
+  if (s != SQLITE_ROW) return s == SQLITE_DONE ? SW_ENOTFOUND : sw__db_fail(db);
+  *p = sqlite3_column_blob(db->st_data, 0);
+  *n = (size_t)sqlite3_column_bytes(db->st_data, 0);
+  return SW_OK;
+}
+
+void sw__db_chunk_blob_done(struct sw_db *db) {
+  if (db->st_data) sqlite3_reset(db->st_data);
+}
+
+int sw_db_chunk_data(struct sw_db *db, int64_t id, struct sw_buf *out) {
+  const void *p;
+  size_t n;
+  int rc = sw__db_chunk_blob(db, id, &p, &n);
+  if (!rc) {
     sw_buf_reset(out);
     rc = sw_buf_append(out, p, n);
-  } else {
-    rc = s == SQLITE_DONE ? SW_ENOTFOUND : sw__db_fail(db);
   }
-  sqlite3_reset(db->st_data);
+  sw__db_chunk_blob_done(db);
   return rc;
 }

@@ -10,6 +10,7 @@
 #include "../../common/log.h"
 #include "../../common/timefmt.h"
 #include "chunk.h"
+#include "hot.h"
 
 struct sw_writer {
   uv_async_t async; /* first: close callback frees the struct */
@@ -25,6 +26,7 @@ struct sw_writer {
   _Atomic uint64_t fail_full, fail_other; /* failed commit attempts, by reason */
   struct sw_db *db;
   ZSTD_CCtx *cctx;
+  struct sw_buf zbuf; /* compression output, copied to the job at its exact size */
   struct sw_writer_opts opts;
   char **sinks;
   uint64_t t_compress, t_commit, t_gc, t_wait, n_batches;
@@ -103,7 +105,12 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
   uint64_t t0 = (uint64_t)sw_time_mono_ms();
   for (struct sw_writer_job *j = list; j; j = j->next) {
     if (j->op.records && j->packed.len == 0) {
-      int rc = sw_chunk_compress(w->cctx, w->opts.zstd_level, w->opts.zstd_ldm, j->raw.data, j->raw.len, &j->packed);
+      /* Into one reused buffer of the worst-case size, then copied: jobs queued for the
+       * commit hold what their chunk compressed to, not compressBound of it. */
+      sw_buf_reset(&w->zbuf);
+      int rc = sw_chunk_compress(w->cctx, w->opts.zstd_level, w->opts.zstd_ldm, j->raw.data, j->raw.len, &w->zbuf);
+      if (!rc) rc = sw_buf_reserve(&j->packed, w->zbuf.len);
+      if (!rc) rc = sw_buf_append(&j->packed, w->zbuf.data, w->zbuf.len);
       if (rc) {
         free(ops);
         return rc;
@@ -116,6 +123,7 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
         j->op.grams_len = j->grams.len;
       }
       j->op.raw_bytes = j->raw.len;
+      j->op.chunk_id = &j->chunk_id;
     }
     ops[i++] = j->op;
   }
@@ -143,13 +151,16 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
 
 static void run_gc(struct sw_writer *w) {
   uint64_t fb = 0, fc = 0;
+  int64_t acked = 0;
   struct sw_gc_policy p = {.keep_age_ns = w->opts.keep_shipped_age_ns,
                            .keep_bytes = w->opts.keep_shipped_bytes,
-                           .max_bytes = w->opts.max_bytes, .used = atomic_load(&w->used)};
+                           .max_bytes = w->opts.max_bytes, .used = atomic_load(&w->used),
+                           .acked = &acked};
   if (sw_db_gc(w->db, (const char *const *)w->sinks, w->opts.nsinks, &p, &fb, &fc)) {
     SW_LOG(SW_L_WARN, "buffer", "gc failed: %s", sw_db_errmsg(w->db));
     return;
   }
+  if (w->opts.nsinks) sw_hot_drop_upto(w->opts.hot, acked); /* every sink has them */
   if (fc) {
     uint64_t used = atomic_load(&w->used);
     atomic_store(&w->used, used > fb ? used - fb : 0);
@@ -224,6 +235,7 @@ static void *writer_main(void *arg) {
       while (list) {
         struct sw_writer_job *n = list->next;
         freed += list->raw.len + 64;
+        if (list->chunk_id) sw_hot_put(w->opts.hot, list->chunk_id, &list->raw);
         sw_writer_job_free(list);
         list = n;
       }
@@ -269,6 +281,7 @@ int sw_writer_start(uv_loop_t *loop, const struct sw_writer_opts *opts, struct s
   for (size_t i = 0; i < opts->nsinks; i++)
     if (!(w->sinks[i] = strdup(opts->sinks[i]))) goto fail;
   w->opts.sinks = NULL;
+  sw_buf_init(&w->zbuf, SIZE_MAX);
   if (!(w->cctx = ZSTD_createCCtx())) goto fail;
   if ((rc = sw_db_open(opts->data_dir, 0, &w->db, err, errlen))) goto fail;
   uint64_t used = 0, chunks = 0;
@@ -309,6 +322,7 @@ void sw_writer_submit(struct sw_writer *w, struct sw_writer_job *job) {
 }
 
 uint64_t sw_writer_inflight(struct sw_writer *w) { return atomic_load(&w->inflight); }
+struct sw_hot *sw_writer_hot(struct sw_writer *w) { return w->opts.hot; }
 
 void sw_writer_resync(struct sw_writer *w) {
   atomic_store(&w->resync, 1);
@@ -351,6 +365,7 @@ void sw_writer_stop(struct sw_writer *w, uint64_t deadline_ms) {
   }
   ZSTD_freeCCtx(w->cctx);
   w->cctx = NULL;
+  sw_buf_free(&w->zbuf);
   /* Other connections (metrics, search) may outlive this one and are read-only, so SQLite's
    * checkpoint-on-last-close would not run: fold the WAL into spillway.db now, so that a copy
    * of that one file (spillway search --db) holds everything. */

@@ -25,6 +25,7 @@ struct sw_writer_job {
   struct sw_buf raw;      /* uncompressed chunk (empty for state-only / forget ops) */
   struct sw_buf packed;
   struct sw_buf grams;    /* the chunk's trigram filter, computed with the compression */
+  int64_t chunk_id;       /* set by the commit */
   char *strs; /* owned copies of source, path, labels, format */
   void *pending;
   uint64_t *deltas; /* owned; names are borrowed from whoever outlives the writer */
@@ -35,6 +36,7 @@ struct sw_writer_opts {
   uint64_t max_bytes;
   int drop_oldest;
   int zstd_level, zstd_ldm; /* buffer.compression: level, long-distance matching */
+  struct sw_hot *hot;       /* committed chunks go there (may be NULL; hot.h) */
   int64_t keep_shipped_age_ns; /* shipped history GC keeps (struct sw_gc_policy) */
   int search_filters;          /* build each chunk's trigram filter (chunks that stay to be searched) */
   uint64_t keep_shipped_bytes;
@@ -62,6 +64,8 @@ int sw_writer_job_counters(struct sw_writer_job *job, const char *const *names,
 void sw_writer_submit(struct sw_writer *w, struct sw_writer_job *job);
 /* Raw bytes submitted and not yet committed. */
 uint64_t sw_writer_inflight(struct sw_writer *w);
+/* The memory cache committed chunks go to (opts.hot; may be NULL). */
+struct sw_hot *sw_writer_hot(struct sw_writer *w);
 /* Stored bytes in the buffer as the writer last saw them. */
 uint64_t sw_writer_used(struct sw_writer *w);
 /* 1 while commits fail because the filesystem under data_dir is full: reading pauses, /ready

@@ -154,6 +154,7 @@ struct sw_config {
     uint64_t chunk_max_wait_ms; /* buffer.chunk.max_wait, default 1 s */
     uint64_t keep_shipped_age_ms;   /* buffer.keep_shipped.max_age; 0 = not by age */
     uint64_t keep_shipped_bytes;    /* buffer.keep_shipped.max_bytes; 0 = not by size */
+    uint64_t recent_in_memory;      /* buffer.recent_in_memory, default 4 MiB */
     uint32_t zstd_level;            /* buffer.compression.level, default 1 */
     bool zstd_long;                 /* buffer.compression.long_distance, default false */
   } buffer;

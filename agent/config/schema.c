@@ -45,9 +45,11 @@ static const struct sw__conf_row chunk_rows[] = {
      .width = WIDTH(struct sw_config, buffer.chunk_max_records),
      .offset = offsetof(struct sw_config, buffer.chunk_max_records),
      .help = "A chunk is closed when it holds this many records."},
-    {.key = "max_bytes", .type = SW__CT_SIZE, .def = "1MiB", .min = 4 * SW__KIB, .max = 64 * SW__MIB,
+    {.key = "max_bytes", .type = SW__CT_SIZE, .def = "256KiB", .min = 4 * SW__KIB, .max = 64 * SW__MIB,
      .offset = offsetof(struct sw_config, buffer.chunk_max_bytes),
-     .help = "A chunk is closed when its records reach this size (before compression)."},
+     .help = "A chunk is closed when its records reach this size (before compression). Every file "
+             "being read holds one open chunk (all of them together at most 3 MiB: the busiest is "
+             "closed first), and the newest chunks wait in memory for the writer (up to 3 MiB)."},
     {.key = "max_wait", .type = SW__CT_DURATION, .def = "1s", .min = 1,
      .offset = offsetof(struct sw_config, buffer.chunk_max_wait_ms),
      .help = "A chunk is closed this long after its first record, however small."},
@@ -95,6 +97,12 @@ static const struct sw__conf_row buffer_rows[] = {
      .offset = offsetof(struct sw_config, buffer.when_full),
      .help = "`block` stops reading (data waits in the source files); `drop_oldest` drops the oldest "
              "unshipped chunks."},
+    {.key = "recent_in_memory", .type = SW__CT_SIZE, .def = "2MiB", .max = SW__GIB,
+     .offset = offsetof(struct sw_config, buffer.recent_in_memory),
+     .help = "The newest committed chunks are also kept in memory, uncompressed, up to this much: a "
+             "sink that keeps up ships them from there instead of reading them back and "
+             "decompressing them (a sink that falls behind reads the buffer). Durability is the "
+             "same. `0` turns it off."},
     {.key = "chunk", .type = SW__CT_OBJECT, .table = &chunk_table, .help = "Chunking, see below."},
     {.key = "keep_shipped", .type = SW__CT_OBJECT, .table = &keep_shipped_table,
      .help = "Searchable history of shipped chunks, see below."},
@@ -191,8 +199,11 @@ static const struct sw__conf_table source_table = {
 #define HTTP_SINKS (ONLY(SW_SINK_LOKI) | ONLY(SW_SINK_ELASTICSEARCH))
 
 static const struct sw__conf_row batch_rows[] = {
-    {.key = "max_bytes", .type = SW__CT_SIZE, .def = "1MiB", .min = SW__KIB, .max = 64 * SW__MIB,
-     .offset = offsetof(struct sw_sink_conf, batch_max_bytes), .help = "Largest request body before compression."},
+    {.key = "max_bytes", .type = SW__CT_SIZE, .def = "512KiB", .min = SW__KIB, .max = 64 * SW__MIB,
+     .offset = offsetof(struct sw_sink_conf, batch_max_bytes),
+     .help = "A batch is cut once its chunks' records reach this size (whole chunks, so it can pass "
+             "it by up to one chunk). The request body is 1.2-2.5 times that before compression; "
+             "each of the `concurrency` requests in flight holds its batch and body in memory."},
     {.key = "max_wait", .type = SW__CT_DURATION, .def = "1s", .min = 1,
      .offset = offsetof(struct sw_sink_conf, batch_max_wait_ms), .help = "A partial batch is sent after this long."},
 };

@@ -30,10 +30,12 @@ static int blocked(struct sw_tail *t) {
   return 0;
 }
 
-/* At the end of a burst, a well-filled chunk goes now instead of waiting out max_wait; a file
+/* At the end of a burst, a well-filled chunk (a quarter of chunk.max_bytes) goes now instead of waiting out max_wait; a file
  * that trickles still collects up to max_wait (small chunks compress and commit poorly). */
 static void seal_if_big(struct sw_tail *t, struct sw_tfile *f) {
-  if (f->cb_ready && sw_chunk_raw_size(&f->cb) >= SW_EOF_SEAL_BYTES &&
+  uint64_t big = t->cfg->buffer.chunk_max_bytes / 4;
+  if (big > SW_EOF_SEAL_BYTES) big = SW_EOF_SEAL_BYTES;
+  if (f->cb_ready && sw_chunk_raw_size(&f->cb) >= big &&
       sw_ingest_seal(t->ing, f, 0, 0))
     SW_LOG(SW_L_ERROR, "tail", "cannot seal %s", f->disp);
 }

@@ -652,7 +652,10 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg->buffer.max_bytes, 1ull << 30);
     assert_int_equal(cfg->buffer.when_full, SW_WHEN_FULL_BLOCK);
     assert_int_equal(cfg->buffer.chunk_max_records, 5000);
-    assert_int_equal(cfg->buffer.chunk_max_bytes, 1u << 20);
+    assert_int_equal(cfg->buffer.chunk_max_bytes, 256u << 10);
+    assert_int_equal(cfg->buffer.recent_in_memory, 2u << 20);
+    assert_int_equal(cfg->buffer.zstd_level, 1);
+    assert_false(cfg->buffer.zstd_long);
     assert_int_equal(cfg->buffer.chunk_max_wait_ms, 1000);
     assert_null(cfg->sources);
     assert_int_equal(cfg->nsources, 0);
@@ -714,7 +717,7 @@ static void test_defaults(void **state) {
   for (size_t i = 1; i <= 2; i++) {
     assert_int_equal(k[i].type, i == 1 ? SW_SINK_LOKI : SW_SINK_ELASTICSEARCH);
     assert_string_equal(k[i].compression, "gzip");
-    assert_int_equal(k[i].batch_max_bytes, 1u << 20);
+    assert_int_equal(k[i].batch_max_bytes, 512u << 10);
     assert_int_equal(k[i].batch_max_wait_ms, 1000);
     assert_int_equal(k[i].object_max_bytes, 0);
     assert_null(k[i].bucket);
