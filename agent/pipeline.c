@@ -266,7 +266,7 @@ void sw_pipeline_free(struct sw_pipeline *p) {
   if (p->hot) {
     uint64_t b, h, m;
     sw_hot_stats(p->hot, &b, &h, &m);
-    SW_LOG(SW_L_INFO, "buffer", "chunks shipped from memory: %llu, read back: %llu",
+    SW_LOG(SW_L_DEBUG, "buffer", "chunks shipped from memory: %llu, read back: %llu",
            (unsigned long long)h, (unsigned long long)m);
   }
   sw_hot_free(p->hot);

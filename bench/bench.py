@@ -94,7 +94,7 @@ class _Sink(object):
         self.bytes = json.loads(out.strip().splitlines()[-1])["bytes"]
 
 
-def run(name, wl, meta, timeout=600, redact=False, sink=None):
+def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None):
     state = os.path.join(WORK, name + "-state")
     out = os.path.join(WORK, name + "-out.ndjson")
     shutil.rmtree(state, ignore_errors=True)
@@ -117,7 +117,7 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None):
             f.write("redact: { builtin: [%s] }\n" % ", ".join(ALL_PACKS))
     want = meta["records"]
     t0 = time.monotonic()
-    p = subprocess.Popen([BIN, "run", "-c", cfg], stderr=subprocess.PIPE)
+    p = subprocess.Popen([binary or BIN, "run", "-c", cfg], stderr=subprocess.PIPE)
     db = os.path.join(state, "spillway.db")
     deadline = t0 + timeout
     done = 0
@@ -165,6 +165,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each scenario N times and report the median of each figure "
                          "(CPU time on a shared VM varies by 20 %% from run to run)")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another spillway binary (e.g. built from an older commit) run on every "
+                         "scenario in turn with this one, so both are measured in the same run")
     ap.add_argument("--only", default="",
                     help="comma-separated scenarios to run instead: " + ", ".join(SCENARIOS))
     a = ap.parse_args()
@@ -190,17 +193,25 @@ def main():
             sink = ("loki" if x.startswith("loki") else "elasticsearch", x.split("-")[1])
         elif x == "files100-loki":
             sink = ("loki", "gzip")
-        runs = [run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink) for _ in range(max(1, a.repeat))]
-        res = dict(runs[0])
-        for k in ("seconds", "MB_per_s", "records_per_s", "cpu_s", "cpu_s_per_GB", "peak_rss_MiB", "db_MiB"):
-            res[k] = sorted(r[k] for r in runs)[len(runs) // 2]
-        res["runs"] = len(runs)
-        results.append(res)
+        runs, base = [], []
+        for _ in range(max(1, a.repeat)):  # interleaved: drifts of the VM hit both alike
+            if a.baseline:
+                base.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink, binary=a.baseline))
+            runs.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink))
+        for rs, label in ((base, "base:"), (runs, "")):
+            if not rs:
+                continue
+            res = dict(rs[0])
+            for k in ("seconds", "MB_per_s", "records_per_s", "cpu_s", "cpu_s_per_GB", "peak_rss_MiB", "db_MiB"):
+                res[k] = sorted(r[k] for r in rs)[len(rs) // 2]
+            res["runs"] = len(rs)
+            res["scenario"] = label + x
+            results.append(res)
     for r in results:
         print(json.dumps(r))
-    print("\n%-12s %10s %10s %12s %10s %12s %12s" % ("scenario", "input MB", "MB/s", "records/s", "CPU s", "CPU s/GB", "peak RSS"))
+    print("\n%-19s %10s %10s %12s %10s %12s %12s" % ("scenario", "input MB", "MB/s", "records/s", "CPU s", "CPU s/GB", "peak RSS"))
     for r in results:
-        print("%-12s %10.1f %10.1f %12d %10.2f %12.2f %9.1f MiB" % (
+        print("%-19s %10.1f %10.1f %12d %10.2f %12.2f %9.1f MiB" % (
             r["scenario"], r["input_MB"], r["MB_per_s"], r["records_per_s"], r["cpu_s"], r["cpu_s_per_GB"], r["peak_rss_MiB"]))
     if not a.keep:
         for name in os.listdir(WORK):

@@ -44,6 +44,19 @@ int sw_buf_append(struct sw_buf *b, const void *p, size_t n) {
   return SW_OK;
 }
 
+int sw_buf_put_u64(struct sw_buf *b, uint64_t v) {
+  char d[20];
+  size_t n = 0;
+  do {
+    d[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  int rc = sw_buf_reserve(b, n);
+  if (rc) return rc;
+  while (n) b->data[b->len++] = d[--n];
+  return SW_OK;
+}
+
 int sw_buf_putc(struct sw_buf *b, char c) {
   if (b->len < b->cap) {
     b->data[b->len++] = c;

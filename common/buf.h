@@ -25,6 +25,8 @@ int sw_buf_append(struct sw_buf *b, const void *p, size_t n) SW_MUST_CHECK;
 int sw_buf_putc(struct sw_buf *b, char c) SW_MUST_CHECK;
 int sw_buf_printf(struct sw_buf *b, const char *fmt, ...) SW_MUST_CHECK
     __attribute__((format(printf, 2, 3)));
+/* v in decimal, without printf. */
+int sw_buf_put_u64(struct sw_buf *b, uint64_t v) SW_MUST_CHECK;
 /* LEB128 unsigned varint. */
 int sw_buf_put_varint(struct sw_buf *b, uint64_t v) SW_MUST_CHECK;
 /* Appends s as the body of a JSON string (no quotes): escapes ", \ and control bytes;

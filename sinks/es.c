@@ -94,18 +94,6 @@ static void index_for(const char *pattern, int64_t ns, struct index_cache *ic) {
   if (!ic->len) ic->len = (size_t)snprintf(ic->name, sizeof ic->name, "%.200s", pattern);
 }
 
-static int put_uint(struct sw_buf *o, uint64_t v) {
-  char d[24];
-  int n = 0;
-  do {
-    d[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  int rc = sw_buf_reserve(o, (size_t)n);
-  while (!rc && n) o->data[o->len++] = d[--n];
-  return rc;
-}
-
 /* `{` + inner of a JSON object payload: the first '{' and the last '}' around it. */
 static void object_inner(const char *s, size_t n, const char **in, size_t *in_len) {
   size_t a = 0, z = n;
@@ -147,7 +135,7 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
     if (!rc) rc = sw_buf_append(o, "{\"create\":{\"_index\":\"", 21);
     if (!rc) rc = sw_buf_put_json_str(o, ic.name, ic.len, NULL);
     if (!rc) rc = sw_buf_append(o, idp, (size_t)idn);
-    if (!rc) rc = put_uint(o, idx);
+    if (!rc) rc = sw_buf_put_u64(o, idx);
     if (!rc) rc = sw_buf_append(o, "\"}}\n{", 5);
     struct sw_json_info ji = {0};
     int merge = e->c->merge_json && !(r.flags & (SW_REC_INVALID_UTF8 | SW_REC_TRUNCATED)) &&

@@ -192,6 +192,11 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
         break;
       }
       cur_key = k;
+      /* Room for the rest of the chunk at once (escaping adds a little): no copy per doubling. */
+      size_t left = (size_t)(ci.text_end - r.line);
+      if (cur->text.cap - cur->text.len < left + left / 8 + 64 &&
+          (rc = sw_buf_reserve(&cur->text, left + left / 8 + 64)))
+        break;
     }
     if (meta.len > 2 && meta_in != cur) { /* once per chunk and stream */
       meta_ref = (uint32_t)cur->text.len + 1;
@@ -237,8 +242,14 @@ static void sort_streams(struct sw__loki_batch *lb) {
 
 int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
   struct sw_buf *o = &lb->body;
-  int rc = sw_buf_append(o, "{\"streams\":[", 12);
-  char ts[24];
+  /* One allocation of the body's size: growing it by doubling copied it up to twice more. */
+  size_t need = 16;
+  for (size_t i = 0; i < lb->n; i++) {
+    const struct sw__loki_stream *st = &lb->s[i];
+    need += strlen(st->labels) + 32 + st->text.len + st->n * 32;
+  }
+  int rc = sw_buf_reserve(o, need);
+  if (!rc) rc = sw_buf_append(o, "{\"streams\":[", 12);
   size_t nout = 0;
   for (size_t i = 0; !rc && i < lb->n; i++) {
     struct sw__loki_stream *st = &lb->s[i];
@@ -249,10 +260,9 @@ int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
     for (int first = 1; !rc && k < st->n; k++) {
       const struct sw__loki_entry *e = &st->e[k];
       if (e->present) continue;
-      int n = snprintf(ts, sizeof ts, "%lld", (long long)e->ts);
-      rc = sw_buf_reserve(o, e->len + (size_t)n + 16);
+      rc = sw_buf_reserve(o, e->len + 40);
       if (!rc) rc = sw_buf_append(o, first ? "[\"" : ",[\"", first ? 2 : 3);
-      if (!rc) rc = sw_buf_append(o, ts, (size_t)n);
+      if (!rc) rc = e->ts < 0 ? sw_buf_printf(o, "%lld", (long long)e->ts) : sw_buf_put_u64(o, (uint64_t)e->ts);
       if (!rc) rc = sw_buf_append(o, "\",\"", 3);
       if (!rc) rc = sw_buf_append(o, st->text.data + e->off, e->len);
       if (!rc && e->meta) rc = sw_buf_printf(o, "\",%s]", st->text.data + e->meta - 1);

@@ -70,17 +70,17 @@ void sw_hot_put(struct sw_hot *h, int64_t id, struct sw_buf *raw) {
   if (!h || raw->cap > h->max_bytes) return;
   struct entry *e = malloc(sizeof *e);
   if (!e) return; /* a miss later, nothing more */
-  e->id = id;
-  e->refs = 1;
-  e->raw = *raw;
-  sw_buf_init(raw, raw->max);
   pthread_mutex_lock(&h->mu);
   /* Ids only grow while the writer runs; anything else would break the binary search. */
   if ((h->n && at(h, h->n - 1)->id >= id) || (h->n == h->cap && grow(h))) {
     pthread_mutex_unlock(&h->mu);
-    unref(e);
+    free(e);
     return;
   }
+  e->id = id;
+  e->refs = 1;
+  e->raw = *raw;
+  sw_buf_init(raw, raw->max);
   while (h->n && h->bytes + e->raw.cap > h->max_bytes) pop_oldest(h);
   h->e[(h->head + h->n) % h->cap] = e;
   h->n++;

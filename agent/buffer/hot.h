@@ -27,7 +27,8 @@ struct sw_chunk_row;
 /* max_bytes 0: the cache holds nothing (every get misses). */
 int sw_hot_new(uint64_t max_bytes, struct sw_hot **out) SW_MUST_CHECK;
 void sw_hot_free(struct sw_hot *h);
-/* Writer thread, after chunk `id` was committed: takes raw's memory (raw is left empty). */
+/* Writer thread, after chunk `id` was committed: takes raw's memory (raw is left empty), unless
+ * the cache cannot hold it (too big, an id not newer than the last, out of memory). */
 void sw_hot_put(struct sw_hot *h, int64_t id, struct sw_buf *raw);
 /* Every sink has acknowledged up to `upto`: those chunks are not needed any more. */
 void sw_hot_drop_upto(struct sw_hot *h, int64_t upto);

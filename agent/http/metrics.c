@@ -17,6 +17,7 @@
 #include "promtext.h"
 #include "../retention/retention.h"
 #include "../tail/tail.h"
+#include "../buffer/hot.h"
 #include "../buffer/writer.h"
 
 #define SNAPSHOT_EVERY_MS 1000
@@ -405,6 +406,15 @@ static void render_buffer(struct sw_metrics *m, struct sw_prom *p, const cJSON *
   sw_prom_sample_u64(p, "", NULL, 0, m->src.cfg->buffer.max_bytes);
   sw_prom_family(p, "spillway_buffer_queued_bytes", SW_PROM_GAUGE, "Raw bytes sealed and waiting for the writer.");
   sw_prom_sample_u64(p, "", NULL, 0, sw_writer_inflight(m->src.writer));
+  uint64_t rb, rh, rm;
+  sw_hot_stats(sw_writer_hot(m->src.writer), &rb, &rh, &rm);
+  sw_prom_family(p, "spillway_buffer_recent_bytes", SW_PROM_GAUGE,
+                 "Committed chunks also held in memory for the sinks (buffer.recent_in_memory).");
+  sw_prom_sample_u64(p, "", NULL, 0, rb);
+  sw_prom_family(p, "spillway_buffer_recent_reads_total", SW_PROM_COUNTER,
+                 "Chunks the sinks asked for: found in memory (hit), or read back from the buffer (miss).");
+  sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"result", "hit"}}, 1, rh);
+  sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"result", "miss"}}, 1, rm);
   sw_prom_family(p, "spillway_buffer_disk_full", SW_PROM_GAUGE,
                  "1 while commits fail because the filesystem under data_dir is full (reading paused).");
   sw_prom_sample_u64(p, "", NULL, 0, (uint64_t)sw_writer_disk_full(m->src.writer));
