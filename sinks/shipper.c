@@ -29,6 +29,7 @@
 
 #define MAX_BATCH_ROWS 4096
 #define REPLAY_CHECK_MS 2000
+#define QUIET_MS 200 /* no new chunk for this long: a partial batch goes without max_wait */
 
 struct flight {
   struct hsink *hs;
@@ -274,9 +275,15 @@ static void job_cut(struct hsink *hs, struct job *j) {
       j->idle = 1;
       return;
     }
-    int64_t age_ms = (sw_time_now_ns() - sp.oldest_ns) / 1000000;
-    if (!j->flush && !sp.more && sp.raw_bytes < hs->max_bytes && age_ms < (int64_t)hs->max_wait_ms) {
-      j->wait_ms = hs->max_wait_ms - (uint64_t)(age_ms < 0 ? 0 : age_ms);
+    int64_t now = sw_time_now_ns();
+    int64_t age_ms = (now - sp.oldest_ns) / 1000000, quiet_ms = (now - sp.newest_ns) / 1000000;
+    /* A partial batch waits for more, up to max_wait, but not once the chunks stopped coming:
+     * at the end of a burst there is nothing to wait for. */
+    if (!j->flush && !sp.more && sp.raw_bytes < hs->max_bytes && age_ms < (int64_t)hs->max_wait_ms &&
+        quiet_ms < QUIET_MS) {
+      uint64_t w1 = hs->max_wait_ms - (uint64_t)(age_ms < 0 ? 0 : age_ms);
+      uint64_t w2 = (uint64_t)(QUIET_MS - (quiet_ms < 0 ? 0 : quiet_ms));
+      j->wait_ms = w1 < w2 ? w1 : w2;
       return;
     }
     last = sp.last;

@@ -184,6 +184,7 @@ struct sw_chunk_span {
   uint64_t rows, raw_bytes;
   int64_t last;        /* id of the last row of the span; `after` when empty */
   int64_t oldest_ns;   /* wall-clock `created` of the first row; 0 when empty */
+  int64_t newest_ns;   /* and of the last row of the span */
   int more;            /* rows exist beyond the span */
 };
 int sw_db_chunk_span(struct sw_db *db, int64_t after, size_t max_rows, uint64_t max_raw,

@@ -24,6 +24,7 @@ int sw_db_chunk_span(struct sw_db *db, int64_t after, size_t max_rows, uint64_t 
     }
     if (s->rows == 0) s->oldest_ns = sqlite3_column_int64(st, 2);
     s->last = sqlite3_column_int64(st, 0);
+    s->newest_ns = sqlite3_column_int64(st, 2);
     s->raw_bytes += (uint64_t)sqlite3_column_int64(st, 1);
     s->rows++;
   }

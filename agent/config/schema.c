@@ -205,7 +205,8 @@ static const struct sw__conf_row batch_rows[] = {
              "it by up to one chunk). The request body is 1.2-2.5 times that before compression; "
              "each of the `concurrency` requests in flight holds its batch and body in memory."},
     {.key = "max_wait", .type = SW__CT_DURATION, .def = "1s", .min = 1,
-     .offset = offsetof(struct sw_sink_conf, batch_max_wait_ms), .help = "A partial batch is sent after this long."},
+     .offset = offsetof(struct sw_sink_conf, batch_max_wait_ms), .help = "A partial batch is sent after this long, or as soon as no new chunk has come for "
+             "200 ms (the end of a burst)."},
 };
 static const struct sw__conf_table batch_table = {
     .intro = "Request batching of the loki and elasticsearch sinks.", ROWS(batch_rows), .discriminator = -1};

@@ -75,6 +75,7 @@ struct sw_tfile {
   struct sw_chunk_builder cb;
   int cb_ready;
   int seal_wanted;
+  int bursting; /* the last read stopped with more to read (budget, backpressure): not a trickle */
   int64_t chunk_started_ms;
   uint64_t chunk_in_bytes;
   uint64_t n_records, n_in_bytes, n_parse_errors; /* sealed into chunks since start (metrics) */
