@@ -41,6 +41,35 @@ void sw_batch_free_dead(struct sw_batch *b) {
   b->ndead = 0;
 }
 
+int sw_gzip_keep_wire(struct sw_buf *body, struct sw_buf *wire, int *gone) {
+  sw_buf_reset(wire);
+  int rc = sw_gzip(body->data, body->len, 1, wire);
+  if (rc) return rc;
+  sw_buf_free(body);
+  sw_buf_shrink(wire, wire->len); /* it was sized for the worst case, about the body's size */
+  *gone = 1;
+  return SW_OK;
+}
+
+int sw_body_restore(struct sw_buf *body, const struct sw_buf *wire, int *gone) {
+  if (!*gone) return SW_OK;
+  if (wire->len < 18) return SW_ECORRUPT;
+  const uint8_t *t = (const uint8_t *)wire->data + wire->len - 4; /* ISIZE: size mod 2^32 */
+  size_t size = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+  struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+  if (!d) return SW_ENOMEM;
+  sw_buf_reset(body);
+  int rc = sw_buf_reserve(body, size);
+  size_t got = 0;
+  if (!rc && libdeflate_gzip_decompress(d, wire->data, wire->len, body->data, size, &got) != LIBDEFLATE_SUCCESS)
+    rc = SW_ECORRUPT;
+  libdeflate_free_decompressor(d);
+  if (rc) return rc;
+  body->len = got;
+  *gone = 0;
+  return SW_OK;
+}
+
 int sw_gzip(const void *src, size_t n, int level, struct sw_buf *out) {
   /* libdeflate: whole-buffer deflate, 2-3x zlib's speed at level 1 with a better ratio. A
    * compressor is ~0.5 MiB; one per call keeps codecs free of per-thread state. */

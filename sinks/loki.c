@@ -272,7 +272,7 @@ int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
     if (!rc) rc = sw_buf_append(o, "]}", 2);
   }
   if (!rc) rc = sw_buf_append(o, "]}", 2);
-  if (!rc && l->gzip) rc = sw_gzip(o->data, o->len, 1, &lb->wire);
+  if (!rc && l->gzip) rc = sw_gzip_keep_wire(o, &lb->wire, &lb->body_gone);
   if (rc) { /* as it was: it may be called again */
     sw_buf_reset(o);
     sw_buf_reset(&lb->wire);
@@ -300,7 +300,7 @@ static int loki_replay(void *codec, struct sw_batch *b, const void *payload, siz
   if (rc) return rc;
   struct sw__loki_batch *lb = b->priv;
   rc = sw_buf_append(&lb->body, payload, len);
-  if (!rc && l->gzip) rc = sw_gzip(payload, len, 1, &lb->wire);
+  if (!rc && l->gzip) rc = sw_gzip_keep_wire(&lb->body, &lb->wire, &lb->body_gone);
   return rc;
 }
 
@@ -345,6 +345,7 @@ static int loki_respond(void *codec, struct sw_batch *b, const struct sw_http_re
     return SW_HTTP_DONE;
   }
   if (resp->status >= 200 && resp->status < 300) return SW_HTTP_DONE;
+  if (sw_body_restore(&lb->body, &lb->wire, &lb->body_gone)) return SW_HTTP_RETRY;
   if (sw_batch_dead(b, resp->status, resp->body, resp->body_len, lb->body.data, lb->body.len, NULL,
                     b->records))
     return SW_HTTP_RETRY; /* cannot keep it: better to try again than to drop it */

@@ -56,6 +56,7 @@ struct sw__loki_batch {
   struct sw__loki_stream *s;
   size_t n, cap;
   struct sw_buf body, wire;
+  int body_gone; /* gzip: body freed once compressed (sw_body_restore) */
   int sent;
   int verifying;           /* streams kept for the check; body not rendered yet */
   struct sw__loki_check chk;

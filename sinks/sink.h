@@ -100,5 +100,10 @@ void sw_batch_free_dead(struct sw_batch *b);
 
 /* gzip (RFC 1952) of src appended to out, level 1..9 (zlib). */
 int sw_gzip(const void *src, size_t n, int level, struct sw_buf *out) SW_MUST_CHECK;
+/* The body of a request held only gzipped (sw_gzip above): *body is empty and *gone set after
+ * a successful sw_gzip_keep_wire; sw_body_restore inflates it again when an answer needs the
+ * documents (a refusal, a partial failure), which is rare. Memory in flight is the wire size. */
+int sw_gzip_keep_wire(struct sw_buf *body, struct sw_buf *wire, int *gone) SW_MUST_CHECK;
+int sw_body_restore(struct sw_buf *body, const struct sw_buf *wire, int *gone) SW_MUST_CHECK;
 
 #endif

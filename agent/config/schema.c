@@ -48,8 +48,8 @@ static const struct sw__conf_row chunk_rows[] = {
     {.key = "max_bytes", .type = SW__CT_SIZE, .def = "256KiB", .min = 4 * SW__KIB, .max = 64 * SW__MIB,
      .offset = offsetof(struct sw_config, buffer.chunk_max_bytes),
      .help = "A chunk is closed when its records reach this size (before compression). Every file "
-             "being read holds one open chunk (all of them together at most 3 MiB: the busiest is "
-             "closed first), and the newest chunks wait in memory for the writer (up to 3 MiB)."},
+             "being read holds one open chunk (all of them together at most 2 MiB: the busiest is "
+             "closed first), and the newest chunks wait in memory for the writer (up to 2 MiB)."},
     {.key = "max_wait", .type = SW__CT_DURATION, .def = "1s", .min = 1,
      .offset = offsetof(struct sw_config, buffer.chunk_max_wait_ms),
      .help = "A chunk is closed this long after its first record, however small."},
