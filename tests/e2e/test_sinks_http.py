@@ -413,3 +413,21 @@ def test_sinks_ship_from_memory_when_caught_up(agent, workdir, loki, es, in_memo
         # A sink may look at the buffer between a commit and the cache taking the chunk: rare.
         assert hits >= 12 and misses <= hits // 10, (hits, misses)
     agent.stop()
+
+
+def test_partial_batch_goes_once_quiet(agent, workdir, loki):
+    """A batch smaller than batch.max_bytes waits for more only while chunks keep coming: after
+    a burst it goes ~200 ms after the last chunk, not after max_wait (here 30 s)."""
+    rng = random.Random(44)
+    conts = containers(workdir, rng, 2, 300, long_ratio=0.0)
+    agent.write_config(docker_source(workdir),
+                       sinks=[loki_sink(loki, batch={"max_bytes": "8MiB", "max_wait": "30s"})],
+                       buffer={"chunk": {"max_bytes": "256KiB", "max_wait": "100ms"}})
+    agent.start(wait_ready=False)
+    agent.http_port()  # running
+    t0 = time.monotonic()
+    for _, _, f in conts:
+        f.feed_all()
+    wait_all(agent, lambda: loki_got(loki), expected(conts), 10, "loki")
+    assert time.monotonic() - t0 < 10
+    agent.stop()
