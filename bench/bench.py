@@ -12,7 +12,7 @@ files (memory while tailing many files).
 none); --mib 1024 shows the steady state; --only picks scenarios (files100-loki: the 100 files
 shipped to Loki). Every scenario runs at default settings.
 """
-import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, time
+import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "bench", ".work")
@@ -94,7 +94,51 @@ class _Sink(object):
         self.bytes = json.loads(out.strip().splitlines()[-1])["bytes"]
 
 
-def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None):
+class _Feeder(threading.Thread):
+    """Writes the workload's files into a fresh directory at `rate` bytes/s in total (whole
+    lines, round-robin over the files), as containers logging at a steady pace would: the
+    agent keeps up, so the figures are those of an agent at work rather than catching up."""
+
+    def __init__(self, wl, meta, rate):
+        threading.Thread.__init__(self, daemon=True)
+        self.src = wl
+        self.dst = wl + "-steady"
+        shutil.rmtree(self.dst, ignore_errors=True)
+        self.files = []
+        for path in meta["files"]:
+            rel = os.path.relpath(path, wl)
+            os.makedirs(os.path.dirname(os.path.join(self.dst, rel)), exist_ok=True)
+            with open(path, "rb") as f:
+                data = f.read()
+            self.files.append([open(os.path.join(self.dst, rel), "ab"), data, 0])
+        self.rate = rate
+
+    def run(self):
+        t0 = time.monotonic()
+        sent = 0
+        piece = 64 * 1024
+        while any(pos < len(data) for _, data, pos in self.files):
+            for ent in self.files:
+                out, data, pos = ent
+                if pos >= len(data):
+                    continue
+                end = data.find(b"\n", min(pos + piece, len(data)) - 1)
+                end = len(data) if end < 0 else end + 1
+                out.write(data[pos:end])
+                out.flush()
+                sent += end - pos
+                ent[2] = end
+            ahead = sent / self.rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)  # paces the writer; the agent is measured, not this thread
+        for out, _, _ in self.files:
+            out.close()
+
+
+def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=0):
+    feeder = _Feeder(wl, meta, rate) if rate else None
+    if feeder:
+        wl = feeder.dst
     state = os.path.join(WORK, name + "-state")
     out = os.path.join(WORK, name + "-out.ndjson")
     shutil.rmtree(state, ignore_errors=True)
@@ -119,6 +163,10 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None):
     t0 = time.monotonic()
     p = subprocess.Popen([binary or BIN, "run", "-c", cfg], stderr=subprocess.PIPE)
     db = os.path.join(state, "spillway.db")
+    if feeder:
+        while not os.path.exists(db) and time.monotonic() < t0 + 30:
+            time.sleep(0.05)  # the agent is up: what it finds from now on is new data
+        feeder.start()
     deadline = t0 + timeout
     done = 0
     while time.monotonic() < deadline:
@@ -147,7 +195,7 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None):
 
 
 SCENARIOS = ["throughput", "loki-gzip", "loki-none", "elas-gzip", "elas-none", "secrets-plain",
-             "secrets-redact", "files100", "files100-loki"]
+             "secrets-redact", "files100", "files100-loki", "steady-loki", "steady-elas"]
 DEFAULT = ["throughput", "files100"]
 
 
@@ -168,6 +216,8 @@ def main():
     ap.add_argument("--baseline", metavar="BIN",
                     help="another spillway binary (e.g. built from an older commit) run on every "
                          "scenario in turn with this one, so both are measured in the same run")
+    ap.add_argument("--steady-rate", type=int, default=32, metavar="MIB_S",
+                    help="steady-*: the workload is written at this rate while the agent runs")
     ap.add_argument("--only", default="",
                     help="comma-separated scenarios to run instead: " + ", ".join(SCENARIOS))
     a = ap.parse_args()
@@ -193,11 +243,15 @@ def main():
             sink = ("loki" if x.startswith("loki") else "elasticsearch", x.split("-")[1])
         elif x == "files100-loki":
             sink = ("loki", "gzip")
+        elif x.startswith("steady"):
+            sink = ("loki" if x == "steady-loki" else "elasticsearch", "none")
         runs, base = [], []
         for _ in range(max(1, a.repeat)):  # interleaved: drifts of the VM hit both alike
             if a.baseline:
-                base.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink, binary=a.baseline))
-            runs.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink))
+                base.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink, binary=a.baseline,
+                                rate=a.steady_rate << 20 if x.startswith("steady") else 0))
+            runs.append(run(x, wl, meta, redact=(x == "secrets-redact"), sink=sink,
+                            rate=a.steady_rate << 20 if x.startswith("steady") else 0))
         for rs, label in ((base, "base:"), (runs, "")):
             if not rs:
                 continue
