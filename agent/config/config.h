@@ -108,7 +108,7 @@ struct sw_sink_conf {
   char *access_key;        /* secret: from access_key_file */
   char *secret_key;        /* secret: from secret_key_file */
   struct sw_tls_conf tls;
-  uint64_t batch_max_bytes;   /* batch.max_bytes, default 1 MiB */
+  uint64_t batch_max_bytes;   /* batch.max_bytes, default 512 KiB (Loki), 256 KiB (Elasticsearch) */
   uint64_t batch_max_wait_ms; /* batch.max_wait, default 1 s */
   uint64_t object_max_bytes;  /* s3 object.max_bytes, default 64 MiB */
   uint64_t object_max_wait_ms;/* s3 object.max_wait, default 5 m */

@@ -201,11 +201,12 @@ static const struct sw__conf_table source_table = {
 #define HTTP_SINKS (ONLY(SW_SINK_LOKI) | ONLY(SW_SINK_ELASTICSEARCH))
 
 static const struct sw__conf_row batch_rows[] = {
-    {.key = "max_bytes", .type = SW__CT_SIZE, .def = "512KiB", .min = SW__KIB, .max = 64 * SW__MIB,
+    {.key = "max_bytes", .type = SW__CT_SIZE, .min = SW__KIB, .max = 64 * SW__MIB,
      .offset = offsetof(struct sw_sink_conf, batch_max_bytes),
      .help = "A batch is cut once its chunks' records reach this size (whole chunks, so it can pass "
-             "it by up to one chunk). The request body is 1.2-2.5 times that before compression; "
-             "each of the `concurrency` requests in flight holds its batch and body in memory."},
+             "it by up to one chunk). Default 512KiB for Loki, 256KiB for Elasticsearch, whose "
+             "documents repeat the labels: its request body is about 2.5 times the records (Loki's "
+             "1.2), and each of the `concurrency` requests in flight holds its body in memory."},
     {.key = "max_wait", .type = SW__CT_DURATION, .def = "1s", .min = 1,
      .offset = offsetof(struct sw_sink_conf, batch_max_wait_ms), .help = "A partial batch is sent after this long, or as soon as no new chunk has come for "
              "200 ms (the end of a burst)."},
@@ -584,6 +585,11 @@ static void check_root(struct sw__conf_ctx *c, void *base, const cJSON *obj, int
       cfg->hostname = strdup(host);
       if (!cfg->hostname) c->nomem = true;
     }
+  }
+  for (size_t i = 0; i < cfg->nsinks; i++) { /* batch.max_bytes: the default depends on the type */
+    struct sw_sink_conf *k = &cfg->sinks[i];
+    if (!k->batch_max_bytes && (k->type == SW_SINK_LOKI || k->type == SW_SINK_ELASTICSEARCH))
+      k->batch_max_bytes = k->type == SW_SINK_LOKI ? 512 * SW__KIB : 256 * SW__KIB;
   }
   if (cfg->buffer.max_bytes && cfg->buffer.chunk_max_bytes && cfg->buffer.max_bytes < cfg->buffer.chunk_max_bytes) {
     char sz[32];

@@ -723,7 +723,7 @@ static void test_defaults(void **state) {
   for (size_t i = 1; i <= 2; i++) {
     assert_int_equal(k[i].type, i == 1 ? SW_SINK_LOKI : SW_SINK_ELASTICSEARCH);
     assert_string_equal(k[i].compression, "gzip");
-    assert_int_equal(k[i].batch_max_bytes, 512u << 10);
+    assert_int_equal(k[i].batch_max_bytes, i == 1 ? 512u << 10 : 256u << 10);
     assert_int_equal(k[i].batch_max_wait_ms, 1000);
     assert_int_equal(k[i].object_max_bytes, 0);
     assert_null(k[i].bucket);
