@@ -30,14 +30,14 @@ static int blocked(struct sw_tail *t) {
   return 0;
 }
 
-/* At the end of a burst (this read got at least 64 KiB, or an earlier one stopped with more to
- * read, or the chunk is a quarter full) the open chunk goes now instead of waiting out
- * max_wait; a file that trickles still collects up to max_wait (small chunks compress and
- * commit poorly). */
-static void seal_if_big(struct sw_tail *t, struct sw_tfile *f, uint64_t got) {
+/* At the end of a burst (an earlier read stopped with more to read, or the chunk is a quarter
+ * full) the open chunk goes now instead of waiting out max_wait; a file written at a steady
+ * pace or trickling still collects up to max_wait (small chunks compress and commit poorly:
+ * sealing at every EOF of a steady 4 MiB/s stream cost 20 % more CPU per GB). */
+static void seal_if_big(struct sw_tail *t, struct sw_tfile *f) {
   uint64_t big = t->cfg->buffer.chunk_max_bytes / 4;
   if (big > SW_EOF_SEAL_BYTES) big = SW_EOF_SEAL_BYTES;
-  if (got >= SW_READ_BUF / 4 || f->bursting) big = 1;
+  if (f->bursting) big = 1;
   f->bursting = 0;
   if (f->cb_ready && sw_chunk_raw_size(&f->cb) >= big &&
       sw_ingest_seal(t->ing, f, 0, 0))
@@ -66,7 +66,7 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
         sw__tail_truncated(t, f, (uint64_t)st.st_size);
         continue;
       }
-      seal_if_big(t, f, total);
+      seal_if_big(t, f);
       return total;
     }
     if (f->fp_len < SW_FP_LEN) sw__tail_fingerprint(f->fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
@@ -79,7 +79,7 @@ static uint64_t read_file(struct sw_tail *t, struct sw_tfile *f, uint64_t budget
     /* A short read that ends mid-line reached the end of what was written: wait for the rest.
      * A full buffer ending mid-line just means the next line continues past it. */
     if (used < (size_t)n && n < SW_READ_BUF) {
-      seal_if_big(t, f, total);
+      seal_if_big(t, f);
       return total;
     }
   }
