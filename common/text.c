@@ -89,3 +89,30 @@ int sw_buf_put_visible(struct sw_buf *b, const char *s, size_t n, int flags) {
   if (!rc) rc = sw_buf_append(b, s + run, i - run);
   return rc;
 }
+
+int sw_listen_split(const char *s, char *host, size_t cap, unsigned *port) {
+  const char *h = s, *p;
+  size_t hl;
+  if (strpbrk(s, " \t\r\n")) return -1;
+  if (*s == '[') {
+    const char *e = strchr(s, ']');
+    if (!e || e[1] != ':') return -1;
+    h = s + 1;
+    hl = (size_t)(e - h);
+    p = e + 2;
+  } else {
+    p = strrchr(s, ':');
+    if (!p || memchr(s, ':', (size_t)(p - s))) return -1;
+    hl = (size_t)(p - s);
+    p++;
+  }
+  size_t n = strspn(p, "0123456789");
+  if (!n || n > 5 || p[n] || hl >= cap) return -1;
+  unsigned v = 0;
+  for (size_t i = 0; i < n; i++) v = v * 10 + (unsigned)(p[i] - '0');
+  if (v > 65535) return -1;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  *port = v;
+  return 0;
+}

@@ -33,4 +33,8 @@ int sw_buf_put_visible(struct sw_buf *b, const char *s, size_t n, int flags) SW_
  * "?" if b's cap is reached. For printing one name or message. */
 const char *sw_visible_cstr(struct sw_buf *b, const char *s);
 
+/* server.listen: HOST:PORT or [V6]:PORT, PORT 0-65535 in digits only, no blanks, no bare IPv6.
+ * host gets HOST without brackets. 0 when valid; -1 otherwise (or HOST longer than cap - 1). */
+int sw_listen_split(const char *s, char *host, size_t cap, unsigned *port);
+
 #endif

@@ -17,6 +17,7 @@
 #include <pcre2.h>
 
 #include "../../common/log.h"
+#include "../../common/text.h"
 #include "../../common/strdist.h"
 #include "schema.h"
 
@@ -36,23 +37,10 @@ static bool is_url(const char *s) {
 }
 
 static bool valid_listen(const char *s) {
-  const char *port;
   if (!*s || !strcmp(s, "0")) return true; /* off */
-  if (strpbrk(s, " \t\r\n")) return false;
-  if (*s == '[') {
-    const char *e = strchr(s, ']');
-    if (!e || e[1] != ':') return false;
-    port = e + 2;
-  } else {
-    port = strrchr(s, ':');
-    if (!port || memchr(s, ':', (size_t)(port - s))) return false;
-    port++;
-  }
-  size_t n = strspn(port, "0123456789");
-  unsigned v = 0;
-  if (!n || n > 5 || port[n]) return false;
-  for (size_t i = 0; i < n; i++) v = v * 10 + (unsigned)(port[i] - '0');
-  return v <= 65535; /* port 0: any free port (the agent logs the one it got) */
+  char host[1024];
+  unsigned port; /* 0: any free port (the agent logs the one it got) */
+  return sw_listen_split(s, host, sizeof host, &port) == 0;
 }
 
 static bool regex_ok(struct sw__conf_ctx *c, const char *s) {

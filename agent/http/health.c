@@ -19,23 +19,13 @@
 #include <unistd.h>
 
 #include "../../common/timefmt.h"
+#include "../../common/text.h"
 
 /* HOST:PORT or [V6]:PORT as server.listen takes it; a wildcard host means this machine. */
 static int parse_addr(const char *listen, struct sockaddr_storage *ss, socklen_t *len) {
   char host[128];
-  const char *colon = strrchr(listen, ':');
-  if (!colon || colon == listen || colon[1] == 0) return -1;
-  size_t hl = (size_t)(colon - listen);
-  if (listen[0] == '[' && hl >= 2 && listen[hl - 1] == ']') {
-    listen++;
-    hl -= 2;
-  }
-  if (hl >= sizeof host) return -1;
-  memcpy(host, listen, hl);
-  host[hl] = 0;
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || port <= 0 || port > 65535) return -1;
+  unsigned port;
+  if (sw_listen_split(listen, host, sizeof host, &port) || port == 0) return -1;
   memset(ss, 0, sizeof *ss);
   struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
   struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../common/log.h"
+#include "../../common/text.h"
 #include "head.h"
 
 #define MAX_ROUTES 16
@@ -438,20 +439,10 @@ void sw_httpd_stop(struct sw_httpd *h);
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss) {
   char host[128];
-  const char *colon = strrchr(listen, ':');
-  if (!colon || colon == listen || strlen(colon + 1) == 0) return -1;
-  size_t hl = (size_t)(colon - listen);
-  if (listen[0] == '[' && hl >= 2 && listen[hl - 1] == ']') {
-    listen++;
-    hl -= 2;
-  }
-  if (hl >= sizeof host) return -1;
-  memcpy(host, listen, hl);
-  host[hl] = 0;
-  int port = atoi(colon + 1);
-  if (port < 0 || port > 65535) return -1;
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
-  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  unsigned port;
+  if (sw_listen_split(listen, host, sizeof host, &port)) return -1;
+  if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) return 0;
+  if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0) return 0;
   return -1;
 }
 

@@ -105,11 +105,30 @@ static void test_visible_never_emits_controls(void **state) {
   }
 }
 
+static void test_listen_split(void **state) {
+  (void)state;
+  char host[16];
+  unsigned port;
+  assert_int_equal(sw_listen_split("127.0.0.1:2020", host, sizeof host, &port), 0);
+  assert_string_equal(host, "127.0.0.1");
+  assert_int_equal(port, 2020);
+  assert_int_equal(sw_listen_split("[::1]:0", host, sizeof host, &port), 0);
+  assert_string_equal(host, "::1");
+  assert_int_equal(port, 0);
+  assert_int_equal(sw_listen_split(":80", host, sizeof host, &port), 0); /* every address */
+  assert_string_equal(host, "");
+  const char *bad[] = {"", "127.0.0.1", "127.0.0.1:", "::1:80", "[::1]80", "h:65536", "h:+80",
+                       "h:80x", "h :80", "averyveryverylonghostname:80"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(sw_listen_split(bad[i], host, sizeof host, &port), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_plural),
       cmocka_unit_test(test_human_bytes),
       cmocka_unit_test(test_visible),
+      cmocka_unit_test(test_listen_split),
       cmocka_unit_test(test_visible_never_emits_controls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
