@@ -263,12 +263,6 @@ void sw_pipeline_free(struct sw_pipeline *p) {
   sw_tail_free(p->tail);
   sw_ingest_destroy(p->ing);
   sw_redactor_destroy(p->redactor);
-  if (p->hot) {
-    uint64_t b, h, m;
-    sw_hot_stats(p->hot, &b, &h, &m);
-    SW_LOG(SW_L_DEBUG, "buffer", "chunks shipped from memory: %llu, read back: %llu",
-           (unsigned long long)h, (unsigned long long)m);
-  }
   sw_hot_free(p->hot);
   free_known(p->known);
   free(p);

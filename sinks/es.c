@@ -189,7 +189,6 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
 }
 
 static int compress_body(struct es *e, struct esbatch *eb) {
-  sw_buf_reset(&eb->wire);
   return e->gzip ? sw_gzip_keep_wire(&eb->body, &eb->wire, &eb->body_gone) : SW_OK;
 }
 

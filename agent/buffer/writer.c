@@ -109,8 +109,7 @@ static int commit_batch(struct sw_writer *w, struct sw_writer_job *list) {
        * commit hold what their chunk compressed to, not compressBound of it. */
       sw_buf_reset(&w->zbuf);
       int rc = sw_chunk_compress(w->cctx, w->opts.zstd_level, w->opts.zstd_ldm, j->raw.data, j->raw.len, &w->zbuf);
-      if (!rc) rc = sw_buf_reserve(&j->packed, w->zbuf.len);
-      if (!rc) rc = sw_buf_append(&j->packed, w->zbuf.data, w->zbuf.len);
+      if (!rc) rc = sw_buf_append(&j->packed, w->zbuf.data, w->zbuf.len); /* exact: first reservation */
       if (rc) {
         free(ops);
         return rc;

@@ -406,7 +406,6 @@ def test_sinks_ship_from_memory_when_caught_up(agent, workdir, loki, es, in_memo
     wait_all(agent, lambda: loki_got(loki), sent, 30, "loki")
     wait_all(agent, lambda: es_got(es), sent, 30, "elasticsearch")
     hits, misses = recent_reads(agent)
-    print('recent reads: hits %d, misses %d' % (hits, misses))
     if in_memory == "0":
         assert hits == 0 and misses >= 12, (hits, misses)  # 2 sinks x >= 6 rounds of chunks
     else:
