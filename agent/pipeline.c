@@ -13,6 +13,7 @@
 #include "tail/tail.h"
 #include "buffer/hot.h"
 #include "buffer/writer.h"
+#include "kube/kube.h"
 
 #define SHUTDOWN_WRITER_MS 2500
 #define SHUTDOWN_SINKS_MS 1500
@@ -40,6 +41,8 @@ struct sw_pipeline {
   struct sw_metrics *metrics;
   struct sw_redactor *redactor; /* NULL: no redaction configured */
   struct sw_retention *ret;     /* NULL: no retention, disk_pressure or truncate_shipped */
+  struct sw_kube *kube;         /* NULL: kubernetes off; loaded by the opening job */
+  char kube_note[512];          /* what the opening job has to say about it */
   uv_timer_t ret_timer;
   int opening, running, stopping, free_wanted, ret_timer_open;
 };
@@ -81,6 +84,10 @@ static void open_work(uv_work_t *w) {
   p->open_rc = sw_db_load_files(db, keep_known, p);
   if (p->open_rc)
     snprintf(p->open_err, sizeof p->open_err, "cannot load file offsets: %s", sw_db_errmsg(db));
+  /* The pod cache kept from the last run: enrichment works before the API server answers. */
+  if (!p->open_rc && p->o.cfg->kubernetes.enabled &&
+      (p->open_rc = sw_kube_create(p->o.cfg, db, &p->kube, p->kube_note, sizeof p->kube_note)))
+    snprintf(p->open_err, sizeof p->open_err, "kubernetes: %s", sw_strerror(p->open_rc));
   sw_db_close(db);
 }
 
@@ -168,6 +175,11 @@ static int start_stages(struct sw_pipeline *p) {
   free_known(p->known);
   p->known = NULL;
   sw_tail_set_epoch(p->tail, p->created_ns);
+  if (p->kube) {
+    if (p->kube_note[0]) SW_LOG(SW_L_ERROR, "kubernetes", "%s", p->kube_note);
+    sw_tail_set_kube(p->tail, p->kube);
+    if ((rc = sw_kube_start(p->kube))) return rc;
+  }
   if ((rc = start_sinks(p))) return rc;
   if ((rc = sw_tail_start(p->tail))) return rc;
   if ((rc = sw_retention_create(p->o.loop, cfg, p->tail, p->writer, p->redactor, &p->ret))) return rc;
@@ -180,7 +192,7 @@ static int start_stages(struct sw_pipeline *p) {
   }
   if (p->o.with_metrics) {
     struct sw_metrics_src ms = {.cfg = cfg, .tail = p->tail, .writer = p->writer,
-                                .shipper = p->shipper, .reloads = p->o.reloads};
+                                .shipper = p->shipper, .kube = p->kube, .reloads = p->o.reloads};
     if ((rc = sw_metrics_create(p->o.loop, &ms, &p->metrics))) return rc;
   }
   return SW_OK;
@@ -240,6 +252,9 @@ void sw_pipeline_stop(struct sw_pipeline *p) {
   }
   if (p->tail) sw_tail_stop(p->tail);
   if (p->writer) sw_writer_stop(p->writer, SHUTDOWN_WRITER_MS);
+  sw_kube_free(p->kube); /* the tail is stopped: nothing asks it any more */
+  p->kube = NULL;
+  if (p->tail) sw_tail_set_kube(p->tail, NULL);
   for (size_t i = 0; i < p->nsinks; i++)
     if (p->sinks[i]) sw_file_sink_stop(p->sinks[i], SHUTDOWN_SINKS_MS);
   p->nsinks = 0;
@@ -260,6 +275,7 @@ void sw_pipeline_free(struct sw_pipeline *p) {
     return;
   }
   sw_retention_free(p->ret);
+  sw_kube_free(p->kube); /* opened, never started */
   sw_tail_free(p->tail);
   sw_ingest_destroy(p->ing);
   sw_redactor_destroy(p->redactor);

@@ -295,4 +295,14 @@ int sw_db_reclaim_shipped(struct sw_db *db, const char *const *sinks, size_t nsi
  * `goal` stored bytes are gone, counts them (pressure_dropped_*), then vacuums like above. */
 int sw_db_drop_unshipped(struct sw_db *db, uint64_t goal, struct sw_db_reclaim *r) SW_MUST_CHECK;
 
+/* ---- Kubernetes metadata cache (buffer/kube.c; agent/kube/ owns the facts' meaning) ---- */
+
+/* Calls cb(key, facts) for every stored object of kind ("pod", "namespace"). */
+int sw_db_kube_load(struct sw_db *db, const char *kind,
+                    int (*cb)(void *arg, const char *key, const char *facts), void *arg) SW_MUST_CHECK;
+/* One transaction: with replace_all every stored object of kind goes first (a relist); then
+ * each keys[i] is stored with facts[i], or deleted when facts[i] is NULL. */
+int sw_db_kube_write(struct sw_db *db, const char *kind, int replace_all, size_t n,
+                     const char *const *keys, const char *const *facts) SW_MUST_CHECK;
+
 #endif

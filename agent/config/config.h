@@ -40,6 +40,7 @@ struct sw_kv {
 
 struct sw_multiline_conf {
   char *start;         /* PCRE2 pattern of a record's first line; NULL = multiline off */
+  int preset;          /* enum sw_ml_preset (parsers/multiline.h); 0 = none; exclusive with start */
   uint32_t max_lines;  /* default 500 */
   uint64_t timeout_ms; /* default 2000: flush a pending record after this much quiet */
 };
@@ -173,6 +174,16 @@ struct sw_config {
     uint64_t rotate_min_size; /* default 1 MiB: under pressure, smaller live files stay */
     bool drop_unshipped;      /* default false */
   } disk_pressure;
+  struct sw_kube_conf {
+    bool enabled;        /* default false */
+    char *node_name;     /* required when enabled */
+    char *api_url;       /* NULL: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT */
+    char *token_file;    /* re-read at every request (bound tokens rotate) */
+    char *ca_file;
+    uint64_t wait_ms;    /* how long a new pod's file waits for its metadata; default 2 s */
+    struct sw_kv *labels; /* record label -> sources joined by '\n' ("pod_label:app\nowner") */
+    size_t nlabels;
+  } kubernetes;
   struct {
     char *listen; /* default "127.0.0.1:2020"; "" or "0" disables */
     bool enable_reload; /* default false: POST /-/reload */

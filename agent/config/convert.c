@@ -283,6 +283,41 @@ static void conv_strlist(struct sw__conf_ctx *c, const struct sw__conf_row *r, c
   *FIELD(base, r->count_offset, size_t) = k;
 }
 
+/* A list of non-empty strings without '\n', joined by '\n' (SW__CF_KV_LIST); NULL when it is
+ * empty or invalid (reported) or on ENOMEM (c->nomem). */
+static char *join_list(struct sw__conf_ctx *c, const cJSON *list) {
+  char d[96];
+  size_t len = 0, i = 0;
+  int bad = 0;
+  for (const cJSON *el = list->child; el; el = el->next, i++) {
+    size_t saved = sw__conf_path_index(c, i);
+    if (!cJSON_IsString(el) || !el->valuestring[0] || strchr(el->valuestring, '\n')) {
+      sw__conf_err(c, "expected a non-empty one-line string, got %s", sw__conf_describe(d, sizeof d, el));
+      bad = 1;
+    } else {
+      len += strlen(el->valuestring) + 1;
+    }
+    sw__conf_path_pop(c, saved);
+  }
+  if (bad) return NULL;
+  if (!len) {
+    sw__conf_err(c, "must not be empty");
+    return NULL;
+  }
+  char *out = malloc(len), *p = out;
+  if (!out) {
+    c->nomem = true;
+    return NULL;
+  }
+  for (const cJSON *el = list->child; el; el = el->next) {
+    size_t n = strlen(el->valuestring);
+    memcpy(p, el->valuestring, n);
+    p += n;
+    *p++ = el->next ? '\n' : '\0';
+  }
+  return out;
+}
+
 static void conv_kvmap(struct sw__conf_ctx *c, const struct sw__conf_row *r, const cJSON *it, void *base) {
   char d[96];
   if (!cJSON_IsObject(it)) {
@@ -301,8 +336,19 @@ static void conv_kvmap(struct sw__conf_ctx *c, const struct sw__conf_row *r, con
       sw__conf_err(c, "invalid label name: use letters, digits and '_', not starting with a digit");
     } else if (cJSON_IsRaw(el)) {
       /* reported by the ${ENV} pass */
+    } else if ((r->flags & SW__CF_KV_LIST) && cJSON_IsArray(el)) {
+      kv[k].key = strdup(el->string);
+      kv[k].value = join_list(c, el);
+      if (kv[k].key && kv[k].value) {
+        k++;
+      } else {
+        free(kv[k].key);
+        free(kv[k].value);
+        kv[k] = (struct sw_kv){0};
+      }
     } else if (!cJSON_IsString(el)) {
-      sw__conf_err(c, "expected a string, got %s", sw__conf_describe(d, sizeof d, el));
+      sw__conf_err(c, "expected a string%s, got %s", r->flags & SW__CF_KV_LIST ? " or a list of strings" : "",
+                   sw__conf_describe(d, sizeof d, el));
     } else {
       kv[k].key = strdup(el->string);
       kv[k].value = strdup(el->valuestring);

@@ -71,7 +71,7 @@ static void type_text(FILE *f, const struct sw__conf_row *r) {
     for (int i = 0; r->values[i]; i++) fprintf(f, "%s`%s`", i ? " \\| " : "", r->values[i]);
     return;
   case SW__CT_STRLIST: fputs(r->flags & SW__CF_GLOB ? "list of globs" : "list of strings", f); return;
-  case SW__CT_KVMAP: fputs("map of labels", f); return;
+  case SW__CT_KVMAP: fputs(r->flags & SW__CF_KV_LIST ? "map of labels to lists" : "map of labels", f); return;
   case SW__CT_OBJECT: fputs("mapping", f); return;
   case SW__CT_ARRAY: fputs("list of mappings", f); return;
   case SW__CT_SECRET: fputs("path of a secret file", f); return;

@@ -30,6 +30,8 @@ static const char *const when_full_values[] = {"block", "drop_oldest", NULL};
 static const char *const source_types[] = {"docker", "cri", "file", NULL};
 static const char *const formats[] = {"text", "json", "logfmt", NULL};
 static const char *const read_froms[] = {"head", "tail", NULL};
+/* The index of a value is its enum sw_ml_preset (parsers/multiline.h). */
+static const char *const ml_presets[] = {"none", "java", "python", "go", "ruby", "dotnet", NULL};
 static const char *const sink_types[] = {"file", "loki", "elasticsearch", "s3", NULL};
 static const char *const http_compressions[] = {"gzip", "none", NULL};
 static const char *const object_compressions[] = {"zstd", "gzip", NULL};
@@ -121,6 +123,15 @@ static const struct sw__conf_row multiline_rows[] = {
      .offset = offsetof(struct sw_source_conf, multiline.start),
      .help = "PCRE2 pattern matching the first line of a record; other lines join the record before "
              "them. Unset: every line is a record."},
+    {.key = "preset", .type = SW__CT_ENUM, .def = "none", .values = ml_presets,
+     .offset = offsetof(struct sw_source_conf, multiline.preset),
+     .help = "Stack traces of a runtime: `java` (`\\tat …`, `Caused by:`, `... 12 more`), `python` "
+             "(tracebacks, chained ones included, up to the final `XError: …` line), `go` (`panic:` "
+             "and `fatal error:` with their goroutine dumps), `ruby` (`from …:in` frames, causes, "
+             "Rails), `dotnet` (`   at …`, inner exceptions, console-logger entries). A trace "
+             "becomes one record; every other line stays a record of its own and is not held back. "
+             "Instead of `start`. Kubernetes pods can choose theirs with the `spillway.io/multiline` "
+             "annotation."},
     {.key = "max_lines", .type = SW__CT_UINT, .def = "500", .min = 1, .max = 100000,
      .width = WIDTH(struct sw_source_conf, multiline.max_lines),
      .offset = offsetof(struct sw_source_conf, multiline.max_lines),
@@ -189,6 +200,14 @@ static void check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, 
 
 static void check_sources(struct sw__conf_ctx *c, void *elems, size_t n) {
   check_unique(c, "source", elems, n, sizeof(struct sw_source_conf), offsetof(struct sw_source_conf, name));
+  struct sw_source_conf *src = elems;
+  for (size_t i = 0; i < n; i++) {
+    if (!src[i].multiline.start || !src[i].multiline.preset) continue;
+    size_t saved = sw__conf_path_index(c, i);
+    sw__conf_path_key(c, "multiline");
+    sw__conf_err(c, "set either start or preset, not both");
+    sw__conf_path_pop(c, saved);
+  }
 }
 
 static const struct sw__conf_table source_table = {
@@ -567,6 +586,7 @@ static const struct sw__conf_row root_rows[] = {
      .help = "Rotation, compression and pruning of local files, see below."},
     {.key = "disk_pressure", .type = SW__CT_OBJECT, .table = &sw__conf_disk_pressure_table,
      .help = "Relief when disk usage crosses thresholds, see below."},
+    {.key = "kubernetes", .type = SW__CT_OBJECT, .table = &sw__conf_kube_table, .help = "See below."},
     {.key = "server", .type = SW__CT_OBJECT, .table = &server_table, .help = "See below."},
     {.key = "log", .type = SW__CT_OBJECT, .table = &log_table, .help = "See below."},
 };

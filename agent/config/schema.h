@@ -57,6 +57,7 @@ enum sw__conf_flag {
   SW__CF_URL = 1 << 7,      /* http:// or https:// */
   SW__CF_LISTEN = 1 << 8,   /* HOST:PORT, or "" / "0" for off */
   SW__CF_READABLE = 1 << 9, /* a file that must be readable now (not read) */
+  SW__CF_KV_LIST = 1 << 10, /* KVMAP: a value may be a list of strings, stored joined by '\n' */
 };
 
 struct sw__conf_ctx;
@@ -98,6 +99,7 @@ struct sw__conf_table {
 extern const struct sw__conf_table sw__conf_root; /* the whole file (config/schema.c) */
 extern const struct sw__conf_table sw__conf_retention_table;     /* config/retention.c */
 extern const struct sw__conf_table sw__conf_disk_pressure_table; /* config/retention.c */
+extern const struct sw__conf_table sw__conf_kube_table;          /* config/kube.c */
 
 struct sw__conf_ctx {
   const char *file;            /* name used in messages (borrowed) */

@@ -37,11 +37,13 @@ struct sw_reload_stats {
 };
 
 /* All borrowed: they must outlive the module (tail and shipper may be NULL). */
+struct sw_kube;
 struct sw_metrics_src {
   const struct sw_config *cfg;
   struct sw_tail *tail;
   struct sw_writer *writer;
   struct sw_shipper *shipper;
+  struct sw_kube *kube;                  /* may be NULL: kubernetes off */
   const struct sw_reload_stats *reloads; /* may be NULL */
 };
 

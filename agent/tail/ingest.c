@@ -111,6 +111,8 @@ void sw_ingest_file_free(struct sw_tfile *f) {
   free(f->path);
   free(f->disp);
   free(f->labels_json);
+  free(f->kube_uid);
+  free(f->kube_ctr);
   free(f);
 }
 
@@ -178,7 +180,8 @@ int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int for
       .pending = pend.data, .pending_len = pend.len,
   };
   struct sw_writer_job *j =
-      sw_writer_job_new(SW_COMMIT_CHUNK, &fs, f->labels_json, f->src->format_name, &raw);
+      sw_writer_job_new(SW_COMMIT_CHUNK, &fs, f->labels_json,
+                        f->payload_format[0] ? f->payload_format : f->src->format_name, &raw);
   if (!j) {
     rc = SW_ENOMEM;
     goto done;
@@ -311,6 +314,7 @@ static void pend_add(struct sw_ingest *ing, struct sw_tfile *f, struct sw_pend *
     SW_LOG(SW_L_ERROR, "ingest", "out of memory joining a record in %s", f->disp);
   while (p->buf.len > max) {
     size_t rest = p->buf.len - max;
+    p->tent_n = 0; /* a piece went: tentative lines stay with the record */
     p->flags |= SW_REC_TRUNCATED;
     add_record(ing, f, p->ts, p->stream, p->flags, p->buf.data, max);
     memmove(p->buf.data, p->buf.data + max, rest);
@@ -323,10 +327,107 @@ static int ml_is_start(struct sw_source_rt *src, const char *s, size_t n) {
   return rc >= 0;
 }
 
+/* Ends the multiline group: a preset's tentative blank lines at its end did not join (nothing of
+ * the trace came after them), so they are records of their own after it. */
+static void ml_finish(struct sw_ingest *ing, struct sw_tfile *f) {
+  struct sw_pend *m = &f->pend[SW_PEND_MULTI];
+  f->ml_st.phase = 0;
+  if (!m->active || !m->tent_n || m->tent_from > m->buf.len) {
+    m->tent_n = 0;
+    pend_emit(ing, f, m);
+    return;
+  }
+  size_t tlen = m->buf.len - m->tent_from;
+  char *tail = malloc(tlen ? tlen : 1);
+  if (!tail) { /* keep them joined rather than lose them */
+    SW_LOG(SW_L_WARN, "ingest", "out of memory splitting a record of %s", f->disp);
+    m->tent_n = 0;
+    pend_emit(ing, f, m);
+    return;
+  }
+  memcpy(tail, m->buf.data + m->tent_from, tlen);
+  int64_t ts = m->tent_ts;
+  int stream = m->stream;
+  m->buf.len = m->tent_from;
+  m->tent_n = 0;
+  pend_emit(ing, f, m);
+  /* tail is "\n<line>" per tentative line */
+  for (size_t i = 0; i < tlen;) {
+    size_t j = i + 1;
+    while (j < tlen && tail[j] != '\n') j++;
+    add_record(ing, f, ts, stream, 0, tail + i + 1, j - i - 1);
+    i = j;
+  }
+  free(tail);
+}
+
+void sw_ingest_set_preset(struct sw_ingest *ing, struct sw_tfile *f, enum sw_ml_preset p) {
+  if (p == f->ml_preset) return;
+  if (!f->replay_until) ml_finish(ing, f); /* the group so far stays one record */
+  f->ml_preset = p;
+}
+
+/* A logical line through the file's multiline preset (parsers/multiline.h). */
+static void emit_preset(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
+                        int flags, const char *s, size_t n, uint64_t start) {
+  struct sw_pend *m = &f->pend[SW_PEND_MULTI];
+  if (m->active && m->stream != stream) ml_finish(ing, f); /* a group is one stream's */
+  f->ml_last_ms = sw_ingest_now_ms();
+  enum sw_ml_verdict v = sw_ml_classify(f->ml_preset, &f->ml_st, m->active, s, n);
+  if ((v == SW_ML_JOIN || v == SW_ML_MAYBE) && m->lines >= f->src->conf->multiline.max_lines) {
+    ml_finish(ing, f);
+    v = SW_ML_SINGLE;
+  }
+  switch (v) {
+  case SW_ML_MAYBE:
+    if (!m->tent_n) {
+      m->tent_from = m->buf.len;
+      m->tent_ts = ts;
+    }
+    m->tent_n++;
+    pend_add(ing, f, m, ts, stream, flags, s, n, "\n", start);
+    break;
+  case SW_ML_JOIN:
+    m->tent_n = 0;
+    pend_add(ing, f, m, ts, stream, flags, s, n, "\n", start);
+    break;
+  case SW_ML_START: {
+    struct sw_ml_state st = f->ml_st; /* the new group's phase, which ml_finish resets */
+    ml_finish(ing, f);
+    f->ml_st = st;
+    pend_add(ing, f, m, ts, stream, flags, s, n, "\n", start);
+    break;
+  }
+  default:
+    ml_finish(ing, f);
+    add_record(ing, f, ts, stream, flags, s, n);
+  }
+}
+
+/* A container's payload in the format its pod declares (spillway.io/format): 0 when it does
+ * not parse as such, and is then flagged like a line of a file source in that format. */
+static int payload_parses(const struct sw_tfile *f, const char *s, size_t n) {
+  if (f->payload_format[0] == 'j') {
+    struct sw_json_info ji;
+    return sw_json_scan(s, n, &ji) == 0;
+  }
+  if (f->payload_format[0] == 'l') {
+    struct sw_logfmt_info li;
+    return sw_logfmt_scan(s, n, &li) == 0;
+  }
+  return 1;
+}
+
 /* A logical line (partials joined), starting at file offset start -> multiline -> record. */
 static void emit_logical(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
                          int flags, const char *s, size_t n, uint64_t start) {
   struct sw_source_rt *src = f->src;
+  if (f->payload_format[0] && f->src->conf->type != SW_SOURCE_FILE && !payload_parses(f, s, n))
+    flags |= SW_REC_PARSE_ERROR;
+  if (f->ml_preset) {
+    emit_preset(ing, f, ts, stream, flags, s, n, start);
+    return;
+  }
   if (!src->ml_start) {
     add_record(ing, f, ts, stream, flags, s, n);
     return;
@@ -489,8 +590,10 @@ void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f) {
   if (f->replay_until) { /* the file vanished mid-replay: those records were committed */
     for (int i = 0; i < SW_PEND_N; i++) {
       f->pend[i].active = 0;
+      f->pend[i].tent_n = 0;
       sw_buf_reset(&f->pend[i].buf);
     }
+    f->ml_st.phase = 0;
     f->replay_until = 0;
     return;
   }
@@ -502,16 +605,16 @@ void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f) {
   }
   for (int i = SW_PEND_STDOUT; i <= SW_PEND_STDERR; i++)
     if (f->pend[i].active) emit_slot(ing, f, &f->pend[i]);
-  pend_emit(ing, f, &f->pend[SW_PEND_MULTI]);
+  ml_finish(ing, f);
 }
 
 void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_ms) {
   for (struct sw_tfile *f = files; f; f = f->next) {
     struct sw_pend *m = &f->pend[SW_PEND_MULTI];
     if (f->replay_until) continue;
-    if (m->active && f->src->ml_start &&
+    if (m->active && (f->src->ml_start || f->ml_preset) &&
         now_ms - f->ml_last_ms >= (int64_t)f->src->conf->multiline.timeout_ms)
-      pend_emit(ing, f, m);
+      ml_finish(ing, f);
     if (f->cb_ready && f->cb.count > 0 &&
         (now_ms - f->chunk_started_ms >= (int64_t)ing->cfg->buffer.chunk_max_wait_ms ||
          f->seal_wanted)) {

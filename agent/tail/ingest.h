@@ -34,6 +34,9 @@ void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f);
 /* Seals f's open chunk (if any) and submits it with f's state; with `forget`, also submits
  * the removal of f's state. State-only commits (no records) are submitted when `force`. */
 int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int forget) SW_MUST_CHECK;
+/* Switches f's multiline preset (a pod's spillway.io/multiline): the group pending so far is
+ * finished as it is. */
+void sw_ingest_set_preset(struct sw_ingest *ing, struct sw_tfile *f, enum sw_ml_preset p);
 /* Seals chunks past max_wait and flushes multiline groups past their timeout. */
 void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_ms);
 /* Restores a stored position: offset, and the pending slots' start offsets and times, so that

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../kube/kube.h"
 #include "ownfiles.h"
 #include "tail.h"
 #include "tfile.h"
@@ -80,6 +81,8 @@ struct sw_tail {
   char *rbuf;
   int64_t next_id;
   int first_scan_done, stopping, paused, scan_pending;
+  struct sw_kube *kube; /* NULL: kubernetes off (tail/kube.c) */
+  uint64_t kube_gen, kube_misses;
   /* Rotated generations behind symlinks renamed after this are backlog: the buffer's creation
    * (what was rotated before spillway ever ran is history). */
   int64_t gen_epoch_ns;
@@ -111,6 +114,11 @@ void sw__tail_known_free(struct sw_known *k);
 /* path as the agent may show it (log lines, /metrics): redacted by the ingest's redactor.
  * Malloc'd, caller frees; NULL on allocation failure. Loop thread. */
 char *sw__tail_redacted(struct sw_tail *t, const char *path);
+/* tail/kube.c: a CRI file's pod looked up at open; all files again when the cache changed. */
+void sw__tail_kube_open(struct sw_tail *t, struct sw_tfile *f);
+void sw__tail_kube_poll(struct sw_tail *t);
+/* Not read now: its pod's metadata is awaited, or the pod is excluded. */
+static inline int sw__tail_kube_hold(const struct sw_tfile *f) { return f->kube_wait || f->excluded; }
 /* tail/retention.c: after the first scan, drain stored files renamed while the agent was down. */
 void sw__tail_find_renamed(struct sw_tail *t);
 /* f was truncated to size (< its offset): continue it from 0 under a new id. */

@@ -41,15 +41,35 @@ static int component(const char *path, int n, const char **s, size_t *len) {
   return 0;
 }
 
-static int cri_labels(struct set *b, const char *path) {
-  const char *dir, *ctr;
+/* The parts of /var/log/pods/<ns>_<pod>_<uid>/<container>/N.log: 1 when it has that shape. */
+static int cri_parts(const char *path, const char **dir, size_t *dlen, const char **u1,
+                     const char **u2, const char **ctr, size_t *clen) {
+  if (!component(path, 1, ctr, clen) || !component(path, 2, dir, dlen)) return 0;
+  *u1 = memchr(*dir, '_', *dlen);
+  *u2 = NULL;
+  for (const char *p = *dir + *dlen; p > *dir; p--)
+    if (p[-1] == '_') { *u2 = p - 1; break; }
+  return *u1 && *u2 && *u2 > *u1;
+}
+
+int sw_labels_cri_ids(const char *path, char **uid, char **container) {
+  const char *dir, *ctr, *u1, *u2;
   size_t dlen, clen;
-  if (!component(path, 1, &ctr, &clen) || !component(path, 2, &dir, &dlen)) return 0;
-  const char *u1 = memchr(dir, '_', dlen);
-  const char *u2 = NULL;
-  for (const char *p = dir + dlen; p > dir; p--)
-    if (p[-1] == '_') { u2 = p - 1; break; }
-  if (!u1 || !u2 || u2 <= u1) return 0;
+  *uid = *container = NULL;
+  if (!cri_parts(path, &dir, &dlen, &u1, &u2, &ctr, &clen)) return -1;
+  *uid = strndup(u2 + 1, (size_t)(dir + dlen - u2 - 1));
+  *container = strndup(ctr, clen);
+  if (*uid && *container) return 0;
+  free(*uid);
+  free(*container);
+  *uid = *container = NULL;
+  return -1;
+}
+
+static int cri_labels(struct set *b, const char *path) {
+  const char *dir, *ctr, *u1, *u2;
+  size_t dlen, clen;
+  if (!cri_parts(path, &dir, &dlen, &u1, &u2, &ctr, &clen)) return 0;
   int rc = put(b, "namespace", dir, (size_t)(u1 - dir));
   if (!rc) rc = put(b, "pod", u1 + 1, (size_t)(u2 - u1 - 1));
   if (!rc) rc = put(b, "pod_uid", u2 + 1, (size_t)(dir + dlen - u2 - 1));
@@ -58,7 +78,8 @@ static int cri_labels(struct set *b, const char *path) {
 }
 
 char *sw_labels_build(const struct sw_source_conf *src, const char *host, const char *path,
-                      const char *container_name, struct sw_redact_ctx *rctx) {
+                      const char *container_name, const struct sw_kv *extra, size_t nextra,
+                      struct sw_redact_ctx *rctx) {
   struct set b = {.rctx = rctx};
   sw_buf_init(&b.b, 1 << 20);
   int rc = sw_buf_putc(&b.b, '{');
@@ -74,6 +95,8 @@ char *sw_labels_build(const struct sw_source_conf *src, const char *host, const 
   } else if (!rc) {
     rc = put(&b, "filename", path, strlen(path));
   }
+  for (size_t i = 0; !rc && i < nextra; i++)
+    rc = put(&b, extra[i].key, extra[i].value, strlen(extra[i].value));
   for (size_t i = 0; !rc && i < src->nlabels; i++)
     rc = put(&b, src->labels[i].key, src->labels[i].value, strlen(src->labels[i].value));
   if (!rc) rc = sw_buf_append(&b.b, "}", 2); /* with the NUL */

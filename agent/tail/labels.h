@@ -17,10 +17,17 @@
 #include "../config/config.h"
 
 /* Returns a malloc'd JSON object (caller frees), or NULL on allocation failure.
- * path is the file's real path; container_name may be NULL; rctx (borrowed, may be NULL: no
- * redaction) redacts each value; its previous result is invalid afterwards. */
+ * path is the file's real path; container_name may be NULL; extra (nextra, may be 0) are the
+ * pod's Kubernetes labels, after the path's and before the source's static ones; rctx
+ * (borrowed, may be NULL: no redaction) redacts each value; its previous result is invalid
+ * afterwards. */
 char *sw_labels_build(const struct sw_source_conf *src, const char *host, const char *path,
-                      const char *container_name, struct sw_redact_ctx *rctx);
+                      const char *container_name, const struct sw_kv *extra, size_t nextra,
+                      struct sw_redact_ctx *rctx);
+
+/* The pod uid and container name of a CRI log path (/var/log/pods/<ns>_<pod>_<uid>/<ctr>/N.log),
+ * as malloc'd strings; 0, or -1 when the path does not have that shape or on ENOMEM. */
+int sw_labels_cri_ids(const char *path, char **uid, char **container);
 
 /* s redacted by rctx (borrowed, may be NULL: a plain copy), as a malloc'd string the caller
  * frees; NULL on allocation failure. For text the agent logs about a file (its path): once per

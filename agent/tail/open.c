@@ -166,7 +166,7 @@ static int describe(struct sw_tail *t, struct sw_tfile *f, char *rp) {
   f->path = rp;
   f->disp = sw_labels_redact_dup(rctx, rp);
   char *cname = f->src->conf->type == SW_SOURCE_DOCKER ? read_docker_name(rp) : NULL;
-  f->labels_json = f->disp ? sw_labels_build(f->src->conf, t->cfg->hostname, rp, cname, rctx) : NULL;
+  f->labels_json = f->disp ? sw_labels_build(f->src->conf, t->cfg->hostname, rp, cname, NULL, 0, rctx) : NULL;
   free(cname);
   return f->labels_json ? SW_OK : SW_ENOMEM;
 }
@@ -208,6 +208,7 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   f->dev = (uint64_t)st.st_dev;
   f->ino = (uint64_t)st.st_ino;
   f->size = (uint64_t)st.st_size;
+  f->ml_preset = (enum sw_ml_preset)src->conf->multiline.preset;
   for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
   if (describe(t, f, rp)) goto oom;
   if (k) {
@@ -232,6 +233,7 @@ void sw__tail_open_new(struct sw_tail *t, struct sw_source_rt *src, const char *
   }
   sw__tail_fingerprint(fd, SW_FP_LEN, &f->fp_hash, &f->fp_len);
   f->last_growth_ms = sw_ingest_now_ms();
+  sw__tail_kube_open(t, f);
   struct stat lst;
   f->via_link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
   f->seen = 1;

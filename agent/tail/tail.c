@@ -103,6 +103,15 @@ static void read_pass(struct sw_tail *t) {
   for (struct sw_tfile **pp = &t->files; *pp;) {
     struct sw_tfile *f = *pp;
     int more = 0;
+    if (sw__tail_kube_hold(f)) {
+      /* Excluded: not a byte is read, even when it goes; awaiting metadata: read later. */
+      if (f->excluded && f->state != SW_TF_ACTIVE) {
+        sw__tail_release(t, pp);
+        continue;
+      }
+      pp = &f->next;
+      continue;
+    }
     uint64_t got = read_file(t, f, budget / 4 + SW_READ_BUF, &more);
     budget = got < budget ? budget - got : 0;
     any_more |= more;
@@ -129,6 +138,7 @@ void sw_tail_kick(struct sw_tail *t) {
 
 static void on_poll_timer(uv_timer_t *h) {
   struct sw_tail *t = h->data;
+  sw__tail_kube_poll(t);
   sw_ingest_tick(t->ing, t->files, sw_ingest_now_ms());
   if (!t->paused) read_pass(t);
   else sw_tail_kick(t);

@@ -33,6 +33,13 @@ int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) SW_MUST
  * generation behind a symlink renamed before it is history (rotated before spillway ran);
  * after it, one the buffer holds no state for is backlog and read from its start. */
 void sw_tail_set_epoch(struct sw_tail *t, int64_t created_ns);
+/* Before start: pod metadata for CRI files (NULL: off); borrowed, must outlive the tail. */
+struct sw_kube;
+void sw_tail_set_kube(struct sw_tail *t, struct sw_kube *k);
+/* Files not read because their pod is excluded / awaiting metadata; pods read without
+ * metadata after kubernetes.wait (since start). */
+void sw_tail_kube_counts(const struct sw_tail *t, uint64_t *excluded, uint64_t *waiting,
+                         uint64_t *misses);
 /* First scan, then timers and watches. */
 int sw_tail_start(struct sw_tail *t) SW_MUST_CHECK;
 /* truncate_shipped (tail/retention.c): truncates the followed file (dev, ino) to 0 if the reader

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "../../common/buf.h"
+#include "../../parsers/multiline.h"
 #include "../buffer/chunk.h"
 #include "../config/config.h"
 
@@ -35,6 +36,11 @@ struct sw_pend {
   int stream, flags;
   uint32_t lines;
   int active;
+  /* Multiline presets: the last tent_n lines (blank ones, from tent_from in buf) join only if
+   * the trace goes on after them; else they are records of their own. */
+  uint32_t tent_n;
+  size_t tent_from;
+  int64_t tent_ts;
 };
 
 struct sw_source_rt {
@@ -80,6 +86,14 @@ struct sw_tfile {
   uint64_t chunk_in_bytes;
   uint64_t n_records, n_in_bytes, n_parse_errors; /* sealed into chunks since start (metrics) */
   int64_t ml_last_ms;
+  enum sw_ml_preset ml_preset; /* the source's, or the pod's spillway.io/multiline */
+  /* Kubernetes (tail/kube.c): the pod of a CRI file; while kube_wait its metadata is awaited
+   * (until kube_deadline_ms) and the file is not read; an excluded file is not read at all. */
+  char *kube_uid, *kube_ctr;
+  int kube_wait, excluded;
+  int64_t kube_deadline_ms;
+  char payload_format[8]; /* spillway.io/format: json | logfmt | text; "" unset */
+  struct sw_ml_state ml_st;
   struct sw_pend pend[SW_PEND_N];
 };
 

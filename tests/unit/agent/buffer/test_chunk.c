@@ -112,13 +112,27 @@ static void labels(void **state) {
   struct sw_kv kv = {"team", "a\"b"};
   struct sw_source_conf cri = {.name = "pods", .type = SW_SOURCE_CRI, .labels = &kv, .nlabels = 1};
   char *l = sw_labels_build(&cri, "node1",
-                            "/var/log/pods/shop_checkout-7d9f_0a1b-22/app/0.log", NULL, NULL);
+                            "/var/log/pods/shop_checkout-7d9f_0a1b-22/app/0.log", NULL, NULL, 0, NULL);
   assert_string_equal(l, "{\"host\":\"node1\",\"source\":\"pods\",\"namespace\":\"shop\","
                          "\"pod\":\"checkout-7d9f\",\"pod_uid\":\"0a1b-22\",\"container\":\"app\","
                          "\"team\":\"a\\\"b\"}");
   free(l);
+  /* Kubernetes labels go after the path's, before the static ones */
+  struct sw_kv k8s[2] = {{"app", "checkout"}, {"owner", "checkout"}};
+  l = sw_labels_build(&cri, "node1", "/var/log/pods/shop_checkout-7d9f_0a1b-22/app/0.log", NULL, k8s, 2, NULL);
+  assert_string_equal(l, "{\"host\":\"node1\",\"source\":\"pods\",\"namespace\":\"shop\","
+                         "\"pod\":\"checkout-7d9f\",\"pod_uid\":\"0a1b-22\",\"container\":\"app\","
+                         "\"app\":\"checkout\",\"owner\":\"checkout\",\"team\":\"a\\\"b\"}");
+  free(l);
+  char *uid, *ctr;
+  assert_int_equal(sw_labels_cri_ids("/var/log/pods/shop_checkout-7d9f_0a1b-22/app/0.log", &uid, &ctr), 0);
+  assert_string_equal(uid, "0a1b-22");
+  assert_string_equal(ctr, "app");
+  free(uid);
+  free(ctr);
+  assert_int_equal(sw_labels_cri_ids("/var/log/app.log", &uid, &ctr), -1);
   struct sw_source_conf dk = {.name = "docker", .type = SW_SOURCE_DOCKER};
-  l = sw_labels_build(&dk, "h", "/c/abc123/abc123-json.log", "web-1", NULL);
+  l = sw_labels_build(&dk, "h", "/c/abc123/abc123-json.log", "web-1", NULL, 0, NULL);
   assert_string_equal(l, "{\"host\":\"h\",\"source\":\"docker\",\"container_id\":\"abc123\","
                          "\"container_name\":\"web-1\"}");
   free(l);
@@ -140,17 +154,18 @@ static void labels_redacted(void **state) {
   assert_non_null(ctx);
   struct sw_kv kv = {"owner", "ops@example.com"};
   struct sw_source_conf cri = {.name = "pods", .type = SW_SOURCE_CRI, .labels = &kv, .nlabels = 1};
-  char *l = sw_labels_build(&cri, "node1", "/var/log/pods/team_jane.doe@example.com_0a1b-22/ctr/0.log", NULL, ctx);
+  char *l = sw_labels_build(&cri, "node1", "/var/log/pods/team_jane.doe@example.com_0a1b-22/ctr/0.log", NULL,
+                            NULL, 0, ctx);
   assert_string_equal(l, "{\"host\":\"node1\",\"source\":\"pods\",\"namespace\":\"team\","
                          "\"pod\":\"[REDACTED:email]\",\"pod_uid\":\"0a1b-22\",\"container\":\"ctr\","
                          "\"owner\":\"[REDACTED:email]\"}");
   free(l);
   struct sw_source_conf file = {.name = "app", .type = SW_SOURCE_FILE};
-  l = sw_labels_build(&file, "h", "/logs/export-bob@example.org.log", NULL, ctx);
+  l = sw_labels_build(&file, "h", "/logs/export-bob@example.org.log", NULL, NULL, 0, ctx);
   assert_string_equal(l, "{\"host\":\"h\",\"source\":\"app\",\"filename\":\"/logs/[REDACTED:email]\"}");
   free(l);
   struct sw_source_conf dk = {.name = "docker", .type = SW_SOURCE_DOCKER};
-  l = sw_labels_build(&dk, "h", "/c/abc123/abc123-json.log", "job-token=abc", ctx);
+  l = sw_labels_build(&dk, "h", "/c/abc123/abc123-json.log", "job-token=abc", NULL, 0, ctx);
   assert_string_equal(l, "{\"host\":\"h\",\"source\":\"docker\",\"container_id\":\"abc123\","
                          "\"container_name\":\"job-token=[REDACTED:token_kv]\"}");
   free(l);
