@@ -52,16 +52,23 @@ def rules():
     return [r for g in doc["groups"] for r in g["rules"]]
 
 
+def is_loki(x):
+    return (x.get("datasource") or {}).get("type") == "loki"
+
+
 def dashboard_exprs():
+    """The Prometheus expressions of the dashboard (its Loki logs panel and variables query
+    logs, not metrics)."""
     d = json.loads(DASHBOARD.read_text())
     out = []
     for p in d["panels"]:
         for t in p.get("targets", []):
-            out.append((p["title"], t["expr"]))
+            if not (is_loki(t) or is_loki(p)):
+                out.append((p["title"], t["expr"]))
     for a in d["annotations"]["list"]:
         out.append(("annotation " + a["name"], a["expr"]))
     for v in d["templating"]["list"]:
-        if v["type"] == "query":
+        if v["type"] == "query" and not is_loki(v):
             q = v["query"]["query"]
             out.append(("variable " + v["name"], re.sub(r"^label_values\((\w+),.*$", r"\1", q)))
     return out

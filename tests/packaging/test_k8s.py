@@ -1,8 +1,8 @@
 """Kubernetes manifests (packaging/k8s): every kustomization is rendered with `kubectl kustomize`
 and the rendered objects are checked -- security context, host mounts, probes, resources,
-RBAC, scraping, tolerations, network policy -- and the config each pod mounts is checked against
-the pod (listen address, mounts, secrets, sinks allowed by the network policy) and by
-`spillway check`."""
+RBAC, service-account token, scraping, tolerations, network policy -- and the config each pod
+mounts is checked against the pod (listen address, mounts, secrets, the kubernetes section, sinks
+and API server allowed by the network policy) and by `spillway check`."""
 
 import functools
 import json
@@ -23,6 +23,11 @@ HOST_LOGS = {"/var/log/pods", "/var/log/containers", "/var/lib/docker/containers
 STATE = "/var/lib/spillway"
 ALLOWED_CAPS = {"DAC_READ_SEARCH"}  # read other users' logs; nothing else is ever added
 WORKLOADS = {"DaemonSet", "Deployment", "StatefulSet", "Job", "CronJob", "Pod", "ReplicaSet"}
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # where the automounted token is
+# The kubernetes metadata reads pods and namespaces, nothing else, and never writes.
+K8S_API_GRANTS = {(r, v) for r in ("pods", "namespaces") for v in ("get", "list", "watch")}
+API_SERVER_PORTS = [("TCP", 443), ("TCP", 6443)]  # the Service's port; kubeadm's endpoints
 
 
 def kustomize_version():
@@ -130,6 +135,29 @@ def config_of(d, spec, c):
     return yaml.safe_load(text), text
 
 
+def kubernetes_enabled(cfg):
+    return (cfg.get("kubernetes") or {}).get("enabled") is True
+
+
+def token_dirs(spec, c, sas):
+    """Directories of the spillway container where a service-account token is: the automount
+    (SA_DIR, unless something else is mounted there) and every projected volume with a
+    serviceAccountToken source."""
+    out = set()
+    vols = volumes(spec)
+    for path, m in mounts(c).items():
+        sources = vols[m["name"]].get("projected", {}).get("sources", [])
+        if any("serviceAccountToken" in src for src in sources):
+            out.add(path)
+    auto = spec.get("automountServiceAccountToken")
+    if auto is None:  # the pod's field wins over the account's, whose default is true
+        auto = sas.get(spec.get("serviceAccountName", "default"), {}).get(
+            "automountServiceAccountToken", True)
+    if auto and SA_DIR not in mounts(c):
+        out.add(SA_DIR)
+    return out
+
+
 def under(path, mount_paths):
     """The mount path that contains path, or None."""
     best = None
@@ -180,14 +208,22 @@ def test_every_kustomization_is_tested():
 def test_renders_cleanly(d):
     docs, stderr = render(d)
     assert "deprecated" not in stderr.lower(), "%s uses deprecated kustomize fields: %s" % (d, stderr)
+    cluster_scoped = ("Namespace", "ClusterRole", "ClusterRoleBinding")
+    used = set()
     for o in docs:
         assert o.get("apiVersion") and o.get("kind") and o["metadata"].get("name"), o
-        if o["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+        if o["kind"] not in cluster_scoped:
             assert o["metadata"].get("namespace"), "%s: %s/%s has no namespace" % (
                 d, o["kind"], o["metadata"]["name"])
+            used.add(o["metadata"]["namespace"])
+        elif o["kind"] != "Namespace":
+            assert not o["metadata"].get("namespace"), "%s: cluster-scoped %s/%s has a " \
+                "namespace" % (d, o["kind"], o["metadata"]["name"])
+        for subject in o.get("subjects", []) if o["kind"].endswith("RoleBinding") else []:
+            if subject.get("kind") == "ServiceAccount":
+                used.add(subject.get("namespace"))
     ns = {o["metadata"]["name"] for o in objs(d, "Namespace")}
-    assert {o["metadata"].get("namespace") for o in docs if o["kind"] != "Namespace"} <= ns, \
-        "%s: objects outside the namespace it creates" % d
+    assert used <= ns, "%s: objects outside the namespace it creates: %s" % (d, used - ns)
 
 
 @pytest.mark.parametrize("d", DIRS)
@@ -304,6 +340,8 @@ def test_config_fits_the_pod(d):
             assert under(cfg["disk_pressure"]["path"], writable), d
         secret_mounts = [p for p, m in ms.items() if "secret" in volumes(spec)[m["name"]]]
         for key, f in secret_files(cfg):
+            if key.startswith(".kubernetes."):
+                continue  # the service-account token and CA: test_kubernetes_api_access
             assert under(f, secret_mounts), "%s: %s = %s is not in a mounted Secret" % (d, key, f)
         env = {e["name"] for e in c.get("env", [])}
         for name, default in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}",
@@ -339,24 +377,43 @@ def policy_for(d, labels):
     return ps[0]["spec"]
 
 
+def is_api_server_rule(rule):
+    """The egress rule for the Kubernetes API server: exactly TCP 443 and 6443, to any address
+    or to address ranges only (its endpoints are host-network or outside the cluster: no pod or
+    namespace selector matches them)."""
+    ports = sorted((p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", []))
+    return ports == API_SERVER_PORTS and all(set(peer) == {"ipBlock"}
+                                             for peer in rule.get("to", []))
+
+
 @pytest.mark.parametrize("d", DIRS)
-def test_network_policy_allows_only_sinks_dns_and_scrape(d):
+def test_network_policy_allows_only_sinks_dns_api_and_scrape(d):
     for w, spec, c in agent_pods(d):
         pol = policy_for(d, pod_labels(w))
+        cfg, _ = config_of(d, spec, c)
         assert sorted(pol["policyTypes"]) == ["Egress", "Ingress"], d
         for rule in pol.get("ingress", []):
             assert rule.get("from"), "%s: ingress from anywhere" % d
             assert [(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]] == [("TCP", 2020)]
         allowed = []
+        api_rules = []
         for rule in pol["egress"]:
-            assert rule.get("to") and rule.get("ports"), "%s: an egress rule allows everything" % d
+            assert rule.get("ports"), "%s: an egress rule allows every port" % d
+            if is_api_server_rule(rule):
+                api_rules.append(rule)
+                continue
+            assert rule.get("to"), "%s: an egress rule allows everything" % d
             for peer in rule["to"]:
                 assert "ipBlock" not in peer, "%s: egress by address range" % d
                 ns = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                 for p in rule["ports"]:
                     allowed.append((ns, p["port"]))
+        if kubernetes_enabled(cfg):
+            assert len(api_rules) == 1, "%s: the kubernetes section needs egress to the API " \
+                "server (TCP 443 and 6443), in one rule" % d
+        else:
+            assert not api_rules, "%s: egress to the API server without the kubernetes section" % d
         assert ("kube-system", 53) in allowed, "%s: DNS" % d
-        cfg, _ = config_of(d, spec, c)
         needed = {("kube-system", 53)}
         for s in cfg["sinks"]:
             url = s.get("url") or s.get("endpoint")
@@ -373,16 +430,93 @@ def test_network_policy_allows_only_sinks_dns_and_scrape(d):
             d, set(allowed) - needed)
 
 
-@pytest.mark.parametrize("d", DIRS)
-def test_least_rbac(d):
-    for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
-        assert not objs(d, kind), "%s: spillway needs no %s (it never calls the API)" % (d, kind)
+def grants(d, role):
+    """(resource, verb) pairs of a ClusterRole whose every rule is plain: the core group, named
+    resources and verbs, no wildcard, no resourceNames, no nonResourceURLs, no aggregation."""
+    name = role["metadata"]["name"]
+    assert not role.get("aggregationRule"), "%s: ClusterRole %s aggregates others" % (d, name)
+    out = set()
+    for r in role.get("rules") or []:
+        assert set(r) == {"apiGroups", "resources", "verbs"}, \
+            "%s: ClusterRole %s: a rule with %s" % (d, name, sorted(r))
+        for field in ("apiGroups", "resources", "verbs"):
+            assert not any("*" in x for x in r[field]), "%s: wildcard in %s %s" % (d, name, field)
+        assert r["apiGroups"] == [""], "%s: ClusterRole %s: only the core group" % (d, name)
+        out |= {(res, v) for res in r["resources"] for v in r["verbs"]}
+    return out
+
+
+@pytest.mark.parametrize("d", NODE_AGENTS)
+def test_least_rbac_node_agent(d):
+    """The node agent reads pods and namespaces (kubernetes metadata), nothing else: one
+    ClusterRole of get/list/watch on exactly those, bound to the DaemonSet's own ServiceAccount
+    in the DaemonSet's namespace, and no other Role or binding."""
+    (ds,) = objs(d, "DaemonSet")
+    spec = pod_spec(ds)
+    sa, ns = spec.get("serviceAccountName"), ds["metadata"]["namespace"]
+    sas = {o["metadata"]["name"]: o for o in objs(d, "ServiceAccount")}
+    assert sa in sas and sa != "default", "%s: the DaemonSet uses its own ServiceAccount" % d
+    assert sas[sa]["metadata"]["namespace"] == ns, d
+    assert not objs(d, "Role") and not objs(d, "RoleBinding"), "%s: no namespaced RBAC" % d
+    roles = {o["metadata"]["name"]: o for o in objs(d, "ClusterRole")}
+    assert len(roles) == 1, "%s: one ClusterRole, found %s" % (d, sorted(roles))
+    for name, role in roles.items():
+        assert grants(d, role) == K8S_API_GRANTS, "%s: ClusterRole %s grants %s, not exactly " \
+            "get/list/watch on pods and namespaces" % (d, name, sorted(grants(d, role)))
+    bindings = objs(d, "ClusterRoleBinding")
+    assert len(bindings) == 1, "%s: one ClusterRoleBinding" % d
+    for b in bindings:
+        ref = b["roleRef"]
+        assert (ref["apiGroup"], ref["kind"]) == ("rbac.authorization.k8s.io", "ClusterRole")
+        assert ref["name"] in roles, "%s: bound to %s, not the agent's ClusterRole" % (
+            d, ref["name"])
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": ns}], \
+            "%s: the binding's subjects %r are not the DaemonSet's ServiceAccount %s/%s" % (
+                d, b["subjects"], ns, sa)
+
+
+@pytest.mark.parametrize("d", NODE_AGENTS)
+def test_kubernetes_api_access(d):
+    """The node agent's config enables the kubernetes section for its own node (NODE_NAME from
+    spec.nodeName), and its pod has the service-account token and CA the section reads."""
+    (ds,) = objs(d, "DaemonSet")
+    spec = pod_spec(ds)
+    c = spillway_container(spec)
+    cfg, _ = config_of(d, spec, c)
+    k = cfg.get("kubernetes") or {}
+    assert kubernetes_enabled(cfg), "%s: kubernetes.enabled is not true" % d
+    assert k.get("node_name") == "${NODE_NAME}", "%s: kubernetes.node_name %r" % (
+        d, k.get("node_name"))
+    env = {e["name"]: e for e in c.get("env", [])}
+    assert "value" not in env["NODE_NAME"], d
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", d
+    sas = {o["metadata"]["name"]: o for o in objs(d, "ServiceAccount")}
+    dirs = token_dirs(spec, c, sas)
+    assert dirs, "%s: no service-account token in the pod (automountServiceAccountToken is " \
+        "false and no projected serviceAccountToken volume)" % d
+    for key, default in (("token_file", "token"), ("ca_file", "ca.crt")):
+        f = k.get(key) or SA_DIR + "/" + default
+        assert under(f, dirs), "%s: kubernetes.%s = %s is not where the token is mounted (%s)" % (
+            d, key, f, sorted(dirs))
+
+
+def test_sidecar_has_no_api_access():
+    """The sidecar knows its pod from the downward API: no RBAC, no token, no kubernetes
+    section."""
+    d = "overlays/sidecar"
+    for kind in RBAC_KINDS:
+        assert not objs(d, kind), "%s: the sidecar needs no %s" % (d, kind)
     sas = {o["metadata"]["name"]: o for o in objs(d, "ServiceAccount")}
     for w, spec, c in agent_pods(d):
         sa = spec.get("serviceAccountName")
         assert sa in sas, "%s: the pod uses its own ServiceAccount" % d
         assert sas[sa].get("automountServiceAccountToken") is False, d
         assert spec.get("automountServiceAccountToken") is False, d
+        for c2 in all_containers(spec):
+            assert not token_dirs(spec, c2, sas), "%s/%s has a service-account token" % (
+                d, c2["name"])
+        cfg, _ = config_of(d, spec, c)
+        assert not kubernetes_enabled(cfg), "%s: kubernetes section enabled" % d
 
 
 @pytest.mark.parametrize("d", DIRS)
