@@ -10,7 +10,10 @@ files (memory while tailing many files).
 
 --sinks adds the same workload shipped to loopback Loki and Elasticsearch endpoints (gzip and
 none); --mib 1024 shows the steady state; --only picks scenarios (files100-loki: the 100 files
-shipped to Loki). Every scenario runs at default settings.
+shipped to Loki; cri and cri-k8s: 8 pods' CRI logs with 1 % Java stack traces shipped to Loki,
+without and with Kubernetes metadata from a test API server and the pods' java multiline hint;
+cri-preset: the java preset alone). Every scenario
+runs at default settings.
 """
 import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, threading, time
 
@@ -24,19 +27,20 @@ EXTRA_SINK = (", " + os.environ["SPILLWAY_BENCH_SINK"]) if os.environ.get("SPILL
 EXTRA_BUFFER = (", " + os.environ["SPILLWAY_BENCH_BUFFER"]) if os.environ.get("SPILLWAY_BENCH_BUFFER") else ""
 
 
-def generate(name, mib, containers, secret_ratio=0.0):
+def generate(name, mib, containers, secret_ratio=0.0, cri=False):
     out = os.path.join(WORK, name)
     meta = out + ".json"
     if os.path.exists(meta):
         with open(meta) as f:
             m = json.load(f)
         if m.get("mib") == mib and m.get("containers") == containers and \
-                m.get("secret_ratio", 0.0) == secret_ratio:
+                m.get("secret_ratio", 0.0) == secret_ratio and "records_joined" in m:
             return out, m
     shutil.rmtree(out, ignore_errors=True)
     r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_docker.py"), "--out", out,
                         "--containers", str(containers), "--size", "%dMiB" % mib,
-                        "--secret-ratio", str(secret_ratio)],
+                        "--secret-ratio", str(secret_ratio)] +
+                       (["--cri", "--trace-ratio", "0.01"] if cri else []),
                        check=True, capture_output=True, text=True)
     m = json.loads(r.stdout)
     m.update(mib=mib, containers=containers, secret_ratio=secret_ratio)
@@ -135,6 +139,37 @@ class _Feeder(threading.Thread):
             out.close()
 
 
+class _Kube(object):
+    """cri-k8s: the test API server of the end-to-end tests (tests/e2e/kubeapi.py) knowing the
+    workload's 8 pods plus 102 others of the node (110, the kubelet's default maximum), each
+    with labels, annotations and an owner like a Deployment's pods."""
+
+    def __init__(self, wl, meta):
+        sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+        import kubeapi
+        self.api = kubeapi.KubeAPI(os.path.join(WORK, "kube"))
+        self.api.add_namespace(kubeapi.make_namespace("bench", labels={"team": "shop"}))
+        pods = [os.path.basename(os.path.dirname(os.path.dirname(f))) for f in meta["files"]]
+        pods += ["bench_filler-%d_ffffffff-0000-4000-8000-%012d" % (i, i) for i in range(110 - len(pods))]
+        for d in pods:
+            ns, name, uid = d.split("_")
+            self.api.add_pod(kubeapi.make_pod(
+                ns, name, uid, "bench", labels={"app.kubernetes.io/name": name.rsplit("-", 1)[0],
+                                                "pod-template-hash": "7d9f8b6c5d", "team": "shop"},
+                annotations={"spillway.io/multiline": "java",
+                             "kubectl.kubernetes.io/restartedAt": "2026-11-23T15:00:00Z"},
+                owner=("ReplicaSet", name.rsplit("-", 1)[0] + "-7d9f8b6c5d")))
+
+    def yaml(self):
+        return ("kubernetes: { enabled: true, node_name: bench, api_url: \"%s\", token_file: %s, "
+                "ca_file: %s, labels: { app: [pod_label:app.kubernetes.io/name], team: [pod_label:team, "
+                "namespace_label:team], owner: [owner], node: [node] } }\n"
+                % (self.api.url, self.api.token_file, self.api.ca_file))
+
+    def close(self):
+        self.api.close()
+
+
 def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=0):
     feeder = _Feeder(wl, meta, rate) if rate else None
     if feeder:
@@ -151,15 +186,23 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=
         kind, comp = sink
         recv = _Sink(kind)
         sink_yaml = "{ name: out, type: %s, url: \"%s\", compression: %s%s }" % (kind, recv.url, comp, EXTRA_SINK)
+    kube = _Kube(wl, meta) if name == "cri-k8s" else None
+    source = "{ name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }" % wl
+    if name.startswith("cri"):
+        source = "{ name: pods, type: cri, paths: [\"%s/*/*/*.log\"]%s }" % (
+            wl, ", multiline: { preset: java }" if name == "cri-preset" else "")
     with open(cfg, "w") as f:
         f.write("data_dir: %s\nhostname: bench\n"
                 "buffer: { max_bytes: 4GiB%s }\n"
-                "sources:\n  - { name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }\n"
+                "sources:\n  - %s\n"
                 "sinks:\n  - %s\n"
-                "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, EXTRA_BUFFER, wl, sink_yaml))
+                "log: { level: warn }\nserver: { listen: \"0\" }\n" % (state, EXTRA_BUFFER, source, sink_yaml))
         if redact:
             f.write("redact: { builtin: [%s] }\n" % ", ".join(ALL_PACKS))
-    want = meta["records"]
+        if kube:
+            f.write(kube.yaml())
+    # With the pods' java hint, each stack trace is one record.
+    want = meta["records_joined"] if kube or name == "cri-preset" else meta["records"]
     t0 = time.monotonic()
     p = subprocess.Popen([binary or BIN, "run", "-c", cfg], stderr=subprocess.PIPE)
     db = os.path.join(state, "spillway.db")
@@ -180,6 +223,8 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=
     p.wait(timeout=10)
     if recv:
         recv.close()
+    if kube:
+        kube.close()
     if done < want:
         raise SystemExit("%s: only %d of %d records shipped in %.0fs" % (name, done, want, elapsed))
     mb = meta["bytes"] / 1e6
@@ -195,7 +240,8 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=
 
 
 SCENARIOS = ["throughput", "loki-gzip", "loki-none", "elas-gzip", "elas-none", "secrets-plain",
-             "secrets-redact", "files100", "files100-loki", "steady-loki", "steady-elas"]
+             "secrets-redact", "files100", "files100-loki", "steady-loki", "steady-elas", "cri",
+             "cri-preset", "cri-k8s"]
 DEFAULT = ["throughput", "files100"]
 
 
@@ -231,6 +277,10 @@ def main():
     for x in want:
         if x.startswith("files100"):
             wl, meta = generate("wl-100f", a.files100_mib, 100)
+        elif x.startswith("cri"):
+            # CRI logs of 8 pods, 1 % of records Java stack traces: cri-k8s adds what the
+            # kubernetes section and the multiline preset cost (with 110 pods known).
+            wl, meta = generate("wl-%dc-cri" % a.containers, a.mib, a.containers, cri=True)
         elif x.startswith("secrets"):
             # 5 % of lines carry a secret, without and with every pack on: the slowdown
             # redaction costs the whole pipeline.
@@ -245,6 +295,10 @@ def main():
             sink = ("loki", "gzip")
         elif x.startswith("steady"):
             sink = ("loki" if x == "steady-loki" else "elasticsearch", "none")
+        elif x.startswith("cri"):
+            # Shipped to Loki, as from a Kubernetes node: the pod labels are per stream there (a
+            # file sink would write them into every record and measure its own output instead).
+            sink = ("loki", "none")
         runs, base = [], []
         for _ in range(max(1, a.repeat)):  # interleaved: drifts of the VM hit both alike
             if a.baseline:

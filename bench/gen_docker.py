@@ -95,7 +95,8 @@ def json_payload(rng, n, secret_ratio=0.0):
 
 
 def make_pool(rng, avg_payload, json_ratio, secret_ratio=0.0):
-    """Docker-escaped payloads (without the trailing \\n) and their UTF-8 byte lengths."""
+    """Docker-escaped payloads (without the trailing \\n), their UTF-8 byte lengths and the
+    raw text (what a CRI line carries)."""
     pool = []
     for _ in range(POOL):
         n = max(1, int(rng.expovariate(1.0 / avg_payload))) if rng.random() < 0.3 else \
@@ -104,7 +105,7 @@ def make_pool(rng, avg_payload, json_ratio, secret_ratio=0.0):
         s = json_payload(rng, n, secret_ratio) if rng.random() < json_ratio else \
             text_payload(rng, n, secret_ratio)
         e = s.translate(_ESC)
-        pool.append((e, len(e.encode("utf-8"))))
+        pool.append((e, len(e.encode("utf-8")), s.replace("\n", " ")))
     return pool
 
 
@@ -135,7 +136,7 @@ def write_container(path, rng, pool, target, long_ratio):
                     pieces[-2] = pieces[-2][:-2]
                 plist = pieces
             else:
-                e, _ = pool[rng.getrandbits(13)]
+                e = pool[rng.getrandbits(13)][0]
                 plist = (e + "\\n",)
             stream = "stderr" if rng.getrandbits(3) == 0 else "stdout"
             for p in plist:
@@ -160,6 +161,50 @@ def write_container(path, rng, pool, target, long_ratio):
     return written, lines, records
 
 
+def java_trace(rng, n):
+    """A Java stack trace as the lines a JVM prints (header, frames, a cause)."""
+    out = ["java.lang.IllegalStateException: request %d failed: upstream closed" % n]
+    out += ["\tat com.example.shop.Service%d.handle(Service%d.java:%d)" % (i, i, rng.randint(10, 900))
+            for i in range(rng.randint(6, 14))]
+    out.append("Caused by: java.io.IOException: connection reset by peer")
+    out += ["\tat sun.nio.ch.SocketDispatcher.read(SocketDispatcher.java:%d)" % rng.randint(10, 99),
+            "\t... %d more" % rng.randint(3, 20)]
+    return out
+
+
+def write_cri(path, rng, pool, target, trace_ratio):
+    """A CRI log (kubelet's /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log) until target bytes;
+    trace_ratio of the records are Java stack traces, one CRI line per trace line. Returns
+    (bytes, lines, records as lines, records with traces joined)."""
+    written = lines = records = joined = 0
+    ns = BASE_S * 1_000_000_000 + rng.randrange(10**9)
+    buf, buf_len = [], 0
+    with open(path, "wb") as f:
+        while written + buf_len < target:
+            if trace_ratio and rng.random() < trace_ratio:
+                texts, stream = java_trace(rng, joined), "stderr"
+            else:
+                texts, stream = [pool[rng.getrandbits(13)][2].lstrip()], "stderr" if rng.getrandbits(3) == 0 else "stdout"
+            for t in texts:
+                ns += rng.randint(1000, 2_000_000)
+                s, frac = divmod(ns, 1_000_000_000)
+                line = "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ %s F %s\n" % (
+                    time.gmtime(s)[:6] + (frac, stream, t))
+                buf.append(line)
+                buf_len += len(line) if line.isascii() else len(line.encode("utf-8"))
+                lines += 1
+            records += len(texts)
+            joined += 1
+            if buf_len >= BLOCK:
+                f.write("".join(buf).encode("utf-8"))
+                written += buf_len
+                buf, buf_len = [], 0
+        if buf:
+            f.write("".join(buf).encode("utf-8"))
+            written += buf_len
+    return written, lines, records, joined
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="containers directory to create/fill")
@@ -171,6 +216,10 @@ def main(argv=None):
     ap.add_argument("--long-ratio", type=float, default=0.0,
                     help="fraction of records longer than 16 KiB (split like dockerd)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cri", action="store_true",
+                    help="Kubernetes CRI logs (OUT/bench_bench-<i>_<uid>/app/0.log) instead of docker's")
+    ap.add_argument("--trace-ratio", type=float, default=0.0,
+                    help="--cri: share of records that are Java stack traces (one line per frame)")
     ap.add_argument("--secret-ratio", type=float, default=0.0,
                     help="share of payloads that carry a secret (email, token, card, ip, ...)")
     args = ap.parse_args(argv)
@@ -184,14 +233,24 @@ def main(argv=None):
     want = args.avg_line - wrapper
     pool_seed = rng.getrandbits(64)
     pool = make_pool(random.Random(pool_seed), want, args.json_ratio, args.secret_ratio)
-    mean = sum(n for _, n in pool) / len(pool)
+    mean = sum(p[1] for p in pool) / len(pool)
     pool = make_pool(random.Random(pool_seed), max(10, int(want * want / mean)), args.json_ratio,
                      args.secret_ratio)
     os.makedirs(args.out, exist_ok=True)
     total_b = total_l = total_r = 0
     files = []
     per = args.size // args.containers
-    for i in range(args.containers):
+    total_j = 0
+    for i in range(args.containers if args.cri else 0):
+        uid = "%08x-0000-4000-8000-%012x" % (i, rng.getrandbits(48))
+        d = os.path.join(args.out, "bench_bench-%d_%s" % (i, uid), "app")
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "0.log")
+        target = per if i < args.containers - 1 else args.size - per * (args.containers - 1)
+        b, l, r, j = write_cri(path, random.Random(rng.getrandbits(64)), pool, target, args.trace_ratio)
+        total_b, total_l, total_r, total_j = total_b + b, total_l + l, total_r + r, total_j + j
+        files.append(path)
+    for i in range(0 if args.cri else args.containers):
         cid = "%064x" % rng.getrandbits(256)
         d = os.path.join(args.out, cid)
         os.makedirs(d, exist_ok=True)
@@ -208,6 +267,7 @@ def main(argv=None):
         files.append(path)
     json.dump({"dir": os.path.abspath(args.out), "containers": args.containers,
                "bytes": total_b, "lines": total_l, "records": total_r,
+               "records_joined": total_j if args.cri else total_r,
                "seconds": round(time.monotonic() - t0, 2), "files": files}, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -52,15 +52,26 @@ static int is_word(char c) {
   return is_digit(c) || is_upper(c) || (c >= 'a' && c <= 'z') || c == '_';
 }
 
-/* `word` directly followed by ':' or the end of the line: "java.io.IOException: x",
- * "Exception in thread "main" java.lang.Error", a bare "java.lang.NullPointerException". */
-static int word_then_colon(const char *s, size_t n, const char *word) {
-  size_t l = strlen(word);
-  for (const char *p = find(s, n, word); p; p = find(p + 1, (size_t)(s + n - p - 1), word)) {
-    const char *after = p + l;
-    if (after == s + n || *after == ':') return 1;
+/* "Exception" (and for Java "Error", "Throwable") ending right before at. The last byte
+ * rejects almost every colon at once (JSON's '"', a time's digit). */
+static int exc_word_before(const char *s, const char *at, int java) {
+  size_t room = (size_t)(at - s);
+  switch (room ? at[-1] : 0) {
+  case 'n': return room >= 9 && memcmp(at - 9, "Exception", 9) == 0;
+  case 'r': return java && room >= 5 && memcmp(at - 5, "Error", 5) == 0;
+  case 'e': return java && room >= 9 && memcmp(at - 9, "Throwable", 9) == 0;
+  default: return 0;
   }
-  return 0;
+}
+
+/* An exception word directly followed by ':' or the end of the line: "java.io.IOException: x",
+ * "Exception in thread "main" java.lang.Error", a bare "java.lang.NullPointerException".
+ * One memchr pass over the colons (this runs on every line). */
+static int word_then_colon(const char *s, size_t n, int java) {
+  const char *end = s + n;
+  for (const char *p = memchr(s, ':', n); p; p = p + 1 < end ? memchr(p + 1, ':', (size_t)(end - p - 1)) : NULL)
+    if (exc_word_before(s, p, java)) return 1;
+  return exc_word_before(s, end, java);
 }
 
 /* "... 12 more", "... 3 common frames omitted" (Java). */
@@ -71,10 +82,7 @@ static int elided(const char *t, size_t m) {
 
 /* ---- java ---- */
 
-static int java_start(const char *s, size_t n) {
-  return word_then_colon(s, n, "Exception") || word_then_colon(s, n, "Error") ||
-         word_then_colon(s, n, "Throwable");
-}
+static int java_start(const char *s, size_t n) { return word_then_colon(s, n, 1); }
 
 /* Frames ("\tat ..."), "... 3 more", causes, and any other indented line: the rest of an
  * exception message that spans lines ("Caused by: x.Y: a\n dx exception: b"). */
@@ -167,9 +175,11 @@ static enum sw_ml_verdict go_cont(struct sw_ml_state *st, const char *s, size_t 
 
 /* "app.rb:12:in `m'" / "app.rb:12:in 'm'" (Ruby 3.4 quotes): the ":in " after a line number. */
 static int rb_frame(const char *s, size_t n) {
-  const char *p = find(s, n, ":in `");
-  if (!p) p = find(s, n, ":in '");
-  return p && p > s && is_digit(p[-1]);
+  const char *end = s + n;
+  for (const char *p = memchr(s, ':', n); p && end - p >= 5; p = memchr(p + 1, ':', (size_t)(end - p - 1)))
+    if (p > s && is_digit(p[-1]) && p[1] == 'i' && p[2] == 'n' && p[3] == ' ' && (p[4] == '`' || p[4] == '\''))
+      return 1;
+  return 0;
 }
 
 /* Rails: "ActionView::Template::Error (undefined method `x' for nil):" */
@@ -191,9 +201,10 @@ static enum sw_ml_verdict rb_cont(const char *s, size_t n, int blank) {
 /* ---- dotnet ---- */
 
 static int net_logger_header(const char *s, size_t n) {
-  static const char *const lv[] = {"trce: ", "dbug: ", "info: ", "warn: ", "fail: ", "crit: "};
+  static const char lv[][5] = {"trce", "dbug", "info", "warn", "fail", "crit"};
+  if (n < 6 || s[4] != ':' || s[5] != ' ') return 0;
   for (size_t i = 0; i < sizeof lv / sizeof *lv; i++)
-    if (pre(s, n, lv[i])) return 1;
+    if (memcmp(s, lv[i], 4) == 0) return 1;
   return 0;
 }
 
@@ -233,7 +244,7 @@ static uint8_t start(enum sw_ml_preset p, const char *s, size_t n) {
                : 0;
   case SW_ML_DOTNET:
     if (net_logger_header(s, n)) return NET_LOGGER;
-    return pre(s, n, "Unhandled exception. ") || word_then_colon(s, n, "Exception") ? NET_TRACE : 0;
+    return pre(s, n, "Unhandled exception. ") || word_then_colon(s, n, 0) ? NET_TRACE : 0;
   default: return 0;
   }
 }

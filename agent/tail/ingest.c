@@ -30,6 +30,7 @@ struct sw_ingest {
   size_t max_line; /* most bytes one feed hands over between two line boundaries */
   uint64_t open_bytes;
   int64_t now_ns; /* read time of the current feed, for records without their own time */
+  int64_t now_ms; /* monotonic time of the current feed (multiline quiet time) */
 };
 
 int64_t sw_ingest_now_ms(void) { return sw_time_mono_ms(); }
@@ -372,7 +373,7 @@ static void emit_preset(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, i
                         int flags, const char *s, size_t n, uint64_t start) {
   struct sw_pend *m = &f->pend[SW_PEND_MULTI];
   if (m->active && m->stream != stream) ml_finish(ing, f); /* a group is one stream's */
-  f->ml_last_ms = sw_ingest_now_ms();
+  f->ml_last_ms = ing->now_ms;
   enum sw_ml_verdict v = sw_ml_classify(f->ml_preset, &f->ml_st, m->active, s, n);
   if ((v == SW_ML_JOIN || v == SW_ML_MAYBE) && m->lines >= f->src->conf->multiline.max_lines) {
     ml_finish(ing, f);
@@ -433,7 +434,7 @@ static void emit_logical(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, 
     return;
   }
   struct sw_pend *m = &f->pend[SW_PEND_MULTI];
-  f->ml_last_ms = sw_ingest_now_ms();
+  f->ml_last_ms = ing->now_ms;
   if (ml_is_start(src, s, n) || (m->active && m->stream != stream)) {
     pend_emit(ing, f, m);
     pend_add(ing, f, m, ts, stream, flags, s, n, "\n", start);
@@ -553,6 +554,7 @@ static void line_done(struct sw_ingest *ing, struct sw_tfile *f, uint64_t end, s
 size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *data, size_t len,
                       int force, int at_release) {
   ing->now_ns = sw_time_now_ns();
+  ing->now_ms = sw_ingest_now_ms(); /* once per read, not per line */
   size_t pos = 0;
   while (pos < len) {
     const char *nl = memchr(data + pos, '\n', len - pos);
@@ -587,6 +589,7 @@ size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *dat
 
 void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f) {
   ing->now_ns = sw_time_now_ns();
+  ing->now_ms = sw_ingest_now_ms();
   if (f->replay_until) { /* the file vanished mid-replay: those records were committed */
     for (int i = 0; i < SW_PEND_N; i++) {
       f->pend[i].active = 0;

@@ -116,7 +116,8 @@ void sw__tail_known_free(struct sw_known *k);
 char *sw__tail_redacted(struct sw_tail *t, const char *path);
 /* tail/kube.c: a CRI file's pod looked up at open; all files again when the cache changed. */
 void sw__tail_kube_open(struct sw_tail *t, struct sw_tfile *f);
-void sw__tail_kube_poll(struct sw_tail *t);
+/* Returns 1 while a file still awaits its pod's metadata. */
+int sw__tail_kube_poll(struct sw_tail *t);
 /* Not read now: its pod's metadata is awaited, or the pod is excluded. */
 static inline int sw__tail_kube_hold(const struct sw_tfile *f) { return f->kube_wait || f->excluded; }
 /* tail/retention.c: after the first scan, drain stored files renamed while the agent was down. */

@@ -94,12 +94,15 @@ void sw__tail_kube_open(struct sw_tail *t, struct sw_tfile *f) {
   refresh(t, f, sw_ingest_now_ms());
 }
 
-void sw__tail_kube_poll(struct sw_tail *t) {
-  if (!t->kube) return;
+int sw__tail_kube_poll(struct sw_tail *t) {
+  if (!t->kube) return 0;
   uint64_t gen = sw_kube_generation(t->kube);
-  int changed = gen != t->kube_gen;
+  int changed = gen != t->kube_gen, waiting = 0;
   t->kube_gen = gen;
   int64_t now = sw_ingest_now_ms();
-  for (struct sw_tfile *f = t->files; f; f = f->next)
+  for (struct sw_tfile *f = t->files; f; f = f->next) {
     if (f->kube_uid && (changed || f->kube_wait)) refresh(t, f, now);
+    waiting |= f->kube_wait;
+  }
+  return waiting;
 }

@@ -97,6 +97,8 @@ static void finish_at_eof(struct sw_tail *t, struct sw_tfile *f) {
 static void read_pass(struct sw_tail *t) {
   if (t->stopping) return;
   t->paused = 0;
+  /* Files awaiting their pod's metadata start as soon as it is in, not at the next poll. */
+  if (sw__tail_kube_poll(t)) sw__tail_schedule_read(t, 20);
   uint64_t budget = 16u << 20;
   int any_more = 0;
   int64_t now = sw_ingest_now_ms();
@@ -138,7 +140,7 @@ void sw_tail_kick(struct sw_tail *t) {
 
 static void on_poll_timer(uv_timer_t *h) {
   struct sw_tail *t = h->data;
-  sw__tail_kube_poll(t);
+  (void)sw__tail_kube_poll(t);
   sw_ingest_tick(t->ing, t->files, sw_ingest_now_ms());
   if (!t->paused) read_pass(t);
   else sw_tail_kick(t);
