@@ -257,6 +257,9 @@ int sw_kube_lookup(struct sw_kube *k, const char *pod_uid, const char *container
   const cJSON *pf = pod->facts;
   const char *nsname = str_at(pf, "ns", NULL);
   struct sw__kube_obj *ns = nsname ? find(&k->sets[SW__KUBE_NAMESPACES], nsname) : NULL;
+  /* Until the namespaces are known (listed, or kept from the last run) a pod is not known
+   * either: its namespace may exclude it, or carry a label it is to get. */
+  if (!ns && !k->synced[SW__KUBE_NAMESPACES] && !k->ns_loaded) goto done;
   const cJSON *nf = ns ? ns->facts : NULL;
   char excl[320];
   snprintf(excl, sizeof excl, SPILLWAY_PREFIX "exclude-%s", container ? container : "");

@@ -53,6 +53,7 @@ struct sw_kube {
   atomic_int stop;
   struct sw_kube_stats stats;
   int synced[2];
+  int ns_loaded; /* namespaces came from the buffer at start */
   pthread_t th[2];
   int started[2];
   char *api; /* base URL, no trailing '/'; NULL: unknown (logged) */

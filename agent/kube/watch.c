@@ -296,6 +296,7 @@ static int list(struct xfer *x, char *why, size_t whyn) {
   free(keys);
   free(texts);
   SW_LOG(SW_L_INFO, "kubernetes", "listed %zu %s (resourceVersion %s)", n, k_res_name[res], x->rv);
+  sw_buf_shrink(&x->body, 0); /* a big list's pages are not kept for the watch */
   return KW_OK;
 }
 
@@ -348,7 +349,9 @@ void *sw__kube_watch_main(void *arg) {
     x.body.max = listing ? LIST_MAX_BYTES : LINE_MAX_BYTES;
     int rc = listing ? list(&x, why, sizeof why) : watch(&x, why, sizeof why);
     if (rc == KW_STOPPED) break;
-    if (rc == KW_OK || rc == KW_EXPIRED) {
+    /* A list answered 410 (a continue token expired twice running) is a failure like another:
+     * listing again at once could spin. */
+    if (rc == KW_OK || (rc == KW_EXPIRED && !listing)) {
       if (failing) SW_LOG(SW_L_INFO, "kubernetes", "%s: the API server answers again", k_res_name[w->res]);
       failing = 0;
       backoff = 0;
@@ -364,7 +367,9 @@ void *sw__kube_watch_main(void *arg) {
       continue;
     }
     pthread_mutex_lock(&k->mu);
-    k->stats.api_errors[rc == KW_TRANSPORT ? SW_KUBE_ERR_TRANSPORT : SW_KUBE_ERR_HTTP]++;
+    k->stats.api_errors[rc == KW_TRANSPORT ? SW_KUBE_ERR_TRANSPORT
+                        : rc == KW_EXPIRED  ? SW_KUBE_ERR_EXPIRED
+                                            : SW_KUBE_ERR_HTTP]++;
     if (!listing) k->stats.watch_restarts[w->res]++;
     pthread_mutex_unlock(&k->mu);
     backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
@@ -436,6 +441,7 @@ int sw_kube_create(const struct sw_config *cfg, struct sw_db *db, struct sw_kube
   }
   k->stats.pods = k->sets[SW__KUBE_PODS].n;
   k->stats.namespaces = k->sets[SW__KUBE_NAMESPACES].n;
+  k->ns_loaded = k->sets[SW__KUBE_NAMESPACES].n > 0;
   if (rc) {
     sw_kube_free(k);
     return rc;
