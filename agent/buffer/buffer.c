@@ -49,8 +49,8 @@ static const char *const k_migrations[] = {
     "ALTER TABLE chunks ADD COLUMN grams BLOB;",
     /* v4: Kubernetes metadata (agent/kube/): what the agent knew of its node's pods and of the
      * namespaces, so a restart while the API server is unreachable still enriches. */
-    "CREATE TABLE kube_objects(kind TEXT NOT NULL, key TEXT NOT NULL, facts TEXT NOT NULL,"
-    " updated INTEGER NOT NULL, PRIMARY KEY(kind, key));",
+    ("CREATE TABLE kube_objects(kind TEXT NOT NULL, key TEXT NOT NULL, facts TEXT NOT NULL,"
+     " updated INTEGER NOT NULL, PRIMARY KEY(kind, key));"),
 };
 #define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
