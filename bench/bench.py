@@ -3,8 +3,9 @@
 
 Generates a deterministic docker json-file workload (bench/gen_docker.py), runs the real binary
 on it from a cold start, and prints throughput (MB/s of input, records/s), CPU seconds per GB of
-input and peak RSS (VmHWM). Two scenarios: 8 containers x 256 MiB total (throughput) and 100
-files (memory while tailing many files).
+input and peak RSS (VmHWM). Default scenarios: 8 containers x 256 MiB total (throughput), 100
+files (memory while tailing many files), and 8 pods' CRI logs to Loki without and with
+Kubernetes metadata and the java multiline hint (cri, cri-k8s).
 
   /usr/bin/python3 bench/bench.py [--sinks] [--redact] [--only a,b] [--mib 256] [--keep]
 
@@ -242,7 +243,7 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=
 SCENARIOS = ["throughput", "loki-gzip", "loki-none", "elas-gzip", "elas-none", "secrets-plain",
              "secrets-redact", "files100", "files100-loki", "steady-loki", "steady-elas", "cri",
              "cri-preset", "cri-k8s"]
-DEFAULT = ["throughput", "files100"]
+DEFAULT = ["throughput", "files100", "cri", "cri-k8s"]
 
 
 def main():
