@@ -336,30 +336,19 @@ static void conv_kvmap(struct sw__conf_ctx *c, const struct sw__conf_row *r, con
       sw__conf_err(c, "invalid label name: use letters, digits and '_', not starting with a digit");
     } else if (cJSON_IsRaw(el)) {
       /* reported by the ${ENV} pass */
-    } else if ((r->flags & SW__CF_KV_LIST) && cJSON_IsArray(el)) {
-      kv[k].key = strdup(el->string);
-      kv[k].value = join_list(c, el);
-      if (kv[k].key && kv[k].value) {
-        k++;
+    } else if (cJSON_IsString(el) || ((r->flags & SW__CF_KV_LIST) && cJSON_IsArray(el))) {
+      char *key = strdup(el->string);
+      char *v = cJSON_IsString(el) ? strdup(el->valuestring) : join_list(c, el); /* reports */
+      if (key && v) {
+        kv[k++] = (struct sw_kv){key, v};
       } else {
-        free(kv[k].key);
-        free(kv[k].value);
-        kv[k] = (struct sw_kv){0};
+        free(key);
+        free(v);
+        if (!key || cJSON_IsString(el)) c->nomem = true;
       }
-    } else if (!cJSON_IsString(el)) {
+    } else {
       sw__conf_err(c, "expected a string%s, got %s", r->flags & SW__CF_KV_LIST ? " or a list of strings" : "",
                    sw__conf_describe(d, sizeof d, el));
-    } else {
-      kv[k].key = strdup(el->string);
-      kv[k].value = strdup(el->valuestring);
-      if (kv[k].key && kv[k].value) {
-        k++;
-      } else {
-        free(kv[k].key);
-        free(kv[k].value);
-        kv[k] = (struct sw_kv){0};
-        c->nomem = true;
-      }
     }
     sw__conf_path_pop(c, saved);
   }
