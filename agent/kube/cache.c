@@ -13,14 +13,6 @@
 
 #define SPILLWAY_PREFIX "spillway.io/"
 
-static const struct {
-  const char *prefix;
-  enum sw__kube_src_kind kind;
-} k_src_prefixes[] = {{"pod_label:", SRC_POD_LABEL},
-                      {"pod_annotation:", SRC_POD_ANN},
-                      {"namespace_label:", SRC_NS_LABEL},
-                      {"namespace_annotation:", SRC_NS_ANN}};
-
 int sw__kube_parse_labels(struct sw_kube *k) {
   const struct sw_kube_conf *c = k->conf;
   k->labels = calloc(c->nlabels ? c->nlabels : 1, sizeof *k->labels);
@@ -39,16 +31,10 @@ int sw__kube_parse_labels(struct sw_kube *k) {
     for (char *s = l->text; s && *s;) {
       char *e = strchr(s, '\n');
       if (e) *e = '\0';
+      size_t key_at;
       struct sw__kube_src *src = &l->src[l->nsrc++];
-      src->kind = strcmp(s, "owner") == 0 ? SRC_OWNER : SRC_NODE;
-      src->key = NULL;
-      for (size_t j = 0; j < sizeof k_src_prefixes / sizeof *k_src_prefixes; j++) {
-        size_t pl = strlen(k_src_prefixes[j].prefix);
-        if (strncmp(s, k_src_prefixes[j].prefix, pl) == 0) {
-          src->kind = k_src_prefixes[j].kind;
-          src->key = s + pl;
-        }
-      }
+      src->kind = (enum sw_kube_source)sw_config_kube_source(s, strlen(s), &key_at); /* checked by the config */
+      src->key = s + key_at;
       s = e ? e + 1 : NULL;
     }
   }
@@ -64,7 +50,7 @@ static const char *str_at(const cJSON *o, const char *a, const char *b) {
 }
 
 /* Does a configured label of this resource and kind want key? */
-static int wanted(const struct sw_kube *k, enum sw__kube_src_kind kind, const char *key) {
+static int wanted(const struct sw_kube *k, enum sw_kube_source kind, const char *key) {
   for (size_t i = 0; i < k->nlabels; i++)
     for (size_t j = 0; j < k->labels[i].nsrc; j++)
       if (k->labels[i].src[j].kind == kind && strcmp(k->labels[i].src[j].key, key) == 0) return 1;
@@ -73,7 +59,7 @@ static int wanted(const struct sw_kube *k, enum sw__kube_src_kind kind, const ch
 
 /* Copies the wanted entries of the string map `from` into a new object added to facts as name. */
 static int keep_map(const struct sw_kube *k, cJSON *facts, const char *name, const cJSON *from,
-                    enum sw__kube_src_kind kind, int keep_ours) {
+                    enum sw_kube_source kind, int keep_ours) {
   cJSON *to = cJSON_AddObjectToObject(facts, name);
   if (!to) return SW_ENOMEM;
   for (const cJSON *e = from ? from->child : NULL; e; e = e->next) {
@@ -135,11 +121,11 @@ cJSON *sw__kube_facts(struct sw_kube *k, int res, const cJSON *obj, char **key) 
         (owner && !cJSON_AddStringToObject(f, "owner", owner)))
       rc = SW_ENOMEM;
     free(owner);
-    if (!rc) rc = keep_map(k, f, "l", labels, SRC_POD_LABEL, 0);
-    if (!rc) rc = keep_map(k, f, "a", ann, SRC_POD_ANN, 1);
+    if (!rc) rc = keep_map(k, f, "l", labels, SW_KUBE_SRC_POD_LABEL, 0);
+    if (!rc) rc = keep_map(k, f, "a", ann, SW_KUBE_SRC_POD_ANN, 1);
   } else if (!rc) {
-    rc = keep_map(k, f, "l", labels, SRC_NS_LABEL, 1);
-    if (!rc) rc = keep_map(k, f, "a", ann, SRC_NS_ANN, 0);
+    rc = keep_map(k, f, "l", labels, SW_KUBE_SRC_NS_LABEL, 1);
+    if (!rc) rc = keep_map(k, f, "a", ann, SW_KUBE_SRC_NS_ANN, 0);
   }
   if (!rc) *key = strdup(id);
   if (rc || !*key) {
@@ -236,10 +222,6 @@ void sw__kube_set_free(struct sw__kube_set *s) {
 
 /* ---- views ---- */
 
-static const char *fact(const cJSON *facts, const char *map, const char *key) {
-  return str_at(facts, map, key);
-}
-
 void sw_kube_view_free(struct sw_kube_view *v) {
   for (size_t i = 0; i < v->nlabels; i++) free(v->labels[i].value);
   free(v->labels);
@@ -263,12 +245,12 @@ int sw_kube_lookup(struct sw_kube *k, const char *pod_uid, const char *container
   const cJSON *nf = ns ? ns->facts : NULL;
   char excl[320];
   snprintf(excl, sizeof excl, SPILLWAY_PREFIX "exclude-%s", container ? container : "");
-  v->excluded = is_true(fact(pf, "a", SPILLWAY_PREFIX "exclude")) ||
-                (container && is_true(fact(pf, "a", excl))) ||
-                is_true(fact(nf, "l", SPILLWAY_PREFIX "exclude"));
-  const char *ml = fact(pf, "a", SPILLWAY_PREFIX "multiline");
+  v->excluded = is_true(str_at(pf, "a", SPILLWAY_PREFIX "exclude")) ||
+                (container && is_true(str_at(pf, "a", excl))) ||
+                is_true(str_at(nf, "l", SPILLWAY_PREFIX "exclude"));
+  const char *ml = str_at(pf, "a", SPILLWAY_PREFIX "multiline");
   if (ml) v->multiline = sw_ml_preset_parse(ml, strlen(ml));
-  const char *fmt = fact(pf, "a", SPILLWAY_PREFIX "format");
+  const char *fmt = str_at(pf, "a", SPILLWAY_PREFIX "format");
   if (fmt && (!strcmp(fmt, "json") || !strcmp(fmt, "logfmt") || !strcmp(fmt, "text")))
     snprintf(v->format, sizeof v->format, "%s", fmt);
   v->labels = calloc(k->nlabels ? k->nlabels : 1, sizeof *v->labels);
@@ -282,12 +264,12 @@ int sw_kube_lookup(struct sw_kube *k, const char *pod_uid, const char *container
     for (size_t j = 0; j < l->nsrc && !val; j++) {
       const struct sw__kube_src *s = &l->src[j];
       switch (s->kind) {
-      case SRC_POD_LABEL: val = fact(pf, "l", s->key); break;
-      case SRC_POD_ANN: val = fact(pf, "a", s->key); break;
-      case SRC_NS_LABEL: val = fact(nf, "l", s->key); break;
-      case SRC_NS_ANN: val = fact(nf, "a", s->key); break;
-      case SRC_OWNER: val = str_at(pf, "owner", NULL); break;
-      case SRC_NODE: val = str_at(pf, "node", NULL); break;
+      case SW_KUBE_SRC_POD_LABEL: val = str_at(pf, "l", s->key); break;
+      case SW_KUBE_SRC_POD_ANN: val = str_at(pf, "a", s->key); break;
+      case SW_KUBE_SRC_NS_LABEL: val = str_at(nf, "l", s->key); break;
+      case SW_KUBE_SRC_NS_ANN: val = str_at(nf, "a", s->key); break;
+      case SW_KUBE_SRC_OWNER: val = str_at(pf, "owner", NULL); break;
+      case SW_KUBE_SRC_NODE: val = str_at(pf, "node", NULL); break;
       }
     }
     if (!val) continue;

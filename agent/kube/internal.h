@@ -23,9 +23,8 @@ struct sw__kube_set {
 };
 
 /* A configured label's sources, parsed. */
-enum sw__kube_src_kind { SRC_POD_LABEL, SRC_POD_ANN, SRC_NS_LABEL, SRC_NS_ANN, SRC_OWNER, SRC_NODE };
 struct sw__kube_src {
-  enum sw__kube_src_kind kind;
+  enum sw_kube_source kind;
   const char *key; /* into the label's text */
 };
 struct sw__kube_label {
@@ -51,7 +50,7 @@ struct sw_kube {
   size_t nlabels;
   atomic_uint_fast64_t gen;
   atomic_int stop;
-  struct sw_kube_stats stats;
+  struct sw_kube_stats stats; /* counters; pods, namespaces and synced are derived */
   int synced[2];
   int ns_loaded; /* namespaces came from the buffer at start */
   pthread_t th[2];

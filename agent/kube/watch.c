@@ -185,8 +185,6 @@ static void handle_line(struct xfer *x, const char *line, size_t n) {
       int changed = sw__kube_set_put(k, res, key, facts, sw_time_mono_ms());
       if (changed) atomic_fetch_add(&k->gen, 1);
       sw__kube_set_purge(k, sw_time_mono_ms());
-      k->stats.pods = k->sets[SW__KUBE_PODS].n;
-      k->stats.namespaces = k->sets[SW__KUBE_NAMESPACES].n;
       pthread_mutex_unlock(&k->mu);
       keys[0] = kcopy;
       /* Most MODIFIED events are status updates that change nothing kept: no write then. */
@@ -280,10 +278,7 @@ static int list(struct xfer *x, char *why, size_t whyn) {
   pthread_mutex_lock(&k->mu);
   sw__kube_set_replace(k, res, objs, n, sw_time_mono_ms());
   k->synced[res] = 1;
-  k->stats.synced = k->synced[0] && k->synced[1];
   k->stats.relists[res]++;
-  k->stats.pods = k->sets[SW__KUBE_PODS].n;
-  k->stats.namespaces = k->sets[SW__KUBE_NAMESPACES].n;
   pthread_mutex_unlock(&k->mu);
   free(objs);
   int complete = keys && texts;
@@ -439,8 +434,6 @@ int sw_kube_create(const struct sw_config *cfg, struct sw_db *db, struct sw_kube
       SW_LOG(SW_L_WARN, "kubernetes", "cannot read the stored %s metadata: %s", k_res_kind[r],
              sw_db_errmsg(db));
   }
-  k->stats.pods = k->sets[SW__KUBE_PODS].n;
-  k->stats.namespaces = k->sets[SW__KUBE_NAMESPACES].n;
   k->ns_loaded = k->sets[SW__KUBE_NAMESPACES].n > 0;
   if (rc) {
     sw_kube_free(k);
@@ -464,6 +457,9 @@ int sw_kube_start(struct sw_kube *k) {
 void sw_kube_get_stats(struct sw_kube *k, struct sw_kube_stats *s) {
   pthread_mutex_lock(&k->mu);
   *s = k->stats;
+  s->pods = k->sets[SW__KUBE_PODS].n;
+  s->namespaces = k->sets[SW__KUBE_NAMESPACES].n;
+  s->synced = k->synced[0] && k->synced[1];
   pthread_mutex_unlock(&k->mu);
 }
 
