@@ -118,15 +118,38 @@ def fmt_time(ns):
     return out + "Z"
 
 
+class BlockWriter(object):
+    """Lines collected and written in BLOCK-sized pieces; `total` counts bytes written or held."""
+
+    def __init__(self, f):
+        self.f, self.buf, self.held, self.written = f, [], 0, 0
+
+    @property
+    def total(self):
+        return self.written + self.held
+
+    def add(self, line):
+        self.buf.append(line)
+        self.held += len(line) if line.isascii() else len(line.encode("utf-8"))
+        if self.held >= BLOCK:
+            self.flush()
+
+    def flush(self):
+        if self.buf:
+            self.f.write("".join(self.buf).encode("utf-8"))
+            self.written += self.held
+            self.buf, self.held = [], 0
+
+
 def write_container(path, rng, pool, target, long_ratio):
     """Appends lines until target bytes; returns (bytes, lines, records)."""
-    written = lines = records = 0
+    lines = records = 0
     ns = BASE_S * 1_000_000_000 + rng.randrange(10**9)
     cur_s = -1
     prefix = ""
-    buf, buf_len = [], 0
     with open(path, "wb") as f:
-        while written + buf_len < target:
+        out = BlockWriter(f)
+        while out.total < target:
             if long_ratio and rng.random() < long_ratio:
                 text = ("L%d " % records) + "x" * rng.randint(SPLIT, 4 * SPLIT)
                 pieces = [text[i:i + SPLIT] for i in range(0, len(text), SPLIT)]
@@ -146,18 +169,11 @@ def write_container(path, rng, pool, target, long_ratio):
                     cur_s = s
                     prefix = "%04d-%02d-%02dT%02d:%02d:%02d" % time.gmtime(s)[:6]
                 ts = prefix + (("." + "%09d" % frac).rstrip("0") if frac else "") + "Z"
-                line = '{"log":"%s","stream":"%s","time":"%s"}\n' % (p, stream, ts)
-                buf.append(line)
-                buf_len += len(line) if p.isascii() else len(line.encode("utf-8"))
+                out.add('{"log":"%s","stream":"%s","time":"%s"}\n' % (p, stream, ts))
                 lines += 1
             records += 1
-            if buf_len >= BLOCK:
-                f.write("".join(buf).encode("utf-8"))
-                written += buf_len
-                buf, buf_len = [], 0
-        if buf:
-            f.write("".join(buf).encode("utf-8"))
-            written += buf_len
+        out.flush()
+    written = out.written
     return written, lines, records
 
 
@@ -176,11 +192,11 @@ def write_cri(path, rng, pool, target, trace_ratio):
     """A CRI log (kubelet's /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log) until target bytes;
     trace_ratio of the records are Java stack traces, one CRI line per trace line. Returns
     (bytes, lines, records as lines, records with traces joined)."""
-    written = lines = records = joined = 0
+    lines = records = joined = 0
     ns = BASE_S * 1_000_000_000 + rng.randrange(10**9)
-    buf, buf_len = [], 0
     with open(path, "wb") as f:
-        while written + buf_len < target:
+        out = BlockWriter(f)
+        while out.total < target:
             if trace_ratio and rng.random() < trace_ratio:
                 texts, stream = java_trace(rng, joined), "stderr"
             else:
@@ -188,20 +204,13 @@ def write_cri(path, rng, pool, target, trace_ratio):
             for t in texts:
                 ns += rng.randint(1000, 2_000_000)
                 s, frac = divmod(ns, 1_000_000_000)
-                line = "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ %s F %s\n" % (
-                    time.gmtime(s)[:6] + (frac, stream, t))
-                buf.append(line)
-                buf_len += len(line) if line.isascii() else len(line.encode("utf-8"))
+                out.add("%04d-%02d-%02dT%02d:%02d:%02d.%09dZ %s F %s\n" % (
+                    time.gmtime(s)[:6] + (frac, stream, t)))
                 lines += 1
             records += len(texts)
             joined += 1
-            if buf_len >= BLOCK:
-                f.write("".join(buf).encode("utf-8"))
-                written += buf_len
-                buf, buf_len = [], 0
-        if buf:
-            f.write("".join(buf).encode("utf-8"))
-            written += buf_len
+        out.flush()
+    written = out.written
     return written, lines, records, joined
 
 

@@ -277,10 +277,22 @@ def _pem_write(path, data, mode=0o644):
     os.replace(tmp, path)
 
 
+def _write_pair(directory, name, cert, key):
+    """<name>.crt and <name>.key (0600) in directory; returns their paths."""
+    from cryptography.hazmat.primitives import serialization
+    d = str(directory)
+    crt, kpath = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
+    _pem_write(crt, cert.public_bytes(serialization.Encoding.PEM))
+    _pem_write(kpath, key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()), 0o600)
+    return crt, kpath
+
+
 def generate_ca(directory, name="kubeapi-test-ca", key_type="ec"):
     """Writes <name>.crt / <name>.key (a self-signed CA) into directory; returns the paths."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import NameOID
     key = ec.generate_private_key(ec.SECP256R1()) if key_type == "ec" else \
@@ -299,13 +311,7 @@ def generate_ca(directory, name="kubeapi-test-ca", key_type="ec"):
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
             .sign(key, hashes.SHA256()))
-    d = str(directory)
-    crt, kpath = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
-    _pem_write(crt, cert.public_bytes(serialization.Encoding.PEM))
-    _pem_write(kpath, key.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()), 0o600)
-    return crt, kpath
+    return _write_pair(directory, name, cert, key)
 
 
 def generate_server_cert(directory, ca_crt, ca_key, name="apiserver",
@@ -344,13 +350,7 @@ def generate_server_cert(directory, ca_crt, ca_key, name="apiserver",
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(cakey.public_key()),
                            critical=False)
             .sign(cakey, hashes.SHA256()))
-    d = str(directory)
-    crt, kpath = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
-    _pem_write(crt, cert.public_bytes(serialization.Encoding.PEM))
-    _pem_write(kpath, key.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()), 0o600)
-    return crt, kpath
+    return _write_pair(directory, name, cert, key)
 
 
 # --------------------------------------------------------------------------------------------
