@@ -195,15 +195,6 @@ struct sw_config {
   } log;
 };
 
-/* Where a kubernetes.labels value comes from ("pod_label:app", "owner"). */
-enum sw_kube_source {
-  SW_KUBE_SRC_POD_LABEL, SW_KUBE_SRC_POD_ANN, SW_KUBE_SRC_NS_LABEL, SW_KUBE_SRC_NS_ANN,
-  SW_KUBE_SRC_OWNER, SW_KUBE_SRC_NODE
-};
-/* The kind of source s[0..n) and where its key starts (*key_at; n for owner and node), or -1
- * when it is none of them (config/kube.c: the config check and agent/kube/ share it). */
-int sw_config_kube_source(const char *s, size_t n, size_t *key_at);
-
 /* A list of "FILE: key.path: reason" lines. */
 struct sw_conf_errors {
   char **msgs;

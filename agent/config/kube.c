@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kube/kube.h"
 #include "schema.h"
 
 #define ROWS(r) .rows = r, .nrows = sizeof r / sizeof r[0]
@@ -12,23 +13,6 @@
  * kubernetes label must not shadow them. */
 static const char *const path_labels[] = {"host", "source", "namespace", "pod", "pod_uid", "container",
                                           "stream", NULL};
-/* Where a label's value can come from, in enum sw_kube_source order; the ones ending in ':'
- * take a key. */
-static const char *const sources[] = {"pod_label:", "pod_annotation:", "namespace_label:",
-                                      "namespace_annotation:", "owner", "node", NULL};
-
-int sw_config_kube_source(const char *s, size_t n, size_t *key_at) {
-  for (int i = 0; sources[i]; i++) {
-    size_t l = strlen(sources[i]);
-    int keyed = sources[i][l - 1] == ':';
-    if (keyed ? n > l && memcmp(s, sources[i], l) == 0 : n == l && memcmp(s, sources[i], l) == 0) {
-      *key_at = keyed ? l : n;
-      return i;
-    }
-  }
-  return -1;
-}
-
 static const char k_default_labels[][2][64] = {
     {"app", "pod_label:app.kubernetes.io/name\npod_label:app"},
     {"owner", "owner"},
@@ -56,7 +40,7 @@ static void check_kube(struct sw__conf_ctx *c, void *base, const cJSON *obj, int
       const char *e = strchr(s, '\n');
       size_t n = e ? (size_t)(e - s) : strlen(s);
       size_t key_at;
-      if (sw_config_kube_source(s, n, &key_at) < 0) {
+      if (sw_kube_source_parse(s, n, &key_at) < 0) {
         char q[96], one[128];
         snprintf(one, sizeof one, "%.*s", (int)(n < 100 ? n : 100), s);
         sw__conf_err(c, "unknown source %s: use pod_label:KEY, pod_annotation:KEY, namespace_label:KEY, "

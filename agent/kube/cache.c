@@ -13,6 +13,22 @@
 
 #define SPILLWAY_PREFIX "spillway.io/"
 
+/* In enum sw_kube_source order; the ones ending in ':' take a key. */
+static const char *const k_sources[] = {"pod_label:", "pod_annotation:", "namespace_label:",
+                                        "namespace_annotation:", "owner", "node", NULL};
+
+int sw_kube_source_parse(const char *s, size_t n, size_t *key_at) {
+  for (int i = 0; k_sources[i]; i++) {
+    size_t l = strlen(k_sources[i]);
+    int keyed = k_sources[i][l - 1] == ':';
+    if (keyed ? n > l && memcmp(s, k_sources[i], l) == 0 : n == l && memcmp(s, k_sources[i], l) == 0) {
+      *key_at = keyed ? l : n;
+      return i;
+    }
+  }
+  return -1;
+}
+
 int sw__kube_parse_labels(struct sw_kube *k) {
   const struct sw_kube_conf *c = k->conf;
   k->labels = calloc(c->nlabels ? c->nlabels : 1, sizeof *k->labels);
@@ -33,7 +49,7 @@ int sw__kube_parse_labels(struct sw_kube *k) {
       if (e) *e = '\0';
       size_t key_at;
       struct sw__kube_src *src = &l->src[l->nsrc++];
-      src->kind = (enum sw_kube_source)sw_config_kube_source(s, strlen(s), &key_at); /* checked by the config */
+      src->kind = (enum sw_kube_source)sw_kube_source_parse(s, strlen(s), &key_at); /* checked by the config */
       src->key = s + key_at;
       s = e ? e + 1 : NULL;
     }

@@ -28,6 +28,15 @@
 
 struct sw_kube;
 
+/* Where a kubernetes.labels value comes from ("pod_label:app", "owner"). */
+enum sw_kube_source {
+  SW_KUBE_SRC_POD_LABEL, SW_KUBE_SRC_POD_ANN, SW_KUBE_SRC_NS_LABEL, SW_KUBE_SRC_NS_ANN,
+  SW_KUBE_SRC_OWNER, SW_KUBE_SRC_NODE
+};
+/* The kind of source s[0..n) and where its key starts (*key_at; n for owner and node), or -1
+ * when it is none of them. Pure; the config check uses it too. */
+int sw_kube_source_parse(const char *s, size_t n, size_t *key_at);
+
 /* What a file of one container of a pod gets. */
 struct sw_kube_view {
   int excluded;                /* spillway.io/exclude(-<container>) on the pod, or on its namespace's labels */
