@@ -192,7 +192,8 @@ static int start_stages(struct sw_pipeline *p) {
   }
   if (p->o.with_metrics) {
     struct sw_metrics_src ms = {.cfg = cfg, .tail = p->tail, .writer = p->writer,
-                                .shipper = p->shipper, .kube = p->kube, .reloads = p->o.reloads};
+                                .shipper = p->shipper, .kube = p->kube, .reloads = p->o.reloads,
+                                .process = sw_ingest_process(p->ing)};
     if ((rc = sw_metrics_create(p->o.loop, &ms, &p->metrics))) return rc;
   }
   return SW_OK;

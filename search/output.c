@@ -5,6 +5,7 @@
 
 #include "../common/text.h"
 #include "../common/timefmt.h"
+#include "../parsers/labelmatch.h"
 #include "../parsers/record.h"
 
 void sw_search_out_init(struct sw_search_out *o, enum sw_search_format format) {
@@ -44,6 +45,21 @@ static int render_labels(struct sw_search_out *o, const struct sw_search_hit *h)
   return rc;
 }
 
+struct own_arg {
+  struct sw_buf *out;
+  int raw, first;
+};
+
+static int put_own(void *arg, const char *k, const char *v) {
+  struct own_arg *a = arg;
+  int rc = a->first ? SW_OK : sw_buf_putc(a->out, ',');
+  if (!rc) rc = put_text(a->out, k, strlen(k), a->raw, 0);
+  if (!rc) rc = sw_buf_putc(a->out, '=');
+  if (!rc) rc = put_text(a->out, v, strlen(v), a->raw, 0);
+  a->first = 0;
+  return rc;
+}
+
 int sw_search_out_hit(struct sw_search_out *o, const struct sw_search_hit *h, struct sw_buf *out) {
   if (o->format == SW_SEARCH_OUT_JSON)
     return sw_ndjson_record(&o->nd, h->labels_json, strlen(h->labels_json), h->format, &h->rec, out);
@@ -54,6 +70,10 @@ int sw_search_out_hit(struct sw_search_out *o, const struct sw_search_hit *h, st
   if (!rc) rc = sw_buf_append(out, o->nd.ts, SW_TIME_RFC3339_LEN);
   if (!rc) rc = sw_buf_putc(out, ' ');
   if (!rc) rc = sw_buf_append(out, o->labels.data, o->labels.len);
+  if (!rc && h->rec.xl) { /* the record's own labels (extracted) */
+    struct own_arg a = {out, o->format == SW_SEARCH_OUT_RAW, o->labels.len == 0};
+    rc = sw_label_each(h->rec.xl, h->rec.xl_len, put_own, &a);
+  }
   if (!rc) rc = sw_buf_printf(out, " %s ", sw_stream_name(h->rec.stream));
   if (!rc) rc = put_text(out, h->rec.line, h->rec.len, o->format == SW_SEARCH_OUT_RAW,
                         SW_VISIBLE_KEEP_NEWLINES);

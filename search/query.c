@@ -121,64 +121,23 @@ bad:
 void sw_search_query_free(struct sw_search_query *q) {
   pcre2_code_free(q->re);
   pcre2_code_free(q->re_text);
-  for (size_t i = 0; i < q->nlabels; i++) {
-    free(q->labels[i].key);
-    free(q->labels[i].value);
-    pcre2_code_free(q->labels[i].re);
-  }
+  for (size_t i = 0; i < q->nlabels; i++) sw_label_match_free(&q->labels[i]);
   free(q->labels);
   free(q->pattern);
   memset(q, 0, sizeof *q);
 }
 
 int sw_search_query_label(struct sw_search_query *q, const char *spec, char *err, size_t errlen) {
-  const char *op = strpbrk(spec, "=!");
-  if (!op || op == spec) {
-    snprintf(err, errlen, "label matcher \"%s\": expected key=value, key!=value, key=~regex or key!~regex", spec);
-    return SW_EINVAL;
-  }
-  struct sw_label_match m = {0};
-  const char *val;
-  if (op[0] == '=' && op[1] == '~') {
-    m.op = SW_LABEL_RE, val = op + 2;
-  } else if (op[0] == '!' && op[1] == '~') {
-    m.op = SW_LABEL_NRE, val = op + 2;
-  } else if (op[0] == '!' && op[1] == '=') {
-    m.op = SW_LABEL_NE, val = op + 2;
-  } else if (op[0] == '=') {
-    m.op = SW_LABEL_EQ, val = op + 1;
-  } else {
-    snprintf(err, errlen, "label matcher \"%s\": expected key=value, key!=value, key=~regex or key!~regex", spec);
+  if (q->nlabels >= SW_SEARCH_MAX_LABELS) {
+    snprintf(err, errlen, "at most %d label matchers", SW_SEARCH_MAX_LABELS);
     return SW_EINVAL;
   }
   void *grown = realloc(q->labels, (q->nlabels + 1) * sizeof *q->labels);
   if (!grown) return SW_ENOMEM;
   q->labels = grown;
-  m.key = strndup(spec, (size_t)(op - spec));
-  m.value = strdup(val);
-  if (!m.key || !m.value) goto nomem;
-  if (m.op == SW_LABEL_RE || m.op == SW_LABEL_NRE) {
-    /* Anchored at both ends, as in PromQL and LogQL label matchers. */
-    size_t n = strlen(val) + 16;
-    char *anchored = malloc(n);
-    if (!anchored) goto nomem;
-    snprintf(anchored, n, "^(?:%s)$", val);
-    char msg[256];
-    m.re = compile(anchored, SW__RE_FLAGS, msg, sizeof msg);
-    free(anchored);
-    if (!m.re) {
-      snprintf(err, errlen, "label matcher \"%s\": %s", spec, msg);
-      free(m.key);
-      free(m.value);
-      return SW_EINVAL;
-    }
-  }
-  q->labels[q->nlabels++] = m;
-  return SW_OK;
-nomem:
-  free(m.key);
-  free(m.value);
-  return SW_ENOMEM;
+  int rc = sw_label_match_parse(&q->labels[q->nlabels], spec, err, errlen);
+  if (!rc) q->nlabels++;
+  return rc;
 }
 
 int sw_search_query_stream(struct sw_search_query *q, const char *name) {
@@ -200,38 +159,48 @@ int sw_search_parse_time(const char *s, int64_t now_ns, int64_t *ns) {
   return SW_OK;
 }
 
-static int re_full(void *re, const char *s, size_t n) {
-  pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-  if (!md) return 0;
-  int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL);
-  pcre2_match_data_free(md);
-  return rc >= 0;
+int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json) {
+  char v[4096];
+  size_t n = strlen(labels_json);
+  for (size_t i = 0; i < q->nlabels; i++) {
+    long l = sw_label_lookup(labels_json, n, q->labels[i].key, v, sizeof v);
+    if (!sw_label_match_test(&q->labels[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, NULL)) return 0;
+  }
+  return 1;
 }
 
-int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json) {
-  if (q->nlabels == 0) return 1;
-  cJSON *root = cJSON_Parse(labels_json);
-  int ok = 1;
-  for (size_t i = 0; ok && i < q->nlabels; i++) {
-    const struct sw_label_match *m = &q->labels[i];
-    const cJSON *v = root ? cJSON_GetObjectItemCaseSensitive(root, m->key) : NULL;
-    const char *s = cJSON_IsString(v) ? v->valuestring : "";
-    switch (m->op) {
-      case SW_LABEL_EQ: ok = strcmp(s, m->value) == 0; break;
-      case SW_LABEL_NE: ok = strcmp(s, m->value) != 0; break;
-      case SW_LABEL_RE: ok = re_full(m->re, s, strlen(s)); break;
-      case SW_LABEL_NRE: ok = !re_full(m->re, s, strlen(s)); break;
-    }
+int sw_search_labels_plan(const struct sw_search_query *q, const char *labels_json, uint64_t *deferred) {
+  char v[4096];
+  size_t n = strlen(labels_json);
+  *deferred = 0;
+  for (size_t i = 0; i < q->nlabels; i++) {
+    long l = sw_label_lookup(labels_json, n, q->labels[i].key, v, sizeof v);
+    if (l < 0)
+      *deferred |= 1ull << i;
+    else if (!sw_label_match_test(&q->labels[i], v, (size_t)l, NULL))
+      return 0;
   }
-  cJSON_Delete(root);
-  return ok;
+  return 1;
+}
+
+/* The deferred matchers on a record's own labels (a missing one is ""). */
+static int rec_labels_ok(const struct sw_search_query *q, struct sw_search_scratch *s,
+                         const struct sw_search_rec *r) {
+  char v[4096];
+  for (size_t i = 0; i < q->nlabels; i++) {
+    if (!(s->deferred >> i & 1)) continue;
+    long l = sw_label_lookup(r->xl, r->xl_len, q->labels[i].key, v, sizeof v);
+    if (!sw_label_match_test(&q->labels[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, s->lmd)) return 0;
+  }
+  return 1;
 }
 
 int sw_search_scratch_init(struct sw_search_scratch *s, const struct sw_search_query *q) {
   memset(s, 0, sizeof *s);
   s->md = pcre2_match_data_create_from_pattern(q->re, NULL);
   if (q->re_text) s->md_text = pcre2_match_data_create_from_pattern(q->re_text, NULL);
-  if (!s->md || (q->re_text && !s->md_text)) {
+  s->lmd = sw_label_match_md();
+  if (!s->md || (q->re_text && !s->md_text) || !s->lmd) {
     sw_search_scratch_free(s);
     return SW_ENOMEM;
   }
@@ -241,6 +210,7 @@ int sw_search_scratch_init(struct sw_search_scratch *s, const struct sw_search_q
 void sw_search_scratch_free(struct sw_search_scratch *s) {
   pcre2_match_data_free(s->md);
   pcre2_match_data_free(s->md_text);
+  sw_label_match_md_free(s->lmd);
   free(s->recs);
   memset(s, 0, sizeof *s);
 }
@@ -267,14 +237,16 @@ static int match_record(const struct sw_search_query *q, struct sw_search_scratc
   return SW_EAGAIN; /* any other failure: the answer is unknown, say so */
 }
 
-static int wanted(const struct sw_search_query *q, const struct sw_search_rec *r) {
-  return r->ts >= q->since && r->ts < q->until && (q->streams >> (r->stream & 3) & 1);
+static int wanted(const struct sw_search_query *q, struct sw_search_scratch *s,
+                  const struct sw_search_rec *r) {
+  return r->ts >= q->since && r->ts < q->until && (q->streams >> (r->stream & 3) & 1) &&
+         (!s->deferred || rec_labels_ok(q, s, r));
 }
 
 static int emit(const struct sw_search_rec *r, const char *text,
                 int (*hit)(void *, const struct sw_record_view *), void *arg) {
   struct sw_record_view v = {.ts_ns = r->ts, .stream = r->stream, .flags = r->flags,
-                             .line = text + r->off, .len = r->len};
+                             .line = text + r->off, .len = r->len, .xl = r->xl, .xl_len = r->xl_len};
   return hit(arg, &v);
 }
 
@@ -283,7 +255,7 @@ static int by_record(const struct sw_search_query *q, struct sw_search_scratch *
                      const char *text, size_t from, size_t n,
                      int (*hit)(void *, const struct sw_record_view *), void *arg) {
   for (size_t i = from; i < n; i++) {
-    if (!wanted(q, &s->recs[i])) continue;
+    if (!wanted(q, s, &s->recs[i])) continue;
     int m = match_record(q, s, text + s->recs[i].off, s->recs[i].len);
     if (m < 0) return m;
     int rc = m ? emit(&s->recs[i], text, hit, arg) : 0;
@@ -311,7 +283,8 @@ int sw_search_chunk(const struct sw_search_query *q, struct sw_search_scratch *s
   while ((rc = sw_chunk_iter_next(&it, &v)) == 1) {
     if (v.line[v.len] != '\n') return SW_ECORRUPT;
     s->recs[n++] = (struct sw_search_rec){.ts = v.ts_ns, .off = (size_t)(v.line - text), .len = v.len,
-                                          .stream = (uint8_t)v.stream, .flags = (uint8_t)v.flags};
+                                          .stream = (uint8_t)v.stream, .flags = (uint8_t)v.flags,
+                                          .xl = v.xl, .xl_len = v.xl_len};
   }
   if (rc < 0) return rc;
   if (n != count) return SW_ECORRUPT;
@@ -335,7 +308,7 @@ int sw_search_chunk(const struct sw_search_query *q, struct sw_search_scratch *s
     }
     const struct sw_search_rec *r = &s->recs[a];
     if (at > r->off + r->len) break; /* an empty match after the last record's newline */
-    if (wanted(q, r)) {
+    if (wanted(q, s, r)) {
       int ok = 1;
       if (q->confirm || mend > r->off + r->len) {
         ok = match_record(q, s, text + r->off, r->len);

@@ -22,14 +22,9 @@
 
 #include "../agent/buffer/chunk.h"
 #include "../common/error.h"
+#include "../parsers/labelmatch.h"
 
-enum sw_label_op { SW_LABEL_EQ, SW_LABEL_NE, SW_LABEL_RE, SW_LABEL_NRE };
-
-struct sw_label_match {
-  char *key, *value;
-  enum sw_label_op op;
-  void *re; /* pcre2_code, anchored at both ends like PromQL's =~ */
-};
+#define SW_SEARCH_MAX_LABELS 64
 
 struct sw_search_query {
   char *pattern;
@@ -66,6 +61,10 @@ int sw_search_grams_match(const struct sw_search_query *q, const void *set, size
 
 /* Whether a chunk's label set (a JSON object text) satisfies every label matcher. */
 int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json);
+/* For planning: 0 when the chunk's labels rule it out. Matchers on labels the chunk's set does
+ * not have are left to each record's own labels (extracted ones): their bits go to *deferred,
+ * which sw_search_chunk then checks per record (s->deferred). */
+int sw_search_labels_plan(const struct sw_search_query *q, const char *labels_json, uint64_t *deferred);
 
 /* Per-thread matching state. */
 struct sw_search_scratch {
@@ -74,11 +73,15 @@ struct sw_search_scratch {
                              limit): counted here, never reported as matches; only grows */
   struct sw_search_rec *recs;
   size_t cap;
+  uint64_t deferred; /* set before sw_search_chunk: matchers checked on each record's labels */
+  void *lmd;         /* match data for those */
 };
 struct sw_search_rec {
   int64_t ts;
   size_t off, len; /* in the text section */
   uint8_t stream, flags;
+  const char *xl; /* the record's own labels, NULL: none */
+  size_t xl_len;
 };
 int sw_search_scratch_init(struct sw_search_scratch *s, const struct sw_search_query *q) SW_MUST_CHECK;
 void sw_search_scratch_free(struct sw_search_scratch *s);

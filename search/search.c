@@ -28,6 +28,7 @@ static int grow(void *arrp, size_t n, size_t *cap, size_t elem, size_t first) {
 struct hit {
   int64_t ts;
   size_t off, len; /* in the result's arena */
+  size_t xoff, xlen; /* the record's own labels in the arena; xlen 0: none */
   uint8_t stream, flags;
   uint32_t seq;    /* record order in the chunk (stable ordering of equal times) */
 };
@@ -50,6 +51,7 @@ static void result_free(struct result *r) {
 struct cand {
   int64_t id, ts_min;
   uint64_t raw_bytes;
+  uint64_t deferred; /* label matchers left to each record's own labels */
   char *source, *labels, *format;
 };
 
@@ -58,6 +60,7 @@ enum { S_FREE, S_READY, S_RUNNING, S_DONE };
 struct slot {
   int state;
   size_t idx;
+  uint64_t deferred; /* the chunk's label matchers left to its records */
   struct sw_buf blob;
   struct result res;
 };
@@ -113,8 +116,10 @@ static int on_hit(void *arg, const struct sw_record_view *v) {
   if (grow(&r->hits, r->n, &r->cap, sizeof *r->hits, 64)) return SW_ENOMEM;
   size_t off = r->arena.len;
   int rc = sw_buf_append(&r->arena, v->line, v->len);
+  if (!rc && v->xl_len) rc = sw_buf_append(&r->arena, v->xl, v->xl_len);
   if (rc) return rc;
   r->hits[r->n++] = (struct hit){.ts = v->ts_ns, .off = off, .len = v->len,
+                                 .xoff = off + v->len, .xlen = v->xl_len,
                                  .stream = (uint8_t)v->stream, .flags = (uint8_t)v->flags,
                                  .seq = k->seq++};
   return 0;
@@ -139,6 +144,7 @@ static void scan(struct ctx *x, struct slot *s, ZSTD_DCtx *dctx, struct sw_searc
   }
   struct collect k = {.r = r, .count_only = x->o->count_only};
   uint64_t skipped = scr->limit_skipped;
+  scr->deferred = s->deferred;
   r->rc = sw_search_chunk(x->q, scr, raw->data, raw->len, on_hit, &k);
   r->limit_skipped = scr->limit_skipped - skipped;
   int sorted = 1;
@@ -218,7 +224,8 @@ static void emit_until(struct ctx *x, int64_t bound) {
         .chunk_id = p->c->id, .source = p->c->source, .labels_json = p->c->labels,
         .format = p->c->format,
         .rec = {.ts_ns = h->ts, .stream = h->stream, .flags = h->flags,
-                .line = p->res.arena.data + h->off, .len = h->len}};
+                .line = p->res.arena.data + h->off, .len = h->len,
+                .xl = h->xlen ? p->res.arena.data + h->xoff : NULL, .xl_len = h->xlen}};
     if (x->o->emit(x->o->arg, &out)) x->stop = 1;
     x->st->matches++;
     if (x->o->limit && ++x->emitted >= x->o->limit) {
@@ -256,14 +263,15 @@ static void cands_clear(struct ctx *x) {
 static int on_plan(void *arg, const struct sw_chunk_row *row) {
   struct ctx *x = arg;
   x->st->chunks_total++;
-  if (!sw_search_labels_match(x->q, row->labels_json)) return 0;
+  uint64_t deferred;
+  if (!sw_search_labels_plan(x->q, row->labels_json, &deferred)) return 0;
   if (!sw_search_grams_match(x->q, row->grams, row->grams_len)) {
     x->st->chunks_skipped++;
     return 0;
   }
   if (grow(&x->c, x->nc, &x->capc, sizeof *x->c, 256)) return SW_ENOMEM;
   struct cand *c = &x->c[x->nc];
-  *c = (struct cand){.id = row->id, .ts_min = row->ts_min, .raw_bytes = row->raw_bytes,
+  *c = (struct cand){.id = row->id, .ts_min = row->ts_min, .raw_bytes = row->raw_bytes, .deferred = deferred,
                      .source = strdup(row->source), .labels = strdup(row->labels_json),
                      .format = strdup(row->format)};
   x->nc++;
@@ -321,6 +329,7 @@ static int run_pass(struct ctx *x, struct sw_db *db, char *err, size_t errlen) {
       }
       pthread_mutex_lock(&x->mu);
       s->state = S_READY;
+      s->deferred = x->c[x->next_load].deferred;
       s->idx = x->next_load++;
       pthread_cond_signal(&x->work_cv);
       pthread_mutex_unlock(&x->mu);

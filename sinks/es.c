@@ -17,6 +17,8 @@
 
 #include "../agent/buffer/chunk.h"
 #include "../common/timefmt.h"
+#include "ndjson.h"
+#include "route.h"
 #include "../parsers/json.h"
 #include "../parsers/record.h"
 #include "sink.h"
@@ -26,6 +28,7 @@ struct es {
   char *url;
   const char *agent_id;
   int gzip;
+  struct sw_route route;
 };
 
 /* NDJSON items: an action line and a document line each. */
@@ -53,12 +56,19 @@ static int es_create(const struct sw_sink_conf *c, const struct sw_sink_env *env
     return SW_ENOMEM;
   }
   snprintf(e->url, n + 8, "%.*s/_bulk", (int)n, c->url);
+  int rc = sw_route_init(&e->route, c->match, c->nmatch);
+  if (rc) {
+    free(e->url);
+    free(e);
+    return rc;
+  }
   *out = e;
   return SW_OK;
 }
 
 static void es_destroy(void *codec) {
   struct es *e = codec;
+  sw_route_free(&e->route);
   free(e->url);
   free(e);
 }
@@ -131,8 +141,19 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
   /* "<agent id>-<chunk id>-": the record index follows. */
   char idp[96];
   int idn = snprintf(idp, sizeof idp, "\",\"_id\":\"%s-%lld-", e->agent_id, (long long)row->id);
+  struct sw_route_memo memo;
+  int route = sw_route_chunk(&e->route, labels, &memo);
+  if (route == SW_ROUTE_NONE) {
+    b->routed_away += count;
+    return SW_OK;
+  }
+  uint64_t docs = 0;
   int more;
-  while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
+  for (; (more = sw_chunk_iter_next(&it, &r)) == 1; idx++) { /* ids keep the record's index */
+    if (route == SW_ROUTE_RECORDS && !sw_route_record(&e->route, &memo, &r)) {
+      b->routed_away++;
+      continue;
+    }
     index_for(e->c->index, r.ts_ns, &ic);
     sw_time_format_rfc3339_cached(r.ts_ns, &cached_sec, ts);
     rc = sw_buf_reserve(o, r.len + llen + ic.len + 256);
@@ -154,6 +175,7 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
     if (!rc && !(merge && (ji.keys & SW_JSON_KEY_LABELS))) {
       rc = sw_buf_append(o, first ? "\"labels\":" : ",\"labels\":", first ? 9 : 10);
       if (!rc) rc = sw_buf_append(o, labels, llen - 1);
+      if (!rc) rc = sw_labels_append_set(o, llen > 2, &r);
       if (!rc && (r.flags & SW_REC_PARSE_ERROR))
         rc = sw_buf_printf(o, ",\"parse_error\":\"%s\"", row->format ? row->format : "unknown");
       if (!rc && (r.flags & SW_REC_TRUNCATED)) rc = sw_buf_append(o, ",\"truncated\":\"true\"", 19);
@@ -181,10 +203,10 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
     }
     if (!rc) rc = sw_buf_append(o, "}\n", 2);
     if (rc) return rc;
-    idx++;
+    docs++;
   }
   if (more < 0) return more;
-  eb->items += idx;
+  eb->items += docs;
   return SW_OK;
 }
 

@@ -38,6 +38,7 @@ struct sw_file_sink {
   struct sw_sink_cursor cur;
   struct sw_chunk_reader rd;
   struct sw_buf out;
+  struct sw_route route;
   int64_t batch_last;
   uint64_t batch_records, batch_bytes;
   int batch_err;
@@ -101,7 +102,7 @@ static int on_chunk(void *arg, const struct sw_chunk_row *row) {
   size_t len;
   int rc = sw_chunk_reader_get(&s->rd, s->db, row, &raw, &len);
   uint64_t n = 0;
-  if (!rc) rc = sw_ndjson_encode(row, raw, len, &s->out, &n);
+  if (!rc) rc = sw_ndjson_encode(row, raw, len, &s->route, &s->out, &n);
   if (rc) {
     /* A damaged chunk must not wedge the sink forever: skip it loudly. */
     SW_LOG(SW_L_ERROR, "sink", "%s: chunk %lld is unreadable (%s); skipped", s->name,
@@ -200,6 +201,7 @@ static void sink_free(struct sw_file_sink *s) {
   if (s->fd >= 0) close(s->fd);
   sw_db_close(s->db);
   sw_chunk_reader_free(&s->rd);
+  sw_route_free(&s->route);
   sw_buf_free(&s->out);
   free(s->name);
   free(s->path);
@@ -219,6 +221,7 @@ int sw_file_sink_start(const struct sw_sink_conf *conf, const char *data_dir, st
   s->path = strdup(conf->path);
   int rc = SW_ENOMEM;
   if (!s->name || !s->path) goto fail;
+  if ((rc = sw_route_init(&s->route, conf->match, conf->nmatch))) goto fail;
   if ((rc = sw_db_open(data_dir, 0, &s->db, err, errlen))) goto fail;
   if ((rc = sw_db_cursor_get(s->db, s->name, "file", &s->cur))) {
     snprintf(err, errlen, "sink %s: %s", s->name, sw_db_errmsg(s->db));

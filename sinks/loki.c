@@ -57,7 +57,8 @@ static int loki_create(const struct sw_sink_conf *c, const struct sw_sink_env *e
     snprintf(l->query_base, qn + 40, "%.*s/loki/api/v1/query_range", (int)qn, q);
   if (c->tenant && (l->tenant_header = malloc(strlen(c->tenant) + 32)))
     snprintf(l->tenant_header, strlen(c->tenant) + 32, "X-Scope-OrgID: %s", c->tenant);
-  if (!l->url || !l->query_base || (c->tenant && !l->tenant_header)) {
+  if (!l->url || !l->query_base || (c->tenant && !l->tenant_header) ||
+      sw_route_init(&l->route, c->match, c->nmatch)) {
     free(l->url);
     free(l->query_base);
     free(l->tenant_header);
@@ -70,6 +71,7 @@ static int loki_create(const struct sw_sink_conf *c, const struct sw_sink_env *e
 
 static void loki_destroy(void *codec) {
   struct sw__loki *l = codec;
+  sw_route_free(&l->route);
   free(l->url);
   free(l->query_base);
   free(l->tenant_header);
@@ -143,31 +145,47 @@ static int add_entry(struct sw__loki_stream *s, int64_t ts, uint32_t meta, size_
   return SW_OK;
 }
 
+/* Where a label goes: 1 stream, 2 structured metadata, 0 nowhere (not in stream_labels). */
+static int label_place(const struct sw_sink_conf *c, const char *name) {
+  if (in_list(c->structured_metadata, c->nstructured_metadata, name)) return 2;
+  if (c->stream_labels && !in_list(c->stream_labels, c->nstream_labels, name)) return 0;
+  return 1;
+}
+
+struct split {
+  const struct sw_sink_conf *c;
+  struct sw_buf *stream, *meta;
+};
+
+static int split_label(void *arg, const char *k, const char *v) {
+  struct split *s = arg;
+  int place = label_place(s->c, k);
+  return place == 1 ? put_label(s->stream, k, v) : place == 2 ? put_label(s->meta, k, v) : 0;
+}
+
 static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
                     size_t len) {
   struct sw__loki *l = codec;
   struct sw__loki_batch *lb = b->priv;
   const struct sw_sink_conf *c = l->c;
-  cJSON *labels = cJSON_Parse(row->labels_json);
-  if (!labels) return SW_ECORRUPT;
-  /* The chunk's label set without `stream`/flags ("base"), and its structured metadata. */
-  struct sw_buf base, meta, key;
+  struct sw_route_memo memo;
+  int route = sw_route_chunk(&l->route, row->labels_json, &memo);
+  if (route == SW_ROUTE_NONE) {
+    b->routed_away += row->records;
+    return SW_OK;
+  }
+  /* The chunk's label set without `stream`/flags ("base"), and its structured metadata; a
+   * record's own labels (extracted) are added to them per record. */
+  struct sw_buf base, meta, key, rmeta;
   sw_buf_init(&base, 1 << 16);
   sw_buf_init(&meta, 1 << 16);
   sw_buf_init(&key, 1 << 17);
+  sw_buf_init(&rmeta, 1 << 17);
   int rc = sw_buf_putc(&base, '{');
   if (!rc) rc = sw_buf_putc(&meta, '{');
-  const cJSON *it;
-  cJSON_ArrayForEach(it, labels) {
-    if (rc || !cJSON_IsString(it)) continue;
-    if (in_list(c->structured_metadata, c->nstructured_metadata, it->string))
-      rc = put_label(&meta, it->string, it->valuestring);
-    else
-      rc = put_label(&base, it->string, it->valuestring);
-  }
+  struct split sp = {c, &base, &meta};
+  if (!rc) rc = sw_label_each(row->labels_json, strlen(row->labels_json), split_label, &sp);
   for (size_t i = 0; !rc && i < c->nlabels; i++) rc = put_label(&base, c->labels[i].key, c->labels[i].value);
-  if (!rc) rc = sw_buf_putc(&meta, '}');
-  cJSON_Delete(labels);
   struct sw_chunk_iter ci;
   uint64_t count;
   if (!rc) rc = sw_chunk_iter_init(&ci, raw, len, &count);
@@ -176,32 +194,44 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
   int more = 0;
   struct sw__loki_stream *cur = NULL, *meta_in = NULL;
   int cur_key = -1;
+  const char *cur_xl = NULL;
   uint32_t meta_ref = 0;
   while (!rc && (more = sw_chunk_iter_next(&ci, &r)) == 1) {
+    if (route == SW_ROUTE_RECORDS && !sw_route_record(&l->route, &memo, &r)) {
+      b->routed_away++;
+      continue;
+    }
     int k = (r.stream & 3) | ((r.flags & (SW_REC_PARSE_ERROR | SW_REC_TRUNCATED)) << 2);
-    if (k != cur_key) { /* the stream's labels: base + stream + flags */
+    if (k != cur_key || r.xl != cur_xl) { /* the stream's labels: base + own + stream + flags */
       sw_buf_reset(&key);
+      sw_buf_reset(&rmeta);
       rc = sw_buf_append(&key, base.data, base.len);
+      if (!rc) rc = sw_buf_append(&rmeta, meta.data, meta.len);
+      struct split rs = {c, &key, &rmeta};
+      if (!rc && r.xl) rc = sw_label_each(r.xl, r.xl_len, split_label, &rs);
       if (!rc) rc = put_label(&key, "stream", streams[r.stream & 3]);
       if (!rc && (r.flags & SW_REC_PARSE_ERROR)) rc = put_label(&key, "parse_error", row->format ? row->format : "unknown");
       if (!rc && (r.flags & SW_REC_TRUNCATED)) rc = put_label(&key, "truncated", "true");
       if (!rc) rc = sw_buf_putc(&key, '}');
+      if (!rc) rc = sw_buf_putc(&rmeta, '}');
       if (rc) break;
       if (!(cur = find_stream(lb, key.data, key.len))) {
         rc = SW_ENOMEM;
         break;
       }
       cur_key = k;
+      cur_xl = r.xl;
+      meta_in = NULL;
       /* Room for the rest of the chunk at once (escaping adds a little): no copy per doubling. */
       size_t left = (size_t)(ci.text_end - r.line);
       if (cur->text.cap - cur->text.len < left + left / 8 + 64 &&
           (rc = sw_buf_reserve(&cur->text, left + left / 8 + 64)))
         break;
     }
-    if (meta.len > 2 && meta_in != cur) { /* once per chunk and stream */
+    if (rmeta.len > 2 && meta_in != cur) { /* once per stream and label set */
       meta_ref = (uint32_t)cur->text.len + 1;
       meta_in = cur;
-      rc = sw_buf_append(&cur->text, meta.data, meta.len);
+      rc = sw_buf_append(&cur->text, rmeta.data, rmeta.len);
       if (!rc) rc = sw_buf_putc(&cur->text, 0);
     }
     /* Pieces of at most LOKI_MAX_LINE bytes, cut before a UTF-8 continuation byte. */
@@ -222,6 +252,7 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
   sw_buf_free(&base);
   sw_buf_free(&meta);
   sw_buf_free(&key);
+  sw_buf_free(&rmeta);
   return rc;
 }
 
@@ -323,6 +354,7 @@ static int loki_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
     if (!left) return 0; /* Loki holds all of it */
   }
   if (lb->sent) return 0;
+  if (!b->records) return 0; /* the sink's match kept every record out */
   lb->sent = 1;
   q->method = "POST";
   q->url = l->url;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../common/buf.h"
+#include "route.h"
 #include "sink.h"
 
 #define SW_LOKI_PAGE 1000 /* entries per query_range page: Loki answers 5000 very slowly */
@@ -23,6 +24,7 @@ struct sw__loki {
   char *tenant_header;
   const struct sw_sink_conf *c;
   int gzip;
+  struct sw_route route;
 };
 
 struct sw__loki_entry {

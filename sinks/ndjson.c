@@ -47,6 +47,7 @@ int sw_ndjson_record(struct sw_ndjson_state *s, const char *labels, size_t llen,
   if (!rc) rc = sw_buf_append(out, s->ts, SW_TIME_RFC3339_LEN);
   if (!rc) rc = sw_buf_append(out, "\",\"labels\":", 11);
   if (!rc) rc = sw_buf_append(out, labels, llen - 1);
+  if (!rc) rc = sw_labels_append_set(out, llen > 2, r);
   if (!rc && (r->flags & SW_REC_PARSE_ERROR))
     rc = sw_buf_printf(out, ",\"parse_error\":\"%s\"", format ? format : "unknown");
   if (!rc && (r->flags & SW_REC_TRUNCATED)) rc = sw_buf_append(out, ",\"truncated\":\"true\"", 19);
@@ -58,8 +59,14 @@ int sw_ndjson_record(struct sw_ndjson_state *s, const char *labels, size_t llen,
   return rc;
 }
 
+int sw_labels_append_set(struct sw_buf *out, int after_member, const struct sw_record_view *r) {
+  if (r->xl_len <= 2) return SW_OK;
+  int rc = after_member ? sw_buf_putc(out, ',') : SW_OK;
+  return rc ? rc : sw_buf_append(out, r->xl + 1, r->xl_len - 2);
+}
+
 int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw_len,
-                     struct sw_buf *out, uint64_t *records) {
+                     const struct sw_route *route, struct sw_buf *out, uint64_t *records) {
   struct sw_chunk_iter it;
   uint64_t count;
   int rc = sw_chunk_iter_init(&it, raw, raw_len, &count);
@@ -69,16 +76,20 @@ int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw
   struct sw_ndjson_state st;
   sw_ndjson_state_init(&st);
   struct sw_record_view r;
-  uint64_t n = 0;
+  uint64_t n = 0, out_n = 0;
+  struct sw_route_memo memo;
+  int rv = sw_route_chunk(route, labels, &memo);
   int more;
   while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
-    if ((rc = sw_ndjson_record(&st, labels, llen, row->format, &r, out))) break;
     n++;
+    if (rv == SW_ROUTE_NONE || (rv == SW_ROUTE_RECORDS && !sw_route_record(route, &memo, &r))) continue;
+    if ((rc = sw_ndjson_record(&st, labels, llen, row->format, &r, out))) break;
+    out_n++;
   }
   sw_ndjson_state_free(&st);
   if (rc) return rc;
   if (more < 0) return more;
   if (n != count) return SW_ECORRUPT;
-  *records = n;
+  *records = out_n;
   return SW_OK;
 }

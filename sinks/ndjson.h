@@ -12,6 +12,7 @@
 #include "../agent/buffer/buffer.h"
 #include "../agent/buffer/chunk.h"
 #include "../common/buf.h"
+#include "route.h"
 
 /* State reused across the records of one output run. */
 struct sw_ndjson_state {
@@ -27,8 +28,13 @@ void sw_ndjson_state_free(struct sw_ndjson_state *s);
 int sw_ndjson_record(struct sw_ndjson_state *s, const char *labels, size_t llen, const char *format,
                      const struct sw_record_view *r, struct sw_buf *out) SW_MUST_CHECK;
 
-/* raw: the decompressed chunk of row. Appends to out; *records gets the record count. */
+/* raw: the decompressed chunk of row. Appends to out the records route lets through (NULL:
+ * all); *records gets how many. */
 int sw_ndjson_encode(const struct sw_chunk_row *row, const void *raw, size_t raw_len,
-                     struct sw_buf *out, uint64_t *records) SW_MUST_CHECK;
+                     const struct sw_route *route, struct sw_buf *out, uint64_t *records) SW_MUST_CHECK;
+
+/* The members of r's own label set (r->xl), after a ',' when after_member: written inside a
+ * label object being built (extracted names never repeat the chunk's). Nothing without one. */
+int sw_labels_append_set(struct sw_buf *out, int after_member, const struct sw_record_view *r) SW_MUST_CHECK;
 
 #endif

@@ -28,6 +28,7 @@ struct s3 {
   char *base;          /* scheme://host[:port][/bucket] before the key */
   char *token_header;
   int zstd, per_source;
+  struct sw_route route;
 };
 
 /* Per object: NEW -> PUT -> DONE, or for one bigger than part_size
@@ -90,8 +91,9 @@ static int s3_create(const struct sw_sink_conf *c, const struct sw_sink_env *env
     size_t n = strlen(c->session_token) + 32;
     if ((s->token_header = malloc(n))) snprintf(s->token_header, n, "x-amz-security-token: %s", c->session_token);
   }
-  if (!s->base || (c->session_token && !s->token_header)) {
+  if (!s->base || (c->session_token && !s->token_header) || sw_route_init(&s->route, c->match, c->nmatch)) {
     free(s->base);
+    free(s->token_header);
     free(s);
     snprintf(err, errlen, "out of memory");
     return SW_ENOMEM;
@@ -102,6 +104,7 @@ static int s3_create(const struct sw_sink_conf *c, const struct sw_sink_env *env
 
 static void s3_destroy(void *codec) {
   struct s3 *s = codec;
+  sw_route_free(&s->route);
   free(s->base);
   free(s->token_header);
   free(s);
@@ -182,12 +185,14 @@ static int s3_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
                   size_t len) {
   struct s3 *s = codec;
   struct s3batch *sb = b->priv;
-  struct obj *o = obj_for(s, sb, row->source);
-  if (!o) return SW_ENOMEM;
   uint64_t n = 0;
   sw_buf_reset(&sb->tmp);
-  int rc = sw_ndjson_encode(row, raw, len, &sb->tmp, &n);
-  if (!rc) rc = obj_write(o, sb->tmp.data, sb->tmp.len, 0);
+  int rc = sw_ndjson_encode(row, raw, len, &s->route, &sb->tmp, &n);
+  if (!rc && n < row->records) b->routed_away += row->records - n;
+  if (rc || !n) return rc; /* nothing routed here: no object for it */
+  struct obj *o = obj_for(s, sb, row->source);
+  if (!o) return SW_ENOMEM;
+  rc = obj_write(o, sb->tmp.data, sb->tmp.len, 0);
   if (rc) return rc;
   if (sb->tmp.cap > (8u << 20)) sw_buf_shrink(&sb->tmp, 0);
   o->records += n;

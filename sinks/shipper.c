@@ -247,11 +247,13 @@ static int cut_chunk(void *arg, const struct sw_chunk_row *row) {
            (long long)row->id, sw_strerror(rc));
     return 0;
   }
+  uint64_t away = c->b->routed_away;
   if ((rc = c->hs->ops->add(c->hs->codec, c->b, row, raw, len))) {
     c->rc = rc;
     return 1;
   }
-  c->b->records += row->records;
+  away = c->b->routed_away - away;
+  c->b->records += row->records > away ? row->records - away : 0;
   c->b->raw_bytes += row->raw_bytes;
   return 0;
 }

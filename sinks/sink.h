@@ -37,6 +37,7 @@ struct sw_batch {
   uint64_t unverified;   /* verify: entries sent again without an answer to the question */
   int64_t replay_id;     /* > 0: this batch resends dead letter replay_id */
   uint64_t records, raw_bytes, wire_bytes;
+  uint64_t routed_away;  /* records of the added chunks the sink's `match` kept out (codecs count) */
   struct sw_sink_dead *dead; /* what failed for good; stored with the cursor */
   size_t ndead;
   void *priv;            /* the codec's state for this batch */
@@ -71,7 +72,8 @@ struct sw_sink_ops {
   void (*destroy)(void *codec);
   /* worker thread */
   int (*begin)(void *codec, struct sw_batch *b);
-  /* raw: one decompressed chunk of row (borrowed for the call only). */
+  /* raw: one decompressed chunk of row (borrowed for the call only). Records the sink's route
+   * (sinks/route.h) keeps out are counted in b->routed_away. */
   int (*add)(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
              size_t len);
   /* Finishes the payload (compression). May run beside the next batch's begin/add; after a

@@ -1,5 +1,6 @@
 #include "chunk.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -7,16 +8,33 @@ void sw_chunk_builder_init(struct sw_chunk_builder *cb, size_t max_bytes) {
   memset(cb, 0, sizeof *cb);
   sw_buf_init(&cb->meta, max_bytes / 2 + 4096);
   sw_buf_init(&cb->text, max_bytes + 4096);
+  sw_buf_init(&cb->idx, max_bytes / 4 + 4096);
+  sw_buf_init(&cb->sets, max_bytes + 4096);
+  sw_buf_init(&cb->ends, max_bytes / 4 + 4096);
 }
 
 void sw_chunk_builder_free(struct sw_chunk_builder *cb) {
   sw_buf_free(&cb->meta);
   sw_buf_free(&cb->text);
+  sw_buf_free(&cb->idx);
+  sw_buf_free(&cb->sets);
+  sw_buf_free(&cb->ends);
+  free(cb->tab);
+  cb->tab = NULL;
+  cb->tab_cap = 0;
 }
 
 void sw_chunk_builder_reset(struct sw_chunk_builder *cb) {
   sw_buf_reset(&cb->meta);
   sw_buf_reset(&cb->text);
+  if (cb->nsets) {
+    sw_buf_free(&cb->idx);
+    sw_buf_free(&cb->sets);
+    sw_buf_free(&cb->ends);
+    free(cb->tab);
+    cb->tab = NULL;
+    cb->tab_cap = cb->nsets = 0;
+  }
   cb->count = 0;
   cb->ts_min = cb->ts_max = cb->prev_ts = 0;
   cb->parse_errors = cb->truncated = 0;
@@ -47,11 +65,91 @@ int sw_chunk_add(struct sw_chunk_builder *cb, int64_t ts, int stream, int flags,
   return SW_OK;
 }
 
+static uint32_t set_end(const struct sw_chunk_builder *cb, uint32_t i) {
+  uint32_t e;
+  memcpy(&e, cb->ends.data + 4 * (size_t)i, 4);
+  return e; /* written in host order by intern(); finish() writes little-endian */
+}
+
+static uint64_t set_hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return h;
+}
+
+/* The index of set (xl, xlen) in the chunk's table, added if new. */
+static int intern(struct sw_chunk_builder *cb, const char *xl, size_t xlen, uint32_t *out) {
+  if (cb->nsets * 2 + 2 > cb->tab_cap) { /* grow and rehash */
+    uint32_t nc = cb->tab_cap ? cb->tab_cap * 2 : 64;
+    uint32_t *nt = calloc(nc, sizeof *nt);
+    if (!nt) return SW_ENOMEM;
+    for (uint32_t i = 0; i < cb->nsets; i++) {
+      uint32_t from = i ? set_end(cb, i - 1) : 0;
+      uint64_t h = set_hash(cb->sets.data + from, set_end(cb, i) - from);
+      uint32_t at = (uint32_t)h & (nc - 1);
+      while (nt[at]) at = (at + 1) & (nc - 1);
+      nt[at] = i + 1;
+    }
+    free(cb->tab);
+    cb->tab = nt;
+    cb->tab_cap = nc;
+  }
+  uint32_t at = (uint32_t)set_hash(xl, xlen) & (cb->tab_cap - 1);
+  for (; cb->tab[at]; at = (at + 1) & (cb->tab_cap - 1)) {
+    uint32_t i = cb->tab[at] - 1, from = i ? set_end(cb, i - 1) : 0;
+    if (set_end(cb, i) - from == xlen && !memcmp(cb->sets.data + from, xl, xlen)) {
+      *out = i;
+      return SW_OK;
+    }
+  }
+  if (cb->sets.len + xlen > UINT32_MAX) return SW_ETOOBIG;
+  int rc = sw_buf_append(&cb->sets, xl, xlen);
+  uint32_t e = (uint32_t)cb->sets.len;
+  if (!rc) rc = sw_buf_append(&cb->ends, &e, 4);
+  if (rc) {
+    cb->sets.len -= xlen;
+    return rc;
+  }
+  cb->tab[at] = cb->nsets + 1;
+  *out = cb->nsets++;
+  return SW_OK;
+}
+
+int sw_chunk_add_x(struct sw_chunk_builder *cb, int64_t ts, int stream, int flags, const char *line,
+                   size_t len, const char *xl, size_t xlen) {
+  if (!xlen && !cb->nsets) return sw_chunk_add(cb, ts, stream, flags, line, len);
+  size_t ilen = cb->idx.len;
+  int rc = SW_OK;
+  if (!cb->nsets) /* the first set: the records before it had none */
+    for (uint32_t i = 0; !rc && i < cb->count; i++) rc = sw_buf_putc(&cb->idx, 0);
+  uint32_t k = 0;
+  if (!rc && xlen) {
+    rc = intern(cb, xl, xlen, &k);
+    k++;
+  }
+  if (!rc) rc = sw_buf_put_varint(&cb->idx, k);
+  if (!rc) rc = sw_chunk_add(cb, ts, stream, flags, line, len);
+  if (rc) cb->idx.len = ilen; /* an interned set stays: harmless */
+  return rc;
+}
+
 int sw_chunk_finish(const struct sw_chunk_builder *cb, struct sw_buf *out) {
-  int rc = sw_buf_putc(out, SW_CHUNK_VERSION);
+  int v2 = cb->nsets > 0;
+  int rc = sw_buf_putc(out, v2 ? SW_CHUNK_VERSION_SETS : SW_CHUNK_VERSION);
   if (!rc) rc = sw_buf_put_varint(out, cb->count);
   if (!rc) rc = sw_buf_put_varint(out, cb->meta.len);
   if (!rc) rc = sw_buf_append(out, cb->meta.data, cb->meta.len);
+  if (v2) {
+    if (!rc) rc = sw_buf_put_varint(out, cb->idx.len);
+    if (!rc) rc = sw_buf_append(out, cb->idx.data, cb->idx.len);
+    if (!rc) rc = sw_buf_put_varint(out, cb->nsets);
+    for (uint32_t i = 0; !rc && i < cb->nsets; i++) {
+      uint32_t e = set_end(cb, i);
+      uint8_t le[4] = {(uint8_t)e, (uint8_t)(e >> 8), (uint8_t)(e >> 16), (uint8_t)(e >> 24)};
+      rc = sw_buf_append(out, le, 4);
+    }
+    if (!rc) rc = sw_buf_append(out, cb->sets.data, cb->sets.len);
+  }
   if (!rc) rc = sw_buf_append(out, cb->text.data, cb->text.len);
   return rc;
 }
@@ -59,13 +157,38 @@ int sw_chunk_finish(const struct sw_chunk_builder *cb, struct sw_buf *out) {
 int sw_chunk_iter_init(struct sw_chunk_iter *it, const void *raw, size_t len, uint64_t *count) {
   const uint8_t *p = raw, *end = p + len;
   uint64_t n, mlen;
-  if (len < 1 || p[0] != SW_CHUNK_VERSION) return SW_ECORRUPT;
-  p++;
+  if (len < 1 || (p[0] != SW_CHUNK_VERSION && p[0] != SW_CHUNK_VERSION_SETS)) return SW_ECORRUPT;
+  int v2 = *p++ == SW_CHUNK_VERSION_SETS;
   if (sw_get_varint(&p, end, &n) || sw_get_varint(&p, end, &mlen)) return SW_ECORRUPT;
   if (mlen > (uint64_t)(end - p)) return SW_ECORRUPT;
   it->meta = p;
   it->meta_end = p + mlen;
-  it->text = (const char *)(p + mlen);
+  p += mlen;
+  it->idx = it->idx_end = it->ends = NULL;
+  it->sets = NULL;
+  it->nsets = 0;
+  if (v2) {
+    uint64_t ilen, ns;
+    if (sw_get_varint(&p, end, &ilen) || ilen > (uint64_t)(end - p)) return SW_ECORRUPT;
+    it->idx = p;
+    it->idx_end = p + ilen;
+    p += ilen;
+    if (sw_get_varint(&p, end, &ns) || ns > (uint64_t)(end - p) / 4) return SW_ECORRUPT;
+    it->ends = p;
+    it->nsets = ns;
+    p += 4 * ns;
+    uint32_t last = 0;
+    for (uint64_t i = 0; i < ns; i++) { /* ends must rise and stay inside the section */
+      const uint8_t *e = it->ends + 4 * i;
+      uint32_t v = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+      if (v < last) return SW_ECORRUPT;
+      last = v;
+    }
+    if (last > (uint64_t)(end - p)) return SW_ECORRUPT;
+    it->sets = (const char *)p;
+    p += last;
+  }
+  it->text = (const char *)p;
   it->text_end = (const char *)end;
   it->left = n;
   it->prev_ts = 0;
@@ -87,6 +210,23 @@ int sw_chunk_iter_next(struct sw_chunk_iter *it, struct sw_record_view *rec) {
   rec->flags = sf >> 2;
   rec->line = it->text;
   rec->len = (size_t)len;
+  rec->xl = NULL;
+  rec->xl_len = 0;
+  if (it->idx) {
+    uint64_t k;
+    if (sw_get_varint(&it->idx, it->idx_end, &k) || k > it->nsets) return SW_ECORRUPT;
+    if (k) {
+      const uint8_t *e = it->ends + 4 * (k - 1);
+      uint32_t to = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+      uint32_t from = 0;
+      if (k > 1) {
+        e -= 4;
+        from = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+      }
+      rec->xl = it->sets + from;
+      rec->xl_len = to - from;
+    }
+  }
   it->text += len + 1;
   it->left--;
   return 1;

@@ -21,9 +21,15 @@
 #include "../../common/error.h"
 
 #define SW_CHUNK_VERSION 1
+#define SW_CHUNK_VERSION_SETS 2
 
 struct sw_chunk_builder {
   struct sw_buf meta, text;
+  /* Record label sets (version 2): idx column, set bytes, set ends, and a hash table of set
+   * indices + 1 (0 empty) for interning; all empty while no record has a set. */
+  struct sw_buf idx, sets, ends;
+  uint32_t *tab;
+  uint32_t tab_cap, nsets;
   uint32_t count;
   int64_t ts_min, ts_max, prev_ts;
   uint32_t parse_errors, truncated;
@@ -35,6 +41,8 @@ struct sw_record_view {
   int flags;
   const char *line;
   size_t len;
+  const char *xl; /* the record's own labels (a JSON object text), NULL: none */
+  size_t xl_len;
 };
 
 void sw_chunk_builder_init(struct sw_chunk_builder *cb, size_t max_bytes);
@@ -43,15 +51,23 @@ void sw_chunk_builder_reset(struct sw_chunk_builder *cb);
 /* Adds one record; SW_ETOOBIG if it does not fit the builder's cap (nothing is added). */
 int sw_chunk_add(struct sw_chunk_builder *cb, int64_t ts, int stream, int flags, const char *line,
                  size_t len) SW_MUST_CHECK;
+/* The same with the record's own label set (a JSON object text of xlen bytes; NULL/0: none):
+ * equal sets are stored once per chunk. */
+int sw_chunk_add_x(struct sw_chunk_builder *cb, int64_t ts, int stream, int flags, const char *line,
+                   size_t len, const char *xl, size_t xlen) SW_MUST_CHECK;
 /* Raw (uncompressed) bytes so far, roughly the size of the encoded chunk. */
 static inline size_t sw_chunk_raw_size(const struct sw_chunk_builder *cb) {
-  return cb->meta.len + cb->text.len + 16;
+  return cb->meta.len + cb->text.len + cb->idx.len + cb->sets.len + cb->ends.len + 24;
 }
 /* Serialises into out (appended). */
 int sw_chunk_finish(const struct sw_chunk_builder *cb, struct sw_buf *out) SW_MUST_CHECK;
 
 struct sw_chunk_iter {
   const uint8_t *meta, *meta_end;
+  const uint8_t *idx, *idx_end; /* version 2 */
+  const uint8_t *ends;          /* nsets u32le */
+  const char *sets;
+  uint64_t nsets;
   const char *text, *text_end;
   uint64_t left;
   int64_t prev_ts;

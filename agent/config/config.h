@@ -45,6 +45,44 @@ struct sw_multiline_conf {
   uint64_t timeout_ms; /* default 2000: flush a pending record after this much quiet */
 };
 
+/* A source's `extract` (parsers/extract.h): labels lifted out of each record's payload. Off
+ * when there are no fields and no pattern. */
+struct sw_extract_conf {
+  int format;            /* enum sw_extract_format: json (default) | logfmt | regex */
+  struct sw_kv *fields;  /* label name -> JSON path / logfmt key */
+  size_t nfields;
+  char *pattern;         /* regex: PCRE2 with named groups */
+  bool normalize_level;  /* the label `level` -> debug|info|warning|error|critical */
+};
+
+enum sw_filter_action { SW_FILTER_DROP = 0, SW_FILTER_KEEP = 1, SW_FILTER_SAMPLE = 2, SW_FILTER_RATE_LIMIT = 3 };
+
+/* One filters[] entry (agent/process/process.h). */
+struct sw_filter_conf {
+  char *name;                  /* required, unique among filters */
+  int action;                  /* enum sw_filter_action, required */
+  char **match;                /* label matchers, all must hold; none: every record */
+  size_t nmatch;
+  char *line;                  /* PCRE2 pattern on the record's text */
+  uint32_t keep_one_in;        /* sample */
+  char **per;                  /* rate_limit: the labels whose values make one bucket */
+  size_t nper;
+  uint64_t records_per_second; /* rate_limit */
+  uint64_t burst;              /* rate_limit, default records_per_second */
+};
+
+/* One log_metrics[] entry: spillway_log_<name>_total{labels...}. */
+struct sw_log_metric_conf {
+  char *name;         /* required, [a-zA-Z_][a-zA-Z0-9_]*, unique */
+  char *help;
+  char **match;
+  size_t nmatch;
+  char *line;
+  char **labels;      /* label names of the series */
+  size_t nlabels;
+  uint32_t max_series; /* default 1000 */
+};
+
 struct sw_source_conf {
   char *name;                  /* required, unique among sources, [A-Za-z0-9_.-]+ */
   enum sw_source_type type;    /* required: docker | cri | file */
@@ -60,6 +98,7 @@ struct sw_source_conf {
   size_t nlabels;
   uint64_t truncate_shipped;   /* docker/cri: truncate a log past this size once all of it is
                                   in the buffer; 0 = never (retention.c) */
+  struct sw_extract_conf extract;
 };
 
 /* One retention[] entry (agent/retention/); keys are flattened from rotate/compress/keep. */
@@ -124,6 +163,10 @@ struct sw_sink_conf {
   bool merge_json;            /* elasticsearch: a JSON payload's fields become document fields */
   int addressing;             /* s3: enum sw_s3_addressing */
   char *session_token;        /* s3 secret: from session_token_file */
+  char **match;               /* routing: label matchers a record must satisfy; none: all */
+  size_t nmatch;
+  char **stream_labels;       /* loki: the labels that make a stream; NULL: all */
+  size_t nstream_labels;
 };
 
 struct sw_redact_rule {
@@ -164,6 +207,10 @@ struct sw_config {
   struct sw_sink_conf *sinks;
   size_t nsinks;
   struct sw_redact_section redact;
+  struct sw_filter_conf *filters;
+  size_t nfilters;
+  struct sw_log_metric_conf *log_metrics;
+  size_t nlog_metrics;
   struct sw_retention_conf *retention;
   size_t nretention;
   struct {

@@ -168,6 +168,7 @@ static const struct sw__conf_row source_rows[] = {
      .offset = offsetof(struct sw_source_conf, read_from),
      .help = "Where a file never seen before is read from. Known files always resume where they were."},
     {.key = "multiline", .type = SW__CT_OBJECT, .table = &multiline_table, .help = "See below."},
+    {.key = "extract", .type = SW__CT_OBJECT, .table = &sw__conf_extract_table, .help = "See below."},
     {.key = "max_record_bytes", .type = SW__CT_SIZE, .def = "1MiB", .min = SW__KIB, .max = 64 * SW__MIB,
      .offset = offsetof(struct sw_source_conf, max_record_bytes),
      .help = "Longer records are split into pieces flagged as truncated."},
@@ -333,6 +334,16 @@ static const struct sw__conf_row sink_rows[] = {
      .count_offset = offsetof(struct sw_sink_conf, nstructured_metadata),
      .help = "Labels sent as structured metadata of each entry instead of stream labels (Loki 2.9+), "
              "for high-cardinality ones such as `container_id` or `pod_uid`."},
+    {.key = "stream_labels", .type = SW__CT_STRLIST, .only = ONLY(SW_SINK_LOKI),
+     .offset = offsetof(struct sw_sink_conf, stream_labels),
+     .count_offset = offsetof(struct sw_sink_conf, nstream_labels), .def_doc = "all labels",
+     .help = "The labels that make a stream (`[namespace, app, level]`); the others are dropped unless "
+             "listed in `structured_metadata`. `stream` and the record flags (`parse_error`, "
+             "`truncated`) are always stream labels."},
+    {.key = "match", .type = SW__CT_STRLIST, .offset = offsetof(struct sw_sink_conf, match),
+     .count_offset = offsetof(struct sw_sink_conf, nmatch),
+     .help = "Routing: label matchers as in `spillway search --label`, all must hold; the sink receives "
+             "only the records that satisfy them (extracted labels count). None: every record."},
     {.key = "merge_json", .type = SW__CT_BOOL, .def = "true", .only = ONLY(SW_SINK_ELASTICSEARCH),
      .offset = offsetof(struct sw_sink_conf, merge_json),
      .help = "A payload that is a JSON object becomes the document's fields (beside `@timestamp`, "
@@ -371,7 +382,7 @@ static void needs(struct sw__conf_ctx *c, const cJSON *obj, const char *given, c
 
 
 static void check_sink(struct sw__conf_ctx *c, void *base, const cJSON *obj, int kind) {
-  (void)base;
+  sw__conf_check_sink_match(c, base);
   if (kind == SW_SINK_LOKI || kind == SW_SINK_ELASTICSEARCH) {
     needs(c, obj, "username", "password_file");
     needs(c, obj, "password_file", "username");
@@ -581,6 +592,11 @@ static const struct sw__conf_row root_rows[] = {
     {.key = "sinks", .type = SW__CT_ARRAY, .table = &sink_table, .offset = offsetof(struct sw_config, sinks),
      .count_offset = offsetof(struct sw_config, nsinks), .help = "List of sinks, see below."},
     {.key = "redact", .type = SW__CT_OBJECT, .table = &redact_table, .help = "See below."},
+    {.key = "filters", .type = SW__CT_ARRAY, .table = &sw__conf_filter_table, .offset = offsetof(struct sw_config, filters),
+     .count_offset = offsetof(struct sw_config, nfilters), .help = "Ordered list of filters, see below."},
+    {.key = "log_metrics", .type = SW__CT_ARRAY, .table = &sw__conf_log_metric_table,
+     .offset = offsetof(struct sw_config, log_metrics), .count_offset = offsetof(struct sw_config, nlog_metrics),
+     .help = "Counters of matching records on /metrics, see below."},
     {.key = "retention", .type = SW__CT_ARRAY, .table = &sw__conf_retention_table,
      .offset = offsetof(struct sw_config, retention), .count_offset = offsetof(struct sw_config, nretention),
      .help = "Rotation, compression and pruning of local files, see below."},
@@ -620,6 +636,7 @@ static void check_root(struct sw__conf_ctx *c, void *base, const cJSON *obj, int
     sw__conf_path_pop(c, saved);
   }
   sw__conf_check_own(c, cfg);
+  sw__conf_check_extract_names(c, cfg);
 }
 
 const struct sw__conf_table sw__conf_root = {

@@ -100,6 +100,13 @@ extern const struct sw__conf_table sw__conf_root; /* the whole file (config/sche
 extern const struct sw__conf_table sw__conf_retention_table;     /* config/retention.c */
 extern const struct sw__conf_table sw__conf_disk_pressure_table; /* config/retention.c */
 extern const struct sw__conf_table sw__conf_kube_table;          /* config/kube.c */
+extern const struct sw__conf_table sw__conf_extract_table;       /* config/process.c */
+extern const struct sw__conf_table sw__conf_filter_table;        /* config/process.c */
+extern const struct sw__conf_table sw__conf_log_metric_table;    /* config/process.c */
+/* A sink's match and stream_labels (config/process.c). */
+void sw__conf_check_sink_match(struct sw__conf_ctx *c, struct sw_sink_conf *k);
+/* Extracted label names must not be ones a file's label set has (config/process.c). */
+void sw__conf_check_extract_names(struct sw__conf_ctx *c, const struct sw_config *cfg);
 
 struct sw__conf_ctx {
   const char *file;            /* name used in messages (borrowed) */

@@ -44,6 +44,7 @@ struct sw_metrics_src {
   struct sw_writer *writer;
   struct sw_shipper *shipper;
   struct sw_kube *kube;                  /* may be NULL: kubernetes off */
+  const struct sw_process *process;      /* may be NULL: no extract, filters, log metrics */
   const struct sw_reload_stats *reloads; /* may be NULL */
 };
 

@@ -12,6 +12,7 @@
 #include "../../parsers/json.h"
 #include "../../parsers/logfmt.h"
 #include "../../parsers/record.h"
+#include "../process/process.h"
 
 /* Internal flag: the line was redacted already (pieces of a split record). Never stored. */
 #define SW_REC_REDACTED (1 << 5)
@@ -31,6 +32,7 @@ struct sw_ingest {
   uint64_t open_bytes;
   int64_t now_ns; /* read time of the current feed, for records without their own time */
   int64_t now_ms; /* monotonic time of the current feed (multiline quiet time) */
+  struct sw_process *proc; /* extract, log metrics, filters; NULL: none configured */
 };
 
 int64_t sw_ingest_now_ms(void) { return sw_time_mono_ms(); }
@@ -53,6 +55,14 @@ int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w,
   ing->scratch_cap = max_line + 16;
   ing->scratch = malloc(ing->scratch_cap);
   if (!ing->scratch) goto oom;
+  char perr[256];
+  int prc = sw_process_create(cfg, &ing->proc, perr, sizeof perr);
+  if (prc == SW_ENOMEM) goto oom;
+  if (prc) {
+    SW_LOG(SW_L_ERROR, "ingest", "%s", perr);
+    sw_ingest_destroy(ing);
+    return prc;
+  }
   if (redactor) {
     ing->nrules = sw_redactor_nrules(redactor);
     ing->rctx = sw_redact_ctx_create(redactor);
@@ -82,9 +92,12 @@ void sw_ingest_destroy(struct sw_ingest *ing) {
   free(ing->rnames);
   free(ing->rlast);
   sw_redact_ctx_destroy(ing->rctx);
+  sw_process_destroy(ing->proc);
   free(ing->scratch);
   free(ing);
 }
+
+struct sw_process *sw_ingest_process(struct sw_ingest *ing) { return ing->proc; }
 
 /* Attaches the redaction counts made since the last job to j. */
 static int attach_counters(struct sw_ingest *ing, struct sw_writer_job *j) {
@@ -114,6 +127,7 @@ void sw_ingest_file_free(struct sw_tfile *f) {
   free(f->labels_json);
   free(f->kube_uid);
   free(f->kube_ctr);
+  sw_process_file_free(f->proc);
   free(f);
 }
 
@@ -236,10 +250,42 @@ static int overflow_seal(struct sw_ingest *ing, struct sw_tfile *f) {
   return sw_ingest_seal(ing, f, 0, 0);
 }
 
+/* Extraction, log metrics and filters (agent/process/process.h): 0 when a filter removed the
+ * record. */
+static int process(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, const char *line, size_t len,
+                   const char **xl, size_t *xlen) {
+  if (!f->proc || f->proc_gen != f->labels_gen) {
+    int ok;
+    if (!f->proc) {
+      size_t si = (size_t)(f->src->conf - ing->cfg->sources);
+      ok = (f->proc = sw_process_file_new(ing->proc, si, f->labels_json)) != NULL;
+    } else {
+      ok = sw_process_file_labels(ing->proc, f->proc, f->labels_json) == SW_OK;
+    }
+    if (!ok) { /* keep the record, unfiltered, rather than lose it */
+      SW_LOG(SW_L_ERROR, "ingest", "out of memory processing a record of %s: kept as it is", f->disp);
+      return 1;
+    }
+    f->proc_gen = f->labels_gen;
+  }
+  enum sw_source_type t = f->src->conf->type;
+  return sw_process_record(ing->proc, f->proc, ing->rctx, ts, t == SW_SOURCE_DOCKER || t == SW_SOURCE_CRI,
+                           line, len, xl, xlen);
+}
+
+static void add_record_x(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream, int flags,
+                         const char *line, size_t len, const char *xl, size_t xlen);
+
 static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream,
                        int flags, const char *line, size_t len) {
+  add_record_x(ing, f, ts, stream, flags, line, len, NULL, 0);
+}
+
+static void add_record_x(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, int stream, int flags,
+                         const char *line, size_t len, const char *xl, size_t xlen) {
   const struct sw_config *cfg = ing->cfg;
   if (f->replay_until && f->cur_line_end <= f->replay_until) return; /* committed before */
+  if (ing->proc && !(flags & SW_REC_REDACTED) && !process(ing, f, ts, line, len, &xl, &xlen)) return;
   size_t max = (size_t)f->src->conf->max_record_bytes;
   if (!f->cb_ready) {
     /* A chunk is sealed only at line boundaries, so it must take everything one line can emit
@@ -261,7 +307,7 @@ static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, in
     flags |= SW_REC_REDACTED;
   }
   while (len > max) { /* split: every piece is flagged so they can be told apart */
-    add_record(ing, f, ts, stream, flags | SW_REC_TRUNCATED, line, max);
+    add_record_x(ing, f, ts, stream, flags | SW_REC_TRUNCATED, line, max, xl, xlen);
     line += max;
     len -= max;
     flags |= SW_REC_TRUNCATED;
@@ -271,7 +317,7 @@ static void add_record(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, in
     (void)overflow_seal(ing, f); /* else sw_chunk_add refuses and the record is lost */
   size_t before = sw_chunk_raw_size(&f->cb);
   if (f->cb.count == 0) f->chunk_started_ms = sw_ingest_now_ms();
-  if (sw_chunk_add(&f->cb, ts, stream, flags, line, len)) {
+  if (sw_chunk_add_x(&f->cb, ts, stream, flags, line, len, xl, xlen)) {
     SW_LOG(SW_L_ERROR, "ingest", "chunk builder refused a record of %zu bytes in %s", len, f->disp);
     return;
   }

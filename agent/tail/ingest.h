@@ -48,6 +48,8 @@ void sw_ingest_file_free(struct sw_tfile *f);
  * what else leaves the agent about a file: its label values and the path its log lines quote
  * (computed once per file). Loop thread; a result is valid until the context's next use. */
 struct sw_redact_ctx *sw_ingest_redact_ctx(struct sw_ingest *ing);
+/* Extraction, filters and log metrics (NULL: none configured), for /metrics. Loop thread. */
+struct sw_process *sw_ingest_process(struct sw_ingest *ing);
 /* Raw bytes in open chunks. */
 uint64_t sw_ingest_open_bytes(const struct sw_ingest *ing);
 int64_t sw_ingest_now_ms(void);

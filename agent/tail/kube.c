@@ -70,6 +70,7 @@ static void apply(struct sw_tail *t, struct sw_tfile *f, const struct sw_kube_vi
   if (f->cb_ready && f->cb.count > 0) seal(t, f, 0); /* records so far keep the labels they had */
   free(f->labels_json);
   f->labels_json = lj;
+  f->labels_gen++;
 }
 
 static void refresh(struct sw_tail *t, struct sw_tfile *f, int64_t now) {

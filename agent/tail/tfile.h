@@ -24,6 +24,8 @@
 #include "../buffer/chunk.h"
 #include "../config/config.h"
 
+struct sw_process_file;
+
 #define SW_FP_LEN 256 /* bytes of a file's head that identify it across renames and restarts */
 
 /* Pending slots: docker/cri partials per stream, the multiline group, an overlong line. */
@@ -61,6 +63,9 @@ struct sw_tfile {
   char *disp;        /* path as the agent's log and /metrics show it: redacted once, when the
                       * file is found or renamed (an e-mail in a file name must not leak) */
   char *labels_json; /* redacted values (tail/labels.h) */
+  uint32_t labels_gen; /* bumped whenever labels_json changes */
+  uint32_t proc_gen;   /* labels_gen the processing state was made for */
+  struct sw_process_file *proc; /* agent/process/process.h; NULL until the first record */
   int fd;
   uint64_t dev, ino;
   uint64_t fp_hash;

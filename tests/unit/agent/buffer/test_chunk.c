@@ -91,7 +91,7 @@ static void ndjson_exact(void **state) {
   assert_int_equal(sw_chunk_finish(&cb, &raw), 0);
   struct sw_chunk_row row = {.labels_json = "{\"host\":\"h\",\"source\":\"s\"}", .format = "json"};
   uint64_t n = 0;
-  assert_int_equal(sw_ndjson_encode(&row, raw.data, raw.len, &out, &n), 0);
+  assert_int_equal(sw_ndjson_encode(&row, raw.data, raw.len, NULL, &out, &n), 0);
   assert_int_equal(n, 3);
   const char *want =
       "{\"ts\":\"2026-11-23T15:33:52.123456789Z\",\"labels\":{\"host\":\"h\",\"source\":\"s\"},"
