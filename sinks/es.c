@@ -19,6 +19,7 @@
 #include "../common/timefmt.h"
 #include "ndjson.h"
 #include "route.h"
+#include "template.h"
 #include "../parsers/json.h"
 #include "../parsers/record.h"
 #include "sink.h"
@@ -28,6 +29,7 @@ struct es {
   char *url;
   const char *agent_id;
   int gzip;
+  int dyn_index; /* index has {label}s */
   struct sw_route route;
 };
 
@@ -56,6 +58,7 @@ static int es_create(const struct sw_sink_conf *c, const struct sw_sink_env *env
     return SW_ENOMEM;
   }
   snprintf(e->url, n + 8, "%.*s/_bulk", (int)n, c->url);
+  e->dyn_index = sw_tmpl_dynamic(c->index);
   int rc = sw_route_init(&e->route, c->match, c->nmatch);
   if (rc) {
     free(e->url);
@@ -148,13 +151,34 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
     return SW_OK;
   }
   uint64_t docs = 0;
+  /* index with {label}s: expanded per record set (sets are stored once per chunk) */
+  struct sw_buf pat;
+  sw_buf_init(&pat, 1 << 12);
+  const char *pat_xl = NULL;
+  int pat_have = 0;
+  uint64_t pat_missing = 0;
   int more;
   for (; (more = sw_chunk_iter_next(&it, &r)) == 1; idx++) { /* ids keep the record's index */
     if (route == SW_ROUTE_RECORDS && !sw_route_record(&e->route, &memo, &r)) {
       b->routed_away++;
       continue;
     }
-    index_for(e->c->index, r.ts_ns, &ic);
+    const char *pattern = e->c->index;
+    if (e->dyn_index) {
+      if (!pat_have || pat_xl != r.xl) {
+        sw_buf_reset(&pat);
+        pat_missing = 0;
+        rc = sw_tmpl_expand(e->c->index, SW_TMPL_INDEX, labels, &r, &pat, &pat_missing);
+        if (!rc) rc = sw_buf_putc(&pat, 0);
+        if (rc) break;
+        pat_have = 1;
+        pat_xl = r.xl;
+        ic.len = 0; /* another index */
+      }
+      pattern = pat.data;
+      b->label_missing += pat_missing;
+    }
+    index_for(pattern, r.ts_ns, &ic);
     sw_time_format_rfc3339_cached(r.ts_ns, &cached_sec, ts);
     rc = sw_buf_reserve(o, r.len + llen + ic.len + 256);
     if (!rc) rc = sw_buf_append(o, "{\"create\":{\"_index\":\"", 21);
@@ -202,9 +226,11 @@ static int es_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
       if (!rc) rc = sw_buf_putc(o, '"');
     }
     if (!rc) rc = sw_buf_append(o, "}\n", 2);
-    if (rc) return rc;
+    if (rc) break;
     docs++;
   }
+  sw_buf_free(&pat);
+  if (rc) return rc;
   if (more < 0) return more;
   eb->items += docs;
   return SW_OK;

@@ -23,12 +23,14 @@
 #include "../common/timefmt.h"
 #include "../parsers/record.h"
 #include "loki_int.h"
+#include "template.h"
 
 #define LOKI_MAX_LINE (256 * 1024)
 
 void sw__loki_free_streams(struct sw__loki_batch *lb) {
   for (size_t i = 0; i < lb->n; i++) {
     free(lb->s[i].labels);
+    free(lb->s[i].tenant_header);
     free(lb->s[i].e);
     sw_buf_free(&lb->s[i].text);
   }
@@ -55,9 +57,10 @@ static int loki_create(const struct sw_sink_conf *c, const struct sw_sink_env *e
   while (qn && q[qn - 1] == '/') qn--;
   if ((l->query_base = malloc(qn + 40)))
     snprintf(l->query_base, qn + 40, "%.*s/loki/api/v1/query_range", (int)qn, q);
-  if (c->tenant && (l->tenant_header = malloc(strlen(c->tenant) + 32)))
+  l->dyn_tenant = sw_tmpl_dynamic(c->tenant);
+  if (c->tenant && !l->dyn_tenant && (l->tenant_header = malloc(strlen(c->tenant) + 32)))
     snprintf(l->tenant_header, strlen(c->tenant) + 32, "X-Scope-OrgID: %s", c->tenant);
-  if (!l->url || !l->query_base || (c->tenant && !l->tenant_header) ||
+  if (!l->url || !l->query_base || (c->tenant && !l->dyn_tenant && !l->tenant_header) ||
       sw_route_init(&l->route, c->match, c->nmatch)) {
     free(l->url);
     free(l->query_base);
@@ -112,9 +115,13 @@ static int in_list(char **list, size_t n, const char *s) {
   return 0;
 }
 
-static struct sw__loki_stream *find_stream(struct sw__loki_batch *lb, const char *labels, size_t len) {
+/* The stream of these labels (and tenant header: NULL = the sink's). */
+static struct sw__loki_stream *find_stream(struct sw__loki_batch *lb, const char *labels, size_t len,
+                                           const char *th) {
   for (size_t i = 0; i < lb->n; i++)
-    if (strlen(lb->s[i].labels) == len && !memcmp(lb->s[i].labels, labels, len)) return &lb->s[i];
+    if (strlen(lb->s[i].labels) == len && !memcmp(lb->s[i].labels, labels, len) &&
+        (th ? lb->s[i].tenant_header && !strcmp(lb->s[i].tenant_header, th) : !lb->s[i].tenant_header))
+      return &lb->s[i];
   if (lb->n == lb->cap) {
     size_t nc = lb->cap ? lb->cap * 2 : 8;
     struct sw__loki_stream *ns = realloc(lb->s, nc * sizeof *ns);
@@ -125,6 +132,10 @@ static struct sw__loki_stream *find_stream(struct sw__loki_batch *lb, const char
   struct sw__loki_stream *s = &lb->s[lb->n];
   memset(s, 0, sizeof *s);
   if (!(s->labels = strndup(labels, len))) return NULL;
+  if (th && !(s->tenant_header = strdup(th))) {
+    free(s->labels);
+    return NULL;
+  }
   s->sorted = 1;
   sw_buf_init(&s->text, SIZE_MAX);
   lb->n++;
@@ -176,7 +187,9 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
   }
   /* The chunk's label set without `stream`/flags ("base"), and its structured metadata; a
    * record's own labels (extracted) are added to them per record. */
-  struct sw_buf base, meta, key, rmeta;
+  struct sw_buf base, meta, key, rmeta, th;
+  sw_buf_init(&th, 1 << 10);
+  uint64_t th_missing = 0;
   sw_buf_init(&base, 1 << 16);
   sw_buf_init(&meta, 1 << 16);
   sw_buf_init(&key, 1 << 17);
@@ -214,8 +227,15 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
       if (!rc && (r.flags & SW_REC_TRUNCATED)) rc = put_label(&key, "truncated", "true");
       if (!rc) rc = sw_buf_putc(&key, '}');
       if (!rc) rc = sw_buf_putc(&rmeta, '}');
+      if (!rc && l->dyn_tenant) {
+        sw_buf_reset(&th);
+        th_missing = 0;
+        rc = sw_buf_append(&th, "X-Scope-OrgID: ", 15);
+        if (!rc) rc = sw_tmpl_expand(c->tenant, SW_TMPL_TENANT, row->labels_json, &r, &th, &th_missing);
+        if (!rc) rc = sw_buf_putc(&th, 0);
+      }
       if (rc) break;
-      if (!(cur = find_stream(lb, key.data, key.len))) {
+      if (!(cur = find_stream(lb, key.data, key.len, l->dyn_tenant ? th.data : NULL))) {
         rc = SW_ENOMEM;
         break;
       }
@@ -228,6 +248,7 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
           (rc = sw_buf_reserve(&cur->text, left + left / 8 + 64)))
         break;
     }
+    b->label_missing += th_missing;
     if (rmeta.len > 2 && meta_in != cur) { /* once per stream and label set */
       meta_ref = (uint32_t)cur->text.len + 1;
       meta_in = cur;
@@ -253,6 +274,7 @@ static int loki_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *
   sw_buf_free(&meta);
   sw_buf_free(&key);
   sw_buf_free(&rmeta);
+  sw_buf_free(&th);
   return rc;
 }
 
@@ -271,10 +293,13 @@ static void sort_streams(struct sw__loki_batch *lb) {
   }
 }
 
-int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
-  struct sw_buf *o = &lb->body;
+/* The push body of the streams of tenant header th (NULL: the sink's) not marked present into
+ * o (gzipped into wire when the sink compresses); *records gets their entries. */
+static int render_tenant(struct sw__loki *l, struct sw__loki_batch *lb, const char *th, struct sw_buf *o,
+                         struct sw_buf *wire, int *gone, uint64_t *records) {
   /* One allocation of the body's size: growing it by doubling copied it up to twice more. */
   size_t need = 16;
+  *records = 0;
   for (size_t i = 0; i < lb->n; i++) {
     const struct sw__loki_stream *st = &lb->s[i];
     need += strlen(st->labels) + 32 + st->text.len + st->n * 32;
@@ -284,6 +309,7 @@ int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
   size_t nout = 0;
   for (size_t i = 0; !rc && i < lb->n; i++) {
     struct sw__loki_stream *st = &lb->s[i];
+    if (th ? !st->tenant_header || strcmp(st->tenant_header, th) : st->tenant_header != NULL) continue;
     size_t k = 0;
     while (k < st->n && st->e[k].present) k++;
     if (k == st->n) continue; /* all of it is stored already */
@@ -291,6 +317,7 @@ int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
     for (int first = 1; !rc && k < st->n; k++) {
       const struct sw__loki_entry *e = &st->e[k];
       if (e->present) continue;
+      (*records)++;
       rc = sw_buf_reserve(o, e->len + 40);
       if (!rc) rc = sw_buf_append(o, first ? "[\"" : ",[\"", first ? 2 : 3);
       if (!rc) rc = e->ts < 0 ? sw_buf_printf(o, "%lld", (long long)e->ts) : sw_buf_put_u64(o, (uint64_t)e->ts);
@@ -303,9 +330,74 @@ int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
     if (!rc) rc = sw_buf_append(o, "]}", 2);
   }
   if (!rc) rc = sw_buf_append(o, "]}", 2);
-  if (!rc && l->gzip) rc = sw_gzip_keep_wire(o, &lb->wire, &lb->body_gone);
+  if (!rc && l->gzip) rc = sw_gzip_keep_wire(o, wire, gone);
   if (rc) { /* as it was: it may be called again */
     sw_buf_reset(o);
+    sw_buf_reset(wire);
+  }
+  return rc;
+}
+
+static void free_more(struct sw__loki_batch *lb) {
+  for (size_t i = 0; i < lb->nmore; i++) {
+    free(lb->more[i].tenant_header);
+    sw_buf_free(&lb->more[i].body);
+    sw_buf_free(&lb->more[i].wire);
+  }
+  free(lb->more);
+  lb->more = NULL;
+  lb->nmore = lb->next_more = 0;
+}
+
+int sw__loki_render(struct sw__loki *l, struct sw__loki_batch *lb) {
+  if (!l->dyn_tenant) {
+    uint64_t n;
+    lb->tenant_header = NULL;
+    lb->req_records = 0;
+    return render_tenant(l, lb, NULL, &lb->body, &lb->wire, &lb->body_gone, &n);
+  }
+  /* One request per tenant, in the order the tenants first appear. */
+  free_more(lb);
+  int rc = SW_OK, first = 1;
+  for (size_t i = 0; !rc && i < lb->n; i++) {
+    const char *th = lb->s[i].tenant_header;
+    size_t j = 0;
+    while (j < i && strcmp(lb->s[j].tenant_header, th)) j++;
+    if (j < i) continue; /* rendered with an earlier stream */
+    uint64_t n;
+    if (first) {
+      rc = render_tenant(l, lb, th, &lb->body, &lb->wire, &lb->body_gone, &n);
+      lb->req_records = n;
+      first = 0;
+      continue;
+    }
+    struct sw__loki_more *nm = realloc(lb->more, (lb->nmore + 1) * sizeof *nm);
+    if (!nm) {
+      rc = SW_ENOMEM;
+      break;
+    }
+    lb->more = nm;
+    struct sw__loki_more *m = &nm[lb->nmore];
+    memset(m, 0, sizeof *m);
+    sw_buf_init(&m->body, SIZE_MAX);
+    sw_buf_init(&m->wire, SIZE_MAX);
+    if (!(m->tenant_header = strdup(th))) {
+      rc = SW_ENOMEM;
+      break;
+    }
+    lb->nmore++;
+    rc = render_tenant(l, lb, th, &m->body, &m->wire, &m->body_gone, &m->records);
+  }
+  /* The first request's header lives in its stream, which is freed after rendering. */
+  if (!rc && lb->n) {
+    free(lb->replay_header);
+    lb->replay_header = strdup(lb->s[0].tenant_header);
+    lb->tenant_header = lb->replay_header;
+    if (!lb->replay_header) rc = SW_ENOMEM;
+  }
+  if (rc) {
+    free_more(lb);
+    sw_buf_reset(&lb->body);
     sw_buf_reset(&lb->wire);
   }
   return rc;
@@ -325,11 +417,16 @@ static int loki_seal(void *codec, struct sw_batch *b) {
 }
 
 static int loki_replay(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key) {
-  (void)key;
   struct sw__loki *l = codec;
   int rc = loki_begin(codec, b);
   if (rc) return rc;
   struct sw__loki_batch *lb = b->priv;
+  if (key && key[0]) { /* a {label} tenant's request: key is its tenant */
+    size_t n = strlen(key) + 16;
+    if (!(lb->replay_header = malloc(n))) return SW_ENOMEM;
+    snprintf(lb->replay_header, n, "X-Scope-OrgID: %s", key);
+    lb->tenant_header = lb->replay_header;
+  }
   rc = sw_buf_append(&lb->body, payload, len);
   if (!rc && l->gzip) rc = sw_gzip_keep_wire(&lb->body, &lb->wire, &lb->body_gone);
   return rc;
@@ -353,14 +450,30 @@ static int loki_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
     sw__loki_free_streams(lb);
     if (!left) return 0; /* Loki holds all of it */
   }
-  if (lb->sent) return 0;
-  if (!b->records) return 0; /* the sink's match kept every record out */
+  if (lb->sent) {
+    if (lb->next_more >= lb->nmore) return 0;
+    struct sw__loki_more *m = &lb->more[lb->next_more++]; /* the next tenant's request */
+    sw_buf_free(&lb->body);
+    sw_buf_free(&lb->wire);
+    lb->body = m->body;
+    lb->wire = m->wire;
+    lb->body_gone = m->body_gone;
+    lb->req_records = m->records;
+    sw_buf_init(&m->body, SIZE_MAX);
+    sw_buf_init(&m->wire, SIZE_MAX);
+    free(lb->replay_header);
+    lb->replay_header = m->tenant_header;
+    m->tenant_header = NULL;
+    lb->tenant_header = lb->replay_header;
+  } else if (!b->records) {
+    return 0; /* the sink's match kept every record out */
+  }
   lb->sent = 1;
   q->method = "POST";
   q->url = l->url;
   q->content_type = "application/json";
   q->content_encoding = l->gzip ? "gzip" : NULL;
-  q->headers[0] = l->tenant_header;
+  q->headers[0] = lb->tenant_header ? lb->tenant_header : l->tenant_header;
   const struct sw_buf *w = l->gzip ? &lb->wire : &lb->body;
   q->body = w->data;
   q->len = w->len;
@@ -378,8 +491,9 @@ static int loki_respond(void *codec, struct sw_batch *b, const struct sw_http_re
   }
   if (resp->status >= 200 && resp->status < 300) return SW_HTTP_DONE;
   if (sw_body_restore(&lb->body, &lb->wire, &lb->body_gone)) return SW_HTTP_RETRY;
-  if (sw_batch_dead(b, resp->status, resp->body, resp->body_len, lb->body.data, lb->body.len, NULL,
-                    b->records))
+  const char *tenant = lb->tenant_header ? lb->tenant_header + 15 : NULL; /* kept as the key */
+  if (sw_batch_dead(b, resp->status, resp->body, resp->body_len, lb->body.data, lb->body.len, tenant,
+                    lb->req_records ? lb->req_records : b->records))
     return SW_HTTP_RETRY; /* cannot keep it: better to try again than to drop it */
   return SW_HTTP_DONE;
 }
@@ -389,6 +503,8 @@ static void loki_release(void *codec, struct sw_batch *b) {
   struct sw__loki_batch *lb = b->priv;
   if (!lb) return;
   sw__loki_free_streams(lb);
+  free_more(lb);
+  free(lb->replay_header);
   sw_buf_free(&lb->body);
   sw_buf_free(&lb->wire);
   sw_buf_free(&lb->chk.url);

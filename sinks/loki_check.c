@@ -80,7 +80,7 @@ int sw__loki_check_next(struct sw__loki *l, struct sw_batch *b, struct sw_sink_r
   memset(req, 0, sizeof *req);
   req->method = "GET";
   req->url = u->data;
-  req->headers[0] = l->tenant_header;
+  req->headers[0] = st->tenant_header ? st->tenant_header : l->tenant_header;
   req->max_attempts = CHECK_ATTEMPTS;
   return 1;
 }

@@ -24,6 +24,7 @@ struct sw__loki {
   char *tenant_header;
   const struct sw_sink_conf *c;
   int gzip;
+  int dyn_tenant;      /* tenant has {label}s: one request per tenant */
   struct sw_route route;
 };
 
@@ -36,7 +37,8 @@ struct sw__loki_entry {
 };
 
 struct sw__loki_stream {
-  char *labels;            /* JSON object text; the stream's identity */
+  char *labels;            /* JSON object text; the stream's identity (with tenant) */
+  char *tenant_header;     /* "X-Scope-OrgID: <tenant>" of a {label} tenant, else NULL */
   struct sw__loki_entry *e;
   size_t n, cap;
   int sorted;
@@ -54,12 +56,25 @@ struct sw__loki_check {
   struct sw_buf scratch;
 };
 
+/* A request of a {label} tenant past the first one, rendered and waiting its turn. */
+struct sw__loki_more {
+  char *tenant_header;
+  struct sw_buf body, wire;
+  int body_gone;
+  uint64_t records;
+};
+
 struct sw__loki_batch {
   struct sw__loki_stream *s;
   size_t n, cap;
-  struct sw_buf body, wire;
+  struct sw_buf body, wire; /* the request being sent */
   int body_gone; /* gzip: body freed once compressed (sw_body_restore) */
   int sent;
+  const char *tenant_header; /* of the request being sent (borrowed: NULL = the sink's) */
+  uint64_t req_records;      /* records of the request being sent (0: the whole batch) */
+  char *replay_header;       /* a replayed dead letter's tenant */
+  struct sw__loki_more *more;
+  size_t nmore, next_more;
   int verifying;           /* streams kept for the check; body not rendered yet */
   struct sw__loki_check chk;
 };

@@ -1,7 +1,9 @@
 /* s3.c - the S3-compatible sink codec: PUT objects of NDJSON, zstd or gzip, signed with SigV4.
  *
  * A batch (object.max_bytes of buffered data, or what waited object.max_wait) becomes one
- * object, or one per source when the prefix uses {source}. The key is the expanded prefix
+ * object, or one per expanded prefix when the prefix names labels ({source}, {namespace}, an
+ * extracted {level}; sinks/template.h): records go to the object of their labels. The key is
+ * the expanded prefix
  * followed by the batch's chunk-id range, "<first>-<last>.ndjson.zst": the shipper writes the
  * range down before uploading (fixed_ranges), so after a crash the same objects are uploaded
  * again under the same keys and overwrite themselves instead of duplicating records. Time
@@ -21,13 +23,13 @@
 #include "../common/sha256.h"
 #include "ndjson.h"
 #include "sink.h"
+#include "template.h"
 
 struct s3 {
   const struct sw_sink_conf *c;
-  const char *host;
   char *base;          /* scheme://host[:port][/bucket] before the key */
   char *token_header;
-  int zstd, per_source;
+  int zstd, dyn_prefix;
   struct sw_route route;
 };
 
@@ -43,7 +45,7 @@ struct obj {
   char (*etags)[160];
   struct sw_buf xml;   /* CompleteMultipartUpload body */
   char *req_url;       /* the URL of the request in flight (with its query) */
-  char *source;
+  char *group;         /* the prefix with its {label}s expanded ("" when it has none) */
   int64_t ts_min;
   uint64_t records;
   ZSTD_CCtx *zc;
@@ -65,9 +67,9 @@ static int s3_create(const struct sw_sink_conf *c, const struct sw_sink_env *env
   struct s3 *s = calloc(1, sizeof *s);
   if (!s) return SW_ENOMEM;
   s->c = c;
-  s->host = env->host;
+  (void)env;
   s->zstd = !c->compression || strcmp(c->compression, "gzip") != 0;
-  s->per_source = c->prefix && strstr(c->prefix, "{source}") != NULL;
+  s->dyn_prefix = sw_tmpl_dynamic(c->prefix);
   char buf[2048];
   const char *scheme = "https://", *host;
   char aws[256];
@@ -114,7 +116,7 @@ static void obj_free(struct obj *o) {
   free(o->etags);
   sw_buf_free(&o->xml);
   free(o->req_url);
-  free(o->source);
+  free(o->group);
   ZSTD_freeCCtx(o->zc);
   if (o->z_open) deflateEnd(&o->z);
   sw_buf_free(&o->out);
@@ -131,10 +133,9 @@ static int s3_begin(void *codec, struct sw_batch *b) {
   return SW_OK;
 }
 
-static struct obj *obj_for(struct s3 *s, struct s3batch *sb, const char *source) {
-  const char *name = s->per_source ? source : "";
+static struct obj *obj_for(struct s3 *s, struct s3batch *sb, const char *name) {
   for (size_t i = 0; i < sb->n; i++)
-    if (!strcmp(sb->o[i].source, name)) return &sb->o[i];
+    if (!strcmp(sb->o[i].group, name)) return &sb->o[i];
   struct obj *no = realloc(sb->o, (sb->n + 1) * sizeof *no);
   if (!no) return NULL;
   sb->o = no;
@@ -143,7 +144,7 @@ static struct obj *obj_for(struct s3 *s, struct s3batch *sb, const char *source)
   o->ts_min = INT64_MAX;
   sw_buf_init(&o->out, SIZE_MAX);
   sw_buf_init(&o->xml, 1 << 20);
-  if (!(o->source = strdup(name))) return NULL;
+  if (!(o->group = strdup(name))) return NULL;
   sb->n++;
   if (s->zstd) {
     if (!(o->zc = ZSTD_createCCtx())) return NULL;
@@ -181,23 +182,84 @@ static int obj_write(struct obj *o, const void *src, size_t n, int end) {
   }
 }
 
+/* Compresses the records gathered in sb->tmp into the object of group (n records, the
+ * earliest at ts_min). */
+static int flush_run(struct s3 *s, struct s3batch *sb, const char *group, uint64_t n, int64_t ts_min) {
+  if (!n) return SW_OK;
+  struct obj *o = obj_for(s, sb, group);
+  if (!o) return SW_ENOMEM;
+  int rc = obj_write(o, sb->tmp.data, sb->tmp.len, 0);
+  sw_buf_reset(&sb->tmp);
+  o->records += n;
+  if (ts_min < o->ts_min) o->ts_min = ts_min;
+  return rc;
+}
+
 static int s3_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *row, const void *raw,
                   size_t len) {
   struct s3 *s = codec;
   struct s3batch *sb = b->priv;
   uint64_t n = 0;
   sw_buf_reset(&sb->tmp);
-  int rc = sw_ndjson_encode(row, raw, len, &s->route, &sb->tmp, &n);
-  if (!rc && n < row->records) b->routed_away += row->records - n;
-  if (rc || !n) return rc; /* nothing routed here: no object for it */
-  struct obj *o = obj_for(s, sb, row->source);
-  if (!o) return SW_ENOMEM;
-  rc = obj_write(o, sb->tmp.data, sb->tmp.len, 0);
-  if (rc) return rc;
+  int rc;
+  if (!s->dyn_prefix) {
+    rc = sw_ndjson_encode(row, raw, len, &s->route, &sb->tmp, &n);
+    if (!rc && n < row->records) b->routed_away += row->records - n;
+    if (!rc) rc = flush_run(s, sb, "", n, row->ts_min);
+  } else { /* record by record: runs of one group go to its object at once */
+    struct sw_chunk_iter it;
+    uint64_t count;
+    if ((rc = sw_chunk_iter_init(&it, raw, len, &count))) return rc;
+    const char *labels = row->labels_json;
+    size_t llen = strlen(labels);
+    struct sw_route_memo memo;
+    int rv = sw_route_chunk(&s->route, labels, &memo);
+    struct sw_ndjson_state st;
+    sw_ndjson_state_init(&st);
+    struct sw_buf grp, next;
+    sw_buf_init(&grp, 1 << 12);
+    sw_buf_init(&next, 1 << 12);
+    const char *grp_xl = NULL;
+    int have = 0;
+    uint64_t missing = 0, run = 0;
+    int64_t run_min = INT64_MAX;
+    struct sw_record_view r;
+    int more;
+    while ((more = sw_chunk_iter_next(&it, &r)) == 1) {
+      if (rv == SW_ROUTE_NONE || (rv == SW_ROUTE_RECORDS && !sw_route_record(&s->route, &memo, &r))) {
+        b->routed_away++;
+        continue;
+      }
+      if (!have || r.xl != grp_xl) {
+        sw_buf_reset(&next);
+        missing = 0;
+        rc = sw_tmpl_expand(s->c->prefix, SW_TMPL_KEY, labels, &r, &next, &missing);
+        if (!rc) rc = sw_buf_putc(&next, 0);
+        if (rc) break;
+        if (have && strcmp(next.data, grp.data)) { /* another object: flush the run */
+          if ((rc = flush_run(s, sb, grp.data, run, run_min))) break;
+          run = 0;
+          run_min = INT64_MAX;
+        }
+        struct sw_buf t = grp;
+        grp = next;
+        next = t;
+        grp_xl = r.xl;
+        have = 1;
+      }
+      b->label_missing += missing;
+      if ((rc = sw_ndjson_record(&st, labels, llen, row->format, &r, &sb->tmp))) break;
+      run++;
+      if (r.ts_ns < run_min) run_min = r.ts_ns;
+    }
+    if (!rc && more < 0) rc = more;
+    if (!rc && have) rc = flush_run(s, sb, grp.data, run, run_min);
+    sw_ndjson_state_free(&st);
+    sw_buf_free(&grp);
+    sw_buf_free(&next);
+  }
   if (sb->tmp.cap > (8u << 20)) sw_buf_shrink(&sb->tmp, 0);
-  o->records += n;
-  if (row->ts_min < o->ts_min) o->ts_min = row->ts_min;
-  return SW_OK;
+  return rc;
 }
 
 /* Appends s with every byte outside [A-Za-z0-9-_.~/] percent-encoded. */
@@ -212,21 +274,13 @@ static int put_escaped(struct sw_buf *b, const char *s) {
   return rc;
 }
 
-/* prefix with {host}/{source} substituted and strftime applied at ts, then the range. */
+/* The object's prefix ({label}s expanded when its records were added) with strftime applied at
+ * its earliest record, then the range. */
 static int make_key(struct s3 *s, struct obj *o, int64_t first, int64_t last, struct sw_buf *key) {
   struct sw_buf tpl;
   sw_buf_init(&tpl, 1 << 16);
-  int rc = SW_OK;
-  for (const char *p = s->c->prefix ? s->c->prefix : ""; *p && !rc; p++) {
-    const char *sub = NULL;
-    if (!strncmp(p, "{host}", 6)) sub = s->host, p += 5;
-    else if (!strncmp(p, "{source}", 8)) sub = o->source, p += 7;
-    if (!sub) {
-      rc = sw_buf_putc(&tpl, *p);
-      continue;
-    }
-    for (; *sub && !rc; sub++) rc = *sub == '%' ? sw_buf_append(&tpl, "%%", 2) : sw_buf_putc(&tpl, *sub);
-  }
+  const char *pre = s->dyn_prefix ? o->group : s->c->prefix ? s->c->prefix : "";
+  int rc = sw_buf_append(&tpl, pre, strlen(pre));
   if (!rc) rc = sw_buf_putc(&tpl, 0);
   char out[1024] = "";
   if (!rc && tpl.len > 1) {

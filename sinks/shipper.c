@@ -463,6 +463,8 @@ static void after_work(uv_work_t *w, int status) {
       hs->stats.batches_sent++;
       hs->stats.skipped_records += f->b.skipped;
       hs->stats.possibly_duplicated_records += f->b.unverified;
+      hs->stats.routed_away_records += f->b.routed_away;
+      hs->stats.label_missing += f->b.label_missing;
       for (size_t k = 0; k < f->b.ndead; k++) {
         hs->stats.dead_letters++;
         hs->stats.dead_records += f->b.dead[k].records;

@@ -35,6 +35,7 @@ struct sw_shipper_sink_stats {
   /* Loki after a restart: entries found already stored (not sent again), and entries sent again
    * because the receiver could not be asked (they may now be stored twice). */
   uint64_t skipped_records, possibly_duplicated_records;
+  uint64_t routed_away_records, label_missing; /* the sink's match; {label} of tenant/index/prefix */
   int64_t acked;
   const struct sw_http_stats *http;
 };

@@ -38,6 +38,7 @@ struct sw_batch {
   int64_t replay_id;     /* > 0: this batch resends dead letter replay_id */
   uint64_t records, raw_bytes, wire_bytes;
   uint64_t routed_away;  /* records of the added chunks the sink's `match` kept out (codecs count) */
+  uint64_t label_missing; /* `{label}`s of tenant/index/prefix expanded to `unknown` (codecs count) */
   struct sw_sink_dead *dead; /* what failed for good; stored with the cursor */
   size_t ndead;
   void *priv;            /* the codec's state for this batch */

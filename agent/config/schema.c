@@ -294,19 +294,27 @@ static const struct sw__conf_row sink_rows[] = {
              "already stored (`query_range`, same tenant and credentials), so that nothing is "
              "stored twice."},
     {.key = "tenant", .type = SW__CT_STRING, .only = ONLY(SW_SINK_LOKI),
-     .offset = offsetof(struct sw_sink_conf, tenant), .help = "Sent as `X-Scope-OrgID`."},
+     .offset = offsetof(struct sw_sink_conf, tenant),
+     .help = "Sent as `X-Scope-OrgID`. `{label}` takes each record's label (`\"{namespace}\"`: one "
+             "tenant per namespace, one request per tenant); a missing label is `unknown` (counted "
+             "in `spillway_sink_label_missing_total`); characters Loki does not allow become `_`."},
     {.key = "labels", .type = SW__CT_KVMAP, .only = ONLY(SW_SINK_LOKI),
      .offset = offsetof(struct sw_sink_conf, labels), .count_offset = offsetof(struct sw_sink_conf, nlabels),
      .help = "Static labels added to every stream."},
     {.key = "index", .type = SW__CT_STRING, .flags = SW__CF_NONEMPTY, .def = "logs-%Y.%m.%d",
      .only = ONLY(SW_SINK_ELASTICSEARCH), .offset = offsetof(struct sw_sink_conf, index),
-     .help = "Target index; `strftime` fields (`%Y`, `%m`, `%d`) come from the record's time."},
+     .help = "Target index; `strftime` fields (`%Y`, `%m`, `%d`) come from the record's time, "
+             "`{label}` from its labels (`logs-{namespace}-%Y.%m.%d`), lowercased, with characters an "
+             "index name cannot hold made `_`; a missing label is `unknown` (counted)."},
     {.key = "bucket", .type = SW__CT_STRING, .flags = SW__CF_REQUIRED | SW__CF_NONEMPTY, .only = ONLY(SW_SINK_S3),
      .offset = offsetof(struct sw_sink_conf, bucket), .help = "Bucket the objects are written to."},
     {.key = "region", .type = SW__CT_STRING, .flags = SW__CF_NONEMPTY, .def = "us-east-1", .only = ONLY(SW_SINK_S3),
      .offset = offsetof(struct sw_sink_conf, region), .help = "Region used for request signing."},
     {.key = "prefix", .type = SW__CT_STRING, .only = ONLY(SW_SINK_S3), .offset = offsetof(struct sw_sink_conf, prefix),
-     .help = "Object key prefix; `{host}` and `strftime` fields are expanded."},
+     .help = "Object key prefix; `strftime` fields come from the object's earliest record, `{label}` "
+             "from the records' labels (`{host}`, `{source}`, `{namespace}`, an extracted `{level}`): "
+             "records with different values go to different objects. Characters other than letters, "
+             "digits, `.`, `_`, `-` in a value become `_`; a missing label is `unknown` (counted)."},
     {.key = "compression", .type = SW__CT_ENUM, .flags = SW__CF_ENUM_STR, .def = "gzip",
      .values = http_compressions, .only = HTTP_SINKS, .offset = offsetof(struct sw_sink_conf, compression),
      .help = "Compression of request bodies."},

@@ -514,13 +514,18 @@ static void render_sink_traffic(struct sw_metrics *m, struct sw_prom *p, const c
        "Loki: entries of batches in flight at a restart that Loki already held (not sent again)."},
       {"spillway_sink_possibly_duplicated_records_total",
        "Loki: entries sent again after a restart without Loki saying whether it held them."},
+      {"spillway_sink_routed_away_records_total",
+       "Records of shipped chunks the sink's match kept out (not for this sink)."},
+      {"spillway_sink_label_missing_total",
+       "{label}s of tenant, index or prefix a record did not have: expanded to `unknown`."},
   };
   for (size_t k = 0; k < sizeof net_fams / sizeof *net_fams; k++) {
     sw_prom_family(p, net_fams[k][0], SW_PROM_COUNTER, net_fams[k][1]);
     for (size_t i = 0; i < nnet; i++) {
       sw_shipper_sink_stats(m->src.shipper, i, &ss);
       uint64_t v[] = {ss.bytes_sent, ss.batches_sent, ss.dead_letters, ss.http->requests, ss.http->retries,
-                      ss.skipped_records, ss.possibly_duplicated_records};
+                      ss.skipped_records, ss.possibly_duplicated_records, ss.routed_away_records,
+                      ss.label_missing};
       sw_prom_sample_u64(p, "", (struct sw_prom_label[]){{"sink", ss.name}, {"type", ss.type}}, 2, v[k]);
     }
     /* File sinks: the committed length of their output is what they delivered. */

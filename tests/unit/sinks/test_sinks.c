@@ -11,7 +11,9 @@
 
 #include "agent/buffer/chunk.h"
 #include "parsers/record.h"
+#include "sinks/route.h"
 #include "sinks/sink.h"
+#include "sinks/template.h"
 
 struct rec {
   int64_t ts;
@@ -186,8 +188,53 @@ static void backoff_bounds(void **state) {
   assert_int_equal(sw_http_backoff_ms(0, 0, 5, 12345), 0); /* degenerate config stays sane */
 }
 
+/* {label} expansion: record labels first, chunk labels next, unknown counted; per-sink charsets. */
+static void templates(void **state) {
+  (void)state;
+  const char *labels = "{\"namespace\":\"Prod/EU\",\"source\":\"pods\"}";
+  struct sw_record_view r = {.xl = "{\"level\":\"err or\"}", .xl_len = 20};
+  struct sw_buf o;
+  sw_buf_init(&o, SIZE_MAX);
+  uint64_t missing = 0;
+  assert_int_equal(sw_tmpl_expand("logs-{namespace}-{level}-%Y.{nope}{", SW_TMPL_INDEX, labels, &r, &o, &missing), 0);
+  assert_int_equal(missing, 1);
+  assert_memory_equal(o.data, "logs-prod_eu-err_or-%Y.unknown{", o.len);
+  sw_buf_reset(&o);
+  assert_int_equal(sw_tmpl_expand("{namespace}", SW_TMPL_TENANT, labels, NULL, &o, &missing), 0);
+  assert_memory_equal(o.data, "Prod_EU", o.len);
+  sw_buf_reset(&o);
+  assert_int_equal(sw_tmpl_expand("a/{source}/{level}/", SW_TMPL_KEY, labels, &r, &o, &missing), 0);
+  assert_memory_equal(o.data, "a/pods/err_or/", o.len);
+  assert_true(sw_tmpl_dynamic("x{a}") && !sw_tmpl_dynamic("x{a") && !sw_tmpl_dynamic(NULL));
+  sw_buf_free(&o);
+}
+
+/* match: decided per chunk when its labels settle it, else per record set. */
+static void routes(void **state) {
+  (void)state;
+  char *m[] = {"source=pods", "level=~error|critical"};
+  struct sw_route rt;
+  assert_int_equal(sw_route_init(&rt, m, 2), 0);
+  struct sw_route_memo memo;
+  assert_int_equal(sw_route_chunk(&rt, "{\"source\":\"other\"}", &memo), SW_ROUTE_NONE);
+  assert_int_equal(sw_route_chunk(&rt, "{\"source\":\"pods\"}", &memo), SW_ROUTE_RECORDS);
+  struct sw_record_view e = {.xl = "{\"level\":\"error\"}", .xl_len = 17}, i = {.xl = "{\"level\":\"info\"}", .xl_len = 16},
+                        none = {0};
+  assert_true(sw_route_record(&rt, &memo, &e));
+  assert_true(sw_route_record(&rt, &memo, &e)); /* memo */
+  assert_false(sw_route_record(&rt, &memo, &i));
+  assert_false(sw_route_record(&rt, &memo, &none));
+  sw_route_free(&rt);
+  char *m2[] = {"source=pods"};
+  assert_int_equal(sw_route_init(&rt, m2, 1), 0);
+  assert_int_equal(sw_route_chunk(&rt, "{\"source\":\"pods\"}", &memo), SW_ROUTE_ALL);
+  sw_route_free(&rt);
+  assert_int_equal(sw_route_chunk(NULL, "{}", &memo), SW_ROUTE_ALL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(templates), cmocka_unit_test(routes),
       cmocka_unit_test(loki_payload),
       cmocka_unit_test(es_payload_and_items),
       cmocka_unit_test(backoff_bounds),
