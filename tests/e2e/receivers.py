@@ -225,13 +225,24 @@ class Loki(Receiver):
         self.head_block_bytes = head_block_bytes
         self.reject_line = None  # a substring that makes the request fail with 400
         self.tenant = None
+        # multi_tenant: every X-Scope-OrgID is a tenant of its own, as in Loki with auth on: a
+        # request without one is refused, streams and queries are per tenant (lines() then gives
+        # the tenant as the label "__tenant__").
+        self.multi_tenant = False
         super().__init__(**kw)
+
+    def _tenant_key(self, headers, labels):
+        if not self.multi_tenant:
+            return frozenset(labels.items())
+        return frozenset(list(labels.items()) + [("__tenant__", headers.get("X-Scope-OrgID"))])
 
     def get(self, path, headers):
         url = urlsplit(path)
         if url.path != "/loki/api/v1/query_range":
             return 404, b"404 page not found"
         if self.tenant is not None and headers.get("X-Scope-OrgID") != self.tenant:
+            return 401, b"no org id"
+        if self.multi_tenant and not headers.get("X-Scope-OrgID"):
             return 401, b"no org id"
         qs = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
@@ -251,6 +262,9 @@ class Loki(Receiver):
             found = []
             for key, st in self.streams.items():
                 labels = dict(key)
+                if self.multi_tenant:
+                    if labels.pop("__tenant__") != headers.get("X-Scope-OrgID"):
+                        continue
                 if all(labels.get(k) == v for k, v in sel.items()):
                     found += [(ts, i, labels, line) for i, (ts, line, _) in enumerate(st.entries)
                               if start <= ts < end]
@@ -272,6 +286,8 @@ class Loki(Receiver):
             return 400, b"snappy: corrupt input", "text/plain"
         if self.tenant is not None and headers.get("X-Scope-OrgID") != self.tenant:
             return 401, b"no org id", "text/plain"
+        if self.multi_tenant and not headers.get("X-Scope-OrgID"):
+            return 401, b"no org id", "text/plain"
         try:
             req = json.loads(raw)
         except ValueError as e:
@@ -287,7 +303,7 @@ class Loki(Receiver):
             if bad or len(labels) > 15:
                 errors.append("parse error: unexpected character inside braces: %r" % bad)
                 continue
-            key = frozenset(labels.items())
+            key = self._tenant_key(headers, labels)
             prev = None
             ok = []
             for v in s.get("values", []):

@@ -273,3 +273,38 @@ def test_s3_big_object_goes_multipart(agent, workdir, s3):
     recs = [r["line"] for v in objs.values() for r in v]
     assert sorted(recs) == sorted(lines)
     agent.stop()
+
+
+def test_s3_prefix_labels_and_match(agent, workdir, s3):
+    """prefix with {label}s (an extracted one among them): each record goes to the object of
+    its labels, a missing label is `unknown`; match keeps the rest out."""
+    logs = workdir / "logs"
+    logs.mkdir()
+    rng = random.Random(53)
+    lines, want = [], {}
+    for i in range(3000):
+        lv = rng.choice(["info", "ERROR", "debug", None])
+        line = json.dumps({"level": lv, "n": i}) if lv else "plain %d" % i
+        lines.append(line)
+        norm = {"info": "info", "ERROR": "error", "debug": "debug", None: None}[lv]
+        if norm != "debug":
+            want[line] = norm or "unknown"
+    (logs / "app.log").write_text("\n".join(lines) + "\n")
+    agent.write_config([{"name": "app", "type": "file", "paths": [str(logs / "*.log")],
+                         "extract": {"format": "json", "fields": {"level": "level"}, "normalize_level": True}}],
+                       sinks=[s3_sink(s3, workdir, prefix="x/{source}/{level}/", match=["level!=debug"])])
+    agent.start(wait_ready=False)
+    agent.wait_for(settled(lambda: sum(len(v) for v in objects(s3).values()) >= len(want)), 60,
+                   "%d records in s3" % len(want))
+    objs = objects(s3)
+    got = {}
+    for key, recs in objs.items():
+        parts = key.split("/")
+        assert parts[0] == "x" and parts[1] == "app", key
+        for r in recs:
+            assert r["line"] not in got
+            got[r["line"]] = parts[2]
+            assert r["labels"].get("level", "unknown") == parts[2], (key, r)
+    assert got == want
+    assert {k.split("/")[2] for k in objs} == {"info", "error", "unknown"}
+    agent.stop()
