@@ -13,8 +13,10 @@ Kubernetes metadata and the java multiline hint (cri, cri-k8s).
 none); --mib 1024 shows the steady state; --only picks scenarios (files100-loki: the 100 files
 shipped to Loki; cri and cri-k8s: 8 pods' CRI logs with 1 % Java stack traces shipped to Loki,
 without and with Kubernetes metadata from a test API server and the pods' java multiline hint;
-cri-preset: the java preset alone). Every scenario
-runs at default settings.
+cri-preset: the java preset alone; process: the throughput workload through 5 filters, the
+extraction of 2 JSON fields and 2 log metrics, none of which removes a record, so it reads, keeps
+and ships the same records as throughput: compare the two). Every scenario runs at default
+settings.
 """
 import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, threading, time
 
@@ -188,7 +190,9 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=
         recv = _Sink(kind)
         sink_yaml = "{ name: out, type: %s, url: \"%s\", compression: %s%s }" % (kind, recv.url, comp, EXTRA_SINK)
     kube = _Kube(wl, meta) if name == "cri-k8s" else None
-    source = "{ name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }" % wl
+    source = "{ name: docker, type: docker, paths: [\"%s/*/*-json.log\"]%s }" % (
+        wl, ", extract: { format: json, fields: { level: level, logger: logger }, normalize_level: true }"
+        if name == "process" else "")
     if name.startswith("cri"):
         source = "{ name: pods, type: cri, paths: [\"%s/*/*/*.log\"]%s }" % (
             wl, ", multiline: { preset: java }" if name == "cri-preset" else "")
@@ -202,6 +206,8 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=
             f.write("redact: { builtin: [%s] }\n" % ", ".join(ALL_PACKS))
         if kube:
             f.write(kube.yaml())
+        if name == "process":
+            f.write(PROCESS_YAML)
     # With the pods' java hint, each stack trace is one record.
     want = meta["records_joined"] if kube or name == "cri-preset" else meta["records"]
     t0 = time.monotonic()
@@ -240,9 +246,21 @@ def run(name, wl, meta, timeout=600, redact=False, sink=None, binary=None, rate=
     return res
 
 
+# `process`: what extraction, filters and log metrics cost per record (docs/processing.md).
+PROCESS_YAML = """filters:
+  - { name: no-healthz, action: drop, match: ["source=docker"], line: 'GET /healthz' }
+  - { name: no-trace, action: drop, match: ["level=trace"] }
+  - { name: http-sample, action: sample, match: ["logger=http"], keep_one_in: 1 }
+  - { name: noisy, action: rate_limit, per: [container_name], records_per_second: 100000000, burst: 100000000 }
+  - { name: only-errors, action: keep, match: ["source=batch"], line: 'ERROR|FATAL' }
+log_metrics:
+  - { name: errors, match: ["level=error"], labels: [container_name, level] }
+  - { name: http_5xx, match: ["logger=http"], line: '"status": 5\\d\\d', labels: [container_name] }
+"""
+
 SCENARIOS = ["throughput", "loki-gzip", "loki-none", "elas-gzip", "elas-none", "secrets-plain",
              "secrets-redact", "files100", "files100-loki", "steady-loki", "steady-elas", "cri",
-             "cri-preset", "cri-k8s"]
+             "cri-preset", "cri-k8s", "process"]
 DEFAULT = ["throughput", "files100", "cri", "cri-k8s"]
 
 

@@ -84,6 +84,7 @@ static struct entry *map_get(struct strmap *m, const char *key, size_t klen, siz
 
 struct cond { /* match + line of a filter or metric */
   struct sw_label_match *m;
+  size_t *mref; /* the name index (sw_process.names) of each matcher's label */
   size_t nm;
   pcre2_code *line;
 };
@@ -91,6 +92,7 @@ struct cond { /* match + line of a filter or metric */
 struct filter {
   const struct sw_filter_conf *c;
   struct cond cond;
+  size_t *pref; /* name indices of `per` */
   struct strmap buckets;
   struct entry overflow; /* the bucket of keys past MAX_BUCKETS */
   int overflow_used;
@@ -100,6 +102,7 @@ struct filter {
 struct metric {
   const struct sw_log_metric_conf *c;
   struct cond cond;
+  size_t *lref; /* name indices of `labels` */
   struct strmap series;
   uint64_t overflow;
 };
@@ -124,15 +127,26 @@ struct sw_process {
   const char *val[SW_EXTRACT_MAX_FIELDS]; /* the record's extracted values, redacted */
   size_t vlen[SW_EXTRACT_MAX_FIELDS];
   struct sw_buf xl, key;
+  /* Every label name a matcher, `per` or metric label refers to, once: a file resolves each to
+   * its extracted field or its own value when its labels change, not per record. */
+  char **names;
+  size_t nnames;
 };
 
 /* Verdict of a condition's label matchers on a file: */
 enum { V_NO = 0, V_YES = 1, V_RECORD = 2 };
 
+struct ref {
+  int x;          /* extracted field index of the source, -1: not extractable */
+  const char *fv; /* the file's value, NULL: it has none */
+  size_t fl;
+};
+
 struct sw_process_file {
   struct source *sx;
   char **k, **v; /* the file's labels, decoded */
   size_t nl, capl;
+  struct ref *ref; /* per name of sw_process.names */
   uint8_t *fv, *mv; /* verdict per filter, per metric */
 };
 
@@ -151,12 +165,36 @@ static pcre2_code *compile(const char *pat) {
   return re;
 }
 
-static int cond_init(struct cond *c, char **match, size_t nmatch, const char *line, char *err, size_t errlen) {
-  if (nmatch && !(c->m = calloc(nmatch, sizeof *c->m))) return SW_ENOMEM;
+static int name_index(struct sw_process *p, const char *name, size_t *out) {
+  for (size_t i = 0; i < p->nnames; i++)
+    if (!strcmp(p->names[i], name)) {
+      *out = i;
+      return SW_OK;
+    }
+  char **nn = realloc(p->names, (p->nnames + 1) * sizeof *nn);
+  if (!nn) return SW_ENOMEM;
+  p->names = nn;
+  if (!(nn[p->nnames] = strdup(name))) return SW_ENOMEM;
+  *out = p->nnames++;
+  return SW_OK;
+}
+
+static int name_indices(struct sw_process *p, char **names, size_t n, size_t **out) {
+  if (!(*out = calloc(n + 1, sizeof **out))) return SW_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    if (name_index(p, names[i], &(*out)[i])) return SW_ENOMEM;
+  return SW_OK;
+}
+
+static int cond_init(struct sw_process *p, struct cond *c, char **match, size_t nmatch, const char *line,
+                     char *err, size_t errlen) {
+  if (!(c->m = calloc(nmatch + 1, sizeof *c->m)) || !(c->mref = calloc(nmatch + 1, sizeof *c->mref)))
+    return SW_ENOMEM;
   for (size_t i = 0; i < nmatch; i++) {
     int rc = sw_label_match_parse(&c->m[i], match[i], err, errlen);
     if (rc) return rc;
     c->nm++;
+    if (name_index(p, c->m[i].key, &c->mref[i])) return SW_ENOMEM;
   }
   if (line && !(c->line = compile(line))) {
     snprintf(err, errlen, "line: does not compile");
@@ -168,6 +206,7 @@ static int cond_init(struct cond *c, char **match, size_t nmatch, const char *li
 static void cond_free(struct cond *c) {
   for (size_t i = 0; i < c->nm; i++) sw_label_match_free(&c->m[i]);
   free(c->m);
+  free(c->mref);
   pcre2_code_free(c->line);
 }
 
@@ -184,14 +223,18 @@ void sw_process_destroy(struct sw_process *p) {
   free(p->src);
   for (size_t i = 0; i < p->nf; i++) {
     cond_free(&p->f[i].cond);
+    free(p->f[i].pref);
     map_free(&p->f[i].buckets);
   }
   free(p->f);
   for (size_t i = 0; i < p->nmt; i++) {
     cond_free(&p->mt[i].cond);
+    free(p->mt[i].lref);
     map_free(&p->mt[i].series);
   }
   free(p->mt);
+  for (size_t i = 0; i < p->nnames; i++) free(p->names[i]);
+  free(p->names);
   pcre2_match_data_free(p->md);
   sw_buf_free(&p->xl);
   sw_buf_free(&p->key);
@@ -247,20 +290,22 @@ int sw_process_create(const struct sw_config *cfg, struct sw_process **out, char
     p->f[i].c = fc;
     p->nf++;
     char e[256];
-    if ((rc = cond_init(&p->f[i].cond, fc->match, fc->nmatch, fc->line, e, sizeof e))) {
+    if ((rc = cond_init(p, &p->f[i].cond, fc->match, fc->nmatch, fc->line, e, sizeof e))) {
       snprintf(err, errlen, "filters[%zu]: %s", i, e);
       goto fail;
     }
+    if ((rc = name_indices(p, fc->per, fc->nper, &p->f[i].pref))) goto fail;
   }
   for (size_t i = 0; i < cfg->nlog_metrics; i++) {
     const struct sw_log_metric_conf *mc = &cfg->log_metrics[i];
     p->mt[i].c = mc;
     p->nmt++;
     char e[256];
-    if ((rc = cond_init(&p->mt[i].cond, mc->match, mc->nmatch, mc->line, e, sizeof e))) {
+    if ((rc = cond_init(p, &p->mt[i].cond, mc->match, mc->nmatch, mc->line, e, sizeof e))) {
       snprintf(err, errlen, "log_metrics[%zu]: %s", i, e);
       goto fail;
     }
+    if ((rc = name_indices(p, mc->labels, mc->nlabels, &p->mt[i].lref))) goto fail;
   }
   *out = p;
   return SW_OK;
@@ -281,6 +326,7 @@ void sw_process_file_free(struct sw_process_file *pf) {
   free(pf->v);
   free(pf->fv);
   free(pf->mv);
+  free(pf->ref);
   free(pf);
 }
 
@@ -313,21 +359,15 @@ static const char *file_label(const struct sw_process_file *pf, const char *key)
   return NULL;
 }
 
-static int extractable(const struct source *sx, const char *key) {
-  for (size_t i = 0; i < sx->spec.n; i++)
-    if (!strcmp(sx->spec.name[i], key)) return 1;
-  return 0;
-}
-
 static uint8_t file_verdict(struct sw_process *p, const struct sw_process_file *pf, const struct cond *c) {
   uint8_t v = V_YES;
   for (size_t i = 0; i < c->nm; i++) {
-    if (extractable(pf->sx, c->m[i].key)) {
+    const struct ref *r = &pf->ref[c->mref[i]];
+    if (r->x >= 0) {
       v = V_RECORD;
       continue;
     }
-    const char *s = file_label(pf, c->m[i].key);
-    if (!sw_label_match_test(&c->m[i], s, s ? strlen(s) : 0, p->md)) return V_NO;
+    if (!sw_label_match_test(&c->m[i], r->fv, r->fl, p->md)) return V_NO;
   }
   return v;
 }
@@ -339,6 +379,14 @@ int sw_process_file_labels(struct sw_process *p, struct sw_process_file *pf, con
   }
   pf->nl = 0;
   if (labels_json && sw_label_each(labels_json, strlen(labels_json), add_label, pf)) return SW_ENOMEM;
+  for (size_t n = 0; n < p->nnames; n++) {
+    struct ref *r = &pf->ref[n];
+    r->x = -1;
+    for (size_t i = 0; i < pf->sx->spec.n; i++)
+      if (!strcmp(pf->sx->spec.name[i], p->names[n])) r->x = (int)i;
+    r->fv = file_label(pf, p->names[n]);
+    r->fl = r->fv ? strlen(r->fv) : 0;
+  }
   for (size_t i = 0; i < p->nf; i++) pf->fv[i] = file_verdict(p, pf, &p->f[i].cond);
   for (size_t i = 0; i < p->nmt; i++) pf->mv[i] = file_verdict(p, pf, &p->mt[i].cond);
   return SW_OK;
@@ -350,7 +398,8 @@ struct sw_process_file *sw_process_file_new(struct sw_process *p, size_t src_ind
   pf->sx = &p->src[src_index < p->nsrc ? src_index : 0];
   pf->fv = calloc(p->nf + 1, 1);
   pf->mv = calloc(p->nmt + 1, 1);
-  if (!pf->fv || !pf->mv || sw_process_file_labels(p, pf, labels_json)) {
+  pf->ref = calloc(p->nnames + 1, sizeof *pf->ref);
+  if (!pf->fv || !pf->mv || !pf->ref || sw_process_file_labels(p, pf, labels_json)) {
     sw_process_file_free(pf);
     return NULL;
   }
@@ -359,39 +408,37 @@ struct sw_process_file *sw_process_file_new(struct sw_process *p, size_t src_ind
 
 /* ---- per record ---- */
 
-/* The record's value of label key (extracted first, then the file's); NULL when missing. */
-static const char *rec_label(const struct sw_process *p, const struct sw_process_file *pf, const char *key,
+/* The record's value of name n (extracted first, then the file's); NULL when missing. */
+static const char *rec_label(const struct sw_process *p, const struct sw_process_file *pf, size_t n,
                              size_t *len) {
-  const struct sw_extract_spec *sp = &pf->sx->spec;
-  for (size_t i = 0; i < sp->n; i++)
-    if (p->val[i] && !strcmp(sp->name[i], key)) {
-      *len = p->vlen[i];
-      return p->val[i];
-    }
-  const char *s = file_label(pf, key);
-  *len = s ? strlen(s) : 0;
-  return s;
+  const struct ref *r = &pf->ref[n];
+  if (r->x >= 0 && p->val[r->x]) {
+    *len = p->vlen[r->x];
+    return p->val[r->x];
+  }
+  *len = r->fl;
+  return r->fv;
 }
 
 static int cond_holds(struct sw_process *p, const struct sw_process_file *pf, const struct cond *c, uint8_t v,
                       const char *line, size_t len) {
   if (v == V_NO) return 0;
   for (size_t i = 0; v == V_RECORD && i < c->nm; i++) {
-    if (!extractable(pf->sx, c->m[i].key)) continue; /* decided per file */
+    if (pf->ref[c->mref[i]].x < 0) continue; /* decided per file */
     size_t n;
-    const char *s = rec_label(p, pf, c->m[i].key, &n);
+    const char *s = rec_label(p, pf, c->mref[i], &n);
     if (!sw_label_match_test(&c->m[i], s, n, p->md)) return 0;
   }
   return !c->line || pcre2_match(c->line, (PCRE2_SPTR)line, len, 0, 0, p->md, NULL) >= 0;
 }
 
-/* key of the record's values of names[n] (missing: "unknown"), joined by '\x1f', in p->key. */
-static int values_key(struct sw_process *p, const struct sw_process_file *pf, char **names, size_t n) {
+/* key of the record's values of names refs[n] (missing: "unknown"), joined by '\x1f', in p->key. */
+static int values_key(struct sw_process *p, const struct sw_process_file *pf, const size_t *refs, size_t n) {
   sw_buf_reset(&p->key);
   int rc = SW_OK;
   for (size_t i = 0; !rc && i < n; i++) {
     size_t vl;
-    const char *v = rec_label(p, pf, names[i], &vl);
+    const char *v = rec_label(p, pf, refs[i], &vl);
     if (!v) v = "unknown", vl = 7;
     if (i) rc = sw_buf_putc(&p->key, '\x1f');
     if (!rc) rc = sw_buf_append(&p->key, v, vl);
@@ -400,7 +447,7 @@ static int values_key(struct sw_process *p, const struct sw_process_file *pf, ch
 }
 
 static void count_metric(struct sw_process *p, const struct sw_process_file *pf, struct metric *m) {
-  if (values_key(p, pf, m->c->labels, m->c->nlabels)) {
+  if (values_key(p, pf, m->lref, m->c->nlabels)) {
     m->overflow++;
     return;
   }
@@ -460,7 +507,7 @@ static int filter_removes(struct sw_process *p, const struct sw_process_file *pf
   case SW_FILTER_RATE_LIMIT: {
     int fresh = 0;
     struct entry *e = NULL;
-    if (!values_key(p, pf, c->per, c->nper))
+    if (!values_key(p, pf, f->pref, c->nper))
       e = map_get(&f->buckets, p->key.data ? p->key.data : "", p->key.len, MAX_BUCKETS, &fresh);
     if (!e) {
       e = &f->overflow;
