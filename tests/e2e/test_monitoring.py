@@ -86,12 +86,14 @@ def scrape_text(spillway_bin, tmp_path_factory):
         d = workdir / "app"
         d.mkdir()
         agent.write_config(
-            [{"name": "app", "type": "file", "paths": ["%s/*.log" % d]}],
+            [{"name": "app", "type": "file", "paths": ["%s/*.log" % d], "labels": {"app": "web"}}],
             sinks=[{"name": "local", "type": "file", "path": str(agent.out_path)},
                    {"name": "loki", "type": "loki", "url": loki.url,
                     "batch": {"max_bytes": "64KiB", "max_wait": "100ms"}}],
             extra={"redact": {"builtin": ["email"]},
-                   "disk_pressure": {"path": str(workdir), "soft_percent": 80, "hard_percent": 90}})
+                   "disk_pressure": {"path": str(workdir), "soft_percent": 80, "hard_percent": 90},
+                   "log_metrics": [{"name": "http_5xx", "match": ["app=web"], "line": "^x$",
+                                    "labels": ["namespace", "app"]}]})
         agent.start()
         (d / "a.log").write_bytes(b"a@b.example\nPOISON\n" + b"x\n" * 100)
         agent.wait_count(102, 30)
@@ -199,6 +201,11 @@ def test_alerts_fire_on_their_situations(tmp_path):
                 {"series": 'spillway_disk_pressure_soft_ratio{%s,path="/var"}' % inst, "values": "0.8x30"},
                 {"series": 'spillway_process_start_time_seconds{%s}' % inst, "values": "100 100 400 400 700 700 1000x40"},
                 {"series": 'spillway_config_last_reload_successful{%s}' % inst, "values": "1x10 0x20"},
+                # 3 answers per second of 5xx from 10 minutes on; a capped metric at 20 minutes
+                {"series": 'spillway_log_http_5xx_total{%s,namespace="shop",app="web"}' % inst,
+                 "values": "0x10 0+180x20"},
+                {"series": 'spillway_log_metric_overflow_total{%s,metric="http_5xx"}' % inst,
+                 "values": "0x20 5x10"},
             ],
             "alert_rule_test": [
                 {"eval_time": "20m", "alertname": "SpillwayNoRecordsShipped", "exp_alerts": [
@@ -222,6 +229,14 @@ def test_alerts_fire_on_their_situations(tmp_path):
                 {"eval_time": "20m", "alertname": "SpillwayReloadFailed", "exp_alerts": [
                     {"exp_labels": {"job": "spillway", "instance": "n1:2020", "severity": "warning"}}]},
                 {"eval_time": "8m", "alertname": "SpillwayReloadFailed", "exp_alerts": []},
+                {"eval_time": "9m", "alertname": "SpillwayLogHttp5xxRate", "exp_alerts": []},
+                {"eval_time": "20m", "alertname": "SpillwayLogHttp5xxRate", "exp_alerts": [
+                    {"exp_labels": {"job": "spillway", "instance": "n1:2020", "namespace": "shop",
+                                    "app": "web", "severity": "warning"}}]},
+                {"eval_time": "15m", "alertname": "SpillwayLogMetricSeriesCapped", "exp_alerts": []},
+                {"eval_time": "22m", "alertname": "SpillwayLogMetricSeriesCapped", "exp_alerts": [
+                    {"exp_labels": {"job": "spillway", "instance": "n1:2020", "metric": "http_5xx",
+                                    "severity": "warning"}}]},
             ],
         }],
     }
