@@ -156,17 +156,7 @@ static const struct sw__conf_row filter_rows[] = {
 };
 
 static void check_filters(struct sw__conf_ctx *c, void *elems, size_t n) {
-  char q[96];
-  FC *f = elems;
-  for (size_t i = 1; i < n; i++)
-    for (size_t j = 0; f[i].name && j < i; j++)
-      if (f[j].name && !strcmp(f[i].name, f[j].name)) {
-        size_t saved = sw__conf_path_index(c, i);
-        sw__conf_path_key(c, "name");
-        sw__conf_err(c, "duplicate filter name %s", sw__conf_quote(q, sizeof q, f[i].name));
-        sw__conf_path_pop(c, saved);
-        break;
-      }
+  sw__conf_check_unique(c, "filter", elems, n, sizeof(FC), offsetof(FC, name));
 }
 
 const struct sw__conf_table sw__conf_filter_table = {
@@ -211,17 +201,7 @@ static const struct sw__conf_row metric_rows[] = {
 };
 
 static void check_metrics(struct sw__conf_ctx *c, void *elems, size_t n) {
-  char q[96];
-  MC *m = elems;
-  for (size_t i = 1; i < n; i++)
-    for (size_t j = 0; m[i].name && j < i; j++)
-      if (m[j].name && !strcmp(m[i].name, m[j].name)) {
-        size_t saved = sw__conf_path_index(c, i);
-        sw__conf_path_key(c, "name");
-        sw__conf_err(c, "duplicate log metric name %s", sw__conf_quote(q, sizeof q, m[i].name));
-        sw__conf_path_pop(c, saved);
-        break;
-      }
+  sw__conf_check_unique(c, "log metric", elems, n, sizeof(MC), offsetof(MC, name));
 }
 
 const struct sw__conf_table sw__conf_log_metric_table = {

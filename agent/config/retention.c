@@ -118,18 +118,7 @@ static void check_retention(struct sw__conf_ctx *c, void *base, const cJSON *obj
 }
 
 static void check_retention_list(struct sw__conf_ctx *c, void *elems, size_t n) {
-  char q[96];
-  const RC *r = elems;
-  for (size_t i = 1; i < n; i++) {
-    for (size_t j = 0; r[i].name && j < i; j++) {
-      if (!r[j].name || strcmp(r[i].name, r[j].name)) continue;
-      size_t saved = sw__conf_path_index(c, i);
-      sw__conf_path_key(c, "name");
-      sw__conf_err(c, "duplicate retention name %s", sw__conf_quote(q, sizeof q, r[i].name));
-      sw__conf_path_pop(c, saved);
-      break;
-    }
-  }
+  sw__conf_check_unique(c, "retention", elems, n, sizeof(RC), offsetof(RC, name));
 }
 
 const struct sw__conf_table sw__conf_retention_table = {

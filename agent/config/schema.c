@@ -182,7 +182,7 @@ static const struct sw__conf_row source_rows[] = {
              "place once every byte of it is in the buffer (docs/architecture.md explains the residual race). Unset: never."},
 };
 
-static void check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, size_t n, size_t size,
+void sw__conf_check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, size_t n, size_t size,
                          size_t name_off) {
   char q[96];
   for (size_t i = 1; i < n; i++) {
@@ -200,7 +200,7 @@ static void check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, 
 }
 
 static void check_sources(struct sw__conf_ctx *c, void *elems, size_t n) {
-  check_unique(c, "source", elems, n, sizeof(struct sw_source_conf), offsetof(struct sw_source_conf, name));
+  sw__conf_check_unique(c, "source", elems, n, sizeof(struct sw_source_conf), offsetof(struct sw_source_conf, name));
   struct sw_source_conf *src = elems;
   for (size_t i = 0; i < n; i++) {
     if (!src[i].multiline.start || !src[i].multiline.preset) continue;
@@ -407,7 +407,7 @@ static void check_sink(struct sw__conf_ctx *c, void *base, const cJSON *obj, int
 }
 
 static void check_sinks(struct sw__conf_ctx *c, void *elems, size_t n) {
-  check_unique(c, "sink", elems, n, sizeof(struct sw_sink_conf), offsetof(struct sw_sink_conf, name));
+  sw__conf_check_unique(c, "sink", elems, n, sizeof(struct sw_sink_conf), offsetof(struct sw_sink_conf, name));
 }
 
 static const struct sw__conf_table sink_table = {
