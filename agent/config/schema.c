@@ -182,22 +182,6 @@ static const struct sw__conf_row source_rows[] = {
              "place once every byte of it is in the buffer (docs/architecture.md explains the residual race). Unset: never."},
 };
 
-void sw__conf_check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, size_t n, size_t size,
-                         size_t name_off) {
-  char q[96];
-  for (size_t i = 1; i < n; i++) {
-    const char *a = *(char **)((char *)elems + i * size + name_off);
-    for (size_t j = 0; a && j < i; j++) {
-      const char *b = *(char **)((char *)elems + j * size + name_off);
-      if (!b || strcmp(a, b)) continue;
-      size_t saved = sw__conf_path_index(c, i);
-      sw__conf_path_key(c, "name");
-      sw__conf_err(c, "duplicate %s name %s", noun, sw__conf_quote(q, sizeof q, a));
-      sw__conf_path_pop(c, saved);
-      break;
-    }
-  }
-}
 
 static void check_sources(struct sw__conf_ctx *c, void *elems, size_t n) {
   sw__conf_check_unique(c, "source", elems, n, sizeof(struct sw_source_conf), offsetof(struct sw_source_conf, name));

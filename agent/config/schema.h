@@ -106,7 +106,7 @@ extern const struct sw__conf_table sw__conf_log_metric_table;    /* config/proce
 /* A sink's match and stream_labels (config/process.c). */
 void sw__conf_check_sink_match(struct sw__conf_ctx *c, struct sw_sink_conf *k);
 /* "duplicate NOUN name ..." for each element of elems[n] (size bytes each) whose char * name at
- * name_off repeats an earlier one's (config/schema.c). */
+ * name_off repeats an earlier one's (config/types.c). */
 void sw__conf_check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, size_t n, size_t size,
                            size_t name_off);
 /* Extracted label names must not be ones a file's label set has (config/process.c). */

@@ -292,3 +292,20 @@ char *sw__conf_resolve(const char *basedir, const char *p, bool glob) {
   memcpy(out + o, p, strlen(p) + 1);
   return out;
 }
+
+void sw__conf_check_unique(struct sw__conf_ctx *c, const char *noun, void *elems, size_t n, size_t size,
+                         size_t name_off) {
+  char q[96];
+  for (size_t i = 1; i < n; i++) {
+    const char *a = *(char **)((char *)elems + i * size + name_off);
+    for (size_t j = 0; a && j < i; j++) {
+      const char *b = *(char **)((char *)elems + j * size + name_off);
+      if (!b || strcmp(a, b)) continue;
+      size_t saved = sw__conf_path_index(c, i);
+      sw__conf_path_key(c, "name");
+      sw__conf_err(c, "duplicate %s name %s", noun, sw__conf_quote(q, sizeof q, a));
+      sw__conf_path_pop(c, saved);
+      break;
+    }
+  }
+}
