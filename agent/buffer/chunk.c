@@ -8,9 +8,11 @@ void sw_chunk_builder_init(struct sw_chunk_builder *cb, size_t max_bytes) {
   memset(cb, 0, sizeof *cb);
   sw_buf_init(&cb->meta, max_bytes / 2 + 4096);
   sw_buf_init(&cb->text, max_bytes + 4096);
-  sw_buf_init(&cb->idx, max_bytes / 4 + 4096);
+  /* As much room as the text: a chunk of a million one-byte records needs an index byte or
+   * two each. Memory is taken only when a record has labels of its own. */
+  sw_buf_init(&cb->idx, max_bytes + 4096);
   sw_buf_init(&cb->sets, max_bytes + 4096);
-  sw_buf_init(&cb->ends, max_bytes / 4 + 4096);
+  sw_buf_init(&cb->ends, max_bytes + 4096);
 }
 
 void sw_chunk_builder_free(struct sw_chunk_builder *cb) {

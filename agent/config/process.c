@@ -178,6 +178,11 @@ static void check_metric(struct sw__conf_ctx *c, void *base, const cJSON *obj, i
     sw__conf_err(c, "%s: letters, digits and `_`, not starting with a digit (a Prometheus metric name)",
                  sw__conf_quote(q, sizeof q, m->name));
     sw__conf_path_pop(c, saved);
+  } else if (m->name && !strcmp(m->name, "metric_overflow")) { /* spillway_log_metric_overflow_total */
+    size_t saved = sw__conf_path_key(c, "name");
+    sw__conf_err(c, "\"metric_overflow\" is taken: spillway_log_metric_overflow_total counts what "
+                    "the log metrics could not");
+    sw__conf_path_pop(c, saved);
   }
   check_matchers(c, "match", m->match, m->nmatch);
   check_label_names(c, "labels", m->labels, m->nlabels);

@@ -313,7 +313,9 @@ static void add_record_x(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, 
     flags |= SW_REC_TRUNCATED;
   }
   flags &= ~SW_REC_REDACTED;
-  if (f->cb.text.len + len + 1 > f->cb.text.max || f->cb.meta.len + 24 > f->cb.meta.max)
+  if (f->cb.text.len + len + 1 > f->cb.text.max || f->cb.meta.len + 24 > f->cb.meta.max ||
+      (xlen && (f->cb.sets.len + xlen > f->cb.sets.max || f->cb.idx.len + f->cb.count + 16 > f->cb.idx.max ||
+                f->cb.ends.len + 8 > f->cb.ends.max)))
     (void)overflow_seal(ing, f); /* else sw_chunk_add refuses and the record is lost */
   size_t before = sw_chunk_raw_size(&f->cb);
   if (f->cb.count == 0) f->chunk_started_ms = sw_ingest_now_ms();

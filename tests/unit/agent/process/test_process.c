@@ -162,6 +162,7 @@ static void test_config_errors(void **state) {
       {HEAD "filters:\n  - { name: a, action: drop, match: ['bad'] }\n", "filters[0].match[0]: label matcher"},
       {HEAD "filters:\n  - { name: a, action: drop, line: x, keep_one_in: 3 }\n", "filters[0].keep_one_in"},
       {HEAD "log_metrics:\n  - { name: 'a-b' }\n", "log_metrics[0].name"},
+      {HEAD "log_metrics:\n  - { name: metric_overflow }\n", "log_metrics[0].name: \"metric_overflow\" is taken"},
       {HEAD "sinks:\n  - { name: s, type: file, path: /tmp/xd/o, match: ['x=~('] }\n", "sinks[0].match[0]"},
       {"data_dir: /tmp/xd\nsources:\n  - { name: a, type: file, paths: [/tmp/x/*.log], extract: { fields: { source: x } } }\n",
        "sources[0].extract.fields.source"},
