@@ -225,6 +225,7 @@ static int start_server(struct agent *a) {
     return rc;
   if (a->cfg->server.enable_search) {
     if (!(a->search = sw_search_http_new(&a->loop, a->cfg->data_dir))) return SW_ENOMEM;
+    sw_search_http_set_config(a->search, &a->cfg);
     if ((rc = sw_httpd_route(a->httpd, "/api/v1/search", sw_search_http_handle, a->search))) return rc;
   }
   SW_LOG(SW_L_INFO, "http", "listening on %s (port %d)", listen, sw_httpd_port(a->httpd));

@@ -134,6 +134,7 @@ int sw_cli_search(int argc, char **argv) {
   } else {
     if (!(cfg = sw_cli_load(config ? config : sw_cli_default_config()))) goto done;
     so.data_dir = cfg->data_dir;
+    sw_search_query_extractable(&q, cfg);
   }
   struct printer p = {0};
   sw_search_out_init(&p.out, !strcmp(output, "json")  ? SW_SEARCH_OUT_JSON

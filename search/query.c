@@ -9,6 +9,7 @@
 
 #include "../agent/config/config.h"
 #include "../common/timefmt.h"
+#include "../parsers/extract.h"
 #include "../parsers/record.h"
 
 #define SW__RE_FLAGS (PCRE2_UTF | PCRE2_MATCH_INVALID_UTF)
@@ -175,12 +176,40 @@ int sw_search_labels_plan(const struct sw_search_query *q, const char *labels_js
   *deferred = 0;
   for (size_t i = 0; i < q->nlabels; i++) {
     long l = sw_label_lookup(labels_json, n, q->labels[i].key, v, sizeof v);
-    if (l < 0)
+    if (l < 0 && (!q->xknown || (q->xmask >> i & 1)))
       *deferred |= 1ull << i;
-    else if (!sw_label_match_test(&q->labels[i], v, (size_t)l, NULL))
+    else if (!sw_label_match_test(&q->labels[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, NULL))
       return 0;
   }
   return 1;
+}
+
+/* Whether some source of cfg extracts label `key`. */
+static int extracted_anywhere(const struct sw_config *cfg, const char *key) {
+  for (size_t i = 0; i < cfg->nsources; i++) {
+    const struct sw_extract_conf *x = &cfg->sources[i].extract;
+    for (size_t k = 0; k < x->nfields; k++)
+      if (!strcmp(x->fields[k].key, key)) return 1;
+    if (x->format != SW_EXTRACT_REGEX || !x->pattern) continue;
+    int ec;
+    PCRE2_SIZE off;
+    struct sw_extract_spec sp = {.re = pcre2_compile((PCRE2_SPTR)x->pattern, PCRE2_ZERO_TERMINATED, SW__RE_FLAGS,
+                                                     &ec, &off, NULL)};
+    int hit = !sp.re; /* cannot tell: it may */
+    if (sp.re && sw_extract_regex_names(&sp) == SW_OK)
+      for (size_t k = 0; k < sp.n; k++) hit |= !strcmp(sp.name[k], key);
+    pcre2_code_free(sp.re);
+    if (hit) return 1;
+  }
+  return 0;
+}
+
+void sw_search_query_extractable(struct sw_search_query *q, const struct sw_config *cfg) {
+  if (!cfg) return;
+  q->xknown = 1;
+  q->xmask = 0;
+  for (size_t i = 0; i < q->nlabels; i++)
+    if (extracted_anywhere(cfg, q->labels[i].key)) q->xmask |= 1ull << i;
 }
 
 /* The deferred matchers on a record's own labels (a missing one is ""). */

@@ -35,6 +35,8 @@ struct sw_search_query {
   unsigned streams; /* bit (1 << SW_STREAM_*) per accepted stream */
   struct sw_label_match *labels;
   size_t nlabels;
+  int xknown;     /* sw_search_query_extractable was called */
+  uint64_t xmask; /* matchers on a label some source extracts */
   uint32_t grams[64]; /* trigrams of literals every match must contain (see query.c) */
   size_t ngrams;
 };
@@ -49,6 +51,12 @@ void sw_search_query_free(struct sw_search_query *q);
 /* "k=v", "k!=v", "k=~re", "k!~re". */
 int sw_search_query_label(struct sw_search_query *q, const char *spec, char *err,
                           size_t errlen) SW_MUST_CHECK;
+/* Call after the labels: the label names the sources of cfg extract (agent/config/config.h).
+ * Without it (a copied database searched with --db), every matcher on a label a chunk's set
+ * lacks is left to the records. Chunks written while another configuration extracted a label
+ * this one does not are then decided by their file's labels alone. */
+struct sw_config;
+void sw_search_query_extractable(struct sw_search_query *q, const struct sw_config *cfg);
 /* "stdout", "stderr" or "file"; several calls accumulate. */
 int sw_search_query_stream(struct sw_search_query *q, const char *name) SW_MUST_CHECK;
 
@@ -63,7 +71,9 @@ int sw_search_grams_match(const struct sw_search_query *q, const void *set, size
 int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json);
 /* For planning: 0 when the chunk's labels rule it out. Matchers on labels the chunk's set does
  * not have are left to each record's own labels (extracted ones): their bits go to *deferred,
- * which sw_search_chunk then checks per record (s->deferred). */
+ * which sw_search_chunk then checks per record (s->deferred) -- unless the configuration says
+ * no source extracts that label (sw_search_query_extractable): then a missing label is "" here
+ * and the chunk can be skipped without reading it. */
 int sw_search_labels_plan(const struct sw_search_query *q, const char *labels_json, uint64_t *deferred);
 
 /* Per-thread matching state. */

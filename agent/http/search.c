@@ -63,6 +63,7 @@ struct sw_search_http {
   char *data_dir; /* a copy: a live reload replaces the config it came from */
   int running;
   int64_t timeout_ms;
+  const struct sw_config *const *cfg; /* the agent's current configuration (may change at reload) */
 };
 
 /* SW_SEARCH_HTTP_TIMEOUT_MS, or SPILLWAY_TEST_SEARCH_TIMEOUT_MS (100..3600000): a test knob,
@@ -88,6 +89,8 @@ struct sw_search_http *sw_search_http_new(uv_loop_t *loop, const char *data_dir)
   }
   return s;
 }
+
+void sw_search_http_set_config(struct sw_search_http *s, const struct sw_config *const *cfg) { s->cfg = cfg; }
 
 void sw_search_http_free(struct sw_search_http *s) {
   if (!s) return;
@@ -343,8 +346,8 @@ static int parse_params(const char *qs, struct params *pp, char *err, size_t err
 }
 
 /* The compiled query; 0, or -1 with err set (q is then freed). */
-static int build_query(const struct params *pp, struct sw_search_query *q, char *err,
-                       size_t errlen) {
+static int build_query(const struct params *pp, const struct sw_config *const *cfg, struct sw_search_query *q,
+                       char *err, size_t errlen) {
   if (sw_search_query_init(q, pp->pattern, pp->icase ? SW_SEARCH_ICASE : 0, err, errlen))
     return -1;
   int64_t now = sw_time_now_ns();
@@ -355,6 +358,7 @@ static int build_query(const struct params *pp, struct sw_search_query *q, char 
     ok = 0, snprintf(err, errlen, "until: want RFC 3339 or a duration like 15m, 1h, 2d");
   for (size_t i = 0; ok && i < pp->nlabels; i++)
     if (sw_search_query_label(q, pp->labels[i], err, errlen)) ok = 0;
+  if (ok && cfg && *cfg) sw_search_query_extractable(q, *cfg);
   for (size_t i = 0; ok && i < pp->nstreams; i++)
     if (sw_search_query_stream(q, pp->streams[i]))
       ok = 0, snprintf(err, errlen, "stream must be stdout, stderr or file");
@@ -413,7 +417,7 @@ void sw_search_http_handle(struct sw_http_conn *c, const struct sw_http_req *req
     snprintf(err, sizeof err, "out of memory");
     goto bad;
   }
-  if (build_query(&pp, &j->q, err, sizeof err)) {
+  if (build_query(&pp, s->cfg, &j->q, err, sizeof err)) {
     free(j);
     goto bad;
   }

@@ -17,6 +17,10 @@ struct sw_search_http;
 /* data_dir is copied. Free the object only after the loop closed every handle. */
 struct sw_search_http *sw_search_http_new(uv_loop_t *loop, const char *data_dir);
 void sw_search_http_free(struct sw_search_http *s);
+/* The running configuration, read at each request (loop thread) for the labels its sources
+ * extract (search/query.h); *cfg may change at reload. NULL: unknown. */
+struct sw_config;
+void sw_search_http_set_config(struct sw_search_http *s, const struct sw_config *const *cfg);
 /* The route handler (arg: the object). */
 void sw_search_http_handle(struct sw_http_conn *c, const struct sw_http_req *req, void *arg);
 

@@ -495,3 +495,38 @@ def test_check_names_bad_processing_keys(agent, workdir):
                  "filters[1].records_per_second",
                  "log_metrics[0].name"]:
         assert want in err, err
+
+
+def test_search_skips_chunks_a_label_cannot_be_in(agent, workdir):
+    """--label on a label no source extracts and no file has is decided per chunk (nothing read);
+    on an extracted one, per record (the chunks are read)."""
+    logs = workdir / "logs"
+    logs.mkdir()
+    lines = [json.dumps({"level": ["info", "error"][i % 2], "n": i}) for i in range(2000)]
+    (logs / "a.log").write_text("\n".join(lines) + "\n")
+    agent.write_config([{"name": "app", "type": "file", "paths": [str(logs / "*.log")],
+                         "extract": {"format": "json", "fields": {"level": "level"}}}],
+                       buffer={"max_bytes": "1GiB", "keep_shipped": {"max_age": "24h"},
+                               "chunk": {"max_records": 500, "max_bytes": "1MiB", "max_wait": "200ms"}})
+    agent.start()
+    agent.wait_count(2000, 30 * SLOW)
+    base = "http://127.0.0.1:%d/api/v1/search" % agent.http_port()
+
+    def summary(label):
+        r = requests.get(base, params={"q": "", "label": label, "limit": 5000}, timeout=10)
+        assert r.status_code == 200, r.text
+        out = [json.loads(x) for x in r.text.splitlines()]
+        return out[-1]["summary"], out[:-1]
+    s, recs = summary("level=error")
+    assert s["matches"] == 1000 and s["chunks_scanned"] >= 4
+    assert all(r["labels"]["level"] == "error" for r in recs)
+    s, recs = summary("team=x")  # nothing extracts `team`, no file has it
+    assert s["matches"] == 0 and s["chunks_scanned"] == 0
+    s, recs = summary("team!=x")  # a missing label is "": every record
+    assert s["matches"] == 2000
+    agent.stop()
+    # a copied database without the configuration: the records decide, the answers are the same
+    res = agent.cli("search", "--db", str(agent.data_dir), "--count", "--label", "team=x", "")
+    assert res.stdout.decode().strip() == "0"
+    res = agent.cli("search", "--db", str(agent.data_dir), "--count", "--label", "level=error", "")
+    assert res.stdout.decode().strip() == "1000"
