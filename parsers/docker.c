@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../common/timefmt.h"
+#include "jsonstr.h"
 #include "record.h"
 
 /* Nesting limit for skipped values (below the top-level object); bounds the bit stack. */
@@ -37,94 +38,6 @@ static const char *skip_ws(const char *p, const char *end) {
   while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
     p++;
   return p;
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/* Four hex digits at p (p + 4 <= end checked by the caller) -> 0..0xFFFF, or -1. */
-static long hex4(const char *p) {
-  long v = 0;
-  for (int i = 0; i < 4; i++) {
-    int h = hexval(p[i]);
-    if (h < 0)
-      return -1;
-    v = v << 4 | h;
-  }
-  return v;
-}
-
-static size_t put_utf8(char *o, unsigned long cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | cp >> 6);
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | cp >> 12);
-    o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | cp >> 18);
-  o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-  o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
-/* Decodes the escape at s (s[0] == '\\') into buf (4 bytes), sets *n, returns the pointer
- * past it or NULL for a malformed escape. A lone or mis-ordered UTF-16 surrogate becomes
- * U+FFFD rather than an error: it has no UTF-8 form, and replacing it (as Go's
- * encoding/json decoder does) keeps the output valid UTF-8 without dropping the line. */
-static const char *decode_escape(const char *s, const char *end, char *buf, size_t *n) {
-  if (end - s < 2)
-    return NULL;
-  *n = 1;
-  switch (s[1]) {
-  case '"': buf[0] = '"'; return s + 2;
-  case '\\': buf[0] = '\\'; return s + 2;
-  case '/': buf[0] = '/'; return s + 2;
-  case 'b': buf[0] = '\b'; return s + 2;
-  case 'f': buf[0] = '\f'; return s + 2;
-  case 'n': buf[0] = '\n'; return s + 2;
-  case 'r': buf[0] = '\r'; return s + 2;
-  case 't': buf[0] = '\t'; return s + 2;
-  case 'u': break;
-  default: return NULL;
-  }
-  if (end - s < 6)
-    return NULL;
-  long cp = hex4(s + 2);
-  if (cp < 0)
-    return NULL;
-  s += 6;
-  if (cp >= 0xD800 && cp <= 0xDBFF) {
-    long lo = -1;
-    if (end - s >= 6 && s[0] == '\\' && s[1] == 'u')
-      lo = hex4(s + 2);
-    if (lo >= 0xDC00 && lo <= 0xDFFF) {
-      cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      s += 6;
-    } else {
-      cp = 0xFFFD; /* the next escape, if any, is decoded on its own */
-    }
-  } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-    cp = 0xFFFD;
-  }
-  *n = put_utf8(buf, (unsigned long)cp);
-  return s;
 }
 
 /* High bit set in each byte of x that is '"' or '\\'. Exact for the lowest such byte
@@ -195,7 +108,7 @@ static const char *unescape_str(const char *p, const char *end, char *dst, size_
     }
     char buf[4];
     size_t n;
-    p = decode_escape(p, end, buf, &n);
+    p = sw__json_decode_escape(p, end, buf, &n);
     if (p == NULL)
       return NULL;
     for (size_t i = 0; i < n; i++, o++)

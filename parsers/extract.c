@@ -1,6 +1,7 @@
 /* extract.c - see extract.h. The JSON walk reads only what a path needs: members before the
  * one wanted are skipped with a string-aware bracket count, never parsed into a tree. */
 #include "extract.h"
+#include "jsonstr.h"
 
 #include <pcre2.h>
 #include <string.h>
@@ -55,61 +56,25 @@ static const char *skip_value(const char *p, const char *e) {
   return p;
 }
 
-static int hexv(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = (char)(c | 0x20);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Decodes the JSON string body [s, e) into d (cap bytes); returns the bytes written. */
+/* Decodes the JSON string body [s, e) into d (cap bytes), never cutting a character; a
+ * malformed escape is kept as written. Returns the bytes written. */
 static size_t unescape(const char *s, const char *e, char *d, size_t cap) {
   size_t o = 0;
-  while (s < e && o < cap) {
-    char c = *s++;
-    if (c != '\\' || s >= e) {
-      unsigned char u = (unsigned char)c;
-      size_t need = u >= 0xF0 ? 4 : u >= 0xE0 ? 3 : u >= 0xC0 ? 2 : 1;
-      if (o + need > cap) break; /* never half a character */
-      d[o++] = c;
-      continue;
+  while (s < e) {
+    char u[4];
+    size_t n = 1;
+    const char *next = *s == '\\' ? sw__json_decode_escape(s, e, u, &n) : NULL;
+    if (!next) {
+      unsigned char c = (unsigned char)*s;
+      n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1; /* a character's bytes */
+      if (n > (size_t)(e - s)) n = (size_t)(e - s);
+      memcpy(u, s, n);
+      next = s + n;
     }
-    c = *s++;
-    if (c == 'u' && e - s >= 4) {
-      unsigned v = 0;
-      int ok = 1;
-      for (int i = 0; i < 4; i++) {
-        int h = hexv(s[i]);
-        ok &= h >= 0;
-        v = v << 4 | (unsigned)(h < 0 ? 0 : h);
-      }
-      s += 4;
-      if (!ok) continue;
-      if (v >= 0xD800 && v < 0xDC00 && e - s >= 6 && s[0] == '\\' && s[1] == 'u') {
-        unsigned lo = 0;
-        for (int i = 2; i < 6; i++) lo = lo << 4 | (unsigned)(hexv(s[i]) < 0 ? 0 : hexv(s[i]));
-        if (lo >= 0xDC00 && lo < 0xE000) {
-          v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-          s += 6;
-        }
-      }
-      char u[4];
-      size_t n;
-      if (v < 0x80) u[0] = (char)v, n = 1;
-      else if (v < 0x800) u[0] = (char)(0xC0 | v >> 6), u[1] = (char)(0x80 | (v & 0x3F)), n = 2;
-      else if (v < 0x10000)
-        u[0] = (char)(0xE0 | v >> 12), u[1] = (char)(0x80 | (v >> 6 & 0x3F)),
-        u[2] = (char)(0x80 | (v & 0x3F)), n = 3;
-      else
-        u[0] = (char)(0xF0 | v >> 18), u[1] = (char)(0x80 | (v >> 12 & 0x3F)),
-        u[2] = (char)(0x80 | (v >> 6 & 0x3F)), u[3] = (char)(0x80 | (v & 0x3F)), n = 4;
-      if (o + n > cap) break; /* never half a character */
-      memcpy(d + o, u, n);
-      o += n;
-      continue;
-    }
-    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
-    const char *f = strchr(from, c);
-    d[o++] = f && c ? to[f - from] : c;
+    if (o + n > cap) break;
+    memcpy(d + o, u, n);
+    o += n;
+    s = next;
   }
   return o;
 }

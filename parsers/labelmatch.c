@@ -1,5 +1,6 @@
 /* labelmatch.c - see labelmatch.h. */
 #include "labelmatch.h"
+#include "jsonstr.h"
 
 #include <pcre2.h>
 #include <stdio.h>
@@ -83,76 +84,21 @@ int sw_label_match_test(const struct sw_label_match *m, const char *s, size_t le
 
 /* ---- flat label objects ---- */
 
-static int hexv(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = (char)(c | 0x20);
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static void put(char *out, size_t cap, size_t *o, char c) {
-  if (*o + 1 < cap) out[*o] = c;
-  (*o)++;
-}
-
 /* Decodes the JSON string starting after its opening quote at p; returns the position past
- * the closing quote (NULL if unterminated). The decoded bytes go to out (cut at cap - 1,
- * NUL-terminated when cap > 0); *n gets the full decoded length. */
+ * the closing quote (NULL if unterminated or malformed). The decoded bytes go to out (cut at
+ * cap - 1, NUL-terminated when cap > 0); *n gets the full decoded length. */
 static const char *decode(const char *p, const char *end, char *out, size_t cap, size_t *n) {
   size_t o = 0;
   while (p < end && *p != '"') {
-    char c = *p++;
-    if (c != '\\') {
-      put(out, cap, &o, c);
-      continue;
+    char u[4];
+    size_t k = 1;
+    if (*p == '\\') {
+      if (!(p = sw__json_decode_escape(p, end, u, &k))) return NULL;
+    } else {
+      u[0] = *p++;
     }
-    if (p >= end) return NULL;
-    c = *p++;
-    switch (c) {
-    case 'b': put(out, cap, &o, '\b'); break;
-    case 'f': put(out, cap, &o, '\f'); break;
-    case 'n': put(out, cap, &o, '\n'); break;
-    case 'r': put(out, cap, &o, '\r'); break;
-    case 't': put(out, cap, &o, '\t'); break;
-    case 'u': {
-      unsigned long v = 0;
-      for (int i = 0; i < 4; i++) {
-        int h = p + i < end ? hexv(p[i]) : -1;
-        if (h < 0) return NULL;
-        v = v << 4 | (unsigned long)h;
-      }
-      p += 4;
-      if (v >= 0xD800 && v < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-        unsigned long lo = 0;
-        int ok = 1;
-        for (int i = 2; i < 6; i++) {
-          int h = hexv(p[i]);
-          if (h < 0) ok = 0;
-          lo = lo << 4 | (unsigned long)(h < 0 ? 0 : h);
-        }
-        if (ok && lo >= 0xDC00 && lo < 0xE000) {
-          v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-          p += 6;
-        }
-      }
-      if (v < 0x80) {
-        put(out, cap, &o, (char)v);
-      } else if (v < 0x800) {
-        put(out, cap, &o, (char)(0xC0 | v >> 6));
-        put(out, cap, &o, (char)(0x80 | (v & 0x3F)));
-      } else if (v < 0x10000) {
-        put(out, cap, &o, (char)(0xE0 | v >> 12));
-        put(out, cap, &o, (char)(0x80 | (v >> 6 & 0x3F)));
-        put(out, cap, &o, (char)(0x80 | (v & 0x3F)));
-      } else {
-        put(out, cap, &o, (char)(0xF0 | v >> 18));
-        put(out, cap, &o, (char)(0x80 | (v >> 12 & 0x3F)));
-        put(out, cap, &o, (char)(0x80 | (v >> 6 & 0x3F)));
-        put(out, cap, &o, (char)(0x80 | (v & 0x3F)));
-      }
-      break;
-    }
-    default: put(out, cap, &o, c);
-    }
+    for (size_t i = 0; i < k; i++, o++)
+      if (o + 1 < cap) out[o] = u[i];
   }
   if (p >= end) return NULL;
   if (cap) out[o < cap ? o : cap - 1] = 0;
