@@ -1,5 +1,7 @@
 #include "chunk.h"
 
+#include "../../common/hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -73,11 +75,7 @@ static uint32_t set_end(const struct sw_chunk_builder *cb, uint32_t i) {
   return e; /* written in host order by intern(); finish() writes little-endian */
 }
 
-static uint64_t set_hash(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-  return h;
-}
+static uint64_t set_hash(const char *s, size_t n) { return sw_fnv1a(SW_FNV1A_INIT, s, n); }
 
 /* The index of set (xl, xlen) in the chunk's table, added if new. */
 static int intern(struct sw_chunk_builder *cb, const char *xl, size_t xlen, uint32_t *out) {

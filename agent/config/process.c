@@ -140,8 +140,9 @@ static const struct sw__conf_row filter_rows[] = {
      .help = "PCRE2 pattern the record's text must match (unanchored)."},
     {.key = "keep_one_in", .type = SW__CT_UINT, .flags = SW__CF_REQUIRED, .width = WIDTH(FC, keep_one_in), .min = 1,
      .max = 1000000, .only = ONLY(SW_FILTER_SAMPLE), .offset = offsetof(FC, keep_one_in),
-     .help = "Keep a record when FNV-1a-64(its text) + its end offset in the file, modulo this, is 0: "
-             "the same records are kept when the file is read again."},
+     .help = "Keep a record when FNV-1a-64 of its text (for docker and CRI records continued with "
+             "its timestamp's 8 bytes, little-endian) is 0 modulo this: the same records are kept "
+             "whenever the file is read again."},
     {.key = "per", .type = SW__CT_STRLIST, .only = ONLY(SW_FILTER_RATE_LIMIT), .offset = offsetof(FC, per),
      .count_offset = offsetof(FC, nper),
      .help = "Labels whose values make one bucket (`[namespace, pod]`); none: one bucket. At most "

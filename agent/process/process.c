@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../common/buf.h"
+#include "../../common/hash.h"
 #include "../../parsers/extract.h"
 #include "../../parsers/labelmatch.h"
 
@@ -39,7 +40,7 @@ static void map_free(struct strmap *m) {
 
 /* The entry of key, or NULL: *fresh set when it was just made (unless the map holds `max`). */
 static struct entry *map_get(struct strmap *m, const char *key, size_t klen, size_t max, int *fresh) {
-  uint64_t h = sw_fnv1a(SW_FNV_INIT, key, klen);
+  uint64_t h = sw_fnv1a(SW_FNV1A_INIT, key, klen);
   *fresh = 0;
   if (m->icap) {
     for (size_t at = h & (m->icap - 1); m->idx[at]; at = (at + 1) & (m->icap - 1)) {
@@ -149,12 +150,6 @@ struct sw_process_file {
   struct ref *ref; /* per name of sw_process.names */
   uint8_t *fv, *mv; /* verdict per filter, per metric */
 };
-
-uint64_t sw_fnv1a(uint64_t h, const void *s, size_t n) {
-  const unsigned char *p = s;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
 
 static pcre2_code *compile(const char *pat) {
   int ec;
@@ -496,7 +491,7 @@ static int filter_removes(struct sw_process *p, const struct sw_process_file *pf
   switch (c->action) {
   case SW_FILTER_DROP: return 1;
   case SW_FILTER_SAMPLE: {
-    uint64_t h = sw_fnv1a(SW_FNV_INIT, line, len);
+    uint64_t h = sw_fnv1a(SW_FNV1A_INIT, line, len);
     if (own_ts) {
       uint8_t le[8];
       for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)ts >> (8 * i));

@@ -13,7 +13,7 @@
  *
  * Sampling and rate limiting depend only on the records, never on when they are read: a file
  * read again (a replay after a crash, or from scratch) keeps the same records.
- *  - sample keeps a record when FNV-1a-64(text) (then, for docker and CRI records, their
+ *  - sample keeps a record when FNV-1a-64(text) (common/hash.h) (then, for docker and CRI records, their
  *    timestamp's 8 bytes, little-endian) mod keep_one_in is 0;
  *  - rate_limit is a token bucket per bucket key whose clock is the records' own time: it
  *    refills records_per_second per second of record time, up to burst; a record older than
@@ -67,9 +67,5 @@ const struct sw_log_metric_conf *sw_process_metric(const struct sw_process *p, s
 void sw_process_metric_series(const struct sw_process *p, size_t i,
                               void (*fn)(void *arg, const char *const *values, uint64_t count),
                               void *arg);
-
-/* FNV-1a 64 of s continued from h (start: SW_FNV_INIT). */
-#define SW_FNV_INIT 1469598103934665603ULL
-uint64_t sw_fnv1a(uint64_t h, const void *s, size_t n);
 
 #endif

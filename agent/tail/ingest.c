@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../common/hash.h"
 #include "../../common/log.h"
 #include "../../common/timefmt.h"
 #include "../../parsers/cri.h"
@@ -37,12 +38,8 @@ struct sw_ingest {
 
 int64_t sw_ingest_now_ms(void) { return sw_time_mono_ms(); }
 
-uint64_t sw_fp_hash(const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
-  return h;
-}
+/* The seed is not FNV's offset basis (a digit short) but stored fingerprints depend on it. */
+uint64_t sw_fp_hash(const void *p, size_t n) { return sw_fnv1a(1469598103934665603ULL, p, n); }
 
 int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w,
                      const struct sw_redactor *redactor, size_t max_line,

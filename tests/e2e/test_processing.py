@@ -48,7 +48,7 @@ METRICS = [
 
 # ---- the model ------------------------------------------------------------------------------
 
-def fnv1a(data, h=1469598103934665603):
+def fnv1a(data, h=14695981039346656037):
     for b in data:
         h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
     return h

@@ -12,6 +12,7 @@
 
 #include "agent/config/config.h"
 #include "agent/process/process.h"
+#include "common/hash.h"
 
 static struct sw_config *load(const char *text) {
   struct sw_config *cfg = NULL;
@@ -62,7 +63,7 @@ static void test_filters(void **state) {
     char line[64];
     snprintf(line, sizeof line, "sampled %d", i);
     int64_t ts = 1000 + i;
-    uint64_t h = sw_fnv1a(SW_FNV_INIT, line, strlen(line));
+    uint64_t h = sw_fnv1a(SW_FNV1A_INIT, line, strlen(line));
     uint8_t le[8];
     for (int k = 0; k < 8; k++) le[k] = (uint8_t)((uint64_t)ts >> (8 * k));
     h = sw_fnv1a(h, le, 8);
