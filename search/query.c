@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../agent/config/config.h"
+#include "../agent/process/process.h"
 #include "../common/timefmt.h"
 #include "../parsers/extract.h"
 #include "../parsers/record.h"
@@ -187,17 +188,10 @@ int sw_search_labels_plan(const struct sw_search_query *q, const char *labels_js
 /* Whether some source of cfg extracts label `key`. */
 static int extracted_anywhere(const struct sw_config *cfg, const char *key) {
   for (size_t i = 0; i < cfg->nsources; i++) {
-    const struct sw_extract_conf *x = &cfg->sources[i].extract;
-    for (size_t k = 0; k < x->nfields; k++)
-      if (!strcmp(x->fields[k].key, key)) return 1;
-    if (x->format != SW_EXTRACT_REGEX || !x->pattern) continue;
-    int ec;
-    PCRE2_SIZE off;
-    struct sw_extract_spec sp = {.re = pcre2_compile((PCRE2_SPTR)x->pattern, PCRE2_ZERO_TERMINATED, SW__RE_FLAGS,
-                                                     &ec, &off, NULL)};
-    int hit = !sp.re; /* cannot tell: it may */
-    if (sp.re && sw_extract_regex_names(&sp) == SW_OK)
-      for (size_t k = 0; k < sp.n; k++) hit |= !strcmp(sp.name[k], key);
+    struct sw_extract_spec sp;
+    if (sw_process_extract_spec(&cfg->sources[i].extract, &sp) != SW_OK) return 1; /* cannot tell: it may */
+    int hit = 0;
+    for (size_t k = 0; k < sp.n; k++) hit |= !strcmp(sp.name[k], key);
     pcre2_code_free(sp.re);
     if (hit) return 1;
   }

@@ -7,6 +7,7 @@
 
 #include "../../parsers/extract.h"
 #include "../../parsers/labelmatch.h"
+#include "../process/process.h"
 #include "schema.h"
 
 #define ROWS(r) .rows = r, .nrows = sizeof r / sizeof r[0]
@@ -63,18 +64,14 @@ static void check_extract(struct sw__conf_ctx *c, void *base, const cJSON *obj, 
   if (x->format == SW_EXTRACT_REGEX) {
     if (!x->pattern) sw__conf_err(c, "format regex needs a pattern with named groups: '^(?P<level>\\w+) '");
     if (x->nfields) sw__conf_err(c, "format regex takes its labels from the pattern's named groups, not from fields");
-    if (x->pattern) {
-      int ec;
-      PCRE2_SIZE off;
-      pcre2_code *re = pcre2_compile((PCRE2_SPTR)x->pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off, NULL);
-      struct sw_extract_spec sp = {.re = re};
-      if (re && sw_extract_regex_names(&sp) != SW_OK)
-        sw__conf_err(c, "pattern: needs between 1 and %d named groups ((?P<name>...))", SW_EXTRACT_MAX_FIELDS);
-      for (size_t i = 0; re && i < sp.n; i++)
+    struct sw_extract_spec sp;
+    if (x->pattern && sw_process_extract_spec(x, &sp) != SW_OK) /* it compiles: SW__CF_REGEX */
+      sw__conf_err(c, "pattern: needs between 1 and %d named groups ((?P<name>...))", SW_EXTRACT_MAX_FIELDS);
+    else if (x->pattern)
+      for (size_t i = 0; i < sp.n; i++)
         if (!sw__conf_valid_label_name(sp.name[i]))
           sw__conf_err(c, "pattern: group name \"%s\" is not a label name", sp.name[i]);
-      pcre2_code_free(re);
-    }
+    if (x->pattern) pcre2_code_free(sp.re);
   } else {
     if (x->pattern) sw__conf_err(c, "pattern is for format regex");
     if (!x->nfields) sw__conf_err(c, "fields: name the labels to extract (level: level, trace_id: trace.id)");
@@ -229,9 +226,10 @@ void sw__conf_check_extract_names(struct sw__conf_ctx *c, const struct sw_config
                                       "truncated", "invalid_utf8", NULL};
   for (size_t i = 0; i < cfg->nsources; i++) {
     const struct sw_source_conf *src = &cfg->sources[i];
-    const struct sw_extract_conf *x = &src->extract;
-    for (size_t k = 0; k < x->nfields; k++) {
-      const char *name = x->fields[k].key, *why = NULL;
+    struct sw_extract_spec sp;
+    if (sw_process_extract_spec(&src->extract, &sp) != SW_OK) continue; /* reported by check_extract */
+    for (size_t k = 0; k < sp.n; k++) {
+      const char *name = sp.name[k], *why = NULL;
       for (int t = 0; taken[t] && !why; t++)
         if (!strcmp(name, taken[t])) why = "a label every record of its file has already";
       for (size_t t = 0; t < src->nlabels && !why; t++)
@@ -242,10 +240,16 @@ void sw__conf_check_extract_names(struct sw__conf_ctx *c, const struct sw_config
       size_t saved = sw__conf_path_key(c, "sources");
       sw__conf_path_index(c, i);
       sw__conf_path_key(c, "extract");
-      sw__conf_path_key(c, "fields");
-      sw__conf_path_key(c, name);
-      sw__conf_err(c, "%s: choose another name", why);
+      if (sp.re) {
+        sw__conf_path_key(c, "pattern");
+        sw__conf_err(c, "group %s: %s: choose another name", name, why);
+      } else {
+        sw__conf_path_key(c, "fields");
+        sw__conf_path_key(c, name);
+        sw__conf_err(c, "%s: choose another name", why);
+      }
       sw__conf_path_pop(c, saved);
     }
+    pcre2_code_free(sp.re);
   }
 }

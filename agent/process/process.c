@@ -81,6 +81,38 @@ static struct entry *map_get(struct strmap *m, const char *key, size_t klen, siz
   return &m->e[m->n++];
 }
 
+/* ---- what a source extracts ---- */
+
+int sw_process_extract_spec(const struct sw_extract_conf *x, struct sw_extract_spec *sp) {
+  memset(sp, 0, sizeof *sp);
+  sp->format = (enum sw_extract_format)x->format;
+  sp->normalize_level = x->normalize_level;
+  sp->level_at = -1;
+  if (x->format == SW_EXTRACT_REGEX) {
+    if (!x->pattern) return SW_OK;
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)x->pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off, NULL);
+    if (!re) return SW_EINVAL;
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    sp->re = re;
+    if (sw_extract_regex_names(sp) != SW_OK) {
+      pcre2_code_free(re);
+      memset(sp, 0, sizeof *sp);
+      return SW_EINVAL;
+    }
+    return SW_OK;
+  }
+  sp->n = x->nfields < SW_EXTRACT_MAX_FIELDS ? x->nfields : SW_EXTRACT_MAX_FIELDS;
+  for (size_t k = 0; k < sp->n; k++) {
+    sp->name[k] = x->fields[k].key;
+    sp->path[k] = x->fields[k].value;
+    if (!strcmp(sp->name[k], "level")) sp->level_at = (int)k;
+  }
+  return SW_OK;
+}
+
 /* ---- compiled configuration ---- */
 
 struct cond { /* match + line of a filter or metric */
@@ -261,23 +293,11 @@ int sw_process_create(const struct sw_config *cfg, struct sw_process **out, char
       sw_buf_init(&p->src[i].last_raw[k], SIZE_MAX);
       sw_buf_init(&p->src[i].last_red[k], SIZE_MAX);
     }
-    sp->format = (enum sw_extract_format)x->format;
-    sp->normalize_level = x->normalize_level;
-    sp->level_at = -1;
-    if (x->format == SW_EXTRACT_REGEX && x->pattern) {
-      if (!(sp->re = compile(x->pattern)) || sw_extract_regex_names(sp) ||
-          !(p->src[i].md = pcre2_match_data_create_from_pattern(sp->re, NULL))) {
-        snprintf(err, errlen, "sources[%zu].extract.pattern: cannot be used", i);
-        rc = SW_EINVAL;
-        goto fail;
-      }
-    } else if (x->format != SW_EXTRACT_REGEX) {
-      for (size_t k = 0; k < x->nfields && k < SW_EXTRACT_MAX_FIELDS; k++) {
-        sp->name[k] = x->fields[k].key;
-        sp->path[k] = x->fields[k].value;
-        if (!strcmp(sp->name[k], "level")) sp->level_at = (int)k;
-      }
-      sp->n = x->nfields < SW_EXTRACT_MAX_FIELDS ? x->nfields : SW_EXTRACT_MAX_FIELDS;
+    if (sw_process_extract_spec(x, sp) ||
+        (sp->re && !(p->src[i].md = pcre2_match_data_create_from_pattern(sp->re, NULL)))) {
+      snprintf(err, errlen, "sources[%zu].extract.pattern: cannot be used", i);
+      rc = SW_EINVAL;
+      goto fail;
     }
   }
   for (size_t i = 0; i < cfg->nfilters; i++) {

@@ -31,6 +31,14 @@
 
 struct sw_process;
 struct sw_process_file;
+struct sw_extract_spec;
+
+/* The extraction of x as parsers/extract.h runs it: label names and paths, or for regex the
+ * compiled pattern (JIT; the caller frees sp->re with pcre2_code_free) and its group names.
+ * SW_EINVAL when the pattern does not compile or names no group; sp->n == 0 when x extracts
+ * nothing. The one definition of "what a source extracts", for the config check, ingest and
+ * search. Pure. */
+int sw_process_extract_spec(const struct sw_extract_conf *x, struct sw_extract_spec *sp) SW_MUST_CHECK;
 
 /* NULL *out (and SW_OK) when cfg has no extract, filters or log metrics. err: "filters[1]: ..." */
 int sw_process_create(const struct sw_config *cfg, struct sw_process **out, char *err,

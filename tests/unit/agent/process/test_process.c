@@ -169,6 +169,8 @@ static void test_config_errors(void **state) {
        "sources[0].extract.fields.source"},
       {"data_dir: /tmp/xd\nsources:\n  - { name: a, type: file, paths: [/tmp/x/*.log], extract: { format: regex, pattern: 'x' } }\n",
        "named groups"},
+      {"data_dir: /tmp/xd\nsources:\n  - { name: a, type: file, paths: [/tmp/x/*.log], extract: { format: regex, pattern: '^(?P<filename>x)' } }\n",
+       "sources[0].extract.pattern: group filename: a label every record of its file has already"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct sw_config *cfg = NULL;
