@@ -10,76 +10,10 @@
 #include "../../common/hash.h"
 #include "../../parsers/extract.h"
 #include "../../parsers/labelmatch.h"
+#include "strmap.h"
 
 #define MAX_BUCKETS 10000
 #define NS 1000000000ULL
-
-/* ---- a string -> counter map (series, buckets); open addressing over entry indices ---- */
-
-struct entry {
-  char *key; /* values joined by '\x1f' */
-  size_t klen;
-  uint64_t hash;
-  uint64_t count;     /* series: records; bucket: tokens in 1e-9 records */
-  int64_t last_ts;    /* bucket clock */
-};
-
-struct strmap {
-  struct entry *e;
-  size_t n, cap;
-  uint32_t *idx; /* index + 1, 0 empty */
-  size_t icap;
-};
-
-static void map_free(struct strmap *m) {
-  for (size_t i = 0; i < m->n; i++) free(m->e[i].key);
-  free(m->e);
-  free(m->idx);
-  memset(m, 0, sizeof *m);
-}
-
-/* The entry of key, or NULL: *fresh set when it was just made (unless the map holds `max`). */
-static struct entry *map_get(struct strmap *m, const char *key, size_t klen, size_t max, int *fresh) {
-  uint64_t h = sw_fnv1a(SW_FNV1A_INIT, key, klen);
-  *fresh = 0;
-  if (m->icap) {
-    for (size_t at = h & (m->icap - 1); m->idx[at]; at = (at + 1) & (m->icap - 1)) {
-      struct entry *x = &m->e[m->idx[at] - 1];
-      if (x->hash == h && x->klen == klen && !memcmp(x->key, key, klen)) return x;
-    }
-  }
-  if (m->n >= max) return NULL;
-  if ((m->n + 1) * 2 > m->icap) {
-    size_t nc = m->icap ? m->icap * 2 : 64;
-    uint32_t *ni = calloc(nc, sizeof *ni);
-    if (!ni) return NULL;
-    for (size_t i = 0; i < m->n; i++) {
-      size_t at = m->e[i].hash & (nc - 1);
-      while (ni[at]) at = (at + 1) & (nc - 1);
-      ni[at] = (uint32_t)i + 1;
-    }
-    free(m->idx);
-    m->idx = ni;
-    m->icap = nc;
-  }
-  if (m->n == m->cap) {
-    size_t nc = m->cap ? m->cap * 2 : 16;
-    struct entry *ne = realloc(m->e, nc * sizeof *ne);
-    if (!ne) return NULL;
-    m->e = ne;
-    m->cap = nc;
-  }
-  char *k = malloc(klen + 1);
-  if (!k) return NULL;
-  memcpy(k, key, klen);
-  k[klen] = 0;
-  size_t at = h & (m->icap - 1);
-  while (m->idx[at]) at = (at + 1) & (m->icap - 1);
-  m->idx[at] = (uint32_t)m->n + 1;
-  m->e[m->n] = (struct entry){.key = k, .klen = klen, .hash = h};
-  *fresh = 1;
-  return &m->e[m->n++];
-}
 
 /* ---- what a source extracts ---- */
 
@@ -126,8 +60,8 @@ struct filter {
   const struct sw_filter_conf *c;
   struct cond cond;
   size_t *pref; /* name indices of `per` */
-  struct strmap buckets;
-  struct entry overflow; /* the bucket of keys past MAX_BUCKETS */
+  struct sw__strmap buckets;
+  struct sw__strmap_entry overflow; /* the bucket of keys past MAX_BUCKETS */
   int overflow_used;
   uint64_t matched, removed;
 };
@@ -136,19 +70,19 @@ struct metric {
   const struct sw_log_metric_conf *c;
   struct cond cond;
   size_t *lref; /* name indices of `labels` */
-  struct strmap series;
+  struct sw__strmap series;
   uint64_t overflow;
 };
 
 struct source {
   struct sw_extract_spec spec; /* n == 0: no extraction */
   pcre2_match_data *md;
+  int *nx; /* per name of sw_process.names: the field of spec that extracts it, -1: none */
   /* last raw -> redacted value per field: `level` repeats, so it is redacted once */
   struct sw_buf last_raw[SW_EXTRACT_MAX_FIELDS], last_red[SW_EXTRACT_MAX_FIELDS];
 };
 
 struct sw_process {
-  const struct sw_config *cfg;
   struct source *src;
   size_t nsrc;
   struct filter *f;
@@ -169,17 +103,15 @@ struct sw_process {
 /* Verdict of a condition's label matchers on a file: */
 enum { V_NO = 0, V_YES = 1, V_RECORD = 2 };
 
-struct ref {
-  int x;          /* extracted field index of the source, -1: not extractable */
-  const char *fv; /* the file's value, NULL: it has none */
-  size_t fl;
+struct fval {
+  char *s; /* the file's value of a name, NULL: it has none */
+  size_t n;
 };
 
 struct sw_process_file {
   struct source *sx;
-  char **k, **v; /* the file's labels, decoded */
-  size_t nl, capl;
-  struct ref *ref; /* per name of sw_process.names */
+  struct fval *val; /* per name of sw_process.names */
+  size_t nval;
   uint8_t *fv, *mv; /* verdict per filter, per metric */
 };
 
@@ -242,6 +174,7 @@ void sw_process_destroy(struct sw_process *p) {
   for (size_t i = 0; i < p->nsrc; i++) {
     pcre2_code_free(p->src[i].spec.re);
     pcre2_match_data_free(p->src[i].md);
+    free(p->src[i].nx);
     for (int k = 0; k < SW_EXTRACT_MAX_FIELDS; k++) {
       sw_buf_free(&p->src[i].last_raw[k]);
       sw_buf_free(&p->src[i].last_red[k]);
@@ -251,13 +184,13 @@ void sw_process_destroy(struct sw_process *p) {
   for (size_t i = 0; i < p->nf; i++) {
     cond_free(&p->f[i].cond);
     free(p->f[i].pref);
-    map_free(&p->f[i].buckets);
+    sw__strmap_free(&p->f[i].buckets);
   }
   free(p->f);
   for (size_t i = 0; i < p->nmt; i++) {
     cond_free(&p->mt[i].cond);
     free(p->mt[i].lref);
-    map_free(&p->mt[i].series);
+    sw__strmap_free(&p->mt[i].series);
   }
   free(p->mt);
   for (size_t i = 0; i < p->nnames; i++) free(p->names[i]);
@@ -276,7 +209,6 @@ int sw_process_create(const struct sw_config *cfg, struct sw_process **out, char
   if (!any) return SW_OK;
   struct sw_process *p = calloc(1, sizeof *p);
   if (!p) return SW_ENOMEM;
-  p->cfg = cfg;
   sw_buf_init(&p->xl, SIZE_MAX);
   sw_buf_init(&p->key, SIZE_MAX);
   int rc = SW_ENOMEM;
@@ -322,6 +254,16 @@ int sw_process_create(const struct sw_config *cfg, struct sw_process **out, char
     }
     if ((rc = name_indices(p, mc->labels, mc->nlabels, &p->mt[i].lref))) goto fail;
   }
+  for (size_t i = 0; i < p->nsrc; i++) { /* every name is known now */
+    struct source *sx = &p->src[i];
+    rc = SW_ENOMEM;
+    if (!(sx->nx = calloc(p->nnames + 1, sizeof *sx->nx))) goto fail;
+    for (size_t n = 0; n < p->nnames; n++) {
+      sx->nx[n] = -1;
+      for (size_t k = 0; k < sx->spec.n; k++)
+        if (!strcmp(sx->spec.name[k], p->names[n])) sx->nx[n] = (int)k;
+    }
+  }
   *out = p;
   return SW_OK;
 fail:
@@ -331,76 +273,43 @@ fail:
 
 /* ---- per file ---- */
 
+static void free_values(struct sw_process_file *pf) {
+  for (size_t n = 0; pf->val && n < pf->nval; n++) {
+    free(pf->val[n].s);
+    pf->val[n].s = NULL;
+  }
+}
+
 void sw_process_file_free(struct sw_process_file *pf) {
   if (!pf) return;
-  for (size_t i = 0; i < pf->nl; i++) {
-    free(pf->k[i]);
-    free(pf->v[i]);
-  }
-  free(pf->k);
-  free(pf->v);
+  free_values(pf);
+  free(pf->val);
   free(pf->fv);
   free(pf->mv);
-  free(pf->ref);
   free(pf);
-}
-
-static int add_label(void *arg, const char *k, const char *v) {
-  struct sw_process_file *pf = arg;
-  if (pf->nl == pf->capl) {
-    size_t nc = pf->capl ? pf->capl * 2 : 16;
-    char **nk = realloc(pf->k, nc * sizeof *nk);
-    if (!nk) return SW_ENOMEM;
-    pf->k = nk;
-    char **nv = realloc(pf->v, nc * sizeof *nv);
-    if (!nv) return SW_ENOMEM;
-    pf->v = nv;
-    pf->capl = nc;
-  }
-  char *a = strdup(k), *b = strdup(v);
-  if (!a || !b) {
-    free(a);
-    free(b);
-    return SW_ENOMEM;
-  }
-  pf->k[pf->nl] = a;
-  pf->v[pf->nl++] = b;
-  return 0;
-}
-
-static const char *file_label(const struct sw_process_file *pf, const char *key) {
-  for (size_t i = 0; i < pf->nl; i++)
-    if (!strcmp(pf->k[i], key)) return pf->v[i];
-  return NULL;
 }
 
 static uint8_t file_verdict(struct sw_process *p, const struct sw_process_file *pf, const struct cond *c) {
   uint8_t v = V_YES;
   for (size_t i = 0; i < c->nm; i++) {
-    const struct ref *r = &pf->ref[c->mref[i]];
-    if (r->x >= 0) {
+    if (pf->sx->nx[c->mref[i]] >= 0) {
       v = V_RECORD;
       continue;
     }
-    if (!sw_label_match_test(&c->m[i], r->fv, r->fl, p->md)) return V_NO;
+    const struct fval *f = &pf->val[c->mref[i]];
+    if (!sw_label_match_test(&c->m[i], f->s, f->n, p->md)) return V_NO;
   }
   return v;
 }
 
 int sw_process_file_labels(struct sw_process *p, struct sw_process_file *pf, const char *labels_json) {
-  for (size_t i = 0; i < pf->nl; i++) {
-    free(pf->k[i]);
-    free(pf->v[i]);
-  }
-  pf->nl = 0;
-  if (labels_json && sw_label_each(labels_json, strlen(labels_json), add_label, pf)) return SW_ENOMEM;
+  free_values(pf);
+  size_t len = labels_json ? strlen(labels_json) : 0;
+  char v[4096];
   for (size_t n = 0; n < p->nnames; n++) {
-    struct ref *r = &pf->ref[n];
-    r->x = -1;
-    for (size_t i = 0; i < pf->sx->spec.n; i++)
-      if (!strcmp(pf->sx->spec.name[i], p->names[n])) r->x = (int)i;
-    r->fv = file_label(pf, p->names[n]);
-    r->fl = r->fv ? strlen(r->fv) : 0;
+    long l = sw_label_lookup(labels_json, len, p->names[n], v, sizeof v);
+    if (l >= 0 && !(pf->val[n].s = strndup(v, (size_t)l))) return SW_ENOMEM;
+    pf->val[n].n = l >= 0 ? (size_t)l : 0;
   }
   for (size_t i = 0; i < p->nf; i++) pf->fv[i] = file_verdict(p, pf, &p->f[i].cond);
   for (size_t i = 0; i < p->nmt; i++) pf->mv[i] = file_verdict(p, pf, &p->mt[i].cond);
@@ -413,8 +322,9 @@ struct sw_process_file *sw_process_file_new(struct sw_process *p, size_t src_ind
   pf->sx = &p->src[src_index < p->nsrc ? src_index : 0];
   pf->fv = calloc(p->nf + 1, 1);
   pf->mv = calloc(p->nmt + 1, 1);
-  pf->ref = calloc(p->nnames + 1, sizeof *pf->ref);
-  if (!pf->fv || !pf->mv || !pf->ref || sw_process_file_labels(p, pf, labels_json)) {
+  pf->val = calloc(p->nnames + 1, sizeof *pf->val);
+  pf->nval = p->nnames;
+  if (!pf->fv || !pf->mv || !pf->val || sw_process_file_labels(p, pf, labels_json)) {
     sw_process_file_free(pf);
     return NULL;
   }
@@ -426,20 +336,20 @@ struct sw_process_file *sw_process_file_new(struct sw_process *p, size_t src_ind
 /* The record's value of name n (extracted first, then the file's); NULL when missing. */
 static const char *rec_label(const struct sw_process *p, const struct sw_process_file *pf, size_t n,
                              size_t *len) {
-  const struct ref *r = &pf->ref[n];
-  if (r->x >= 0 && p->val[r->x]) {
-    *len = p->vlen[r->x];
-    return p->val[r->x];
+  int x = pf->sx->nx[n];
+  if (x >= 0 && p->val[x]) {
+    *len = p->vlen[x];
+    return p->val[x];
   }
-  *len = r->fl;
-  return r->fv;
+  *len = pf->val[n].n;
+  return pf->val[n].s;
 }
 
 static int cond_holds(struct sw_process *p, const struct sw_process_file *pf, const struct cond *c, uint8_t v,
                       const char *line, size_t len) {
   if (v == V_NO) return 0;
   for (size_t i = 0; v == V_RECORD && i < c->nm; i++) {
-    if (pf->ref[c->mref[i]].x < 0) continue; /* decided per file */
+    if (pf->sx->nx[c->mref[i]] < 0) continue; /* decided per file */
     size_t n;
     const char *s = rec_label(p, pf, c->mref[i], &n);
     if (!sw_label_match_test(&c->m[i], s, n, p->md)) return 0;
@@ -467,7 +377,8 @@ static void count_metric(struct sw_process *p, const struct sw_process_file *pf,
     return;
   }
   int fresh;
-  struct entry *e = map_get(&m->series, p->key.data ? p->key.data : "", p->key.len, m->c->max_series, &fresh);
+  struct sw__strmap_entry *e =
+      sw__strmap_get(&m->series, p->key.data ? p->key.data : "", p->key.len, m->c->max_series, &fresh);
   if (!e) {
     m->overflow++;
     return;
@@ -476,7 +387,7 @@ static void count_metric(struct sw_process *p, const struct sw_process_file *pf,
 }
 
 /* Token bucket on record time; 1 if the record passes. */
-static int bucket_take(struct entry *e, int fresh, const struct sw_filter_conf *c, int64_t ts) {
+static int bucket_take(struct sw__strmap_entry *e, int fresh, const struct sw_filter_conf *c, int64_t ts) {
   uint64_t cap = c->burst * NS;
   if (fresh) {
     e->count = cap;
@@ -521,9 +432,9 @@ static int filter_removes(struct sw_process *p, const struct sw_process_file *pf
   }
   case SW_FILTER_RATE_LIMIT: {
     int fresh = 0;
-    struct entry *e = NULL;
+    struct sw__strmap_entry *e = NULL;
     if (!values_key(p, pf, f->pref, c->nper))
-      e = map_get(&f->buckets, p->key.data ? p->key.data : "", p->key.len, MAX_BUCKETS, &fresh);
+      e = sw__strmap_get(&f->buckets, p->key.data ? p->key.data : "", p->key.len, MAX_BUCKETS, &fresh);
     if (!e) {
       e = &f->overflow;
       fresh = !f->overflow_used;
@@ -633,7 +544,7 @@ void sw_process_metric_series(const struct sw_process *p, size_t i,
   const char *vals[n ? n : 1];
   char tmp[8192];
   for (size_t s = 0; s < m->series.n; s++) {
-    const struct entry *e = &m->series.e[s];
+    const struct sw__strmap_entry *e = &m->series.e[s];
     size_t kl = e->klen < sizeof tmp - 1 ? e->klen : sizeof tmp - 1;
     memcpy(tmp, e->key, kl);
     tmp[kl] = 0;
