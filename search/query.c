@@ -161,16 +161,6 @@ int sw_search_parse_time(const char *s, int64_t now_ns, int64_t *ns) {
   return SW_OK;
 }
 
-int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json) {
-  char v[4096];
-  size_t n = strlen(labels_json);
-  for (size_t i = 0; i < q->nlabels; i++) {
-    long l = sw_label_lookup(labels_json, n, q->labels[i].key, v, sizeof v);
-    if (!sw_label_match_test(&q->labels[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, NULL)) return 0;
-  }
-  return 1;
-}
-
 int sw_search_labels_plan(const struct sw_search_query *q, const char *labels_json, uint64_t *deferred) {
   char v[4096];
   size_t n = strlen(labels_json);

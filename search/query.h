@@ -67,9 +67,7 @@ int sw_search_parse_time(const char *s, int64_t now_ns, int64_t *ns) SW_MUST_CHE
  * match: 0 only when some required trigram is certainly absent. */
 int sw_search_grams_match(const struct sw_search_query *q, const void *set, size_t len);
 
-/* Whether a chunk's label set (a JSON object text) satisfies every label matcher. */
-int sw_search_labels_match(const struct sw_search_query *q, const char *labels_json);
-/* For planning: 0 when the chunk's labels rule it out. Matchers on labels the chunk's set does
+/* For planning, on a chunk's label set (a JSON object text): 0 when it rules the chunk out. Matchers on labels the chunk's set does
  * not have are left to each record's own labels (extracted ones): their bits go to *deferred,
  * which sw_search_chunk then checks per record (s->deferred) -- unless the configuration says
  * no source extracts that label (sw_search_query_extractable): then a missing label is "" here
