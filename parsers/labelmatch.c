@@ -157,3 +157,29 @@ long sw_label_lookup(const char *json, size_t len, const char *key, char *out, s
     if (p >= end || *p++ != ',') return -1;
   }
 }
+
+int sw_label_match_chunk(const struct sw_label_match *m, size_t n, const char *labels_json,
+                         uint64_t may_defer, uint64_t *deferred) {
+  char v[4096];
+  size_t len = strlen(labels_json);
+  *deferred = 0;
+  for (size_t i = 0; i < n; i++) {
+    long l = sw_label_lookup(labels_json, len, m[i].key, v, sizeof v);
+    if (l < 0 && (may_defer >> i & 1))
+      *deferred |= 1ull << i;
+    else if (!sw_label_match_test(&m[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, NULL))
+      return 0;
+  }
+  return 1;
+}
+
+int sw_label_match_record(const struct sw_label_match *m, size_t n, uint64_t deferred, const char *xl,
+                          size_t xl_len, void *md) {
+  char v[4096];
+  for (size_t i = 0; i < n; i++) {
+    if (!(deferred >> i & 1)) continue;
+    long l = sw_label_lookup(xl, xl_len, m[i].key, v, sizeof v);
+    if (!sw_label_match_test(&m[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, md)) return 0;
+  }
+  return 1;
+}

@@ -6,6 +6,7 @@
 #define SW_LABELMATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../common/error.h"
 
@@ -28,6 +29,16 @@ int sw_label_match_test(const struct sw_label_match *m, const char *s, size_t le
  * sw_label_match_md_free. */
 void *sw_label_match_md(void);
 void sw_label_match_md_free(void *md);
+
+/* Matchers m[n] (at most 64) on a chunk's label set (labels_json): 0 when it fails one. A
+ * matcher on a label the set lacks is, when its bit is in may_defer, left to each record's own
+ * labels (its bit goes to *deferred); otherwise it is decided with "". Search and routes. */
+int sw_label_match_chunk(const struct sw_label_match *m, size_t n, const char *labels_json,
+                         uint64_t may_defer, uint64_t *deferred);
+/* The deferred matchers (bits of `deferred`) on a record's own label set (xl, NULL: none; a
+ * missing label is ""); md as for sw_label_match_test. */
+int sw_label_match_record(const struct sw_label_match *m, size_t n, uint64_t deferred, const char *xl,
+                          size_t xl_len, void *md);
 
 /* The value of `key` in a flat JSON object of strings (a label set as stored: {"k":"v",...}),
  * decoded into out (cap bytes; a longer value is cut). Returns its length, or -1 when the key

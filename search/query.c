@@ -162,17 +162,7 @@ int sw_search_parse_time(const char *s, int64_t now_ns, int64_t *ns) {
 }
 
 int sw_search_labels_plan(const struct sw_search_query *q, const char *labels_json, uint64_t *deferred) {
-  char v[4096];
-  size_t n = strlen(labels_json);
-  *deferred = 0;
-  for (size_t i = 0; i < q->nlabels; i++) {
-    long l = sw_label_lookup(labels_json, n, q->labels[i].key, v, sizeof v);
-    if (l < 0 && (!q->xknown || (q->xmask >> i & 1)))
-      *deferred |= 1ull << i;
-    else if (!sw_label_match_test(&q->labels[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, NULL))
-      return 0;
-  }
-  return 1;
+  return sw_label_match_chunk(q->labels, q->nlabels, labels_json, q->xknown ? q->xmask : ~0ull, deferred);
 }
 
 /* Whether some source of cfg extracts label `key`. */
@@ -199,13 +189,7 @@ void sw_search_query_extractable(struct sw_search_query *q, const struct sw_conf
 /* The deferred matchers on a record's own labels (a missing one is ""). */
 static int rec_labels_ok(const struct sw_search_query *q, struct sw_search_scratch *s,
                          const struct sw_search_rec *r) {
-  char v[4096];
-  for (size_t i = 0; i < q->nlabels; i++) {
-    if (!(s->deferred >> i & 1)) continue;
-    long l = sw_label_lookup(r->xl, r->xl_len, q->labels[i].key, v, sizeof v);
-    if (!sw_label_match_test(&q->labels[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, s->lmd)) return 0;
-  }
-  return 1;
+  return sw_label_match_record(q->labels, q->nlabels, s->deferred, r->xl, r->xl_len, s->lmd);
 }
 
 int sw_search_scratch_init(struct sw_search_scratch *s, const struct sw_search_query *q) {

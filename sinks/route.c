@@ -29,29 +29,14 @@ void sw_route_free(struct sw_route *r) {
 int sw_route_chunk(const struct sw_route *r, const char *labels_json, struct sw_route_memo *memo) {
   memset(memo, 0, sizeof *memo);
   if (!r || !r->n) return SW_ROUTE_ALL;
-  char v[4096];
-  size_t n = strlen(labels_json);
-  for (size_t i = 0; i < r->n; i++) {
-    long l = sw_label_lookup(labels_json, n, r->m[i].key, v, sizeof v);
-    if (l < 0)
-      memo->deferred |= 1ull << i;
-    else if (!sw_label_match_test(&r->m[i], v, (size_t)l, NULL))
-      return SW_ROUTE_NONE;
-  }
+  if (!sw_label_match_chunk(r->m, r->n, labels_json, ~0ull, &memo->deferred)) return SW_ROUTE_NONE;
   return memo->deferred ? SW_ROUTE_RECORDS : SW_ROUTE_ALL;
 }
 
 int sw_route_record(const struct sw_route *r, struct sw_route_memo *memo, const struct sw_record_view *rec) {
   if (memo->have && memo->xl == rec->xl) return memo->ok; /* the same set as the last record */
-  char v[4096];
-  int ok = 1;
-  for (size_t i = 0; ok && i < r->n; i++) {
-    if (!(memo->deferred >> i & 1)) continue;
-    long l = sw_label_lookup(rec->xl, rec->xl_len, r->m[i].key, v, sizeof v);
-    ok = sw_label_match_test(&r->m[i], l < 0 ? NULL : v, l < 0 ? 0 : (size_t)l, NULL);
-  }
   memo->have = 1;
   memo->xl = rec->xl;
-  memo->ok = ok;
-  return ok;
+  memo->ok = sw_label_match_record(r->m, r->n, memo->deferred, rec->xl, rec->xl_len, NULL);
+  return memo->ok;
 }
