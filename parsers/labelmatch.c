@@ -1,6 +1,7 @@
 /* labelmatch.c - see labelmatch.h. */
 #include "labelmatch.h"
 #include "jsonstr.h"
+#include "regex.h"
 
 #include <pcre2.h>
 #include <stdio.h>
@@ -35,19 +36,14 @@ int sw_label_match_parse(struct sw_label_match *m, const char *spec, char *err, 
     char *anchored = malloc(n);
     if (!anchored) goto nomem;
     snprintf(anchored, n, "^(?:%s)$", val);
-    int ec;
-    PCRE2_SIZE off;
-    m->re = pcre2_compile((PCRE2_SPTR)anchored, PCRE2_ZERO_TERMINATED,
-                          PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off, NULL);
+    char msg[160];
+    m->re = sw_re_compile(anchored, 0, msg, sizeof msg, NULL);
     free(anchored);
     if (!m->re) {
-      PCRE2_UCHAR msg[160];
-      pcre2_get_error_message(ec, msg, sizeof msg);
-      snprintf(err, errlen, "label matcher \"%s\": %s", spec, (const char *)msg);
+      snprintf(err, errlen, "label matcher \"%s\": %s", spec, msg);
       sw_label_match_free(m);
       return SW_EINVAL;
     }
-    (void)pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE);
   }
   return SW_OK;
 nomem:

@@ -11,22 +11,14 @@
 #include "../agent/process/process.h"
 #include "../common/timefmt.h"
 #include "../parsers/extract.h"
+#include "../parsers/regex.h"
 #include "../parsers/record.h"
 
-#define SW__RE_FLAGS (PCRE2_UTF | PCRE2_MATCH_INVALID_UTF)
-
 static pcre2_code *compile(const char *pattern, uint32_t opts, char *err, size_t errlen) {
-  int ec;
-  PCRE2_SIZE off;
-  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &ec, &off, NULL);
-  if (!re) {
-    PCRE2_UCHAR msg[160];
-    pcre2_get_error_message(ec, msg, sizeof msg);
-    snprintf(err, errlen, "%s at offset %zu of \"%s\"", (const char *)msg, (size_t)off, pattern);
-    return NULL;
-  }
-  /* Without JIT (unsupported CPU) the interpreter gives the same answers, only slower. */
-  (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+  char msg[160];
+  size_t off = 0;
+  pcre2_code *re = sw_re_compile(pattern, opts, msg, sizeof msg, &off);
+  if (!re) snprintf(err, errlen, "%s at offset %zu of \"%s\"", msg, off, pattern);
   return re;
 }
 
@@ -106,7 +98,7 @@ int sw_search_query_init(struct sw_search_query *q, const char *pattern, int fla
   q->until = INT64_MAX;
   q->streams = 7;
   if (!(q->pattern = strdup(pattern))) return SW_ENOMEM;
-  uint32_t opts = SW__RE_FLAGS | ((flags & SW_SEARCH_ICASE) ? PCRE2_CASELESS : 0);
+  uint32_t opts = (flags & SW_SEARCH_ICASE) ? PCRE2_CASELESS : 0; /* sw_re_compile adds UTF */
   if (!(q->re = compile(pattern, opts, err, errlen))) goto bad;
   if (!needs_record_by_record(pattern)) {
     if (!(q->re_text = compile(pattern, opts | PCRE2_MULTILINE, err, errlen))) goto bad;

@@ -10,6 +10,7 @@
 #include "../../common/hash.h"
 #include "../../parsers/extract.h"
 #include "../../parsers/labelmatch.h"
+#include "../../parsers/regex.h"
 #include "strmap.h"
 
 #define MAX_BUCKETS 10000
@@ -24,12 +25,8 @@ int sw_process_extract_spec(const struct sw_extract_conf *x, struct sw_extract_s
   sp->level_at = -1;
   if (x->format == SW_EXTRACT_REGEX) {
     if (!x->pattern) return SW_OK;
-    int ec;
-    PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)x->pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off, NULL);
+    pcre2_code *re = sw_re_compile(x->pattern, 0, NULL, 0, NULL);
     if (!re) return SW_EINVAL;
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     sp->re = re;
     if (sw_extract_regex_names(sp) != SW_OK) {
       pcre2_code_free(re);
@@ -115,15 +112,6 @@ struct sw_process_file {
   uint8_t *fv, *mv; /* verdict per filter, per metric */
 };
 
-static pcre2_code *compile(const char *pat) {
-  int ec;
-  PCRE2_SIZE off;
-  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
-                                 &ec, &off, NULL);
-  if (re) (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-  return re;
-}
-
 static int name_index(struct sw_process *p, const char *name, size_t *out) {
   for (size_t i = 0; i < p->nnames; i++)
     if (!strcmp(p->names[i], name)) {
@@ -155,7 +143,7 @@ static int cond_init(struct sw_process *p, struct cond *c, char **match, size_t 
     c->nm++;
     if (name_index(p, c->m[i].key, &c->mref[i])) return SW_ENOMEM;
   }
-  if (line && !(c->line = compile(line))) {
+  if (line && !(c->line = sw_re_compile(line, 0, NULL, 0, NULL))) {
     snprintf(err, errlen, "line: does not compile");
     return SW_EINVAL;
   }
