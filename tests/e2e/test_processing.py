@@ -226,9 +226,6 @@ class Workload:
     def expected(self):
         """(kept records in order of their files, the model)."""
         m = Model()
-        by_src = {"pods": [], "nginx": [], "batch": []}
-        for r in self.records:
-            by_src[r["source"]].append(r)
         kept = [r for r in self.records if m.record(r)]
         return kept, m
 
@@ -237,7 +234,7 @@ def key(labels, line):
     return (json.dumps(labels, sort_keys=True), line)
 
 
-def file_records(agent, path):
+def file_records(path):
     out = Counter()
     with open(path) as f:
         for raw in f:
@@ -289,15 +286,15 @@ def configure(agent, wl, loki, es):
                        extra={"filters": FILTERS, "log_metrics": METRICS})
 
 
-def check_sinks(agent, wl, loki, es, kept, loose=None):
+def check_sinks(agent, loki, es, kept, loose=None):
     """Every sink holds exactly its share of the kept records, once. loose(record) -> True:
     a record whose keeping may differ (rate-limited after a restart), checked apart."""
     out = agent.dir / "out"
     want_all = Counter(key(r["labels"], r["line"]) for r in kept)
     want_err = Counter(key(r["labels"], r["line"]) for r in kept
                        if r["labels"].get("level") in ("error", "critical"))
-    got_all = file_records(agent, out / "all.ndjson")
-    got_err = file_records(agent, out / "errors.ndjson")
+    got_all = file_records(out / "all.ndjson")
+    got_err = file_records(out / "errors.ndjson")
     if loose:
         for c in (want_all, want_err, got_all, got_err):
             for k in [k for k in c if loose(json.loads(k[0]))]:
@@ -366,7 +363,7 @@ def test_filters_routes_templates_and_metrics_exact(agent, workdir, receivers):
                    "Loki and Elasticsearch to receive their records")
     check_counters(agent, m)
     agent.stop()
-    check_sinks(agent, wl, loki, es, kept)
+    check_sinks(agent, loki, es, kept)
     # search matches extracted labels record by record, beside the file's
     for sel, pred in [(["level=error"], lambda lb: lb.get("level") == "error"),
                       (["source=pods", "level!~info|warning"], lambda lb: lb["source"] == "pods" and
@@ -405,7 +402,7 @@ def test_kill9_during_processing_exactly_once(agent, workdir, receivers):
     agent.stop()
     # Everything but the rate-limited pod: exactly the model's records, once, in every sink.
     noisy = lambda lb: lb.get("pod") == "noisy"
-    check_sinks(agent, wl, loki, es, kept, loose=noisy)
+    check_sinks(agent, loki, es, kept, loose=noisy)
     with loki.lock:
         pairs = [(ts, line) for st in loki.streams.values() for (ts, line, _) in st.entries]
     assert len(pairs) == len(set(pairs))  # Loki: nothing twice

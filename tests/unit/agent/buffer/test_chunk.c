@@ -219,17 +219,14 @@ static void record_sets(void **state) {
   assert_int_equal(recs, 303);
   assert_non_null(strstr(out.data, "\"labels\":{\"host\":\"h\",\"level\":\"error\"},\"stream\":\"stdout\",\"line\":\"r1\""));
   assert_non_null(strstr(out.data, "\"labels\":{\"host\":\"h\"},\"stream\":\"stdout\",\"line\":\"r0\""));
-  /* a set end past the section, and an index past the table */
-  struct sw_buf bad;
-  sw_buf_init(&bad, SIZE_MAX);
-  for (size_t cut = 1; cut < raw.len; cut += 7) { /* any truncation: refused or fewer records, never a crash */
+  /* a chunk cut anywhere: refused or fewer records, never a crash */
+  for (size_t cut = 1; cut < raw.len; cut += 7) {
     if (sw_chunk_iter_init(&it, raw.data, cut, &n)) continue;
     int rc;
     while ((rc = sw_chunk_iter_next(&it, &r)) == 1) {
     }
     assert_true(rc == 0 || rc == SW_ECORRUPT);
   }
-  sw_buf_free(&bad);
   /* reset drops the sets: the next chunk is version 1 again */
   sw_chunk_builder_reset(&cb);
   assert_int_equal(sw_chunk_add_x(&cb, 1, 0, 0, "x", 1, NULL, 0), 0);
