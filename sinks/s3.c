@@ -10,10 +10,15 @@
  * fields of the prefix come from the earliest record of the object (UTC), not from the clock,
  * for the same reason.
  *
+ * After the object, its manifest (sinks/manifest.h) is uploaded beside it as
+ * "<key>.manifest.json": records, time range, label sets and the SHA-256 of the NDJSON, for
+ * `spillway archive` to select and verify objects without downloading them.
+ *
  * SigV4 is done by libcurl (CURLOPT_AWS_SIGV4); the payload hash header
  * x-amz-content-sha256, which S3 requires and curl 7.88 does not add, is computed here.
  * The object is compressed while it is built, so memory holds the compressed object only.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +26,7 @@
 #include <zstd.h>
 
 #include "../common/sha256.h"
+#include "manifest.h"
 #include "ndjson.h"
 #include "sink.h"
 #include "template.h"
@@ -29,14 +35,16 @@ struct s3 {
   const struct sw_sink_conf *c;
   char *base;          /* scheme://host[:port][/bucket] before the key */
   char *token_header;
+  const char *agent_id, *host;
   int zstd, dyn_prefix;
   struct sw_route route;
 };
 
-/* Per object: NEW -> PUT -> DONE, or for one bigger than part_size
- * NEW -> CREATE -> PARTS (one request per part) -> COMPLETE -> DONE, and after a final
- * refusal of a part or of the completion -> ABORT -> DONE (the object is dead-lettered). */
-enum obj_state { O_NEW, O_PUT, O_CREATE, O_PARTS, O_COMPLETE, O_ABORT, O_DONE };
+/* Per object: NEW -> PUT -> MANIFEST -> DONE, or for one bigger than part_size
+ * NEW -> CREATE -> PARTS (one request per part) -> COMPLETE -> MANIFEST -> DONE, and after a
+ * final refusal of a part or of the completion -> ABORT -> DONE (the object is dead-lettered;
+ * its replay uploads object and manifest again). */
+enum obj_state { O_NEW, O_PUT, O_CREATE, O_PARTS, O_COMPLETE, O_MANIFEST, O_ABORT, O_DONE };
 
 struct obj {
   enum obj_state st;
@@ -54,6 +62,9 @@ struct obj {
   struct sw_buf out;   /* the compressed object */
   char *url, *key;
   char sha_header[96];
+  char osha[65];       /* SHA-256 of out, hex */
+  struct sw_manifest_acc acc; /* of the NDJSON compressed into out */
+  struct sw_buf manifest;
 };
 
 struct s3batch {
@@ -67,9 +78,10 @@ static int s3_create(const struct sw_sink_conf *c, const struct sw_sink_env *env
   struct s3 *s = calloc(1, sizeof *s);
   if (!s) return SW_ENOMEM;
   s->c = c;
-  (void)env;
   s->zstd = !c->compression || strcmp(c->compression, "gzip") != 0;
   s->dyn_prefix = sw_tmpl_dynamic(c->prefix);
+  s->agent_id = env ? env->agent_id : NULL;
+  s->host = env ? env->host : NULL;
   char buf[2048];
   const char *scheme = "https://", *host;
   char aws[256];
@@ -122,6 +134,8 @@ static void obj_free(struct obj *o) {
   sw_buf_free(&o->out);
   free(o->url);
   free(o->key);
+  sw_manifest_acc_free(&o->acc);
+  sw_buf_free(&o->manifest);
 }
 
 static int s3_begin(void *codec, struct sw_batch *b) {
@@ -144,6 +158,8 @@ static struct obj *obj_for(struct s3 *s, struct s3batch *sb, const char *name) {
   o->ts_min = INT64_MAX;
   sw_buf_init(&o->out, SIZE_MAX);
   sw_buf_init(&o->xml, 1 << 20);
+  sw_buf_init(&o->manifest, SIZE_MAX);
+  sw_manifest_acc_init(&o->acc);
   if (!(o->group = strdup(name))) return NULL;
   sb->n++;
   if (s->zstd) {
@@ -188,7 +204,8 @@ static int flush_run(struct s3 *s, struct s3batch *sb, const char *group, uint64
   if (!n) return SW_OK;
   struct obj *o = obj_for(s, sb, group);
   if (!o) return SW_ENOMEM;
-  int rc = obj_write(o, sb->tmp.data, sb->tmp.len, 0);
+  int rc = sw_manifest_acc_feed(&o->acc, sb->tmp.data, sb->tmp.len);
+  if (!rc) rc = obj_write(o, sb->tmp.data, sb->tmp.len, 0);
   sw_buf_reset(&sb->tmp);
   o->records += n;
   if (ts_min < o->ts_min) o->ts_min = ts_min;
@@ -300,6 +317,16 @@ static int make_key(struct s3 *s, struct obj *o, int64_t first, int64_t last, st
   return rc;
 }
 
+/* The object is complete (out, key, records): its manifest. */
+static int make_manifest(struct s3 *s, struct obj *o, int64_t first, int64_t last) {
+  struct sw_manifest_meta m = {.object = o->key, .compression = s->zstd ? "zstd" : "gzip",
+                               .agent_id = s->agent_id, .host = s->host, .object_bytes = o->out.len,
+                               .object_sha256 = o->osha, .first_chunk = first, .last_chunk = last};
+  sw_buf_reset(&o->manifest);
+  int rc = sw_manifest_acc_end(&o->acc);
+  return rc ? rc : sw_manifest_write(&o->acc, &m, &o->manifest);
+}
+
 static int finish_obj(struct s3 *s, struct obj *o, const char *key) {
   struct sw_buf url;
   sw_buf_init(&url, 1 << 16);
@@ -312,9 +339,8 @@ static int finish_obj(struct s3 *s, struct obj *o, const char *key) {
   }
   o->url = url.data; /* taken over */
   if (!(o->key = strdup(key))) return SW_ENOMEM;
-  char hex[65];
-  sw_sha256_hex(o->out.data, o->out.len, hex);
-  snprintf(o->sha_header, sizeof o->sha_header, "x-amz-content-sha256: %s", hex);
+  sw_sha256_hex(o->out.data, o->out.len, o->osha);
+  snprintf(o->sha_header, sizeof o->sha_header, "x-amz-content-sha256: %s", o->osha);
   return SW_OK;
 }
 
@@ -325,12 +351,16 @@ static int s3_seal(void *codec, struct sw_batch *b) {
   int rc = SW_OK;
   for (size_t i = 0; i < sb->n && !rc; i++) {
     struct obj *o = &sb->o[i];
-    if (o->url) continue; /* finished by an earlier call that failed later */
+    if (o->url) { /* finished by an earlier call that failed later */
+      if (!o->manifest.len) rc = make_manifest(s, o, b->after + 1, b->last);
+      continue;
+    }
     struct sw_buf key;
     sw_buf_init(&key, 1 << 16);
     rc = obj_write(o, NULL, 0, 1); /* both codecs may be asked to finish again after a failure */
     if (!rc) rc = make_key(s, o, b->after + 1, b->last, &key);
     if (!rc) rc = finish_obj(s, o, key.data);
+    if (!rc) rc = make_manifest(s, o, b->after + 1, b->last);
     sw_buf_free(&key);
     if (rc) break;
     ZSTD_freeCCtx(o->zc);
@@ -340,6 +370,8 @@ static int s3_seal(void *codec, struct sw_batch *b) {
   }
   return rc;
 }
+
+static int acc_piece(void *arg, const char *p, size_t n) { return sw_manifest_acc_feed(arg, p, n); }
 
 static int s3_replay(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key) {
   struct s3 *s = codec;
@@ -352,11 +384,24 @@ static int s3_replay(void *codec, struct sw_batch *b, const void *payload, size_
   sw_buf_init(&o->out, SIZE_MAX);
   sw_buf_init(&o->xml, 1 << 20);
   o->records = b->records;
-  /* The stored payload is the object as it was uploaded. */
+  sw_buf_init(&o->manifest, SIZE_MAX);
+  sw_manifest_acc_init(&o->acc);
+  /* The stored payload is the object as it was uploaded; its manifest is made again from it,
+   * the chunk range from its key ("...<first>-<last>.ndjson.zst"). */
   if ((rc = sw_buf_append(&o->out, payload, len))) return rc;
-  return finish_obj(s, o, key ? key : "replayed");
+  const char *k = key ? key : "replayed";
+  size_t kl = strlen(k);
+  int gz = kl > 3 && !strcmp(k + kl - 3, ".gz");
+  if ((rc = sw_object_inflate(payload, len, gz, acc_piece, &o->acc))) return rc;
+  long long first = 0, last = 0;
+  const char *dot = strstr(k, ".ndjson."), *p = dot;
+  while (p && p > k && p[-1] != '/') p--;
+  if (!p || sscanf(p, "%20lld-%20lld", &first, &last) != 2) first = last = 0;
+  if ((rc = finish_obj(s, o, k))) return rc;
+  return make_manifest(s, o, first, last);
 }
 
+/* query: what follows the object's URL (a query, or the manifest's suffix). */
 static int set_req(struct obj *o, const char *query, const void *body, size_t len) {
   size_t n = strlen(o->url) + strlen(query) + 2;
   free(o->req_url);
@@ -415,6 +460,12 @@ static int s3_next(void *codec, struct sw_batch *b, struct sw_sink_req *q) {
     body = o->xml.data;
     len = o->xml.len;
     snprintf(query, sizeof query, "?uploadId=%s", o->upload_id);
+    break;
+  case O_MANIFEST:
+    q->content_type = "application/json";
+    body = o->manifest.data;
+    len = o->manifest.len;
+    snprintf(query, sizeof query, "%s", SW_MANIFEST_SUFFIX);
     break;
   case O_ABORT:
     q->method = "DELETE";
@@ -485,10 +536,10 @@ static int s3_respond(void *codec, struct sw_batch *b, const struct sw_http_resp
         o->st = O_COMPLETE;
         return SW_HTTP_RETRY;
       }
-      o->st = O_DONE;
+      o->st = O_MANIFEST;
       return SW_HTTP_DONE;
-    default:
-      o->st = O_DONE;
+    default: /* PUT, then MANIFEST */
+      o->st = o->st == O_PUT ? O_MANIFEST : O_DONE;
       return SW_HTTP_DONE;
     }
   }

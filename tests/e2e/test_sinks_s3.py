@@ -4,6 +4,7 @@ compared record by record with what was written; kill -9 never duplicates a reco
 before a crash is uploaded again under the same key)."""
 
 import gzip
+import hashlib
 import json
 import random
 import socket
@@ -64,20 +65,46 @@ def s3_sink(s3, workdir, **kw):
     return s
 
 
+MANIFEST = ".manifest.json"
+
+
 def objects(s3):
-    """{key: [records]} of every object in the bucket."""
+    """{key: [records]} of every data object in the bucket. Each one's manifest, once there
+    (it is uploaded after its object), must describe it exactly."""
     out = {}
+    keys = set()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="logs"):
-        for o in page.get("Contents", []):
-            body = s3.get_object(Bucket="logs", Key=o["Key"])["Body"].read()
-            if o["Key"].endswith(".zst"):
-                body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
-            else:
-                body = gzip.decompress(body)
-            text = body.decode("utf-8")
-            assert text.endswith("\n"), "object %s is cut short (%d bytes)" % (o["Key"], len(body))
-            out[o["Key"]] = [json.loads(l) for l in text.split("\n")[:-1]]
+        keys.update(o["Key"] for o in page.get("Contents", []))
+    for key in sorted(k for k in keys if not k.endswith(MANIFEST)):
+        packed = s3.get_object(Bucket="logs", Key=key)["Body"].read()
+        if key.endswith(".zst"):
+            body = zstandard.ZstdDecompressor().decompressobj().decompress(packed)
+        else:
+            body = gzip.decompress(packed)
+        text = body.decode("utf-8")
+        assert text.endswith("\n"), "object %s is cut short (%d bytes)" % (key, len(body))
+        recs = [json.loads(l) for l in text.split("\n")[:-1]]
+        out[key] = recs
+        if key + MANIFEST in keys:
+            check_manifest(s3, key, packed, body, recs)
     return out
+
+
+def check_manifest(s3, key, packed, body, recs):
+    m = json.loads(s3.get_object(Bucket="logs", Key=key + MANIFEST)["Body"].read())
+    assert m["object"] == key and m["format"] == 1
+    assert m["object_bytes"] == len(packed)
+    assert m["object_sha256"] == hashlib.sha256(packed).hexdigest()
+    assert m["ndjson_bytes"] == len(body) and m["ndjson_sha256"] == hashlib.sha256(body).hexdigest()
+    assert m["records"] == len(recs)
+    ts = [parse_ts(r["ts"]) for r in recs]
+    assert (parse_ts(m["ts_min"]), parse_ts(m["ts_max"])) == (min(ts), max(ts))
+    sets = {json.dumps(r["labels"], sort_keys=True) for r in recs}
+    if m["label_sets_complete"]:
+        assert {json.dumps(x, sort_keys=True) for x in m["label_sets"]} == sets
+    assert m["first_chunk"] <= m["last_chunk"] and m["agent_id"]
+    assert key.endswith("%020d-%020d.ndjson.%s" % (m["first_chunk"], m["last_chunk"],
+                                                   "zst" if m["compression"] == "zstd" else "gz"))
 
 
 def rec_key(r):
@@ -209,24 +236,24 @@ def test_sigv4_signature_checks_out_with_botocore(agent, workdir):
             "secret_key_file": str(workdir / "secret"), "session_token_file": str(workdir / "token"),
             "object": {"max_bytes": "64MiB", "max_wait": "1s", "part_size": "5MiB"}}])
         agent.start(wait_ready=False)
-        agent.wait_for(lambda: any("uploadId" in c[1] and c[0] == "POST" for c in captured), 30,
-                       "a completed multipart upload")
+        agent.wait_for(lambda: any(c[1].endswith(MANIFEST) for c in captured), 30,
+                       "a completed multipart upload and its manifest")
         agent.stop()
     finally:
         srv.shutdown()
         srv.server_close()
     kinds = [(m, p.split("?")[1].split("=")[0] if "?" in p else "") for m, p, _, _ in captured]
-    assert kinds[0] == ("POST", "uploads") and kinds[-1] == ("POST", "uploadId"), kinds
+    assert kinds[0] == ("POST", "uploads") and kinds[-2] == ("POST", "uploadId"), kinds
+    assert kinds[-1] == ("PUT", "") and captured[-1][1].endswith(".ndjson.zst" + MANIFEST)  # after the object
     assert ("PUT", "partNumber") in kinds
     for method, path, headers, body in captured:
         check_sigv4(url, method, path, headers, body, secret, token)
     parts = [c for c in captured if "partNumber" in c[1]]
     assert b"".join(c[3] for c in parts)[:4] == b"\x28\xb5\x2f\xfd"  # one zstd object, in parts
-    assert "<ETag>\"etag-2\"</ETag>" in captured[-1][3].decode()
+    assert "<ETag>\"etag-2\"</ETag>" in captured[-2][3].decode()
 
 
 def check_sigv4(url, method, path, headers, body, secret, token):
-    import hashlib
 
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -264,7 +291,7 @@ def test_s3_big_object_goes_multipart(agent, workdir, s3):
     agent.wait_for(settled(got), 90, "every line in s3")
     time.sleep(0.5)
     objs = got()
-    listing = s3.list_objects_v2(Bucket="logs")["Contents"]
+    listing = [o for o in s3.list_objects_v2(Bucket="logs")["Contents"] if not o["Key"].endswith(MANIFEST)]
     assert max(o["Size"] for o in listing) > 5 * 2**20  # at least one object needed parts
     log = (workdir / "s3rver.log").read_text()
     big = max(listing, key=lambda o: o["Size"])
