@@ -19,7 +19,8 @@
   X(AGAIN, "resource temporarily unavailable")            \
   X(FULL, "buffer full")                                  \
   X(CORRUPT, "corrupt data")                              \
-  X(UNSUPPORTED, "not supported")
+  X(UNSUPPORTED, "not supported")                         \
+  X(CANCELED, "stopped before the end")
 
 enum sw_errno {
   SW_OK = 0,

@@ -28,6 +28,7 @@
 #include "../common/sha256.h"
 #include "manifest.h"
 #include "ndjson.h"
+#include "s3.h"
 #include "sink.h"
 #include "template.h"
 
@@ -83,24 +84,7 @@ static int s3_create(const struct sw_sink_conf *c, const struct sw_sink_env *env
   s->agent_id = env ? env->agent_id : NULL;
   s->host = env ? env->host : NULL;
   char buf[2048];
-  const char *scheme = "https://", *host;
-  char aws[256];
-  if (c->endpoint) {
-    const char *p = strstr(c->endpoint, "://");
-    scheme = p && !strncmp(c->endpoint, "http://", 7) ? "http://" : "https://";
-    host = p ? p + 3 : c->endpoint;
-  } else {
-    snprintf(aws, sizeof aws, "s3.%s.amazonaws.com", c->region);
-    host = aws;
-  }
-  size_t hl = strlen(host);
-  while (hl && host[hl - 1] == '/') hl--;
-  int path = c->addressing == SW_S3_PATH || (c->addressing == SW_S3_AUTO && c->endpoint);
-  if (path)
-    snprintf(buf, sizeof buf, "%s%.*s/%s", scheme, (int)hl, host, c->bucket);
-  else
-    snprintf(buf, sizeof buf, "%s%s.%.*s", scheme, c->bucket, (int)hl, host);
-  s->base = strdup(buf);
+  s->base = sw_s3_base_url(c, buf, sizeof buf) ? NULL : strdup(buf);
   if (c->session_token) {
     size_t n = strlen(c->session_token) + 32;
     if ((s->token_header = malloc(n))) snprintf(s->token_header, n, "x-amz-security-token: %s", c->session_token);
@@ -279,13 +263,31 @@ static int s3_add(void *codec, struct sw_batch *b, const struct sw_chunk_row *ro
   return rc;
 }
 
-/* Appends s with every byte outside [A-Za-z0-9-_.~/] percent-encoded. */
-static int put_escaped(struct sw_buf *b, const char *s) {
+int sw_s3_base_url(const struct sw_sink_conf *c, char *out, size_t n) {
+  const char *scheme = "https://", *host;
+  char aws[256];
+  if (c->endpoint) {
+    const char *p = strstr(c->endpoint, "://");
+    scheme = p && !strncmp(c->endpoint, "http://", 7) ? "http://" : "https://";
+    host = p ? p + 3 : c->endpoint;
+  } else {
+    snprintf(aws, sizeof aws, "s3.%s.amazonaws.com", c->region);
+    host = aws;
+  }
+  size_t hl = strlen(host);
+  while (hl && host[hl - 1] == '/') hl--;
+  int path = c->addressing == SW_S3_PATH || (c->addressing == SW_S3_AUTO && c->endpoint);
+  int w = path ? snprintf(out, n, "%s%.*s/%s", scheme, (int)hl, host, c->bucket)
+               : snprintf(out, n, "%s%s.%.*s", scheme, c->bucket, (int)hl, host);
+  return w < 0 || (size_t)w >= n ? SW_ETOOBIG : SW_OK;
+}
+
+int sw_s3_put_escaped(struct sw_buf *b, const char *s, int keep_slash) {
   int rc = SW_OK;
   for (; *s && !rc; s++) {
     unsigned char ch = (unsigned char)*s;
     int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == '/';
+             ch == '-' || ch == '_' || ch == '.' || ch == '~' || (ch == '/' && keep_slash);
     rc = ok ? sw_buf_putc(b, (char)ch) : sw_buf_printf(b, "%%%02X", ch);
   }
   return rc;
@@ -331,7 +333,7 @@ static int finish_obj(struct s3 *s, struct obj *o, const char *key) {
   struct sw_buf url;
   sw_buf_init(&url, 1 << 16);
   int rc = sw_buf_printf(&url, "%s/", s->base);
-  if (!rc) rc = put_escaped(&url, key);
+  if (!rc) rc = sw_s3_put_escaped(&url, key, 1);
   if (!rc) rc = sw_buf_putc(&url, 0);
   if (rc) {
     sw_buf_free(&url);
