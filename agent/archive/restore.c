@@ -386,6 +386,8 @@ static int restore(struct sw_s3c *s, const struct sw_arch_catalog *cat, const st
   /* The agent's configuration, with the target as its only sink and the state as its buffer. */
   r->rcfg = *o->cfg;
   r->to = *o->to;
+  r->to.match = NULL; /* the restore's own --label/--since/--until choose; match routes live logs */
+  r->to.nmatch = 0;
   r->rcfg.data_dir = dir;
   r->rcfg.sinks = &r->to;
   r->rcfg.nsinks = 1;

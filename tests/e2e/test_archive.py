@@ -137,3 +137,86 @@ def test_list_and_search_equal_the_ground_truth(agent, workdir, s3, targets):
     p = run(agent, "search", "--sink", "archive", "--output", "json", "--limit", "25", "", check=0)
     assert [key_of(r)[0] for r in hits(p)] == [t["ts"] for t in truth[:25]]
     assert run(agent, "search", "--sink", "archive", "no such text anywhere").returncode == 1
+
+
+def restored_file(workdir):
+    p = workdir / "restored.ndjson"
+    return [json.loads(l) for l in p.read_text().split("\n") if l] if p.exists() else []
+
+
+def test_restore_into_the_file_sink_exactly_once_and_again_sends_nothing(agent, workdir, s3, targets):
+    truth = make_archive(agent, workdir, s3)
+    p = run(agent, "restore", "--sink", "archive", "--to", "restored", "--dry-run", check=0)
+    assert "plan: %d objects, at most %d records" % (len(keys(s3)) // 2, len(truth)) in p.stdout
+    assert restored_file(workdir) == []  # the agent made it, empty: its match let nothing in
+    p = run(agent, "restore", "--sink", "archive", "--to", "restored", check=0)
+    assert re.search(r"restored %d records \([0-9.]+ MB of NDJSON\) from \d+ objects into restored in [0-9.]+ s: "
+                     r"[0-9.]+ MB/s" % len(truth), p.stdout), p.stdout
+    got = restored_file(workdir)
+    assert sorted(key_of(r) for r in got) == sorted(truth_key(t) for t in truth)
+    # The very lines the archive holds: time, labels and stream as archived.
+    archived = sorted(json.dumps(r, sort_keys=True) for v in objects(s3).values() for r in v)
+    assert sorted(json.dumps(r, sort_keys=True) for r in got) == archived
+    size = (workdir / "restored.ndjson").stat().st_size
+    p = run(agent, "restore", "--sink", "archive", "--to", "restored", check=0)
+    assert "restored 0 records" in p.stdout and "objects were restored before" in p.stdout
+    assert (workdir / "restored.ndjson").stat().st_size == size
+    # A narrower plan is a restore of its own: exactly its records, appended.
+    cid = truth[-1]["cid"]
+    run(agent, "restore", "--sink", "archive", "--to", "restored", "--label", "container_id=" + cid, check=0)
+    extra = restored_file(workdir)[len(got):]
+    assert sorted(key_of(r) for r in extra) == sorted(truth_key(t) for t in truth if t["cid"] == cid)
+
+
+def restore_with_kills(agent, target, kills, received, total):
+    """Runs the restore into target, kill -9 each time `received()` passes the next mark in
+    kills (fractions of total), then once more to the end."""
+    cmd = [agent.bin, "archive", "restore", "--sink", "archive", "--to", target, "-c", str(agent.config_path)]
+    for frac in kills:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: received() >= frac * total or proc.poll() is not None, 60,
+                     "%.0f%% of the records restored" % (frac * 100))
+            assert proc.poll() is None, "the restore ended before it could be killed"
+            proc.kill()  # SIGKILL
+        finally:
+            proc.wait(10)
+            proc.stdout.close()
+            proc.stderr.close()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout, p.stderr[-2000:])
+    return p
+
+
+def test_restore_into_loki_survives_two_kill9_and_stores_each_entry_once(agent, workdir, s3, targets):
+    loki = Loki()
+    loki.answer_delay = 0.03  # slow enough to be killed in the middle
+    LOKI.append(loki)
+    truth = make_archive(agent, workdir, s3, start_ns=time.time_ns() - 2 * 3600 * 10**9)
+    restore_with_kills(agent, "loki", [0.25, 0.6], lambda: loki.entries_received, len(truth))
+    got = [(ts, lb["container_id"], lb.get("stream", ""), line) for lb, ts, line in loki.lines()]
+    assert len(got) == len(set(got)), "Loki holds %d entries twice" % (len(got) - len(set(got)))
+    assert sorted((g[0], g[1], g[3]) for g in got) == sorted((t["ts"], t["cid"], t["line"]) for t in truth)
+    n = len(got)
+    run(agent, "restore", "--sink", "archive", "--to", "loki", check=0)  # done before: nothing sent
+    assert len(loki.lines()) == n
+    loki.stop()
+
+
+def test_restore_into_elasticsearch_with_kill9_and_a_repeat_has_no_duplicates(agent, workdir, s3, targets):
+    es = Elasticsearch()
+    es.answer_delay = 0.03
+    ES.append(es)
+    truth = make_archive(agent, workdir, s3)
+    restore_with_kills(agent, "es", [0.4], lambda: len(es.docs), len(truth))
+    docs = list(es.docs.values())
+    assert len(docs) == len(truth)
+    # (time, container) is unique in the workload (each container's clock only grows); JSON
+    # lines are merged into their documents, so the text is compared where it is a message.
+    got = sorted((parse_ts(d["@timestamp"]), d["labels"]["container_id"]) for d in docs)
+    assert got == sorted((t["ts"], t["cid"]) for t in truth)
+    texts = {(parse_ts(d["@timestamp"]), d["message"]) for d in docs if "message" in d}
+    assert texts <= {(t["ts"], t["line"]) for t in truth} and len(texts) > len(truth) // 3
+    run(agent, "restore", "--sink", "archive", "--to", "es", check=0)
+    assert len(es.docs) == len(truth)
+    es.stop()
