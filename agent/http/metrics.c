@@ -15,6 +15,7 @@
 #include "../buffer/buffer.h"
 #include "../tail/ingest.h"
 #include "metrics_kube.h"
+#include "metrics_archive.h"
 #include "metrics_process.h"
 #include "promtext.h"
 #include "../retention/retention.h"
@@ -637,6 +638,7 @@ int sw_metrics_render(struct sw_metrics *m, struct sw_buf *out) {
   render_disks(m, &p);
   sw__metrics_render_kube(&p, m->src.kube, m->src.tail);
   sw__metrics_render_process(&p, m->src.process);
+  sw__metrics_render_archive(&p, m->src.cfg);
   sw_prom_family(&p, "spillway_metrics_snapshot_age_seconds", SW_PROM_GAUGE,
                  "Age of the buffer and disk figures in this scrape (-1: none read yet).");
   sw_prom_sample(&p, "", NULL, 0, st ? (now - m->cur->taken_ms) / 1e3 : -1);

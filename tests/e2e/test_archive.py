@@ -2,7 +2,9 @@
 sink uploaded: results equal the ground truth, restores deliver every record exactly once
 (after kill -9 and when repeated), and damaged objects are named."""
 
+import gzip
 import json
+import os
 import random
 import re
 import subprocess
@@ -16,6 +18,7 @@ import loggen
 from conftest import wait_for
 from loggen import DockerContainer, Feed, parse_ts
 from receivers import Elasticsearch, Loki
+from test_metrics import scrape, val
 from test_sinks_s3 import MANIFEST, objects, s3, s3_sink, settled, source  # noqa: F401 (fixture)
 
 
@@ -137,6 +140,15 @@ def test_list_and_search_equal_the_ground_truth(agent, workdir, s3, targets):
     p = run(agent, "search", "--sink", "archive", "--output", "json", "--limit", "25", "", check=0)
     assert [key_of(r)[0] for r in hits(p)] == [t["ts"] for t in truth[:25]]
     assert run(agent, "search", "--sink", "archive", "no such text anywhere").returncode == 1
+    # The monthly drill: a clean --verify-only shows in the agent's /metrics.
+    before = time.time()
+    p = run(agent, "restore", "--sink", "archive", "--verify-only", check=0)
+    assert "verified %d objects (%d records" % (len(listing), len(truth)) in p.stdout and ": 0 failed" in p.stdout
+    agent.start(wait_ready=False)
+    series = scrape(agent.http_port())
+    assert val(series, "spillway_archive_last_verified_timestamp_seconds", sink="archive") >= int(before)
+    assert val(series, "spillway_archive_verify_failed_objects", sink="archive") == 0
+    agent.stop()
 
 
 def restored_file(workdir):
@@ -220,3 +232,72 @@ def test_restore_into_elasticsearch_with_kill9_and_a_repeat_has_no_duplicates(ag
     run(agent, "restore", "--sink", "archive", "--to", "es", check=0)
     assert len(es.docs) == len(truth)
     es.stop()
+
+
+def test_damaged_objects_are_named_and_nothing_of_them_is_restored(agent, workdir, s3, targets):
+    truth = make_archive(agent, workdir, s3)
+    order = [json.loads(l)["object"] for l in
+             run(agent, "list", "--sink", "archive", "--output", "json", check=0).stdout.split("\n") if l]
+    assert len(order) >= 4
+    flipped, cut, miscounted = order[1], order[2], order[3]
+    body = bytearray(s3.get_object(Bucket="logs", Key=flipped)["Body"].read())
+    body[len(body) // 2] ^= 0x40
+    s3.put_object(Bucket="logs", Key=flipped, Body=bytes(body))
+    body = s3.get_object(Bucket="logs", Key=cut)["Body"].read()
+    s3.put_object(Bucket="logs", Key=cut, Body=body[:len(body) - 100])
+    m = json.loads(s3.get_object(Bucket="logs", Key=miscounted + MANIFEST)["Body"].read())
+    m["records"] += 1
+    s3.put_object(Bucket="logs", Key=miscounted + MANIFEST, Body=json.dumps(m).encode())
+
+    p = run(agent, "restore", "--sink", "archive", "--verify-only", check=2)
+    assert re.search(r"^FAILED %s: object SHA-256 \w+\.\.\., manifest says" % re.escape(flipped), p.stdout, re.M), p.stdout
+    assert re.search(r"^FAILED %s: object is \d+ bytes, manifest says \d+" % re.escape(cut), p.stdout, re.M)
+    assert re.search(r"^FAILED %s: records %d, manifest says %d" % (re.escape(miscounted), m["records"] - 1,
+                                                                  m["records"]), p.stdout, re.M)
+    assert re.search(r"^ok %s records=" % re.escape(order[0]), p.stdout, re.M)
+    assert "3 failed" in p.stdout
+    # A restore stops at the first damaged object with its name; what came before is restored
+    # whole, nothing of the damaged one is sent.
+    p = run(agent, "restore", "--sink", "archive", "--to", "restored", check=2)
+    assert "%s: failed its check: object SHA-256" % flipped in p.stderr and "nothing of it was sent" in p.stderr
+    packed = s3.get_object(Bucket="logs", Key=order[0])["Body"].read()
+    text = zstandard.ZstdDecompressor().decompressobj().decompress(packed).decode()
+    first = [json.loads(l) for l in text.split("\n") if l]
+    assert sorted(key_of(r) for r in restored_file(workdir)) == sorted(key_of(r) for r in first)
+    assert len(first) < len(truth)
+
+
+def test_files_searches_local_archives_like_grep(agent, workdir):
+    """--files: retention's archives (zstd, gzip, plain) of plain and docker json-file logs."""
+    rng = random.Random(72)
+    plain = ["%06d %s %s" % (i, rng.choice(["GET", "POST", "ERROR", "ok"]), "%x" % rng.getrandbits(64))
+             for i in range(5000)]
+    d = workdir / "arch"
+    d.mkdir()
+    (d / "app.log.2").write_text("".join(l + "\n" for l in plain[:1000]))
+    (d / "app.log.1").write_text("".join(l + "\n" for l in plain[1000:]))
+    subprocess.run(["zstd", "-q", "--rm", str(d / "app.log.1")], check=True)
+    w = loggen.docker_workload(rng, 2000, loggen.Clock(rng), long_ratio=0.0)
+    (workdir / "containers").mkdir()
+    c = DockerContainer.create(workdir / "containers", rng, "x")
+    Feed.of(c.path, w).feed_all()
+    raw = Path(c.path).read_bytes()
+    (d / "c-json.log.1.gz").write_bytes(gzip.compress(raw))
+    for path, t in [(d / "app.log.2", 100), (d / "app.log.1.zst", 200), (d / "c-json.log.1.gz", 300)]:
+        os.utime(path, (t, t))
+    docker_lines = [(parse_ts(ts), line) for ts, _, line in w.exp]
+    for pat in ("ERROR", "[0-9a-f]{4}7", ""):
+        p = subprocess.run([agent.bin, "archive", "search", "--files", str(d / "*"), "--output", "json", pat],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        got = hits(p)
+        want = [l for l in plain if re.search(pat, l)] + [l for _, l in docker_lines if re.search(pat, l)]
+        assert [r["line"] for r in got if r["labels"]["file"].endswith(".gz")] == \
+            [l for _, l in docker_lines if re.search(pat, l)]
+        assert sorted(r["line"] for r in got) == sorted(want)
+        # Files oldest first; plain lines in file order.
+        assert [r["line"] for r in got if "app.log" in r["labels"]["file"]] == [l for l in plain if re.search(pat, l)]
+    lo = docker_lines[500][0]
+    p = subprocess.run([agent.bin, "archive", "search", "--files", str(d / "*.gz"), "--since", rfc(lo), "--count", ""],
+                       capture_output=True, text=True, timeout=60)
+    assert int(p.stdout) == sum(1 for t, _ in docker_lines if t >= lo)
