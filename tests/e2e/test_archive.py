@@ -7,7 +7,9 @@ import json
 import os
 import random
 import re
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -180,10 +182,54 @@ def test_restore_into_the_file_sink_exactly_once_and_again_sends_nothing(agent, 
     assert sorted(key_of(r) for r in extra) == sorted(truth_key(t) for t in truth if t["cid"] == cid)
 
 
-def restore_with_kills(agent, target, kills, received, total):
+class SlowProxy:
+    """A TCP proxy to s3rver that hands on at most `rate` bytes per second of answers: an S3
+    that is slow to download from, so that a restore lasts long enough to be killed in it."""
+
+    def __init__(self, port, rate):
+        self.rate = rate
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.target = port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pipe, args=(c, u, 0), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, self.rate), daemon=True).start()
+
+    def _pipe(self, a, b, rate):
+        try:
+            while True:
+                d = a.recv(16384)
+                if not d:
+                    break
+                b.sendall(d)
+                if rate:
+                    time.sleep(len(d) / rate)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.srv.close()
+
+
+def restore_with_kills(agent, target, kills, received, total, config=None):
     """Runs the restore into target, kill -9 each time `received()` passes the next mark in
     kills (fractions of total), then once more to the end."""
-    cmd = [agent.bin, "archive", "restore", "--sink", "archive", "--to", target, "-c", str(agent.config_path)]
+    cmd = [agent.bin, "archive", "restore", "--sink", "archive", "--to", target, "-c",
+           str(config or agent.config_path)]
     for frac in kills:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -215,12 +261,12 @@ def test_restore_into_loki_survives_two_kill9_and_stores_each_entry_once(agent, 
     loki.stop()
 
 
-def test_restore_into_elasticsearch_with_kill9_and_a_repeat_has_no_duplicates(agent, workdir, s3, targets):
+def test_restore_into_elasticsearch_with_two_kill9_and_a_repeat_has_no_duplicates(agent, workdir, s3, targets):
     es = Elasticsearch()
     es.answer_delay = 0.03
     ES.append(es)
     truth = make_archive(agent, workdir, s3)
-    restore_with_kills(agent, "es", [0.4], lambda: len(es.docs), len(truth))
+    restore_with_kills(agent, "es", [0.3, 0.6], lambda: len(es.docs), len(truth))
     docs = list(es.docs.values())
     assert len(docs) == len(truth)
     # (time, container) is unique in the workload (each container's clock only grows); JSON
@@ -301,3 +347,19 @@ def test_files_searches_local_archives_like_grep(agent, workdir):
     p = subprocess.run([agent.bin, "archive", "search", "--files", str(d / "*.gz"), "--since", rfc(lo), "--count", ""],
                        capture_output=True, text=True, timeout=60)
     assert int(p.stdout) == sum(1 for t, _ in docker_lines if t >= lo)
+
+
+def test_restore_into_the_file_sink_survives_two_kill9(agent, workdir, s3, targets):
+    truth = make_archive(agent, workdir, s3)
+    # The restore reads through a slow link (about a second for the archive) to be killed in it.
+    proxy = SlowProxy(int(s3.endpoint.rsplit(":", 1)[1]), 1_000_000)
+    slow = workdir / "restore.yaml"
+    slow.write_text(agent.config_path.read_text().replace(s3.endpoint, "http://127.0.0.1:%d" % proxy.port))
+    try:
+        out = workdir / "restored.ndjson"
+        restore_with_kills(agent, "restored", [0.25, 0.5], lambda: out.read_bytes().count(b"\n"), len(truth),
+                           config=slow)
+    finally:
+        proxy.close()
+    got = [key_of(r) for r in restored_file(workdir)]
+    assert len(got) == len(set(got)) and sorted(got) == sorted(truth_key(t) for t in truth)
