@@ -1,5 +1,5 @@
 # Thin wrapper over the scripts; each target installs what it needs and builds first.
-.PHONY: all build run test test-fast bench bench-search fuzz docs package clean
+.PHONY: all build run test test-fast bench bench-search bench-archive fuzz docs package clean
 
 all: build
 
@@ -22,6 +22,10 @@ bench: build
 
 bench-search: build
 	@/usr/bin/python3 bench/bench_search.py
+
+bench-archive: build
+	@scripts/bootstrap.sh test
+	@/usr/bin/python3 bench/bench_archive.py
 
 fuzz:
 	@scripts/bootstrap.sh test

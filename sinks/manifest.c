@@ -148,8 +148,9 @@ static char *dup_str(const cJSON *o, const char *k) {
 
 static int get_num(const cJSON *o, const char *k, int64_t *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  if (!cJSON_IsNumber(v) || v->valuedouble < 0) return -1;
-  *out = (int64_t)v->valuedouble; /* exact below 2^53: sizes, counts and chunk ids */
+  /* Sizes, counts and chunk ids: exact as doubles below 2^53; anything else is not ours. */
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0)) return -1;
+  *out = (int64_t)v->valuedouble;
   return 0;
 }
 

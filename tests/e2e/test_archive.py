@@ -177,9 +177,13 @@ def test_restore_into_the_file_sink_exactly_once_and_again_sends_nothing(agent, 
     assert (workdir / "restored.ndjson").stat().st_size == size
     # A narrower plan is a restore of its own: exactly its records, appended.
     cid = truth[-1]["cid"]
-    run(agent, "restore", "--sink", "archive", "--to", "restored", "--label", "container_id=" + cid, check=0)
+    mine = [t for t in truth if t["cid"] == cid]
+    lo, hi = mine[len(mine) // 4]["ts"], mine[len(mine) // 2]["ts"]
+    p = run(agent, "restore", "--sink", "archive", "--to", "restored", "--label", "container_id=" + cid,
+            "--since", rfc(lo), "--until", rfc(hi), check=0)
     extra = restored_file(workdir)[len(got):]
-    assert sorted(key_of(r) for r in extra) == sorted(truth_key(t) for t in truth if t["cid"] == cid)
+    want = sorted(truth_key(t) for t in mine if lo <= t["ts"] < hi)
+    assert sorted(key_of(r) for r in extra) == want and "restored %d records" % len(want) in p.stdout
 
 
 class SlowProxy:

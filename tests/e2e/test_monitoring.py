@@ -89,7 +89,10 @@ def scrape_text(spillway_bin, tmp_path_factory):
             [{"name": "app", "type": "file", "paths": ["%s/*.log" % d], "labels": {"app": "web"}}],
             sinks=[{"name": "local", "type": "file", "path": str(agent.out_path)},
                    {"name": "loki", "type": "loki", "url": loki.url,
-                    "batch": {"max_bytes": "64KiB", "max_wait": "100ms"}}],
+                    "batch": {"max_bytes": "64KiB", "max_wait": "100ms"}},
+                   # never sends (its match keeps everything out): for the archive families
+                   {"name": "archive", "type": "s3", "endpoint": "http://127.0.0.1:9", "bucket": "b",
+                    "region": "us-east-1", "match": ["app=none"]}],
             extra={"redact": {"builtin": ["email"]},
                    "disk_pressure": {"path": str(workdir), "soft_percent": 80, "hard_percent": 90},
                    "log_metrics": [{"name": "http_5xx", "match": ["app=web"], "line": "^x$",
@@ -206,6 +209,14 @@ def test_alerts_fire_on_their_situations(tmp_path):
                  "values": "0x10 0+180x20"},
                 {"series": 'spillway_log_metric_overflow_total{%s,metric="http_5xx"}' % inst,
                  "values": "0x20 5x10"},
+                # promtool's clock starts at 0: "old" is a verification 40 days before it; the
+                # fresh one is at 0; one run found 2 damaged objects from 10 minutes on
+                {"series": 'spillway_archive_last_verified_timestamp_seconds{%s,sink="old"}' % inst,
+                 "values": "-3456000x130"},
+                {"series": 'spillway_archive_last_verified_timestamp_seconds{%s,sink="fresh"}' % inst,
+                 "values": "0x130"},
+                {"series": 'spillway_archive_verify_failed_objects{%s,sink="fresh"}' % inst,
+                 "values": "0x10 2x20"},
             ],
             "alert_rule_test": [
                 {"eval_time": "20m", "alertname": "SpillwayNoRecordsShipped", "exp_alerts": [
@@ -234,6 +245,14 @@ def test_alerts_fire_on_their_situations(tmp_path):
                     {"exp_labels": {"job": "spillway", "instance": "n1:2020", "namespace": "shop",
                                     "app": "web", "severity": "warning"}}]},
                 {"eval_time": "15m", "alertname": "SpillwayLogMetricSeriesCapped", "exp_alerts": []},
+                {"eval_time": "30m", "alertname": "SpillwayArchiveNotVerified", "exp_alerts": []},
+                {"eval_time": "2h", "alertname": "SpillwayArchiveNotVerified", "exp_alerts": [
+                    {"exp_labels": {"job": "spillway", "instance": "n1:2020", "sink": "old",
+                                    "severity": "warning"}}]},
+                {"eval_time": "5m", "alertname": "SpillwayArchiveVerifyFailed", "exp_alerts": []},
+                {"eval_time": "15m", "alertname": "SpillwayArchiveVerifyFailed", "exp_alerts": [
+                    {"exp_labels": {"job": "spillway", "instance": "n1:2020", "sink": "fresh",
+                                    "severity": "critical"}}]},
                 {"eval_time": "22m", "alertname": "SpillwayLogMetricSeriesCapped", "exp_alerts": [
                     {"exp_labels": {"job": "spillway", "instance": "n1:2020", "metric": "http_5xx",
                                     "severity": "warning"}}]},
