@@ -14,7 +14,7 @@
 #include "../common/text.h"
 #include "../common/timefmt.h"
 #include "agent.h"
-#include "cli_archive.h"
+#include "archive/command.h"
 #include "cli_common.h"
 #include "cli_search.h"
 #include "buffer/buffer.h"
@@ -499,7 +499,10 @@ int sw_cli_main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "search")) return sw_cli_search(argc, argv);
-  if (!strcmp(cmd, "archive")) return sw_cli_archive(argc, argv);
+  if (!strcmp(cmd, "archive")) {
+    struct sw_arch_cli ac = {sw_cli_usage, sw_cli_default_config(), sw_cli_load};
+    return sw_cli_archive(argc, argv, &ac);
+  }
   struct opts o = {0};
   if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "status") &&
       strcmp(cmd, "redact") && strcmp(cmd, "rotate") && strcmp(cmd, "replay-dead-letters") &&

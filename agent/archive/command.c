@@ -1,5 +1,5 @@
-/* cli_archive.c - `spillway archive list|search|restore`: options -> catalog -> output. */
-#include "cli_archive.h"
+/* command.c - `spillway archive list|search|restore`: options -> catalog -> output. */
+#include "command.h"
 
 #include <glob.h>
 #include <inttypes.h>
@@ -8,13 +8,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../common/timefmt.h"
-#include "../search/output.h"
-#include "archive/asearch.h"
-#include "archive/catalog.h"
-#include "archive/restore.h"
-#include "cli_common.h"
-#include "config/config.h"
+#include "../../common/timefmt.h"
+#include "../../search/output.h"
+#include "asearch.h"
+#include "catalog.h"
+#include "restore.h"
+#include "../config/config.h"
 
 struct aopts {
   const char *cmd, *config, *sink, *to, *since, *until, *output, *files, *pattern;
@@ -29,7 +28,7 @@ static int usage(const char *msg, const char *arg) {
   return 2;
 }
 
-static int parse(int argc, char **argv, struct aopts *a) {
+static int parse(int argc, char **argv, struct aopts *a, const struct sw_arch_cli *cli) {
   if (argc < 3) return usage("needs list, search or restore", NULL);
   a->cmd = argv[2];
   a->output = "text";
@@ -40,7 +39,7 @@ static int parse(int argc, char **argv, struct aopts *a) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!rest && !strcmp(o, name) && v && (i++, 1))
     if (!rest && (!strcmp(o, "-h") || !strcmp(o, "--help"))) {
-      fputs(sw_cli_usage, stdout);
+      fputs(cli->usage, stdout);
       exit(0);
     } else if (OPT("-c") || OPT("--config")) {
       a->config = v;
@@ -237,9 +236,9 @@ static int local_catalog(const char *pattern, struct sw_arch_catalog *cat) {
   return SW_OK;
 }
 
-int sw_cli_archive(int argc, char **argv) {
+int sw_cli_archive(int argc, char **argv, const struct sw_arch_cli *cli) {
   struct aopts a = {0};
-  int code = parse(argc, argv, &a);
+  int code = parse(argc, argv, &a, cli);
   if (code) return code;
   struct sw_search_query q;
   char err[1024] = "";
@@ -274,7 +273,7 @@ int sw_cli_archive(int argc, char **argv) {
     goto done;
   }
   code = 1;
-  if (!(cfg = sw_cli_load(a.config ? a.config : sw_cli_default_config()))) goto done;
+  if (!(cfg = cli->load(a.config ? a.config : cli->default_config))) goto done;
   const struct sw_sink_conf *sc = find_sink(cfg, a.sink);
   if (!sc || sc->type != SW_SINK_S3) {
     fprintf(stderr, "spillway archive: --sink %s: %s\n", a.sink, sc ? "not an s3 sink" : "no such sink in the configuration");
