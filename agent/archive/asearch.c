@@ -314,7 +314,7 @@ static void *worker(void *arg) {
     uint64_t before = s.sc.limit_skipped;
     rc = scan_object(c, k, i, r, &s, &blob);
     r->limit_skipped = s.sc.limit_skipped - before;
-    if (!rc) qsort(r->h, r->n, sizeof *r->h, cmp_hit);
+    if (!rc && r->n) qsort(r->h, r->n, sizeof *r->h, cmp_hit);
     if (blob.cap > (64u << 20)) sw_buf_shrink(&blob, 0);
     pthread_mutex_lock(&c->mu);
     if (rc) res_free(r);

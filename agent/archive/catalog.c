@@ -196,7 +196,7 @@ int sw_arch_catalog_load(struct sw_s3c *s, const struct sw_sink_conf *c, const s
     if (selected(&l.o[i], f)) l.o[kept++] = l.o[i];
     else obj_free(&l.o[i]);
   }
-  qsort(l.o, kept, sizeof *l.o, by_time);
+  if (kept) qsort(l.o, kept, sizeof *l.o, by_time);
   cat->o = l.o;
   cat->n = kept;
   return SW_OK;

@@ -37,7 +37,7 @@ def make_archive(agent, workdir, s3, conts=4, lines=3000, seed=71, start_ns=logg
         w = loggen.docker_workload(rng, lines, loggen.Clock(rng, start_ns + i * lines * 6_000_000), long_ratio=0.0)
         Feed.of(c.path, w).feed_all()
         truth += [{"ts": parse_ts(ts), "cid": c.id, "stream": s, "line": line} for ts, s, line in w.exp]
-    kw = {"prefix": "{host}/{container_id}/%Y/%m/%d/"}
+    kw = {"prefix": "arch ive/{host}/{container_id}/%Y/%m/%d/"}  # listing starts at "arch ive/"
     kw.update(sink)
     agent.write_config(source(workdir), sinks=[s3_sink(s3, workdir, **kw)] + extra_sinks(agent, workdir))
     agent.start(wait_ready=False)
@@ -115,7 +115,11 @@ def targets():
 
 def test_list_and_search_equal_the_ground_truth(agent, workdir, s3, targets):
     truth = make_archive(agent, workdir, s3)
+    # Not the sink's: outside its prefix, and not an archive object inside it.
+    s3.put_object(Bucket="logs", Key="other/00000000000000000001-00000000000000000002.ndjson.zst", Body=b"x")
+    s3.put_object(Bucket="logs", Key="arch ive/README.txt", Body=b"x")
     listing = [json.loads(l) for l in run(agent, "list", "--sink", "archive", "--output", "json", check=0).stdout.splitlines()]
+    assert all(o["object"].startswith("arch ive/testhost/") for o in listing)
     assert len(listing) >= 4 and all(o["manifest"] for o in listing)
     assert sum(o["records"] for o in listing) == len(truth)
     # Time bounds: only objects that can hold records in them, and every such object.
@@ -367,3 +371,27 @@ def test_restore_into_the_file_sink_survives_two_kill9(agent, workdir, s3, targe
         proxy.close()
     got = [key_of(r) for r in restored_file(workdir)]
     assert len(got) == len(set(got)) and sorted(got) == sorted(truth_key(t) for t in truth)
+
+
+def test_usage_errors_and_an_empty_archive(agent, workdir, s3, targets):
+    agent.write_config(source(workdir), sinks=[s3_sink(s3, workdir)] + extra_sinks(agent, workdir))
+    p = run(agent, "list", "--sink", "archive", check=0)
+    assert "0 of 0 objects can hold matching records" in p.stderr
+    assert run(agent, "search", "--sink", "archive", "").returncode == 1
+    p = run(agent, "restore", "--sink", "archive", "--to", "restored", check=0)
+    assert "restored 0 records" in p.stdout
+    assert "needs --sink" in run(agent, "list", check=2).stderr
+    assert "no such sink" in run(agent, "list", "--sink", "nope", check=2).stderr
+    assert "not an s3 sink" in run(agent, "list", "--sink", "restored", check=2).stderr
+    assert "restore needs --to SINK" in run(agent, "restore", "--sink", "archive", check=2).stderr
+    assert "an s3 sink" in run(agent, "restore", "--sink", "archive", "--to", "archive", check=2).stderr
+    assert "missing REGEX" in run(agent, "search", "--sink", "archive", check=2).stderr
+    assert "bad REGEX" in run(agent, "search", "--sink", "archive", "(", check=2).stderr
+    assert "--since needs" in run(agent, "list", "--sink", "archive", "--since", "soon", check=2).stderr
+    # An endpoint that does not answer: one clear line naming the request, exit 1.
+    cfg = workdir / "down.yaml"
+    cfg.write_text(agent.config_path.read_text().replace(s3.endpoint, "http://127.0.0.1:9"))
+    p = subprocess.run([agent.bin, "archive", "list", "--sink", "archive", "-c", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "listing" not in p.stdout
+    assert re.search(r"sink archive: GET http://127\.0\.0\.1:9/logs/\?list-type=2&prefix=: Couldn.t connect", p.stderr), p.stderr
