@@ -5,34 +5,11 @@
 #include <sys/stat.h>
 
 #include "../common/timefmt.h"
-#include "../search/output.h"
+#include "../search/print.h"
 #include "../search/search.h"
 #include "cli_common.h"
 #include "cli_search.h"
 #include "config/config.h"
-
-struct printer {
-  struct sw_search_out out;
-  struct sw_buf buf;
-  int failed; /* stdout went away (EPIPE, full disk): stop */
-};
-
-static void flush_out(void *arg) {
-  struct printer *p = arg;
-  if (p->buf.len && fwrite(p->buf.data, 1, p->buf.len, stdout) != p->buf.len) p->failed = 1;
-  sw_buf_reset(&p->buf);
-  if (fflush(stdout)) p->failed = 1;
-}
-
-static int emit(void *arg, const struct sw_search_hit *h) {
-  struct printer *p = arg;
-  if (sw_search_out_hit(&p->out, h, &p->buf)) return 1;
-  if (p->buf.len >= 64 * 1024) {
-    if (fwrite(p->buf.data, 1, p->buf.len, stdout) != p->buf.len) p->failed = 1;
-    sw_buf_reset(&p->buf);
-  }
-  return p->failed;
-}
 
 static int usage(const char *msg, const char *arg) {
   fprintf(stderr, "spillway search: %s%s%s\n(see spillway --help)\n", msg, arg ? ": " : "", arg ? arg : "");
@@ -123,7 +100,8 @@ int sw_cli_search(int argc, char **argv) {
       goto done;
     }
   struct sw_search_opts so = {.threads = (unsigned)threads, .limit = limit, .count_only = count,
-                              .follow = follow, .emit = emit, .flush = flush_out};
+                              .follow = follow, .emit = sw_search_printer_emit,
+                              .flush = sw_search_printer_flush};
   int dbflags = SW_DB_READONLY;
   if (dbfile) {
     struct stat sb;
@@ -136,18 +114,16 @@ int sw_cli_search(int argc, char **argv) {
     so.data_dir = cfg->data_dir;
     sw_search_query_extractable(&q, cfg);
   }
-  struct printer p = {0};
-  sw_search_out_init(&p.out, !strcmp(output, "json")  ? SW_SEARCH_OUT_JSON
+  struct sw_search_printer p;
+  sw_search_printer_init(&p, !strcmp(output, "json")  ? SW_SEARCH_OUT_JSON
                              : !strcmp(output, "raw") ? SW_SEARCH_OUT_RAW
                                                       : SW_SEARCH_OUT_TEXT);
-  sw_buf_init(&p.buf, SIZE_MAX);
   so.arg = &p;
   so.db_flags = dbflags;
   struct sw_search_stats st;
   int rc = sw_search_run(&q, &so, &st, err, sizeof err);
-  flush_out(&p);
-  sw_search_out_free(&p.out);
-  sw_buf_free(&p.buf);
+  sw_search_printer_flush(&p);
+  sw_search_printer_free(&p);
   if (rc) {
     fprintf(stderr, "spillway search: %s\n", err[0] ? err : sw_strerror(rc));
     goto done;

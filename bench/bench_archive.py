@@ -15,17 +15,7 @@ import argparse, json, os, shutil, socket, subprocess, sys, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench  # noqa: E402  (its workload generator and work folder)
-
-S3RVER = os.path.join(ROOT, "tests", "servers", "node_modules", "s3rver", "bin", "s3rver.js")
-KEY = "S3RVER"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from soak import KEY, S3RVER, free_port  # noqa: E402  (how the soak starts s3rver)
 
 
 def timed(cmd):

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "../../common/timefmt.h"
-#include "../../search/output.h"
+#include "../../search/print.h"
 #include "asearch.h"
 #include "catalog.h"
 #include "restore.h"
@@ -154,22 +154,6 @@ static int cmd_list(const struct aopts *a, const struct sw_arch_catalog *cat) {
   return fflush(stdout) ? 1 : 0;
 }
 
-struct printer {
-  struct sw_search_out out;
-  struct sw_buf buf;
-  int failed;
-};
-
-static int emit(void *arg, const struct sw_search_hit *h) {
-  struct printer *p = arg;
-  if (sw_search_out_hit(&p->out, h, &p->buf)) return 1;
-  if (p->buf.len >= 64 * 1024) {
-    if (fwrite(p->buf.data, 1, p->buf.len, stdout) != p->buf.len) p->failed = 1;
-    sw_buf_reset(&p->buf);
-  }
-  return p->failed;
-}
-
 static void report(void *arg, const char *key, const char *why) {
   (void)arg;
   fprintf(stderr, "spillway archive: %s: %s\n", key, why);
@@ -177,21 +161,19 @@ static void report(void *arg, const char *key, const char *why) {
 
 static int cmd_search(const struct aopts *a, struct sw_s3c *s, const struct sw_arch_catalog *cat,
                       const struct sw_search_query *q) {
-  struct printer p = {0};
-  sw_search_out_init(&p.out, !strcmp(a->output, "json") ? SW_SEARCH_OUT_JSON : SW_SEARCH_OUT_TEXT);
-  sw_buf_init(&p.buf, SIZE_MAX);
+  struct sw_search_printer p;
+  sw_search_printer_init(&p, !strcmp(a->output, "json") ? SW_SEARCH_OUT_JSON : SW_SEARCH_OUT_TEXT);
   struct sw_arch_search_opts so = {.threads = (unsigned)a->threads, .limit = a->limit,
-                                   .count_only = a->count, .emit = emit, .arg = &p};
+                                   .count_only = a->count, .emit = sw_search_printer_emit, .arg = &p};
   struct sw_arch_search_stats st;
   char err[1024] = "";
   int64_t t0 = sw_time_mono_ns();
   int rc = sw_arch_search(s, cat, q, &so, report, NULL, &st, err, sizeof err);
   double secs = (double)(sw_time_mono_ns() - t0) / 1e9;
-  if (p.buf.len && fwrite(p.buf.data, 1, p.buf.len, stdout) != p.buf.len) p.failed = 1;
+  sw_search_printer_flush(&p);
   if (a->count) printf("%" PRIu64 "\n", st.matches);
   if (fflush(stdout)) p.failed = 1;
-  sw_search_out_free(&p.out);
-  sw_buf_free(&p.buf);
+  sw_search_printer_free(&p);
   if (rc) {
     fprintf(stderr, "spillway archive search: %s\n", err);
     return 2;
