@@ -241,6 +241,15 @@ int sw_cli_archive(int argc, char **argv, const struct sw_arch_cli *cli) {
     usage("--until needs RFC 3339 or a duration like 15m, 1h, 2d", a.until);
     goto done;
   }
+  /* A restore's state is kept per plan, and a duration would make every rerun (the resume
+   * after a crash among them) a plan of its own that sends everything again. */
+  int64_t ignored;
+  if (a.to && ((a.since && sw_time_parse_rfc3339(a.since, strlen(a.since), &ignored)) ||
+               (a.until && sw_time_parse_rfc3339(a.until, strlen(a.until), &ignored)))) {
+    usage("restore --to takes --since and --until as RFC 3339 times, not durations (a rerun must be the same plan)",
+          NULL);
+    goto done;
+  }
   for (size_t i = 0; i < a.nlabels; i++)
     if (sw_search_query_label(&q, a.labels[i], err, sizeof err)) {
       fprintf(stderr, "spillway archive: %s\n", err);

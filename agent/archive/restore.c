@@ -365,7 +365,7 @@ static int restore(struct sw_s3c *s, const struct sw_arch_catalog *cat, const st
   snprintf(parent, sizeof parent, "%s/restore", o->cfg->data_dir);
   mkdir(o->cfg->data_dir, 0750);
   mkdir(parent, 0750);
-  int code = 1, lock = -1, loop_open = 0;
+  int code = 1, lock = -1, loop_open = 0, sync_init = 0;
   pthread_t th;
   int th_started = 0;
   struct sw_datalock_holder holder;
@@ -393,6 +393,7 @@ static int restore(struct sw_s3c *s, const struct sw_arch_catalog *cat, const st
   r->rcfg.nsinks = 1;
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
+  sync_init = 1;
   if (uv_loop_init(&r->loop)) goto out;
   loop_open = 1;
   const char *names[1] = {r->to.name};
@@ -451,6 +452,10 @@ stop:
   }
 out:
   if (loop_open) uv_loop_close(&r->loop);
+  if (sync_init) {
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+  }
   sw_hot_free(r->hot);
   sw_db_close(r->db);
   sw_datalock_close(lock);

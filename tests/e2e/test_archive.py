@@ -388,6 +388,8 @@ def test_usage_errors_and_an_empty_archive(agent, workdir, s3, targets):
     assert "missing REGEX" in run(agent, "search", "--sink", "archive", check=2).stderr
     assert "bad REGEX" in run(agent, "search", "--sink", "archive", "(", check=2).stderr
     assert "--since needs" in run(agent, "list", "--sink", "archive", "--since", "soon", check=2).stderr
+    assert "not durations" in run(agent, "restore", "--sink", "archive", "--to", "restored", "--since", "2d",
+                                  check=2).stderr
     # An endpoint that does not answer: one clear line naming the request, exit 1.
     cfg = workdir / "down.yaml"
     cfg.write_text(agent.config_path.read_text().replace(s3.endpoint, "http://127.0.0.1:9"))
