@@ -85,6 +85,7 @@ sinks:
                 break
             if time.monotonic() - t0 > 1800:
                 raise SystemExit("the archive did not fill in 30 minutes")
+        shipped_s = time.monotonic() - t0  # within the 1 s poll
         agent.terminate()
         agent.wait(60)
         r = subprocess.run([bench.BIN, "archive", "restore", "--sink", "archive", "--dry-run", "-c", cfg],
@@ -92,8 +93,8 @@ sinks:
         plan = r.stdout.strip().split("\n")[-1]
         nd = int(plan.split(" bytes of NDJSON")[0].rsplit(" ", 1)[1])
         packed = sum(o["bytes"] for o in objs)
-        print("archive: %d objects, %.1f MB compressed, %.1f MB of NDJSON (%d records)"
-              % (len(objs), packed / 1e6, nd / 1e6, meta["records_joined"]))
+        print("archive: %d objects, %.1f MB compressed, %.1f MB of NDJSON (%d records), shipped in %.0f s"
+              % (len(objs), packed / 1e6, nd / 1e6, meta["records_joined"], shipped_s))
         rows = []
         for name, cmd in [
                 ("search --count (regex)", ["archive", "search", "--sink", "archive", "--count", "checkout.*timeout"]),

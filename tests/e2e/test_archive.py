@@ -397,3 +397,14 @@ def test_usage_errors_and_an_empty_archive(agent, workdir, s3, targets):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "listing" not in p.stdout
     assert re.search(r"sink archive: GET http://127\.0\.0\.1:9/logs/\?list-type=2&prefix=: Couldn.t connect", p.stderr), p.stderr
+
+
+def test_gzip_objects_search_and_restore(agent, workdir, s3, targets):
+    truth = make_archive(agent, workdir, s3, conts=2, lines=1500,
+                         object={"max_bytes": "1MiB", "max_wait": "1s", "compression": "gzip"})
+    assert all(k.endswith((".ndjson.gz", ".ndjson.gz" + MANIFEST)) for k in keys(s3))
+    p = run(agent, "search", "--sink", "archive", "--output", "json", "GET", check=0)
+    assert sorted(key_of(r) for r in hits(p)) == sorted(truth_key(t) for t in truth if "GET" in t["line"])
+    run(agent, "restore", "--sink", "archive", "--verify-only", check=0)
+    run(agent, "restore", "--sink", "archive", "--to", "restored", check=0)
+    assert sorted(key_of(r) for r in restored_file(workdir)) == sorted(truth_key(t) for t in truth)
