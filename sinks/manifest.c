@@ -280,3 +280,19 @@ int sw_object_inflate(const void *src, size_t n, int gzip, int (*cb)(void *arg, 
   free(out);
   return rc;
 }
+
+static int acc_piece(void *arg, const char *p, size_t n) { return sw_manifest_acc_feed(arg, p, n); }
+
+int sw_manifest_acc_object(struct sw_manifest_acc *a, const void *obj, size_t n, int gzip) {
+  int rc = sw_object_inflate(obj, n, gzip, acc_piece, a);
+  return rc ? rc : sw_manifest_acc_end(a);
+}
+
+void sw_manifest_key_range(const char *key, int64_t *first, int64_t *last) {
+  const char *p = strstr(key, ".ndjson.");
+  while (p && p > key && p[-1] != '/') p--;
+  long long a = 0, b = 0;
+  if (!p || sscanf(p, "%20lld-%20lld", &a, &b) != 2) a = b = 0;
+  *first = a;
+  *last = b;
+}

@@ -71,6 +71,13 @@ int sw_manifest_parse(const char *json, size_t n, struct sw_manifest *m, char *w
                       size_t whylen) SW_MUST_CHECK;
 void sw_manifest_free(struct sw_manifest *m);
 
+/* Feeds a whole archived object (decompressed here; gzip when set) and ends it. SW_ECORRUPT
+ * when it does not decompress. */
+int sw_manifest_acc_object(struct sw_manifest_acc *a, const void *obj, size_t n, int gzip) SW_MUST_CHECK;
+/* The chunk range an object's key ends with ("...<first>-<last>.ndjson.zst"); 0 and 0 when the
+ * key does not say. */
+void sw_manifest_key_range(const char *key, int64_t *first, int64_t *last);
+
 /* Decompresses an archived object (zstd, or gzip when gzip is set) piece by piece: cb gets
  * each piece of the output and returns non-zero to stop (returned). SW_ECORRUPT for a
  * damaged or truncated stream. */

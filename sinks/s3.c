@@ -373,8 +373,6 @@ static int s3_seal(void *codec, struct sw_batch *b) {
   return rc;
 }
 
-static int acc_piece(void *arg, const char *p, size_t n) { return sw_manifest_acc_feed(arg, p, n); }
-
 static int s3_replay(void *codec, struct sw_batch *b, const void *payload, size_t len, const char *key) {
   struct s3 *s = codec;
   int rc = s3_begin(codec, b);
@@ -394,11 +392,9 @@ static int s3_replay(void *codec, struct sw_batch *b, const void *payload, size_
   const char *k = key ? key : "replayed";
   size_t kl = strlen(k);
   int gz = kl > 3 && !strcmp(k + kl - 3, ".gz");
-  if ((rc = sw_object_inflate(payload, len, gz, acc_piece, &o->acc))) return rc;
-  long long first = 0, last = 0;
-  const char *dot = strstr(k, ".ndjson."), *p = dot;
-  while (p && p > k && p[-1] != '/') p--;
-  if (!p || sscanf(p, "%20lld-%20lld", &first, &last) != 2) first = last = 0;
+  if ((rc = sw_manifest_acc_object(&o->acc, payload, len, gz))) return rc;
+  int64_t first, last;
+  sw_manifest_key_range(k, &first, &last);
   if ((rc = finish_obj(s, o, k))) return rc;
   return make_manifest(s, o, first, last);
 }

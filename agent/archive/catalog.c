@@ -97,6 +97,7 @@ static int on_key(void *arg, const char *key, uint64_t size) {
   o->size = size;
   o->gzip = gz;
   snprintf(o->why, sizeof o->why, "no manifest uploaded");
+  o->no_manifest = 1;
   l->n++;
   return SW_OK;
 }
@@ -120,6 +121,7 @@ static int fetch_one(void *arg, struct sw_s3c_conn *k, size_t i) {
     rc = SW_OK; /* deleted since the listing */
   } else if (!rc) {
     char why[200];
+    o->no_manifest = 0;
     if (sw_manifest_parse(body.data, body.len, &o->m, why, sizeof why))
       snprintf(o->why, sizeof o->why, "manifest unreadable: %s", why);
     else if (strcmp(o->m.object, o->key)) {

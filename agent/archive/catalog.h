@@ -22,6 +22,7 @@ struct sw_arch_obj {
   uint64_t size;
   int gzip;
   int has_manifest;     /* a manifest was found and read */
+  int no_manifest;      /* none was uploaded (else: one exists but could not be read) */
   char why[256];        /* when not: why ("none uploaded", or what was wrong with it) */
   struct sw_manifest m;
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../common/sha256.h"
 #include "../../common/timefmt.h"
 #include "../../search/print.h"
 #include "asearch.h"
@@ -29,11 +30,12 @@ static int usage(const char *msg, const char *arg) {
 }
 
 static int parse(int argc, char **argv, struct aopts *a, const struct sw_arch_cli *cli) {
-  if (argc < 3) return usage("needs list, search or restore", NULL);
+  if (argc < 3) return usage("needs list, search, restore or rebuild-manifests", NULL);
   a->cmd = argv[2];
   a->output = "text";
   int search = !strcmp(a->cmd, "search"), restore = !strcmp(a->cmd, "restore");
-  if (!search && !restore && strcmp(a->cmd, "list")) return usage("unknown archive command", a->cmd);
+  if (!search && !restore && strcmp(a->cmd, "list") && strcmp(a->cmd, "rebuild-manifests"))
+    return usage("unknown archive command", a->cmd);
   int rest = 0;
   for (int i = 3; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -186,6 +188,59 @@ static int cmd_search(const struct aopts *a, struct sw_s3c *s, const struct sw_a
   return st.failed || st.bad_lines || p.failed ? 2 : st.matches ? 0 : 1;
 }
 
+/* Manifests for the objects that have none (uploaded before manifests existed, or whose
+ * manifest was lost), made from the objects as they are now. */
+static int cmd_rebuild(struct sw_s3c *s, const struct sw_arch_catalog *cat) {
+  struct sw_s3c_conn *k = sw_s3c_conn_new(s);
+  if (!k) return 1;
+  struct sw_buf blob, js;
+  sw_buf_init(&blob, SIZE_MAX);
+  sw_buf_init(&js, SIZE_MAX);
+  uint64_t rebuilt = 0, failed = 0;
+  int rc = SW_OK;
+  for (size_t i = 0; i < cat->n && rc != SW_ENOMEM; i++) {
+    const struct sw_arch_obj *o = &cat->o[i];
+    if (!o->no_manifest) {
+      if (!o->has_manifest) printf("skipped %s: %s (delete it to have it rebuilt)\n", o->key, o->why);
+      continue;
+    }
+    char err[1024], hex[65], mkey[4200];
+    struct sw_manifest_acc acc;
+    sw_manifest_acc_init(&acc);
+    sw_buf_reset(&js);
+    rc = sw_s3c_get(k, o->key, &blob, err, sizeof err);
+    if (!rc && (rc = sw_manifest_acc_object(&acc, blob.data, blob.len, o->gzip)))
+      snprintf(err, sizeof err, "does not decompress (%s)", sw_strerror(rc));
+    if (!rc && acc.bad_lines) {
+      snprintf(err, sizeof err, "%" PRIu64 " lines are not records", acc.bad_lines);
+      rc = SW_ECORRUPT;
+    }
+    if (!rc) {
+      sw_sha256_hex(blob.data, blob.len, hex);
+      struct sw_manifest_meta m = {.object = o->key, .compression = o->gzip ? "gzip" : "zstd", .agent_id = "",
+                                   .host = "", .object_bytes = blob.len, .object_sha256 = hex};
+      sw_manifest_key_range(o->key, &m.first_chunk, &m.last_chunk);
+      snprintf(mkey, sizeof mkey, "%s%s", o->key, SW_MANIFEST_SUFFIX);
+      rc = sw_manifest_write(&acc, &m, &js);
+      if (!rc) rc = sw_s3c_put(k, mkey, js.data, js.len, "application/json", err, sizeof err);
+      else snprintf(err, sizeof err, "%s", sw_strerror(rc));
+    }
+    if (rc) {
+      failed++;
+      printf("FAILED %s: %s\n", o->key, err);
+    } else {
+      rebuilt++;
+      printf("rebuilt %s records=%" PRIu64 "\n", o->key, acc.records);
+    }
+    sw_manifest_acc_free(&acc);
+  }
+  sw_buf_free(&blob);
+  sw_buf_free(&js);
+  sw_s3c_conn_free(k);
+  printf("%" PRIu64 " manifests rebuilt, %" PRIu64 " failed\n", rebuilt, failed);
+  return fflush(stdout) || rc == SW_ENOMEM ? 1 : failed ? 2 : 0;
+}
+
 /* --files: the local files the glob names, oldest first, as a catalog without manifests. */
 static int local_catalog(const char *pattern, struct sw_arch_catalog *cat) {
   glob_t g;
@@ -289,6 +344,8 @@ int sw_cli_archive(int argc, char **argv, const struct sw_arch_cli *cli) {
   }
   if (!strcmp(a.cmd, "list")) {
     code = cmd_list(&a, &cat);
+  } else if (!strcmp(a.cmd, "rebuild-manifests")) {
+    code = cmd_rebuild(s, &cat);
   } else if (!strcmp(a.cmd, "search")) {
     code = cmd_search(&a, s, &cat, &q);
   } else {

@@ -7,8 +7,6 @@
 #include "../../common/sha256.h"
 #include "../../common/timefmt.h"
 
-static int acc_piece(void *arg, const char *p, size_t n) { return sw_manifest_acc_feed(arg, p, n); }
-
 int sw_arch_verify(const struct sw_arch_obj *o, const void *data, size_t n, char *why, size_t whylen) {
   if (!o->has_manifest) {
     snprintf(why, whylen, "%s", o->why);
@@ -27,8 +25,7 @@ int sw_arch_verify(const struct sw_arch_obj *o, const void *data, size_t n, char
   }
   struct sw_manifest_acc a;
   sw_manifest_acc_init(&a);
-  int rc = sw_object_inflate(data, n, o->gzip, acc_piece, &a);
-  if (!rc) rc = sw_manifest_acc_end(&a);
+  int rc = sw_manifest_acc_object(&a, data, n, o->gzip);
   if (rc) {
     snprintf(why, whylen, "object does not decompress (%s)", sw_strerror(rc));
     sw_manifest_acc_free(&a);

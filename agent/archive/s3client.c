@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../common/sha256.h"
 #include "../../sinks/s3.h"
 
 #define EMPTY_SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -85,10 +86,28 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg) {
   return sw_buf_append(arg, p, sz * n) ? 0 : sz * n;
 }
 
-/* GET url (signed) into out: the HTTP status, or -1 with err set after the retries. */
-static long get(struct sw_s3c_conn *k, const char *url, struct sw_buf *out, char *err, size_t errlen) {
+/* A signed request (GET without body, PUT with one) with its answer in out: the HTTP status,
+ * or -1 with err set after the retries. */
+static long request(struct sw_s3c_conn *k, const char *url, const void *body, size_t len,
+                    const char *ctype, struct sw_buf *out, char *err, size_t errlen) {
   const struct sw_sink_conf *c = k->s->c;
   long status = -1;
+  struct curl_slist *hdrs = k->s->headers, *own = NULL;
+  if (body) { /* the payload's own hash, and its type */
+    char hex[65], h1[96], h2[160];
+    sw_sha256_hex(body, len, hex);
+    snprintf(h1, sizeof h1, "x-amz-content-sha256: %s", hex);
+    snprintf(h2, sizeof h2, "Content-Type: %s", ctype);
+    own = curl_slist_append(NULL, h1);
+    struct curl_slist *l = own ? curl_slist_append(own, h2) : NULL;
+    for (struct curl_slist *h = k->s->headers->next; l && h; h = h->next) l = curl_slist_append(own, h->data);
+    if (!l) {
+      curl_slist_free_all(own);
+      snprintf(err, errlen, "out of memory");
+      return -1;
+    }
+    hdrs = own;
+  }
   for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
     if (attempt) {
       struct timespec ts = {0, 200000000L << (attempt - 1)}; /* 0.2, 0.4, 0.8 s */
@@ -98,9 +117,16 @@ static long get(struct sw_s3c_conn *k, const char *url, struct sw_buf *out, char
     CURL *e = k->e;
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    if (body) {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else {
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, k->s->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout_ms ? c->connect_timeout_ms : 10000));
@@ -120,18 +146,20 @@ static long get(struct sw_s3c_conn *k, const char *url, struct sw_buf *out, char
     }
     CURLcode cr = curl_easy_perform(e);
     if (cr != CURLE_OK) {
-      snprintf(err, errlen, "GET %s: %s", url, curl_easy_strerror(cr));
+      snprintf(err, errlen, "%s %s: %s", body ? "PUT" : "GET", url, curl_easy_strerror(cr));
       status = -1;
       continue;
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     if (status == 429 || status >= 500) {
-      snprintf(err, errlen, "GET %s: HTTP %ld", url, status);
+      snprintf(err, errlen, "%s %s: HTTP %ld", body ? "PUT" : "GET", url, status);
+      status = -1;
       continue;
     }
-    return status;
+    break;
   }
-  return -1;
+  curl_slist_free_all(own);
+  return status;
 }
 
 /* S3's XML error: "HTTP 403 AccessDenied: message". */
@@ -144,7 +172,8 @@ static void explain(const char *what, long status, const struct sw_buf *b, char 
   snprintf(err, errlen, "%s: HTTP %ld %s%s", what, status, code, msg);
 }
 
-int sw_s3c_get(struct sw_s3c_conn *k, const char *key, struct sw_buf *out, char *err, size_t errlen) {
+static int object_request(struct sw_s3c_conn *k, const char *key, const void *body, size_t len,
+                          const char *ctype, struct sw_buf *out, char *err, size_t errlen) {
   struct sw_buf url;
   sw_buf_init(&url, 1 << 16);
   int rc = sw_buf_printf(&url, "%s/", k->s->base);
@@ -154,15 +183,28 @@ int sw_s3c_get(struct sw_s3c_conn *k, const char *key, struct sw_buf *out, char 
     sw_buf_free(&url);
     return rc;
   }
-  long st = get(k, url.data, out, err, errlen);
+  long st = request(k, url.data, body, len, ctype, out, err, errlen);
   if (st == 404) rc = SW_ENOTFOUND;
   else if (st < 200 || st > 299) rc = SW_EIO;
   if (st >= 0 && rc) {
     char what[1200];
-    snprintf(what, sizeof what, "GET %s", key);
+    snprintf(what, sizeof what, "%s %s", body ? "PUT" : "GET", key);
     explain(what, st, out, err, errlen);
   }
   sw_buf_free(&url);
+  return rc;
+}
+
+int sw_s3c_get(struct sw_s3c_conn *k, const char *key, struct sw_buf *out, char *err, size_t errlen) {
+  return object_request(k, key, NULL, 0, NULL, out, err, errlen);
+}
+
+int sw_s3c_put(struct sw_s3c_conn *k, const char *key, const void *body, size_t len, const char *ctype,
+               char *err, size_t errlen) {
+  struct sw_buf answer;
+  sw_buf_init(&answer, 1 << 20);
+  int rc = object_request(k, key, body ? body : "", len, ctype, &answer, err, errlen);
+  sw_buf_free(&answer);
   return rc;
 }
 
@@ -233,7 +275,7 @@ int sw_s3c_list(struct sw_s3c_conn *k, const char *prefix,
     if (!rc) rc = sw_s3_put_escaped(&url, prefix, 0);
     if (!rc) rc = sw_buf_putc(&url, 0);
     if (rc) break;
-    long st = get(k, url.data, &body, err, errlen);
+    long st = request(k, url.data, NULL, 0, NULL, &body, err, errlen);
     if (st < 200 || st > 299) {
       if (st >= 0) explain("listing the bucket", st, &body, err, errlen);
       rc = SW_EIO;

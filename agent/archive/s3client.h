@@ -1,4 +1,4 @@
-/* s3client.h - the archive commands' S3 reads: list a prefix, get an object. Blocking, for
+/* s3client.h - the archive commands' S3 requests: list a prefix, get an object, put a manifest. Blocking, for
  * the command line (the agent's sinks use the libuv transport, sinks/http.h); one client is
  * shared read-only by threads, each with its own struct sw_s3c_conn. Signed with SigV4 by
  * libcurl like the sink's uploads, addressed by the same code (sinks/s3.h). */
@@ -30,5 +30,10 @@ int sw_s3c_list(struct sw_s3c_conn *k, const char *prefix,
  * SW_EIO otherwise, err set. Transient failures (5xx, resets) are retried a few times. */
 int sw_s3c_get(struct sw_s3c_conn *k, const char *key, struct sw_buf *out, char *err,
                size_t errlen) SW_MUST_CHECK;
+
+/* Uploads body as the object key (one PUT; small objects such as manifests). Errors as
+ * sw_s3c_get. */
+int sw_s3c_put(struct sw_s3c_conn *k, const char *key, const void *body, size_t len, const char *ctype,
+               char *err, size_t errlen) SW_MUST_CHECK;
 
 #endif
