@@ -58,8 +58,8 @@ struct obj {
   int64_t ts_min;
   uint64_t records;
   ZSTD_CCtx *zc;
-  z_stream z;
-  int z_open;
+  z_stream *z;         /* its own allocation: zlib's state points back at it, and the
+                          objects' array moves when a batch gets another object */
   struct sw_buf out;   /* the compressed object */
   char *url, *key;
   char sha_header[96];
@@ -114,7 +114,8 @@ static void obj_free(struct obj *o) {
   free(o->req_url);
   free(o->group);
   ZSTD_freeCCtx(o->zc);
-  if (o->z_open) deflateEnd(&o->z);
+  if (o->z) deflateEnd(o->z);
+  free(o->z);
   sw_buf_free(&o->out);
   free(o->url);
   free(o->key);
@@ -150,8 +151,12 @@ static struct obj *obj_for(struct s3 *s, struct s3batch *sb, const char *name) {
     if (!(o->zc = ZSTD_createCCtx())) return NULL;
     ZSTD_CCtx_setParameter(o->zc, ZSTD_c_compressionLevel, 3);
   } else {
-    if (deflateInit2(&o->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return NULL;
-    o->z_open = 1;
+    if (!(o->z = calloc(1, sizeof *o->z))) return NULL;
+    if (deflateInit2(o->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      free(o->z);
+      o->z = NULL;
+      return NULL;
+    }
   }
   return o;
 }
@@ -169,16 +174,18 @@ static int obj_write(struct obj *o, const void *src, size_t n, int end) {
       if (end ? r == 0 : in.pos == in.size) return SW_OK;
     }
   }
-  o->z.next_in = (Bytef *)(uintptr_t)src;
-  o->z.avail_in = (uInt)n;
+  z_stream *z = o->z;
+  if (!z) return SW_EIO; /* finished already */
+  z->next_in = (Bytef *)(uintptr_t)src;
+  z->avail_in = (uInt)n;
   for (;;) {
     if (sw_buf_reserve(&o->out, 1 << 16)) return SW_ENOMEM;
-    o->z.next_out = (Bytef *)o->out.data + o->out.len;
-    o->z.avail_out = (uInt)(o->out.cap - o->out.len);
-    int r = deflate(&o->z, end ? Z_FINISH : Z_NO_FLUSH);
-    o->out.len = (size_t)((char *)o->z.next_out - o->out.data);
+    z->next_out = (Bytef *)o->out.data + o->out.len;
+    z->avail_out = (uInt)(o->out.cap - o->out.len);
+    int r = deflate(z, end ? Z_FINISH : Z_NO_FLUSH);
+    o->out.len = (size_t)((char *)z->next_out - o->out.data);
     if (r == Z_STREAM_ERROR) return SW_EIO;
-    if (end ? r == Z_STREAM_END : (o->z.avail_in == 0 && o->z.avail_out != 0)) return SW_OK;
+    if (end ? r == Z_STREAM_END : (z->avail_in == 0 && z->avail_out != 0)) return SW_OK;
   }
 }
 
@@ -367,8 +374,9 @@ static int s3_seal(void *codec, struct sw_batch *b) {
     if (rc) break;
     ZSTD_freeCCtx(o->zc);
     o->zc = NULL;
-    if (o->z_open) deflateEnd(&o->z);
-    o->z_open = 0;
+    if (o->z) deflateEnd(o->z);
+    free(o->z);
+    o->z = NULL;
   }
   return rc;
 }
