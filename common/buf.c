@@ -219,3 +219,13 @@ void sw_buf_shrink(struct sw_buf *b, size_t keep) {
     b->cap = keep;
   }
 }
+
+int sw_grow(void *arrp, size_t n, size_t *cap, size_t elem, size_t first) {
+  if (n < *cap) return SW_OK;
+  size_t ncap = *cap ? *cap * 2 : first;
+  void *grown = realloc(*(void **)arrp, ncap * elem);
+  if (!grown) return SW_ENOMEM;
+  *(void **)arrp = grown;
+  *cap = ncap;
+  return SW_OK;
+}

@@ -35,6 +35,10 @@ int sw_buf_put_json_str(struct sw_buf *b, const char *s, size_t n, int *invalid)
 /* Frees memory beyond `keep` bytes of capacity (for buffers that spiked). */
 void sw_buf_shrink(struct sw_buf *b, size_t keep);
 
+/* Makes room for one more element in a doubling array: *arrp (a pointer to the array pointer)
+ * holds n elements of elem bytes in *cap (0 at first; then `first`, doubling). */
+int sw_grow(void *arrp, size_t n, size_t *cap, size_t elem, size_t first) SW_MUST_CHECK;
+
 /* Reads a varint from [*p, end); advances *p. Returns 0 or SW_ECORRUPT. */
 int sw_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) SW_MUST_CHECK;
 

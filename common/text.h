@@ -11,8 +11,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
+
+/* Whether s ends with suffix. */
+static inline int sw_ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && !memcmp(s + a - b, suffix, b);
+}
 
 /* "" for 1, "s" otherwise: "%zu source%s". */
 static inline const char *sw_plural(uint64_t n) { return n == 1 ? "" : "s"; }

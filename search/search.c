@@ -12,17 +12,6 @@
 #include "../agent/buffer/buffer.h"
 #include "../common/timefmt.h"
 
-/* Makes room for one more element in a doubling array (*cap from 0). */
-static int grow(void *arrp, size_t n, size_t *cap, size_t elem, size_t first) {
-  if (n < *cap) return SW_OK;
-  size_t ncap = *cap ? *cap * 2 : first;
-  void *grown = realloc(*(void **)arrp, ncap * elem);
-  if (!grown) return SW_ENOMEM;
-  *(void **)arrp = grown;
-  *cap = ncap;
-  return SW_OK;
-}
-
 /* ---- what a worker finds in one chunk ---- */
 
 struct hit {
@@ -113,7 +102,7 @@ static int on_hit(void *arg, const struct sw_record_view *v) {
   struct result *r = k->r;
   r->count++;
   if (k->count_only) return 0;
-  if (grow(&r->hits, r->n, &r->cap, sizeof *r->hits, 64)) return SW_ENOMEM;
+  if (sw_grow(&r->hits, r->n, &r->cap, sizeof *r->hits, 64)) return SW_ENOMEM;
   size_t off = r->arena.len;
   int rc = sw_buf_append(&r->arena, v->line, v->len);
   if (!rc && v->xl_len) rc = sw_buf_append(&r->arena, v->xl, v->xl_len);
@@ -202,7 +191,7 @@ static void heap_down(struct ctx *x, size_t i) {
 }
 
 static int heap_push(struct ctx *x, struct pending *p) {
-  if (grow(&x->heap, x->nheap, &x->capheap, sizeof *x->heap, 16)) return SW_ENOMEM;
+  if (sw_grow(&x->heap, x->nheap, &x->capheap, sizeof *x->heap, 16)) return SW_ENOMEM;
   size_t i = x->nheap++;
   x->heap[i] = p;
   while (i > 0 && pend_less(x->heap[i], x->heap[(i - 1) / 2])) {
@@ -269,7 +258,7 @@ static int on_plan(void *arg, const struct sw_chunk_row *row) {
     x->st->chunks_skipped++;
     return 0;
   }
-  if (grow(&x->c, x->nc, &x->capc, sizeof *x->c, 256)) return SW_ENOMEM;
+  if (sw_grow(&x->c, x->nc, &x->capc, sizeof *x->c, 256)) return SW_ENOMEM;
   struct cand *c = &x->c[x->nc];
   *c = (struct cand){.id = row->id, .ts_min = row->ts_min, .raw_bytes = row->raw_bytes, .deferred = deferred,
                      .source = strdup(row->source), .labels = strdup(row->labels_json),

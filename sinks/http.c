@@ -430,9 +430,13 @@ size_t sw_http_inflight(const struct sw_http *t) { return t->nreqs; }
 
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
-int sw_http_create(uv_loop_t *loop, struct sw_http **out) {
+void sw_http_global_init(void) {
   static uv_once_t once = UV_ONCE_INIT;
   uv_once(&once, global_init);
+}
+
+int sw_http_create(uv_loop_t *loop, struct sw_http **out) {
+  sw_http_global_init();
   *out = NULL;
   struct sw_http *t = calloc(1, sizeof *t);
   if (!t) return SW_ENOMEM;

@@ -89,6 +89,9 @@ struct sw_http_req_opts {
 };
 
 int sw_http_create(uv_loop_t *loop, struct sw_http **out) SW_MUST_CHECK;
+/* curl_global_init, once per process (sw_http_create calls it; so must any other curl user
+ * before its first handle). Any thread. */
+void sw_http_global_init(void);
 /* Cancels what is still in flight (done() with -1) and closes the handles; the loop must run
  * afterwards for the close callbacks; the transport frees itself in the last one. */
 void sw_http_destroy(struct sw_http *t);

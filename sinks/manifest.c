@@ -48,13 +48,7 @@ static int add_set(struct sw_manifest_acc *a, const char *s, size_t n) {
     a->sets_complete = 0;
     return SW_OK;
   }
-  if (a->nsets == a->cap) {
-    size_t nc = a->cap ? a->cap * 2 : 8;
-    uint64_t *nh = realloc(a->hash, nc * sizeof *nh);
-    if (!nh) return SW_ENOMEM;
-    a->hash = nh;
-    a->cap = nc;
-  }
+  if (sw_grow(&a->hash, a->nsets, &a->cap, sizeof *a->hash, 8)) return SW_ENOMEM;
   a->last = a->sets.len;
   int rc = sw_buf_append(&a->sets, s, n);
   if (!rc) rc = sw_buf_putc(&a->sets, 0);

@@ -26,6 +26,7 @@
 #include <zstd.h>
 
 #include "../common/sha256.h"
+#include "../common/text.h"
 #include "manifest.h"
 #include "ndjson.h"
 #include "s3.h"
@@ -398,8 +399,7 @@ static int s3_replay(void *codec, struct sw_batch *b, const void *payload, size_
    * the chunk range from its key ("...<first>-<last>.ndjson.zst"). */
   if ((rc = sw_buf_append(&o->out, payload, len))) return rc;
   const char *k = key ? key : "replayed";
-  size_t kl = strlen(k);
-  int gz = kl > 3 && !strcmp(k + kl - 3, ".gz");
+  int gz = sw_ends_with(k, ".gz");
   if ((rc = sw_manifest_acc_object(&o->acc, payload, len, gz))) return rc;
   int64_t first, last;
   sw_manifest_key_range(k, &first, &last);

@@ -63,22 +63,12 @@ struct scan {
   const char *file_labels;
 };
 
-static int grow(void *arrp, size_t n, size_t *cap, size_t elem) {
-  if (n < *cap) return SW_OK;
-  size_t nc = *cap ? *cap * 2 : 256;
-  void *g = realloc(*(void **)arrp, nc * elem);
-  if (!g) return SW_ENOMEM;
-  *(void **)arrp = g;
-  *cap = nc;
-  return SW_OK;
-}
-
 static int on_hit(void *arg, const struct sw_record_view *v) {
   struct scan *s = arg;
   struct res *r = s->r;
   r->matches++;
   if (s->c->o->count_only) return SW_OK;
-  int rc = grow(&r->h, r->n, &r->cap, sizeof *r->h);
+  int rc = sw_grow(&r->h, r->n, &r->cap, sizeof *r->h, 256);
   if (rc) return rc;
   r->h[r->n++] = (struct hit){v->ts_ns, r->text.len, (uint32_t)v->len, s->grp, s->seq++, (uint8_t)v->stream};
   return sw_buf_append(&r->text, v->line, v->len);
@@ -107,7 +97,7 @@ static int add(struct scan *s, const char *labels, size_t n, int64_t ts, int str
     uint64_t deferred = 0;
     s->cur_ok = sw_label_match_chunk(s->c->q->labels, s->c->q->nlabels, s->cur.data, 0, &deferred);
     if (s->cur_ok && !s->c->o->count_only) {
-      if ((rc = grow(&r->grp_off, r->ngrp, &r->capg, sizeof *r->grp_off))) return rc;
+      if ((rc = sw_grow(&r->grp_off, r->ngrp, &r->capg, sizeof *r->grp_off, 16))) return rc;
       r->grp_off[r->ngrp] = r->labels.len;
       s->grp = (uint32_t)r->ngrp++;
       if ((rc = sw_buf_append(&r->labels, s->cur.data, s->cur.len))) return rc;
@@ -177,11 +167,6 @@ static int text_piece(void *arg, const char *p, size_t n) {
   return rc;
 }
 
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && !strcmp(s + a - b, suf);
-}
-
 static int read_file(const char *path, struct sw_buf *out, int64_t *mtime, char *why, size_t n) {
   FILE *f = fopen(path, "rb");
   struct stat st;
@@ -248,7 +233,7 @@ static int scan_object(struct ctx *c, struct sw_s3c_conn *k, size_t i, struct re
     }
     struct split sp = {s, {0}};
     sw_buf_init(&sp.part, SIZE_MAX);
-    int z = ends_with(o->key, ".zst"), gz = ends_with(o->key, ".gz");
+    int z = sw_ends_with(o->key, ".zst"), gz = sw_ends_with(o->key, ".gz");
     rc = z || gz ? sw_object_inflate(blob->data, blob->len, gz, text_piece, &sp)
                  : text_piece(&sp, blob->data, blob->len);
     if (!rc && sp.part.len) rc = on_text(s, sp.part.data, sp.part.len);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../common/text.h"
+
 void sw_arch_list_prefix(const char *prefix, char *out, size_t n) {
   size_t l = prefix ? strcspn(prefix, "{%") : 0;
   snprintf(out, n, "%.*s", (int)l, prefix ? prefix : "");
@@ -58,11 +60,6 @@ int sw_arch_parallel(struct sw_s3c *s, size_t n, unsigned threads,
   return atomic_load(&p.rc);
 }
 
-static int ends_with(const char *s, const char *suf) {
-  size_t a = strlen(s), b = strlen(suf);
-  return a >= b && !strcmp(s + a - b, suf);
-}
-
 struct listing {
   struct sw_arch_obj *o;
   size_t n, cap;
@@ -72,25 +69,13 @@ struct listing {
 
 static int on_key(void *arg, const char *key, uint64_t size) {
   struct listing *l = arg;
-  if (ends_with(key, SW_MANIFEST_SUFFIX)) {
-    if (l->nm == l->capm) {
-      size_t nc = l->capm ? l->capm * 2 : 64;
-      char **nm = realloc(l->manifests, nc * sizeof *nm);
-      if (!nm) return SW_ENOMEM;
-      l->manifests = nm;
-      l->capm = nc;
-    }
+  if (sw_ends_with(key, SW_MANIFEST_SUFFIX)) {
+    if (sw_grow(&l->manifests, l->nm, &l->capm, sizeof *l->manifests, 64)) return SW_ENOMEM;
     return (l->manifests[l->nm++] = strdup(key)) ? SW_OK : SW_ENOMEM;
   }
-  int gz = ends_with(key, ".ndjson.gz");
-  if (!gz && !ends_with(key, ".ndjson.zst")) return SW_OK; /* not the sink's */
-  if (l->n == l->cap) {
-    size_t nc = l->cap ? l->cap * 2 : 64;
-    struct sw_arch_obj *no = realloc(l->o, nc * sizeof *no);
-    if (!no) return SW_ENOMEM;
-    l->o = no;
-    l->cap = nc;
-  }
+  int gz = sw_ends_with(key, ".ndjson.gz");
+  if (!gz && !sw_ends_with(key, ".ndjson.zst")) return SW_OK; /* not the sink's */
+  if (sw_grow(&l->o, l->n, &l->cap, sizeof *l->o, 64)) return SW_ENOMEM;
   struct sw_arch_obj *o = &l->o[l->n];
   memset(o, 0, sizeof *o);
   if (!(o->key = strdup(key))) return SW_ENOMEM;

@@ -284,10 +284,6 @@ static void note(struct rs *r, FILE *f, const char *what) {
   fflush(f);
 }
 
-static const char *type_name(enum sw_sink_type t) {
-  return t == SW_SINK_FILE ? "file" : t == SW_SINK_LOKI ? "loki" : t == SW_SINK_ELASTICSEARCH ? "elasticsearch" : "s3";
-}
-
 static void on_timer(uv_timer_t *h) {
   struct rs *r = h->data;
   int64_t now = sw_time_mono_ns();
@@ -305,7 +301,7 @@ static void on_timer(uv_timer_t *h) {
   }
   int64_t max = 0;
   struct sw_sink_cursor cur;
-  if (sw_db_max_chunk_id(r->db, &max) || sw_db_cursor_get(r->db, r->to.name, type_name(r->to.type), &cur)) return;
+  if (sw_db_max_chunk_id(r->db, &max) || sw_db_cursor_get(r->db, r->to.name, sw_sink_type_name(r->to.type), &cur)) return;
   if (cur.acked < max) return;
   if (r->sh) {
     struct sw_shipper_sink_stats st;
@@ -318,13 +314,7 @@ static void on_timer(uv_timer_t *h) {
 
 static int load_prog(void *arg, const struct sw_file_state *st) {
   struct rs *r = arg;
-  if (r->nprog == r->capprog) {
-    size_t nc = r->capprog ? r->capprog * 2 : 64;
-    struct prog *np = realloc(r->prog, nc * sizeof *np);
-    if (!np) return SW_ENOMEM;
-    r->prog = np;
-    r->capprog = nc;
-  }
+  if (sw_grow(&r->prog, r->nprog, &r->capprog, sizeof *r->prog, 64)) return SW_ENOMEM;
   if (!(r->prog[r->nprog].key = strdup(st->path))) return SW_ENOMEM;
   r->prog[r->nprog].id = st->id;
   r->prog[r->nprog].offset = st->offset;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "../../common/sha256.h"
+#include "../../sinks/http.h"
 #include "../../sinks/s3.h"
 
 #define EMPTY_SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -25,8 +26,7 @@ struct sw_s3c_conn {
 };
 
 int sw_s3c_new(const struct sw_sink_conf *c, struct sw_s3c **out, char *err, size_t errlen) {
-  static int once; /* curl_global_init before any thread: the CLI calls this first */
-  if (!once++) curl_global_init(CURL_GLOBAL_DEFAULT);
+  sw_http_global_init();
   struct sw_s3c *s = calloc(1, sizeof *s);
   if (!s) return SW_ENOMEM;
   s->c = c;

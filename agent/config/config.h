@@ -272,6 +272,9 @@ int sw_parse_duration(const char *s, uint64_t *ms) SW_MUST_CHECK;
  * SW_ENOMEM. A config that loaded always compiles, except for SW_ENOMEM. */
 int sw_config_redactor(const struct sw_config *cfg, struct sw_redactor **out, char *err, size_t errlen) SW_MUST_CHECK;
 
+/* "file", "loki", "elasticsearch" or "s3": the name `type:` takes (and status, metrics show). */
+const char *sw_sink_type_name(enum sw_sink_type t);
+
 /* Writes the Markdown configuration reference generated from the schema rows to f. */
 void sw_config_write_docs(FILE *f);
 

@@ -33,6 +33,10 @@ static const char *const read_froms[] = {"head", "tail", NULL};
 /* The index of a value is its enum sw_ml_preset (parsers/multiline.h). */
 static const char *const ml_presets[] = {"none", "java", "python", "go", "ruby", "dotnet", NULL};
 static const char *const sink_types[] = {"file", "loki", "elasticsearch", "s3", NULL};
+
+const char *sw_sink_type_name(enum sw_sink_type t) {
+  return (size_t)t < sizeof sink_types / sizeof sink_types[0] - 1 ? sink_types[t] : "unknown";
+}
 static const char *const http_compressions[] = {"gzip", "none", NULL};
 static const char *const object_compressions[] = {"zstd", "gzip", NULL};
 static const char *const s3_addressings[] = {"auto", "path", "virtual", NULL};

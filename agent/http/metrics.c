@@ -28,8 +28,6 @@
 #define MAX_FILE_SERIES 1000 /* per-file series beyond this many files: per-source sums only */
 #define MAX_DISKS 32
 
-static const char *const sink_type_names[] = {"file", "loki", "elasticsearch", "s3"};
-
 struct disk {
   int ok;
   struct sw_disk_usage u;
@@ -194,7 +192,7 @@ int sw_metrics_create(uv_loop_t *loop, const struct sw_metrics_src *src, struct 
   }
   for (size_t i = 0; i < cfg->nsinks; i++) {
     m->sink_names[i] = cfg->sinks[i].name;
-    m->sink_types[i] = sink_type_names[cfg->sinks[i].type];
+    m->sink_types[i] = sw_sink_type_name(cfg->sinks[i].type);
   }
   /* Watched paths: the buffer's directory, the disk_pressure path, and the fixed directory part
    * (up to the first wildcard) of every source glob. */

@@ -11,6 +11,7 @@
 #include "../../common/buf.h"
 #include "../../common/log.h"
 #include "../../common/timefmt.h"
+#include "../../sinks/http.h"
 #include "internal.h"
 
 #define LIST_PAGE 500
@@ -445,7 +446,7 @@ int sw_kube_create(const struct sw_config *cfg, struct sw_db *db, struct sw_kube
 
 int sw_kube_start(struct sw_kube *k) {
   if (!k->api) return SW_OK; /* logged at create: the cache alone answers */
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  sw_http_global_init(); /* once per process, whichever curl user comes first */
   for (int r = 0; r < 2; r++) {
     k->w[r] = (struct sw__kube_watcher){.k = k, .res = r};
     if (pthread_create(&k->th[r], NULL, sw__kube_watch_main, &k->w[r])) return SW_EIO;
