@@ -17,7 +17,6 @@ struct sw_s3c {
   const struct sw_sink_conf *c;
   char base[2048];
   char sigv4[160];
-  struct curl_slist *headers;
 };
 
 struct sw_s3c_conn {
@@ -36,32 +35,11 @@ int sw_s3c_new(const struct sw_sink_conf *c, struct sw_s3c **out, char *err, siz
     return SW_EINVAL;
   }
   snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", c->region ? c->region : "us-east-1");
-  s->headers = curl_slist_append(NULL, "x-amz-content-sha256: " EMPTY_SHA);
-  if (s->headers && c->session_token) {
-    size_t n = strlen(c->session_token) + 32;
-    char *h = malloc(n);
-    if (h) {
-      snprintf(h, n, "x-amz-security-token: %s", c->session_token);
-      struct curl_slist *l = curl_slist_append(s->headers, h);
-      free(h);
-      if (l) s->headers = l;
-      else {
-        curl_slist_free_all(s->headers);
-        s->headers = NULL;
-      }
-    }
-  }
-  if (!s->headers) {
-    free(s);
-    return SW_ENOMEM;
-  }
   *out = s;
   return SW_OK;
 }
 
 void sw_s3c_free(struct sw_s3c *s) {
-  if (!s) return;
-  curl_slist_free_all(s->headers);
   free(s);
 }
 
@@ -92,21 +70,27 @@ static long request(struct sw_s3c_conn *k, const char *url, const void *body, si
                     const char *ctype, struct sw_buf *out, char *err, size_t errlen) {
   const struct sw_sink_conf *c = k->s->c;
   long status = -1;
-  struct curl_slist *hdrs = k->s->headers, *own = NULL;
-  if (body) { /* the payload's own hash, and its type */
-    char hex[65], h1[96], h2[160];
-    sw_sha256_hex(body, len, hex);
-    snprintf(h1, sizeof h1, "x-amz-content-sha256: %s", hex);
-    snprintf(h2, sizeof h2, "Content-Type: %s", ctype);
-    own = curl_slist_append(NULL, h1);
-    struct curl_slist *l = own ? curl_slist_append(own, h2) : NULL;
-    for (struct curl_slist *h = k->s->headers->next; l && h; h = h->next) l = curl_slist_append(own, h->data);
-    if (!l) {
-      curl_slist_free_all(own);
-      snprintf(err, errlen, "out of memory");
-      return -1;
-    }
-    hdrs = own;
+  /* S3 wants the payload's hash (curl 7.88 does not add it), the session token if any, and for
+   * a PUT its type. */
+  char hex[65] = EMPTY_SHA, h[2][160];
+  if (body) sw_sha256_hex(body, len, hex);
+  snprintf(h[0], sizeof h[0], "x-amz-content-sha256: %s", hex);
+  snprintf(h[1], sizeof h[1], "Content-Type: %s", ctype ? ctype : "application/octet-stream");
+  struct curl_slist *hdrs = NULL, *l = NULL;
+  for (int i = 0; i < (body ? 2 : 1); i++)
+    if (!(l = curl_slist_append(hdrs, h[i]))) break;
+    else hdrs = l;
+  char *tok = NULL;
+  if (l && c->session_token) {
+    size_t n = strlen(c->session_token) + 32;
+    if ((tok = malloc(n))) snprintf(tok, n, "x-amz-security-token: %s", c->session_token);
+    if (!tok || !(l = curl_slist_append(hdrs, tok))) l = NULL;
+    free(tok);
+  }
+  if (!l) {
+    curl_slist_free_all(hdrs);
+    snprintf(err, errlen, "out of memory");
+    return -1;
   }
   for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
     if (attempt) {
@@ -158,7 +142,7 @@ static long request(struct sw_s3c_conn *k, const char *url, const void *body, si
     }
     break;
   }
-  curl_slist_free_all(own);
+  curl_slist_free_all(hdrs);
   return status;
 }
 
