@@ -38,6 +38,7 @@ struct snapshot {
   cJSON *status; /* sw_db_status_json, parsed; NULL if the buffer could not be read */
   struct disk disks[MAX_DISKS];
   uint64_t db_file_bytes; /* spillway.db + -wal on disk */
+  struct sw_metrics_archive archive;
   int64_t taken_ms;       /* monotonic */
 };
 
@@ -113,6 +114,7 @@ static void snapshot_work(uv_work_t *w) {
   }
   for (size_t i = 0; i < m->ndisks; i++)
     s->disks[i].ok = sw_disk_usage_get(m->disk_paths[i], &s->disks[i].u) == 0;
+  sw__metrics_archive_read(cfg, &s->archive);
   s->taken_ms = sw_ingest_now_ms();
   m->next = s;
 }
@@ -636,7 +638,7 @@ int sw_metrics_render(struct sw_metrics *m, struct sw_buf *out) {
   render_disks(m, &p);
   sw__metrics_render_kube(&p, m->src.kube, m->src.tail);
   sw__metrics_render_process(&p, m->src.process);
-  sw__metrics_render_archive(&p, m->src.cfg);
+  sw__metrics_render_archive(&p, m->cur ? &m->cur->archive : NULL);
   sw_prom_family(&p, "spillway_metrics_snapshot_age_seconds", SW_PROM_GAUGE,
                  "Age of the buffer and disk figures in this scrape (-1: none read yet).");
   sw_prom_sample(&p, "", NULL, 0, st ? (now - m->cur->taken_ms) / 1e3 : -1);
