@@ -293,9 +293,8 @@ static void add_live(cJSON *root, const struct sw_config *cfg) {
 static int cmd_replay(const struct opts *o) {
   struct sw_config *cfg = sw_cli_load(o->config);
   if (!cfg) return 1;
-  size_t i = 0;
-  while (i < cfg->nsinks && strcmp(cfg->sinks[i].name, o->sink)) i++;
-  if (i == cfg->nsinks || cfg->sinks[i].type == SW_SINK_FILE) {
+  const struct sw_sink_conf *sc = sw_config_sink(cfg, o->sink);
+  if (!sc || sc->type == SW_SINK_FILE) {
     fprintf(stderr, "spillway: %s: no loki, elasticsearch or s3 sink named \"%s\"\n", o->config, o->sink);
     sw_config_free(cfg);
     return 1;
@@ -364,10 +363,9 @@ static int cmd_status(const struct opts *o) {
   }
   const char **names = calloc(cfg->nsinks + 1, sizeof *names);
   const char **types = calloc(cfg->nsinks + 1, sizeof *types);
-  static const char *const tn[] = {"file", "loki", "elasticsearch", "s3"};
   for (size_t i = 0; names && types && i < cfg->nsinks; i++) {
     names[i] = cfg->sinks[i].name;
-    types[i] = tn[cfg->sinks[i].type];
+    types[i] = sw_sink_type_name(cfg->sinks[i].type);
   }
   char *json = NULL;
   rc = names && types ? sw_db_status_json(db, names, types, cfg->nsinks, cfg->buffer.max_bytes, &json)

@@ -94,12 +94,6 @@ static int parse(int argc, char **argv, struct aopts *a, const struct sw_arch_cl
   return 0;
 }
 
-static const struct sw_sink_conf *find_sink(const struct sw_config *cfg, const char *name) {
-  for (size_t i = 0; i < cfg->nsinks; i++)
-    if (!strcmp(cfg->sinks[i].name, name)) return &cfg->sinks[i];
-  return NULL;
-}
-
 static void fmt_time(int64_t ns, char out[40]) {
   if (ns == INT64_MIN || ns == INT64_MAX) {
     snprintf(out, 40, "-");
@@ -320,13 +314,13 @@ int sw_cli_archive(int argc, char **argv, const struct sw_arch_cli *cli) {
   }
   code = 1;
   if (!(cfg = cli->load(a.config ? a.config : cli->default_config))) goto done;
-  const struct sw_sink_conf *sc = find_sink(cfg, a.sink);
+  const struct sw_sink_conf *sc = sw_config_sink(cfg, a.sink);
   if (!sc || sc->type != SW_SINK_S3) {
     fprintf(stderr, "spillway archive: --sink %s: %s\n", a.sink, sc ? "not an s3 sink" : "no such sink in the configuration");
     code = 2;
     goto done;
   }
-  const struct sw_sink_conf *to = a.to ? find_sink(cfg, a.to) : NULL;
+  const struct sw_sink_conf *to = a.to ? sw_config_sink(cfg, a.to) : NULL;
   if (a.to && (!to || to->type == SW_SINK_S3)) {
     fprintf(stderr, "spillway archive: --to %s: %s\n", a.to,
             to ? "an s3 sink: restore into loki, elasticsearch or a file sink" : "no such sink in the configuration");

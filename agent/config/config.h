@@ -274,6 +274,8 @@ int sw_config_redactor(const struct sw_config *cfg, struct sw_redactor **out, ch
 
 /* "file", "loki", "elasticsearch" or "s3": the name `type:` takes (and status, metrics show). */
 const char *sw_sink_type_name(enum sw_sink_type t);
+/* The sink named name, or NULL. */
+const struct sw_sink_conf *sw_config_sink(const struct sw_config *cfg, const char *name);
 
 /* Writes the Markdown configuration reference generated from the schema rows to f. */
 void sw_config_write_docs(FILE *f);

@@ -37,6 +37,12 @@ static const char *const sink_types[] = {"file", "loki", "elasticsearch", "s3", 
 const char *sw_sink_type_name(enum sw_sink_type t) {
   return (size_t)t < sizeof sink_types / sizeof sink_types[0] - 1 ? sink_types[t] : "unknown";
 }
+
+const struct sw_sink_conf *sw_config_sink(const struct sw_config *cfg, const char *name) {
+  for (size_t i = 0; i < cfg->nsinks; i++)
+    if (!strcmp(cfg->sinks[i].name, name)) return &cfg->sinks[i];
+  return NULL;
+}
 static const char *const http_compressions[] = {"gzip", "none", NULL};
 static const char *const object_compressions[] = {"zstd", "gzip", NULL};
 static const char *const s3_addressings[] = {"auto", "path", "virtual", NULL};
