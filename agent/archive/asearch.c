@@ -126,8 +126,10 @@ static int on_rec(void *arg, const struct sw_ndjson_rec *nr, uint64_t end) {
 }
 
 /* A line of a local file: docker json-file, CRI, or plain text. */
-static int on_text(void *arg, const char *p, size_t n) {
+static int on_text(void *arg, const char *p, size_t n, uint64_t end) {
+  (void)end;
   struct scan *s = arg;
+  if (atomic_load(&s->c->stop)) return SW_ECANCELED;
   if (n && p[n - 1] == '\r') n--;
   struct sw_docker_line d;
   struct sw_cri_line c;
@@ -140,31 +142,6 @@ static int on_text(void *arg, const char *p, size_t n) {
   }
   if (!sw_cri_parse(p, n, &c)) return add(s, s->file_labels, ll, c.ts_ns, c.stream, c.content, c.content_len);
   return add(s, s->file_labels, ll, s->file_ts, SW_STREAM_FILE, p, n);
-}
-
-struct split {
-  struct scan *s;
-  struct sw_buf part;
-};
-
-static int text_piece(void *arg, const char *p, size_t n) {
-  struct split *sp = arg;
-  const char *end = p + n;
-  int rc = SW_OK;
-  while (p < end && !rc) {
-    if (atomic_load(&sp->s->c->stop)) return SW_ECANCELED;
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl) return sw_buf_append(&sp->part, p, (size_t)(end - p));
-    if (sp->part.len) {
-      rc = sw_buf_append(&sp->part, p, (size_t)(nl - p));
-      if (!rc) rc = on_text(sp->s, sp->part.data, sp->part.len);
-      sw_buf_reset(&sp->part);
-    } else {
-      rc = on_text(sp->s, p, (size_t)(nl - p));
-    }
-    p = nl + 1;
-  }
-  return rc;
 }
 
 static int read_file(const char *path, struct sw_buf *out, int64_t *mtime, char *why, size_t n) {
@@ -217,27 +194,25 @@ static int scan_object(struct ctx *c, struct sw_s3c_conn *k, size_t i, struct re
     }
     rc = sw_arch_records(blob->data, blob->len, o->gzip, 0, on_rec, s);
   } else {
-    char labels[4400];
-    struct sw_buf lb;
-    sw_buf_init(&lb, sizeof labels);
+    struct sw_buf lb; /* the file's label set, {"file":PATH}: add() copies it into its group */
+    sw_buf_init(&lb, SIZE_MAX);
     rc = sw_buf_append(&lb, "{\"file\":\"", 9);
     if (!rc) rc = sw_buf_put_json_str(&lb, o->key, strlen(o->key), NULL);
     if (!rc) rc = sw_buf_append(&lb, "\"}", 3);
-    if (!rc) snprintf(labels, sizeof labels, "%s", lb.data);
-    sw_buf_free(&lb);
-    if (rc) return rc;
-    s->file_labels = labels;
-    if ((rc = read_file(o->key, blob, &s->file_ts, r->why, sizeof r->why))) {
-      r->failed = rc == SW_EIO;
-      return rc == SW_EIO ? SW_OK : rc;
+    if (!rc) rc = read_file(o->key, blob, &s->file_ts, r->why, sizeof r->why);
+    if (!rc) {
+      s->file_labels = lb.data;
+      enum sw_arch_codec codec = sw_ends_with(o->key, ".zst")  ? SW_ARCH_ZSTD
+                                 : sw_ends_with(o->key, ".gz") ? SW_ARCH_GZIP
+                                                               : SW_ARCH_PLAIN;
+      rc = sw_arch_lines(blob->data, blob->len, codec, 0, on_text, s);
+      s->file_labels = NULL;
     }
-    struct split sp = {s, {0}};
-    sw_buf_init(&sp.part, SIZE_MAX);
-    int z = sw_ends_with(o->key, ".zst"), gz = sw_ends_with(o->key, ".gz");
-    rc = z || gz ? sw_object_inflate(blob->data, blob->len, gz, text_piece, &sp)
-                 : text_piece(&sp, blob->data, blob->len);
-    if (!rc && sp.part.len) rc = on_text(s, sp.part.data, sp.part.len);
-    sw_buf_free(&sp.part);
+    sw_buf_free(&lb);
+    if (rc == SW_EIO) { /* unreadable: named, the others are searched */
+      r->failed = 1;
+      return SW_OK;
+    }
   }
   if (rc == SW_ECORRUPT) {
     snprintf(r->why, sizeof r->why, "does not decompress (damaged or cut short): what was read before is searched");

@@ -52,16 +52,14 @@ int sw_arch_verify(const struct sw_arch_obj *o, const void *data, size_t n, char
 }
 
 struct lines {
-  uint64_t from, pos; /* NDJSON offset of the start of the bytes not yet split */
+  uint64_t from, pos; /* offset of the start of the bytes not yet split */
   struct sw_buf part;
-  int (*cb)(void *arg, const struct sw_ndjson_rec *r, uint64_t end);
+  int (*cb)(void *arg, const char *line, size_t len, uint64_t end);
   void *arg;
 };
 
 static int one(struct lines *l, const char *p, size_t n, uint64_t end) {
-  if (end <= l->from) return SW_OK;
-  struct sw_ndjson_rec r;
-  return l->cb(l->arg, sw_ndjson_rec_parse(p, n, &r) ? NULL : &r, end);
+  return end <= l->from ? SW_OK : l->cb(l->arg, p, n, end);
 }
 
 static int piece(void *arg, const char *p, size_t n) {
@@ -87,12 +85,30 @@ static int piece(void *arg, const char *p, size_t n) {
   return rc;
 }
 
-int sw_arch_records(const void *data, size_t n, int gzip, uint64_t from,
-                    int (*cb)(void *arg, const struct sw_ndjson_rec *r, uint64_t end), void *arg) {
+int sw_arch_lines(const void *data, size_t n, enum sw_arch_codec codec, uint64_t from,
+                  int (*cb)(void *arg, const char *line, size_t len, uint64_t end), void *arg) {
   struct lines l = {.from = from, .cb = cb, .arg = arg};
   sw_buf_init(&l.part, SIZE_MAX);
-  int rc = sw_object_inflate(data, n, gzip, piece, &l);
+  int rc = codec == SW_ARCH_PLAIN ? piece(&l, data, n)
+                                  : sw_object_inflate(data, n, codec == SW_ARCH_GZIP, piece, &l);
   if (!rc && l.part.len) rc = one(&l, l.part.data, l.part.len, l.pos);
   sw_buf_free(&l.part);
   return rc;
+}
+
+struct recs {
+  int (*cb)(void *arg, const struct sw_ndjson_rec *r, uint64_t end);
+  void *arg;
+};
+
+static int parse_line(void *arg, const char *p, size_t n, uint64_t end) {
+  struct recs *x = arg;
+  struct sw_ndjson_rec r;
+  return x->cb(x->arg, sw_ndjson_rec_parse(p, n, &r) ? NULL : &r, end);
+}
+
+int sw_arch_records(const void *data, size_t n, int gzip, uint64_t from,
+                    int (*cb)(void *arg, const struct sw_ndjson_rec *r, uint64_t end), void *arg) {
+  struct recs x = {cb, arg};
+  return sw_arch_lines(data, n, gzip ? SW_ARCH_GZIP : SW_ARCH_ZSTD, from, parse_line, &x);
 }

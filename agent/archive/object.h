@@ -15,6 +15,14 @@
 int sw_arch_verify(const struct sw_arch_obj *o, const void *data, size_t n, char *why,
                    size_t whylen) SW_MUST_CHECK;
 
+enum sw_arch_codec { SW_ARCH_ZSTD, SW_ARCH_GZIP, SW_ARCH_PLAIN };
+
+/* Calls cb for each line (without its '\n'; a last line without one too) of data decompressed
+ * with codec, from byte `from` of the decompressed text on (a line boundary); end is the
+ * offset just past the line. cb's non-zero return stops (returned). */
+int sw_arch_lines(const void *data, size_t n, enum sw_arch_codec codec, uint64_t from,
+                  int (*cb)(void *arg, const char *line, size_t len, uint64_t end), void *arg) SW_MUST_CHECK;
+
 /* Calls cb for each line of the decompressed object from byte `from` of its NDJSON on (a line
  * boundary): r is the parsed line (NULL when it does not parse: counted, never silently
  * passed over), end the NDJSON offset just past its '\n'. cb's non-zero return stops
