@@ -7,7 +7,6 @@
 #include "sha256.h"
 
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -178,11 +177,20 @@ void sw_sha256_final(struct sw_sha256 *c, uint8_t out[32]) {
   }
 }
 
+void sw_sha256_final_hex(struct sw_sha256 *c, char hex[65]) {
+  static const char digits[] = "0123456789abcdef";
+  uint8_t d[32];
+  sw_sha256_final(c, d);
+  for (int i = 0; i < 32; i++) {
+    hex[2 * i] = digits[d[i] >> 4];
+    hex[2 * i + 1] = digits[d[i] & 15];
+  }
+  hex[64] = 0;
+}
+
 void sw_sha256_hex(const void *p, size_t n, char hex[65]) {
   struct sw_sha256 c;
-  uint8_t d[32];
   sw_sha256_init(&c);
   sw_sha256_update(&c, p, n);
-  sw_sha256_final(&c, d);
-  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  sw_sha256_final_hex(&c, hex);
 }

@@ -15,6 +15,8 @@ struct sw_sha256 {
 void sw_sha256_init(struct sw_sha256 *c);
 void sw_sha256_update(struct sw_sha256 *c, const void *p, size_t n);
 void sw_sha256_final(struct sw_sha256 *c, uint8_t out[32]);
+/* sw_sha256_final as lower-case hex (65 bytes with the NUL). */
+void sw_sha256_final_hex(struct sw_sha256 *c, char hex[65]);
 /* Lower-case hex digest of [p, p+n) into hex (65 bytes with the NUL). */
 void sw_sha256_hex(const void *p, size_t n, char hex[65]);
 

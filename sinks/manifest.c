@@ -103,11 +103,9 @@ static int put_str(struct sw_buf *out, const char *k, const char *v) {
 }
 
 int sw_manifest_write(struct sw_manifest_acc *a, const struct sw_manifest_meta *m, struct sw_buf *out) {
-  uint8_t d[32];
   char hex[65], t0[40] = "", t1[40] = "";
   struct sw_sha256 c = a->sha; /* the accumulator may be asked again (a seal retried) */
-  sw_sha256_final(&c, d);
-  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  sw_sha256_final_hex(&c, hex);
   if (a->records && a->ts_min != INT64_MAX) {
     t0[sw_time_format_rfc3339(a->ts_min, t0)] = 0;
     t1[sw_time_format_rfc3339(a->ts_max, t1)] = 0;

@@ -183,14 +183,11 @@ static int scan_object(struct ctx *c, struct sw_s3c_conn *k, size_t i, struct re
       return SW_OK;
     }
     if (rc) return rc;
-    if (o->has_manifest) { /* the bytes are the ones the manifest describes (cheap: compressed) */
-      char hex[65];
-      sw_sha256_hex(blob->data, blob->len, hex);
-      if (blob->len != o->m.object_bytes || strcmp(hex, o->m.object_sha256)) {
-        snprintf(r->why, sizeof r->why, "its bytes differ from its manifest's checksum: skipped");
-        r->failed = 1;
-        return SW_OK;
-      }
+    char why[300];
+    if (o->has_manifest && sw_arch_check_bytes(o, blob->data, blob->len, why, sizeof why)) {
+      snprintf(r->why, sizeof r->why, "%s: skipped", why);
+      r->failed = 1;
+      return SW_OK;
     }
     rc = sw_arch_records(blob->data, blob->len, o->gzip, 0, on_rec, s);
   } else {

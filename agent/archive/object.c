@@ -7,33 +7,38 @@
 #include "../../common/sha256.h"
 #include "../../common/timefmt.h"
 
-int sw_arch_verify(const struct sw_arch_obj *o, const void *data, size_t n, char *why, size_t whylen) {
+int sw_arch_check_bytes(const struct sw_arch_obj *o, const void *data, size_t n, char *why, size_t whylen) {
   if (!o->has_manifest) {
     snprintf(why, whylen, "%s", o->why);
     return SW_ENOTFOUND;
   }
-  const struct sw_manifest *m = &o->m;
   char hex[65];
-  if (n != m->object_bytes) {
-    snprintf(why, whylen, "object is %zu bytes, manifest says %" PRIu64, n, m->object_bytes);
+  if (n != o->m.object_bytes) {
+    snprintf(why, whylen, "object is %zu bytes, manifest says %" PRIu64, n, o->m.object_bytes);
     return SW_ECORRUPT;
   }
   sw_sha256_hex(data, n, hex);
-  if (strcmp(hex, m->object_sha256)) {
-    snprintf(why, whylen, "object SHA-256 %.16s..., manifest says %.16s...", hex, m->object_sha256);
+  if (strcmp(hex, o->m.object_sha256)) {
+    snprintf(why, whylen, "object SHA-256 %.16s..., manifest says %.16s...", hex, o->m.object_sha256);
     return SW_ECORRUPT;
   }
+  return SW_OK;
+}
+
+int sw_arch_verify(const struct sw_arch_obj *o, const void *data, size_t n, char *why, size_t whylen) {
+  int rc = sw_arch_check_bytes(o, data, n, why, whylen);
+  if (rc) return rc;
+  const struct sw_manifest *m = &o->m;
+  char hex[65];
   struct sw_manifest_acc a;
   sw_manifest_acc_init(&a);
-  int rc = sw_manifest_acc_object(&a, data, n, o->gzip);
+  rc = sw_manifest_acc_object(&a, data, n, o->gzip);
   if (rc) {
     snprintf(why, whylen, "object does not decompress (%s)", sw_strerror(rc));
     sw_manifest_acc_free(&a);
     return rc == SW_ENOMEM ? rc : SW_ECORRUPT;
   }
-  uint8_t d[32];
-  sw_sha256_final(&a.sha, d);
-  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  sw_sha256_final_hex(&a.sha, hex);
   rc = SW_ECORRUPT;
   if (a.records != m->records)
     snprintf(why, whylen, "records %" PRIu64 ", manifest says %" PRIu64, a.records, m->records);

@@ -8,6 +8,12 @@
 #include "../../parsers/ndjsonrec.h"
 #include "catalog.h"
 
+/* SW_OK when data (the object as downloaded) has the size and SHA-256 o's manifest gives: a
+ * cheap check of the compressed bytes (archive search makes only this one). SW_ECORRUPT with
+ * why otherwise; SW_ENOTFOUND without a manifest. */
+int sw_arch_check_bytes(const struct sw_arch_obj *o, const void *data, size_t n, char *why,
+                        size_t whylen) SW_MUST_CHECK;
+
 /* SW_OK when data (the object as downloaded) is what o's manifest describes: its size and
  * SHA-256, and once decompressed its NDJSON's size, SHA-256, record count and time range, with
  * every line readable. Otherwise SW_ECORRUPT and why says what differed ("records 999, manifest

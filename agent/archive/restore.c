@@ -209,6 +209,8 @@ static void *reader_main(void *arg) {
       fail(r, rc == SW_ENOMEM ? rc : SW_EIO, o->key, why);
       break;
     }
+    /* Checked whole before anything of it is sent, then decompressed a second time to read it:
+     * holding the decompressed object instead would cost ~10x its size in memory. */
     if ((rc = sw_arch_verify(o, blob.data, blob.len, why, sizeof why))) {
       char msg[700];
       snprintf(msg, sizeof msg, "failed its check: %s; nothing of it was sent", why);
