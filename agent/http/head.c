@@ -6,13 +6,16 @@
 
 const char *sw_http_reason(int status) {
   switch (status) {
+  case 101: return "Switching Protocols";
   case 200: return "OK";
   case 202: return "Accepted";
   case 400: return "Bad Request";
   case 404: return "Not Found";
   case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
+  case 411: return "Length Required";
   case 413: return "Content Too Large";
+  case 415: return "Unsupported Media Type";
   case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
@@ -110,4 +113,40 @@ int sw_http_head_parse(const char *buf, size_t len, size_t max, struct sw_http_h
     if (rc) return rc;
     pos = end + 1;
   }
+}
+
+const char *sw_http_head_find(const char *head, size_t len, const char *name, size_t *vlen) {
+  size_t nlen = strlen(name);
+  const char *end = head + len;
+  const char *p = memchr(head, '\n', len); /* the request line ends here */
+  *vlen = 0;
+  while (p && ++p < end) {
+    const char *lf = memchr(p, '\n', (size_t)(end - p));
+    const char *eol = lf ? lf : end;
+    if (eol > p && eol[-1] == '\r') eol--;
+    if (eol == p) return NULL; /* the blank line: end of the head */
+    const char *colon = memchr(p, ':', (size_t)(eol - p));
+    if (colon && (size_t)(colon - p) == nlen && !strncasecmp(p, name, nlen)) {
+      const char *v = colon + 1;
+      while (v < eol && (*v == ' ' || *v == '\t')) v++;
+      while (eol > v && (eol[-1] == ' ' || eol[-1] == '\t')) eol--;
+      *vlen = (size_t)(eol - v);
+      return v;
+    }
+    p = lf;
+  }
+  return NULL;
+}
+
+int sw_http_head_has_token(const char *v, size_t n, const char *token) {
+  size_t tlen = strlen(token), i = 0;
+  while (i < n) {
+    while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+    size_t s = i;
+    while (i < n && v[i] != ',') i++;
+    size_t e = i;
+    while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (e - s == tlen && tlen && !strncasecmp(v + s, token, tlen)) return 1;
+  }
+  return 0;
 }

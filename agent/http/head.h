@@ -13,6 +13,7 @@
  *    HTAB (obs-fold) and a line without a colon are errors;
  *  - Content-Length: digits only (no sign, at most 18), repeated only with the same value.
  * A head that is not complete within `max` bytes is 431.
+ * Header values are looked up afterwards in the complete head (sw_http_head_find).
  */
 #ifndef SW_HTTPHEAD_H
 #define SW_HTTPHEAD_H
@@ -39,6 +40,16 @@ enum {
 
 /* Parses buf[0..len) (need not be NUL-terminated). out is written in every case. */
 int sw_http_head_parse(const char *buf, size_t len, size_t max, struct sw_http_head *out);
+
+/* The value of the first header line `name` (case-insensitive) in head[0..len), a head that
+ * sw_http_head_parse found complete (len its head_len), with the blanks around it trimmed; NULL
+ * if there is none. Not NUL-terminated: *vlen bytes (the rest of the line follows). The request
+ * line is skipped without being looked at, so its bytes may have been changed in place. */
+const char *sw_http_head_find(const char *head, size_t len, const char *name, size_t *vlen);
+
+/* Whether a comma-separated header value v[0..n) ("keep-alive, Upgrade") has `token` as one
+ * of its elements, compared case-insensitively, blanks around elements ignored. */
+int sw_http_head_has_token(const char *v, size_t n, const char *token);
 
 /* The reason phrase of a status code ("Accepted" for 202); "Unknown" for codes the server
  * never sends. Never NULL. */

@@ -6,25 +6,44 @@
  * request head (idle sockets must not take liveness down); if none has, it gets a probe slot
  * (the oldest idle probe connection is evicted when those are full), and only if that fails
  * too it is answered 503. A connection that sends its request at once is never evicted.
+ *
+ * Reading: one pair of read callbacks serves every phase (libuv refuses a second read_start),
+ * and c->head is the one input buffer: the head, then (WebSocket) client frames, then bytes
+ * that are dropped (deferred, draining). A form body goes to its own buffer (c->body, freed
+ * after the handler). Invariants: a connection in PH_HEAD has not answered and is the only
+ * kind that can be evicted; c->closed is set only while a producer (stream, deferred answer,
+ * WebSocket) may still use c, and is cleared before it is called or once the producer has
+ * answered or ended, so it runs at most once; writes of streams and WebSockets share one
+ * queue (struct stream_write), each done callback running once when the write completes or
+ * is cancelled by the close.
  */
 #include "httpd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../common/log.h"
 #include "../../common/text.h"
 #include "head.h"
+#include "ws.h"
 
-#define MAX_ROUTES 16
+#define MAX_ROUTES 40
+/* Pings beyond this many unwritten pongs go unanswered (RFC 6455 5.5.3 allows it): a client
+ * that pings without reading must not grow the write queue until the stall timeout. */
+#define MAX_PONGS 4
+
+enum { M_GET = 1, M_POST = 2 }; /* route methods; M_GET serves HEAD too */
 
 struct route {
-  char method[8]; /* "GET" (HEAD too) or "POST" */
-  char path[64];
+  char path[64];   /* the path, or its prefix */
+  unsigned methods;
+  int prefix;      /* path is a prefix (sw_httpd_route_prefix) */
+  int form;        /* a POST may carry a form body (sw_httpd_route_form) */
+  int probe;       /* also served on the probe slots */
   sw_http_handler fn;
   void *arg;
-  int probe; /* also served on the probe slots */
 };
 
 struct sw_httpd {
@@ -40,6 +59,17 @@ static void maybe_free(struct sw_httpd *h) {
   if (h->stopping && h->server_closed && h->live == 0) free(h);
 }
 
+/* What the read callbacks do with bytes (see the states in httpd.h). */
+enum phase {
+  PH_HEAD,     /* into head, parsed on each read */
+  PH_BODY,     /* into body until body_len */
+  PH_HANDLER,  /* the handler runs (reads come only after it returns) */
+  PH_DEFERRED, /* dropped; EOF or error closes (closed() tells the producer) */
+  PH_WS,       /* client frames, into head */
+  PH_ANSWER,   /* not reading: answered or streaming */
+  PH_DRAIN,    /* dropped until EOF or a short timer, after the answer (see on_written) */
+};
+
 struct sw_http_conn {
   uv_tcp_t tcp; /* first: handle callbacks get back to the connection */
   uv_timer_t timer;
@@ -47,7 +77,16 @@ struct sw_http_conn {
   struct sw_http_conn *prev, *next;
   char head[SW_HTTPD_MAX_HEAD + 1];
   size_t len;
+  enum phase phase;
   int responded, closing, handles_open, head_only, drain;
+  struct sw_http_req req;     /* the request, pointing into head (and body) */
+  const struct route *route;  /* PH_BODY: whom to call once the body is in */
+  char *body;                 /* PH_BODY: malloc'd body_len + 1 bytes, freed after the handler */
+  size_t body_len, body_got;
+  size_t ws_in;               /* PH_WS: bytes at the start of head (an incomplete frame) */
+  uint64_t ws_skip;           /* PH_WS: payload bytes of a dropped data frame still to come */
+  int ws, ws_closing;         /* a WebSocket; its close frame is queued */
+  int ws_pongs;               /* pongs queued, not yet written (at most MAX_PONGS) */
   int probe_only;        /* on a probe slot: only probe routes are served */
   uint64_t accepted_ms;  /* uv_now at accept */
   uv_write_t wreq;
@@ -63,7 +102,9 @@ struct sw_http_conn {
 struct stream_write {
   uv_write_t req;
   struct sw_http_conn *c;
-  char *data;
+  uint8_t hdr[16]; /* a WebSocket frame header (or a whole close frame) sent before data */
+  size_t hlen;
+  char *data;      /* may be NULL (len 0) */
   size_t len;
   void (*done)(void *arg, size_t len);
   void *arg;
@@ -74,6 +115,7 @@ static void conn_freed(uv_handle_t *hd) {
   if (--c->handles_open > 0) return;
   struct sw_httpd *h = c->h;
   sw_buf_free(&c->out);
+  free(c->body);
   free(c);
   h->live--;
   maybe_free(h);
@@ -86,8 +128,8 @@ static void conn_close_timer(uv_timer_t *t) { conn_close(t->data); }
 static void conn_close(struct sw_http_conn *c) {
   if (c->closing) return;
   c->closing = 1;
-  /* The stream's producer must stop using c now. Its pending writes are cancelled when the
-   * handle closes and their done callbacks run after this one. */
+  /* The producer (stream, deferred answer, WebSocket) must stop using c now. Its pending
+   * writes are cancelled when the handle closes and their done callbacks run after this one. */
   void (*closed)(void *) = c->closed;
   c->closed = NULL;
   if (closed) closed(c->closed_arg);
@@ -102,21 +144,13 @@ static void conn_close(struct sw_http_conn *c) {
   uv_close((uv_handle_t *)&c->tcp, conn_freed);
 }
 
-static void on_drain_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
-  struct sw_http_conn *c = hd->data;
-  (void)suggested;
-  *buf = uv_buf_init(c->head, sizeof c->head); /* discarded */
-}
-
-static void on_drain_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  (void)buf;
-  if (n < 0) conn_close(s->data);
-}
-
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)req;
   (void)status;
 }
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 static void on_written(uv_write_t *req, int status) {
   struct sw_http_conn *c = req->data;
@@ -125,19 +159,28 @@ static void on_written(uv_write_t *req, int status) {
     return;
   }
   /* Closing with unread request bytes makes the kernel reset the connection, and the client may
-   * lose the answer: send FIN, read (and drop) what is left for a moment, then close. */
+   * lose the answer: send FIN, read (and drop) what is left for a moment, then close. (A
+   * WebSocket is still reading: restart so that libuv takes the read.) */
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->phase = PH_DRAIN;
   if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) ||
-      uv_read_start((uv_stream_t *)&c->tcp, on_drain_alloc, on_drain_read)) {
+      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
     conn_close(c);
     return;
   }
   uv_timer_start(&c->timer, conn_close_timer, 1000, 0);
 }
 
+static void on_timeout(uv_timer_t *t);
+
 static void respond(struct sw_http_conn *c, int status, const char *ctype, const char *body,
                     size_t len, int head_only) {
   if (c->responded || c->closing) return;
   c->responded = 1;
+  c->closed = NULL; /* answered: a deferring producer is done with c */
+  if (c->phase == PH_DEFERRED) /* its head timer was stopped: bound the write instead */
+    uv_timer_start(&c->timer, on_timeout, SW_HTTPD_STALL_TIMEOUT_MS, 0);
+  c->phase = PH_ANSWER;
   uv_read_stop((uv_stream_t *)&c->tcp);
   sw_buf_init(&c->out, (size_t)64 << 20);
   int rc = sw_buf_printf(&c->out,
@@ -152,28 +195,6 @@ static void respond(struct sw_http_conn *c, int status, const char *ctype, const
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written)) conn_close(c);
-}
-
-int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
-                         void (*closed)(void *arg), void *arg) {
-  if (c->responded || c->closing) return SW_EINVAL;
-  c->responded = c->streaming = 1;
-  uv_read_stop((uv_stream_t *)&c->tcp);
-  uv_timer_stop(&c->timer); /* from now on it watches write progress (see stream_progress) */
-  char head[256];
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
-                   "Connection: close\r\n\r\n", content_type);
-  char *copy = malloc((size_t)n);
-  if (!copy) {
-    conn_close(c);
-    return SW_ENOMEM;
-  }
-  memcpy(copy, head, (size_t)n);
-  if (sw_http_stream_write(c, copy, (size_t)n, NULL, NULL)) return SW_EIO; /* c is closing */
-  c->closed = closed; /* only now: a call that fails does not call back */
-  c->closed_arg = arg;
-  return SW_OK;
 }
 
 static void stream_finish(struct sw_http_conn *c) {
@@ -215,17 +236,24 @@ static void on_stream_written(uv_write_t *req, int status) {
   stream_finish(c);
 }
 
-int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
-                         void (*done)(void *arg, size_t len), void *arg) {
-  struct stream_write *w = c->closing ? NULL : malloc(sizeof *w);
+/* Queues hdr[0..hlen) (copied, hlen <= 16) then data[0..len) (owned, freed in every case).
+ * On failure the connection is closed and done is not called. */
+static int queue_write(struct sw_http_conn *c, const void *hdr, size_t hlen, char *data,
+                       size_t len, void (*done)(void *arg, size_t len), void *arg) {
+  struct stream_write *w = c->closing || hlen > sizeof w->hdr ? NULL : malloc(sizeof *w);
   if (!w) {
     free(data);
     if (!c->closing) conn_close(c);
     return SW_EIO;
   }
-  *w = (struct stream_write){.c = c, .data = data, .len = len, .done = done, .arg = arg};
-  uv_buf_t b = uv_buf_init(data, (unsigned)len);
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_stream_written)) {
+  *w = (struct stream_write){.c = c, .hlen = hlen, .data = data, .len = len, .done = done,
+                             .arg = arg};
+  if (hlen) memcpy(w->hdr, hdr, hlen);
+  uv_buf_t b[2];
+  unsigned nb = 0;
+  if (hlen) b[nb++] = uv_buf_init((char *)w->hdr, (unsigned)hlen);
+  if (len) b[nb++] = uv_buf_init(data, (unsigned)len);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, b, nb, on_stream_written)) {
     free(data);
     free(w);
     conn_close(c);
@@ -233,6 +261,39 @@ int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
   }
   if (c->writes++ == 0) stream_progress(c);
   return SW_OK;
+}
+
+int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
+                         void (*closed)(void *arg), void *arg) {
+  if (c->responded || c->closing) return SW_EINVAL;
+  c->responded = c->streaming = 1;
+  c->closed = NULL; /* a deferring producer hands over to this stream's closed() */
+  c->phase = PH_ANSWER;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_timer_stop(&c->timer); /* from now on it watches write progress (see stream_progress) */
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                   "Connection: close\r\n\r\n", content_type);
+  char *copy = malloc((size_t)n);
+  if (!copy) {
+    conn_close(c);
+    return SW_ENOMEM;
+  }
+  memcpy(copy, head, (size_t)n);
+  if (queue_write(c, NULL, 0, copy, (size_t)n, NULL, NULL)) return SW_EIO; /* c is closing */
+  c->closed = closed; /* only now: a call that fails does not call back */
+  c->closed_arg = arg;
+  return SW_OK;
+}
+
+int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
+                         void (*done)(void *arg, size_t len), void *arg) {
+  if (c->ws) { /* raw bytes would break the framing */
+    free(data);
+    return SW_EINVAL;
+  }
+  return queue_write(c, NULL, 0, data, len, done, arg);
 }
 
 void sw_http_stream_end(struct sw_http_conn *c) {
@@ -284,13 +345,267 @@ void sw_http_respond(struct sw_http_conn *c, int status, const char *content_typ
 
 static void answer_error(struct sw_http_conn *c, int status) {
   char body[96];
-  c->drain = status == 400 || status == 413 || status == 431 || status == 408;
+  /* unread request bytes may follow: drain them so the client gets the answer (see on_written) */
+  c->drain = status == 400 || status == 408 || status == 411 || status == 413 ||
+             status == 415 || status == 431;
   int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", sw_http_reason(status));
   respond(c, status, "application/json", body, (size_t)n, 0);
 }
 
+int sw_http_defer(struct sw_http_conn *c, void (*closed)(void *arg), void *arg) {
+  if (c->phase != PH_HANDLER || c->responded || c->closing) return SW_EINVAL;
+  c->phase = PH_DEFERRED; /* reads go on (a client gone is noticed), into the dropped bytes */
+  uv_timer_stop(&c->timer);
+  c->closed = closed;
+  c->closed_arg = arg;
+  return SW_OK;
+}
+
+/* Ends a WebSocket from the server's side: the producer is told (closed(), unless it asked),
+ * a close frame with code[0..n) (n is 0 or 2) goes after the pending writes, then FIN and a
+ * short drain (the client's own close frame must not make the kernel reset the connection). */
+static void ws_shut(struct sw_http_conn *c, const uint8_t *code, size_t n) {
+  if (c->ws_closing || c->closing) return;
+  c->ws_closing = 1;
+  void (*closed)(void *) = c->closed;
+  c->closed = NULL;
+  if (closed) closed(c->closed_arg);
+  uint8_t frame[10 + 2];
+  size_t hl = sw_ws_frame_header(frame, SW_WS_CLOSE, n); /* 2 */
+  memcpy(frame + hl, code, n);
+  if (queue_write(c, frame, hl + n, NULL, 0, NULL, NULL)) return; /* c is closing */
+  c->ending = c->drain = 1;
+  stream_finish(c);
+}
+
+static void ws_shut_code(struct sw_http_conn *c, int code) {
+  uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+  ws_shut(c, p, 2);
+}
+
+/* Written or cancelled: runs before the connection is freed (libuv calls back cancelled
+ * writes before the close callback). */
+static void pong_written(void *arg, size_t len) {
+  struct sw_http_conn *c = arg;
+  (void)len;
+  c->ws_pongs--;
+}
+
+/* A complete control frame (its payload unmasked in place). */
+static void ws_control(struct sw_http_conn *c, const struct sw_ws_frame *f, uint8_t *payload) {
+  if (f->opcode == SW_WS_PING) {
+    if (c->ws_pongs >= MAX_PONGS) return;
+    uint8_t hdr[10];
+    size_t hl = sw_ws_frame_header(hdr, SW_WS_PONG, f->len); /* 2: len <= 125 */
+    char *copy = f->len ? malloc(f->len) : NULL; /* freed when written (on_stream_written) */
+    if (f->len && !copy) {
+      conn_close(c);
+      return;
+    }
+    if (f->len) memcpy(copy, payload, f->len);
+    if (queue_write(c, hdr, hl, copy, f->len, pong_written, c)) return; /* c is closing */
+    c->ws_pongs++;
+  } else if (f->opcode == SW_WS_CLOSE) {
+    if (f->len == 1) ws_shut_code(c, SW_WS_PROTOCOL_ERROR); /* a code is two bytes */
+    else ws_shut(c, payload, f->len >= 2 ? 2 : 0); /* echo the client's code (RFC 6455 5.5.1) */
+  } /* pong: nothing to do */
+}
+
+/* Handles the client bytes at the start of head: control frames are answered, data frames
+ * dropped as they arrive (never buffered: only what a control frame needs stays in head). */
+static void ws_process(struct sw_http_conn *c) {
+  uint8_t *b = (uint8_t *)c->head;
+  size_t pos = 0;
+  while (pos < c->ws_in && !c->closing) {
+    if (c->ws_closing) { /* after our close frame nothing the client says matters */
+      pos = c->ws_in;
+      break;
+    }
+    if (c->ws_skip) {
+      size_t k = c->ws_in - pos < c->ws_skip ? c->ws_in - pos : (size_t)c->ws_skip;
+      pos += k;
+      c->ws_skip -= k;
+      continue;
+    }
+    struct sw_ws_frame f;
+    int rc = sw_ws_parse(b + pos, c->ws_in - pos, &f);
+    if (rc == SW_WS_BAD) {
+      SW_LOG(SW_L_DEBUG, "http", "closing a WebSocket: %s", f.why);
+      pos = c->ws_in;
+      ws_shut_code(c, f.code);
+      break;
+    }
+    if (f.off && !(f.opcode & 8)) { /* data: ignored, so its payload is skipped */
+      pos += f.off;
+      c->ws_skip = f.len;
+      continue;
+    }
+    if (rc == SW_WS_NEED_MORE) break;
+    sw_ws_unmask(b + pos + f.off, f.len, f.mask, 0);
+    ws_control(c, &f, b + pos + f.off);
+    pos += f.off + f.len;
+  }
+  if (c->closing) return;
+  memmove(b, b + pos, c->ws_in - pos);
+  c->ws_in -= pos;
+}
+
+int sw_http_ws_accept(struct sw_http_conn *c, const struct sw_http_req *req,
+                      void (*closed)(void *arg), void *arg) {
+  if (c->phase != PH_HANDLER || c->responded || c->closing) return SW_EINVAL;
+  size_t n = 0;
+  char accept[29];
+  int ok = strcmp(req->method, "GET") == 0;
+  const char *v = ok ? sw_http_req_header(req, "Upgrade", &n) : NULL;
+  ok = v && sw_http_head_has_token(v, n, "websocket");
+  v = ok ? sw_http_req_header(req, "Connection", &n) : NULL;
+  ok = v && sw_http_head_has_token(v, n, "upgrade");
+  v = ok ? sw_http_req_header(req, "Sec-WebSocket-Version", &n) : NULL;
+  ok = v && n == 2 && memcmp(v, "13", 2) == 0;
+  v = ok ? sw_http_req_header(req, "Sec-WebSocket-Key", &n) : NULL;
+  ok = v && sw_ws_accept_key(v, n, accept) == SW_OK;
+  if (!ok) {
+    answer_error(c, 400);
+    return SW_EINVAL;
+  }
+  char head[160];
+  int hn = snprintf(head, sizeof head,
+                    "HTTP/1.1 101 %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Accept: %s\r\n\r\n", sw_http_reason(101), accept);
+  c->responded = c->streaming = c->ws = 1;
+  c->phase = PH_WS; /* reading goes on: client frames (see call_handler) */
+  uv_timer_stop(&c->timer); /* from now on it watches write progress */
+  char *copy = malloc((size_t)hn);
+  if (!copy) {
+    conn_close(c);
+    return SW_ENOMEM;
+  }
+  memcpy(copy, head, (size_t)hn);
+  if (queue_write(c, NULL, 0, copy, (size_t)hn, NULL, NULL)) return SW_EIO; /* c is closing */
+  c->closed = closed; /* only now: a call that fails does not call back */
+  c->closed_arg = arg;
+  return SW_OK;
+}
+
+int sw_http_ws_send(struct sw_http_conn *c, char *data, size_t len,
+                    void (*done)(void *arg, size_t len), void *arg) {
+  if (!c->ws || c->ws_closing || c->closing) {
+    free(data);
+    return c->ws ? SW_EIO : SW_EINVAL;
+  }
+  uint8_t hdr[10];
+  size_t hl = sw_ws_frame_header(hdr, SW_WS_TEXT, len);
+  return queue_write(c, hdr, hl, data, len, done, arg);
+}
+
+void sw_http_ws_close(struct sw_http_conn *c) {
+  c->closed = NULL; /* the producer is done with c */
+  if (c->ws) ws_shut_code(c, SW_WS_NORMAL);
+}
+
 static int route_allowed(const struct sw_http_conn *c, const struct route *r) {
   return !c->probe_only || r->probe;
+}
+
+/* The route for path and method (M_*; 0 for one no route serves), or NULL; *known tells
+ * whether some route has the path (405 rather than 404). */
+static const struct route *find_route(const struct sw_httpd *h, const char *path, unsigned want,
+                                      int *known) {
+  *known = 0;
+  for (int i = 0; i < h->nroutes; i++) {
+    const struct route *r = &h->routes[i];
+    if (r->prefix || strcmp(r->path, path) != 0) continue;
+    *known = 1;
+    if (r->methods & want) return r;
+  }
+  if (*known) return NULL; /* exact routes win, even over a prefix route with the method */
+  const struct route *best = NULL;
+  size_t best_len = 0;
+  for (int i = 0; i < h->nroutes; i++) {
+    const struct route *r = &h->routes[i];
+    size_t n = strlen(r->path);
+    if (!r->prefix || strncmp(r->path, path, n) != 0) continue;
+    *known = 1;
+    if ((r->methods & want) && n > best_len) {
+      best = r;
+      best_len = n;
+    }
+  }
+  return best;
+}
+
+static void call_handler(struct sw_http_conn *c, const struct route *r) {
+  c->phase = PH_HANDLER;
+  r->fn(c, &c->req, r->arg);
+  free(c->body); /* the request's strings end with the call */
+  c->body = NULL;
+  c->req.body = NULL;
+  if (c->closing) return;
+  if (c->phase == PH_WS) { /* frames may have come right after the handshake's head */
+    size_t used = c->req.head_len + c->body_len;
+    c->ws_in = c->len > used ? c->len - used : 0;
+    memmove(c->head, c->head + used, c->ws_in);
+    ws_process(c);
+  } else if (c->phase == PH_HANDLER) { /* it did nothing: as if it had failed */
+    answer_error(c, 503);
+  }
+}
+
+static void body_read(struct sw_http_conn *c) {
+  if (c->body_got < c->body_len) return;
+  c->body[c->body_len] = 0;
+  /* A form body has no NUL byte; the handler's string would end early at one. */
+  if (memchr(c->body, 0, c->body_len)) {
+    answer_error(c, 400);
+    return;
+  }
+  c->req.body = c->body;
+  c->req.body_len = c->body_len;
+  call_handler(c, c->route);
+}
+
+static int is_form_type(const struct sw_http_req *req) {
+  static const char form[] = "application/x-www-form-urlencoded";
+  size_t n = 0, m = 0;
+  const char *v = sw_http_req_header(req, "Content-Type", &n);
+  if (!v) return 0;
+  while (m < n && v[m] != ';' && v[m] != ' ' && v[m] != '\t') m++;
+  return m == sizeof form - 1 && strncasecmp(v, form, m) == 0;
+}
+
+/* A POST to a form route. Body bytes that came with the head are in head after head_len. */
+static void form_post(struct sw_http_conn *c, const struct route *r,
+                      const struct sw_http_head *hd) {
+  if (hd->transfer_encoding) {
+    answer_error(c, 411);
+    return;
+  }
+  if (!hd->has_length || hd->content_length == 0) {
+    c->req.body = "";
+    call_handler(c, r);
+    return;
+  }
+  if (hd->content_length > SW_HTTPD_MAX_BODY) {
+    answer_error(c, 413);
+    return;
+  }
+  if (!is_form_type(&c->req)) {
+    answer_error(c, 415);
+    return;
+  }
+  /* freed after the handler (call_handler) or with the connection (conn_freed) */
+  c->body_len = (size_t)hd->content_length;
+  c->body = malloc(c->body_len + 1);
+  if (!c->body) {
+    answer_error(c, 503);
+    return;
+  }
+  size_t extra = c->len - hd->head_len;
+  c->body_got = extra < c->body_len ? extra : c->body_len;
+  memcpy(c->body, c->head + hd->head_len, c->body_got);
+  c->route = r;
+  c->phase = PH_BODY;
+  body_read(c);
 }
 
 /* Dispatches a complete head (hd describes c->head). */
@@ -299,47 +614,63 @@ static void dispatch(struct sw_http_conn *c, const struct sw_http_head *hd) {
   char *target = c->head + (hd->target - c->head);
   c->head[hd->method_len] = 0;
   target[hd->target_len] = 0;
-  struct sw_http_req req = {.method = c->head, .path = target, .query = ""};
+  c->req = (struct sw_http_req){.method = c->head, .path = target, .query = "",
+                                .head = c->head, .head_len = hd->head_len};
   char *q = strchr(target, '?');
   if (q) {
     *q = 0;
-    req.query = q + 1;
+    c->req.query = q + 1;
   }
-  /* Requests with a body are not part of this API. */
-  if ((hd->has_length && hd->content_length > 0) || hd->transfer_encoding) {
+  const char *m = c->req.method;
+  c->head_only = strcmp(m, "HEAD") == 0;
+  unsigned want = c->head_only || !strcmp(m, "GET") ? M_GET : !strcmp(m, "POST") ? M_POST : 0;
+  int known = 0;
+  const struct route *r = find_route(c->h, c->req.path, want, &known);
+  /* Bodies come only with a POST to a form route. */
+  int body = (hd->has_length && hd->content_length > 0) || hd->transfer_encoding;
+  if (body && !(r && r->form && want == M_POST)) {
     answer_error(c, 413);
     return;
   }
-  int is_head = strcmp(req.method, "HEAD") == 0, path_known = 0;
-  const char *want = is_head ? "GET" : req.method;
-  c->head_only = is_head;
-  for (int i = 0; i < c->h->nroutes; i++) {
-    const struct route *r = &c->h->routes[i];
-    if (strcmp(r->path, req.path) != 0) continue;
-    path_known = 1;
-    if (strcmp(r->method, want) != 0) continue;
-    if (!route_allowed(c, r)) break;
-    r->fn(c, &req, r->arg);
-    if (!c->responded) answer_error(c, 503);
+  if (!r || !route_allowed(c, r)) {
+    answer_error(c, c->probe_only ? 503 : known ? 405 : 404);
     return;
   }
-  answer_error(c, c->probe_only ? 503 : path_known ? 405 : 404);
+  if (r->form && want == M_POST) form_post(c, r, hd);
+  else call_handler(c, r);
 }
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
   struct sw_http_conn *c = hd->data;
   (void)suggested;
-  size_t room = SW_HTTPD_MAX_HEAD - c->len;
-  *buf = uv_buf_init(c->head + c->len, (unsigned)(room ? room : 0));
+  if (c->phase == PH_HEAD)
+    *buf = uv_buf_init(c->head + c->len, (unsigned)(SW_HTTPD_MAX_HEAD - c->len));
+  else if (c->phase == PH_BODY)
+    *buf = uv_buf_init(c->body + c->body_got, (unsigned)(c->body_len - c->body_got));
+  else if (c->phase == PH_WS) /* ws_in stays below a control frame's 139 bytes */
+    *buf = uv_buf_init(c->head + c->ws_in, (unsigned)(SW_HTTPD_MAX_HEAD - c->ws_in));
+  else /* dropped */
+    *buf = uv_buf_init(c->head, SW_HTTPD_MAX_HEAD);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct sw_http_conn *c = s->data;
   (void)buf;
-  if (n < 0) {
+  if (n < 0) { /* EOF or error, whatever the phase: the client is gone */
     conn_close(c);
     return;
   }
+  if (c->phase == PH_BODY) {
+    c->body_got += (size_t)n;
+    body_read(c);
+    return;
+  }
+  if (c->phase == PH_WS) {
+    c->ws_in += (size_t)n;
+    ws_process(c);
+    return;
+  }
+  if (c->phase != PH_HEAD) return; /* dropped */
   c->len += (size_t)n;
   c->head[c->len] = 0;
   /* The whole head is parsed again on each read: at most 8 KiB, and the parser stays a pure
@@ -363,8 +694,8 @@ static struct sw_http_conn *oldest_idle(struct sw_httpd *h, struct sw_http_conn 
   struct sw_http_conn *found = NULL;
   uint64_t now = uv_now(h->loop);
   for (struct sw_http_conn *o = h->conns; o; o = o->next) /* newest first */
-    if (o != c && o->probe_only == probe && !o->responded && !o->closing &&
-        now - o->accepted_ms >= min_age)
+    if (o != c && o->probe_only == probe && o->phase == PH_HEAD && !o->responded &&
+        !o->closing && now - o->accepted_ms >= min_age)
       found = o;
   return found;
 }
@@ -478,31 +809,37 @@ int sw_httpd_start(uv_loop_t *loop, const char *listen, struct sw_httpd **out, c
   return SW_OK;
 }
 
-static int add_route(struct sw_httpd *h, const char *method, const char *path,
-                     sw_http_handler fn, void *arg, int probe) {
-  if (h->nroutes >= MAX_ROUTES || strlen(path) >= sizeof h->routes[0].path ||
-      (strcmp(method, "GET") && strcmp(method, "POST")))
-    return SW_EINVAL;
-  struct route *r = &h->routes[h->nroutes++];
-  snprintf(r->method, sizeof r->method, "%s", method);
-  snprintf(r->path, sizeof r->path, "%s", path);
-  r->fn = fn;
-  r->arg = arg;
-  r->probe = probe;
+/* Adds r for path (or prefix), copied; SW_EINVAL if it is too long or the table is full. */
+static int route_of(struct sw_httpd *h, const char *path, struct route r) {
+  if (h->nroutes >= MAX_ROUTES || strlen(path) >= sizeof r.path) return SW_EINVAL;
+  snprintf(r.path, sizeof r.path, "%s", path);
+  h->routes[h->nroutes++] = r;
   return SW_OK;
 }
 
 int sw_httpd_route_method(struct sw_httpd *h, const char *method, const char *path,
                           sw_http_handler fn, void *arg) {
-  return add_route(h, method, path, fn, arg, 0);
+  unsigned m = !strcmp(method, "GET") ? M_GET : !strcmp(method, "POST") ? M_POST : 0;
+  if (!m) return SW_EINVAL;
+  return route_of(h, path, (struct route){.methods = m, .fn = fn, .arg = arg});
 }
 
 int sw_httpd_route(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) {
-  return add_route(h, "GET", path, fn, arg, 0);
+  return route_of(h, path, (struct route){.methods = M_GET, .fn = fn, .arg = arg});
 }
 
 int sw_httpd_route_probe(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) {
-  return add_route(h, "GET", path, fn, arg, 1);
+  return route_of(h, path, (struct route){.methods = M_GET, .probe = 1, .fn = fn, .arg = arg});
+}
+
+int sw_httpd_route_prefix(struct sw_httpd *h, const char *prefix, sw_http_handler fn, void *arg) {
+  if (!*prefix) return SW_EINVAL;
+  return route_of(h, prefix, (struct route){.methods = M_GET, .prefix = 1, .fn = fn, .arg = arg});
+}
+
+int sw_httpd_route_form(struct sw_httpd *h, const char *path, sw_http_handler fn, void *arg) {
+  return route_of(h, path,
+                  (struct route){.methods = M_GET | M_POST, .form = 1, .fn = fn, .arg = arg});
 }
 
 int sw_httpd_port(const struct sw_httpd *h) { return h->port; }

@@ -109,8 +109,10 @@ static void reason_phrases(void **state) {
   static const struct {
     int status;
     const char *reason;
-  } k[] = {{200, "OK"}, {202, "Accepted"}, {400, "Bad Request"}, {404, "Not Found"},
-           {405, "Method Not Allowed"}, {408, "Request Timeout"}, {413, "Content Too Large"},
+  } k[] = {{101, "Switching Protocols"}, {200, "OK"}, {202, "Accepted"},
+           {400, "Bad Request"}, {404, "Not Found"}, {405, "Method Not Allowed"},
+           {408, "Request Timeout"}, {411, "Length Required"}, {413, "Content Too Large"},
+           {415, "Unsupported Media Type"},
            {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"},
            {500, "Internal Server Error"}, {503, "Service Unavailable"}};
   for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
@@ -118,10 +120,51 @@ static void reason_phrases(void **state) {
   assert_string_equal(sw_http_reason(299), "Unknown");
 }
 
+/* Header values are found case-insensitively in a complete head, trimmed, first one wins; the
+ * request line is never taken for a header, even when changed in place by the server. */
+static void find_headers(void **state) {
+  (void)state;
+  char req[] = "GET /x?Host:%20evil HTTP/1.1\r\nHost: a.example \r\nX-Empty:\r\n"
+               "content-TYPE:\t application/x-www-form-urlencoded; charset=utf-8\t\r\n"
+               "Connection: keep-alive, Upgrade\r\nHost: second\r\n\r\nBody: no\r\n";
+  struct sw_http_head h;
+  assert_int_equal(sw_http_head_parse(req, strlen(req), MAX, &h), SW_HTTP_HEAD_COMPLETE);
+  req[3] = 0; /* as the server terminates the method and target */
+  req[h.target - req + h.target_len] = 0;
+  size_t n = 99;
+  const char *v = sw_http_head_find(req, h.head_len, "host", &n);
+  assert_non_null(v);
+  assert_int_equal(n, 9);
+  assert_memory_equal(v, "a.example", 9);
+  v = sw_http_head_find(req, h.head_len, "Content-Type", &n);
+  assert_non_null(v);
+  assert_int_equal(n, strlen("application/x-www-form-urlencoded; charset=utf-8"));
+  assert_memory_equal(v, "application/x-www-form-urlencoded; charset=utf-8", n);
+  v = sw_http_head_find(req, h.head_len, "X-Empty", &n);
+  assert_non_null(v);
+  assert_int_equal(n, 0);
+  assert_null(sw_http_head_find(req, h.head_len, "Body", &n)); /* after the head */
+  assert_null(sw_http_head_find(req, h.head_len, "X", &n));
+  assert_null(sw_http_head_find(req, h.head_len, "X-Empty-Not", &n));
+  assert_null(sw_http_head_find(req, h.head_len, "GET /x?Host", &n));
+  assert_null(sw_http_head_find("GET / HTTP/1.1\r\n\r\n", 18, "Host", &n));
+  v = sw_http_head_find(req, h.head_len, "Connection", &n);
+  assert_non_null(v);
+  assert_true(sw_http_head_has_token(v, n, "upgrade"));
+  assert_true(sw_http_head_has_token(v, n, "KEEP-ALIVE"));
+  assert_false(sw_http_head_has_token(v, n, "keep"));
+  assert_false(sw_http_head_has_token(v, n, "close"));
+  assert_true(sw_http_head_has_token(" , websocket ,", 14, "websocket"));
+  assert_false(sw_http_head_has_token("websockets", 10, "websocket"));
+  assert_false(sw_http_head_has_token("web socket", 10, "websocket"));
+  assert_false(sw_http_head_has_token("", 0, "websocket"));
+  assert_false(sw_http_head_has_token(", ,", 3, ""));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(complete_heads), cmocka_unit_test(partial_heads),
       cmocka_unit_test(refused_at_once), cmocka_unit_test(too_large),
-      cmocka_unit_test(reason_phrases)};
+      cmocka_unit_test(reason_phrases), cmocka_unit_test(find_headers)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
