@@ -1,25 +1,10 @@
-/* search.c - GET /api/v1/search: the search runs on its own thread (with its own
- * read-only connection) and hands NDJSON to the loop through a uv_async, so neither the loop
- * nor ingest waits for it. Bounded: SW_SEARCH_HTTP_MAX_RUNNING searches at once (429 beyond),
- * at most `limit` results (default 1000, max 100000), SW_SEARCH_HTTP_TIMEOUT_MS of scanning,
- * and at most 1 MiB of output queued for a slow client (the scan waits for it to read).
- *
- * Lifetime of a job: reference-counted, and the count is only touched on the loop thread.
- *   +1 the search thread: dropped by the loop when on_async sees `done`, which the thread sets
- *      (under the mutex) as its last act on the job;
- *   +1 the uv_async handle: dropped in its close callback;
- *   +1 the connection while j->conn is set: dropped when the connection reports closed() or
- *      when the job ends the stream;
- *   +1 per write queued on the connection: dropped in its done callback, which can run long
- *      after the search ended and after the client went away (a peer that stops reading keeps
- *      writes pending; closing the socket cancels them, and their callbacks run then).
- * The job, its mutex and its condition variable are freed only at zero, so no callback ever
- * locks or signals a destroyed one.
- * States: RUNNING (thread scanning; conn streaming or gone) -> DONE (thread gone, async
- * closing, stream ended) -> FREED (last reference dropped). */
+/* search.c - GET /api/v1/search: the search runs on its own thread (with its own read-only
+ * connection) and streams NDJSON through a feed (http/feed.h: its lifetimes), so neither the
+ * loop nor ingest waits for it. Bounded: SW_SEARCH_HTTP_MAX_RUNNING searches at once (429
+ * beyond), at most `limit` results (default 1000, max 100000), SW_SEARCH_HTTP_TIMEOUT_MS of
+ * scanning, and at most 1 MiB of output queued for a slow client (the scan waits for it). */
 #include "search.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,32 +15,16 @@
 #include "../../search/output.h"
 #include "../../search/search.h"
 #include "../buffer/buffer.h"
+#include "feed.h"
 
-#define QUEUE_MAX (1u << 20)
 #define FLUSH_AT (64u << 10)
 
-struct piece {
-  struct piece *next;
-  char *data;
-  size_t len;
-};
-
 struct job {
-  uv_async_t async; /* first: the close callback gets back to the job */
-  int refs;         /* loop thread only (see the lifetime note above) */
-  int thread_gone;  /* on_async has seen `done` */
+  struct sw_feed feed; /* first: the feed's callbacks get back to the job */
   struct sw_search_http *owner;
-  struct sw_http_conn *conn; /* NULL once the client is gone */
   struct sw_search_query q;
   struct sw_search_opts opts;
-  atomic_int cancel;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  struct piece *head, *tail;
-  size_t queued; /* bytes handed over and not yet written */
-  int done;
   struct sw_search_out out;
-  struct sw_buf buf;
 };
 
 struct sw_search_http {
@@ -69,7 +38,7 @@ struct sw_search_http {
 /* SW_SEARCH_HTTP_TIMEOUT_MS, or SPILLWAY_TEST_SEARCH_TIMEOUT_MS (100..3600000): a test knob,
  * so the end-to-end tests can reach the deadline with clients that stop reading without
  * waiting 30 s. Not documented for operators on purpose. */
-static int64_t search_timeout_ms(void) {
+int64_t sw_search_http_timeout_ms(void) {
   const char *v = getenv("SPILLWAY_TEST_SEARCH_TIMEOUT_MS");
   char *end;
   long long ms = v ? strtoll(v, &end, 10) : 0;
@@ -85,7 +54,7 @@ struct sw_search_http *sw_search_http_new(uv_loop_t *loop, const char *data_dir)
   }
   if (s) {
     s->loop = loop;
-    s->timeout_ms = search_timeout_ms();
+    s->timeout_ms = sw_search_http_timeout_ms();
   }
   return s;
 }
@@ -112,67 +81,27 @@ static void bad_request(struct sw_http_conn *c, int status, const char *msg) {
 
 /* ---- the search thread ---- */
 
-/* Hands the buffered output to the loop, waiting while a slow client has 1 MiB unread. */
-static int hand_over(struct job *j, int last) {
-  char *data = NULL;
-  size_t len = j->buf.len;
-  if (len) {
-    data = malloc(len);
-    if (!data) return 1;
-    memcpy(data, j->buf.data, len);
-    sw_buf_reset(&j->buf);
-  }
-  struct piece *p = data ? malloc(sizeof *p) : NULL;
-  if (data && !p) {
-    free(data);
-    return 1;
-  }
-  pthread_mutex_lock(&j->mu);
-  /* Past the deadline nothing waits: the scan stops at its next chunk (and says timed_out),
-   * so at most one chunk's output more is queued. */
-  while (!last && j->queued >= QUEUE_MAX && !atomic_load(&j->cancel) &&
-         !(j->opts.deadline_ms && sw_time_mono_ms() >= j->opts.deadline_ms)) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 1;
-    pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-  }
-  if (p) {
-    *p = (struct piece){.data = data, .len = len};
-    if (j->tail) j->tail->next = p;
-    else j->head = p;
-    j->tail = p;
-    j->queued += len;
-  }
-  if (last) j->done = 1;
-  /* Under the mutex: once `done` is seen the loop drops the thread's reference, and the
-   * thread touches nothing of the job after this unlock. */
-  uv_async_send(&j->async);
-  int cancelled = atomic_load(&j->cancel); /* read before the unlock, for the same reason */
-  pthread_mutex_unlock(&j->mu);
-  return cancelled;
-}
-
 static int emit(void *arg, const struct sw_search_hit *h) {
   struct job *j = arg;
-  if (sw_search_out_hit(&j->out, h, &j->buf)) return 1;
-  return j->buf.len >= FLUSH_AT ? hand_over(j, 0) : atomic_load(&j->cancel);
+  if (sw_search_out_hit(&j->out, h, &j->feed.buf)) return 1;
+  return j->feed.buf.len >= FLUSH_AT ? sw_feed_flush(&j->feed, 0) : atomic_load(&j->feed.cancel);
 }
 
 static void *run(void *arg) {
   struct job *j = arg;
+  struct sw_buf *b = &j->feed.buf;
   struct sw_search_stats st;
   char err[512] = "";
   int rc = sw_search_run(&j->q, &j->opts, &st, err, sizeof err);
   /* The last line sums up, so a client can tell a complete answer from a cut one. */
-  int fail = sw_buf_append(&j->buf, "{\"summary\":{", 12);
+  int fail = sw_buf_append(b, "{\"summary\":{", 12);
   if (!fail && rc) {
-    fail = sw_buf_append(&j->buf, "\"error\":\"", 9) ||
-           sw_buf_put_json_str(&j->buf, err[0] ? err : sw_strerror(rc), strlen(err[0] ? err : sw_strerror(rc)), NULL) ||
-           sw_buf_append(&j->buf, "\",", 2);
+    const char *msg = err[0] ? err : sw_strerror(rc);
+    fail = sw_buf_append(b, "\"error\":\"", 9) || sw_buf_put_json_str(b, msg, strlen(msg), NULL) ||
+           sw_buf_append(b, "\",", 2);
   }
   if (!fail)
-    fail = sw_buf_printf(&j->buf,
+    fail = sw_buf_printf(b,
                          "\"matches\":%llu,\"limited\":%s,\"timed_out\":%s,\"chunks_scanned\":%llu,"
                          "\"bytes_scanned\":%llu,\"damaged_chunks\":%llu,\"match_limit_skipped\":%llu}}\n",
                          (unsigned long long)st.matches, st.limited ? "true" : "false",
@@ -180,92 +109,20 @@ static void *run(void *arg) {
                          (unsigned long long)st.raw_bytes, (unsigned long long)st.corrupt_chunks,
                          (unsigned long long)st.match_limit_skipped);
   (void)fail;
-  hand_over(j, 1);
+  sw_feed_flush(&j->feed, 1);
   return NULL;
 }
 
 /* ---- the loop side ---- */
 
-static void job_unref(struct job *j) {
-  if (--j->refs > 0) return;
-  for (struct piece *p = j->head, *n; p; p = n) {
-    n = p->next;
-    free(p->data);
-    free(p);
-  }
+static void job_release(struct sw_feed *f) {
+  struct job *j = (struct job *)f;
   sw_search_query_free(&j->q);
   sw_search_out_free(&j->out);
-  sw_buf_free(&j->buf);
-  pthread_mutex_destroy(&j->mu);
-  pthread_cond_destroy(&j->cv);
   free(j);
 }
 
-static void job_closed(uv_handle_t *h) { job_unref((struct job *)h); }
-
-/* len bytes left the queue (written or dropped): wake a thread waiting for room. */
-static void dequeued(struct job *j, size_t len) {
-  pthread_mutex_lock(&j->mu);
-  j->queued -= len <= j->queued ? len : j->queued;
-  pthread_cond_signal(&j->cv);
-  pthread_mutex_unlock(&j->mu);
-}
-
-static void on_written(void *arg, size_t len) {
-  struct job *j = arg;
-  dequeued(j, len);
-  job_unref(j); /* the write's reference */
-}
-
-static void on_conn_closed(void *arg) {
-  struct job *j = arg;
-  j->conn = NULL;
-  atomic_store(&j->cancel, 1);
-  dequeued(j, 0); /* wakes the thread so it sees the cancel */
-  job_unref(j);   /* the connection's reference */
-}
-
-/* Queues one piece on the connection (its data is then the connection's), or drops it. */
-static void deliver(struct job *j, struct piece *p) {
-  if (j->conn) {
-    j->refs++; /* the write's, dropped in on_written */
-    if (sw_http_stream_write(j->conn, p->data, p->len, on_written, j) == SW_OK) return;
-    j->refs--; /* refused: no callback will come (and closed() has run) */
-  } else {
-    free(p->data);
-  }
-  dequeued(j, p->len);
-}
-
-/* Ends the answer: the producer lets go of the connection (pending writes keep their refs). */
-static void end_stream(struct job *j) {
-  if (!j->conn) return;
-  struct sw_http_conn *c = j->conn;
-  j->conn = NULL;
-  sw_http_stream_end(c);
-  job_unref(j); /* the connection's reference */
-}
-
-static void on_async(uv_async_t *a) {
-  struct job *j = (struct job *)a;
-  pthread_mutex_lock(&j->mu);
-  struct piece *list = j->head;
-  j->head = j->tail = NULL;
-  int done = j->done;
-  pthread_mutex_unlock(&j->mu);
-  /* The async holds a reference, so j outlives this loop even if deliver drops others. */
-  for (struct piece *p = list, *n; p; p = n) {
-    n = p->next;
-    deliver(j, p);
-    free(p);
-  }
-  if (!done || j->thread_gone) return;
-  j->thread_gone = 1;
-  end_stream(j);
-  j->owner->running--;
-  uv_close((uv_handle_t *)&j->async, job_closed);
-  job_unref(j); /* the thread's reference: it no longer touches j */
-}
+static void job_finished(struct sw_feed *f) { ((struct job *)f)->owner->running--; }
 
 /* The query string's parameters; the strings point into owned[] or the buffers. */
 struct params {
@@ -373,34 +230,13 @@ static void start_job(struct sw_search_http *s, struct sw_http_conn *c, struct j
   j->opts = (struct sw_search_opts){
       .data_dir = s->data_dir, .threads = 1, .limit = limit,
       .deadline_ms = sw_time_mono_ms() + s->timeout_ms,
-      .cancel = &j->cancel, .emit = emit, .arg = j};
+      .cancel = &j->feed.cancel, .emit = emit, .arg = j};
   sw_search_out_init(&j->out, SW_SEARCH_OUT_JSON);
-  sw_buf_init(&j->buf, SIZE_MAX);
-  pthread_mutex_init(&j->mu, NULL);
-  pthread_cond_init(&j->cv, NULL);
-  uv_async_init(s->loop, &j->async, on_async);
-  j->refs = 1; /* the async handle's */
-  if (sw_http_stream_start(c, "application/x-ndjson", on_conn_closed, j)) {
-    uv_close((uv_handle_t *)&j->async, job_closed); /* c is closing: nothing else to do */
-    return;
-  }
-  j->conn = c;
-  j->refs++; /* the connection's */
-  pthread_t tid;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  j->refs++; /* the thread's, taken before it can run */
-  int rc = pthread_create(&tid, &attr, run, j);
-  pthread_attr_destroy(&attr);
-  if (rc) {
-    SW_LOG(SW_L_ERROR, "http", "search: cannot start a thread: %s", strerror(rc));
-    j->refs--;
-    end_stream(j);
-    uv_close((uv_handle_t *)&j->async, job_closed);
-    return;
-  }
-  s->running++;
+  j->feed.deadline_ms = j->opts.deadline_ms;
+  j->feed.run = run;
+  j->feed.finished = job_finished;
+  j->feed.release = job_release;
+  if (sw_feed_start(&j->feed, s->loop, c, "application/x-ndjson", NULL) == SW_OK) s->running++;
 }
 
 void sw_search_http_handle(struct sw_http_conn *c, const struct sw_http_req *req, void *arg) {

@@ -14,6 +14,10 @@
 
 struct sw_search_http;
 
+/* SW_SEARCH_HTTP_TIMEOUT_MS, or SPILLWAY_TEST_SEARCH_TIMEOUT_MS (100..3600000): the scan
+ * deadline of HTTP searches and Loki API queries. */
+int64_t sw_search_http_timeout_ms(void);
+
 /* data_dir is copied. Free the object only after the loop closed every handle. */
 struct sw_search_http *sw_search_http_new(uv_loop_t *loop, const char *data_dir);
 void sw_search_http_free(struct sw_search_http *s);
