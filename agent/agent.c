@@ -30,6 +30,7 @@
 #include "http/httpd.h"
 #include "http/metrics.h"
 #include "pipeline.h"
+#include "http/lokiapi.h"
 #include "http/search.h"
 
 #define METRICS_MAX_BYTES ((size_t)32 << 20)
@@ -45,6 +46,7 @@ struct agent {
   struct sw_httpd *httpd;
   struct sw_search_http *search; /* GET /api/v1/search; its running searches keep the loop
                                     turning (a reload waits for them: at most 30 s) */
+  struct sw_loki_api *loki; /* /loki/api/v1/...: like search (its tails do not hold a reload) */
   struct sw_reload_stats reloads;
   struct sw_buf held_metrics; /* during a reload: the exposition rendered as it began */
   int lockfd;                 /* data_dir/spillway.lock, held from start to exit; -1 before */
@@ -227,6 +229,9 @@ static int start_server(struct agent *a) {
     if (!(a->search = sw_search_http_new(&a->loop, a->cfg->data_dir))) return SW_ENOMEM;
     sw_search_http_set_config(a->search, &a->cfg);
     if ((rc = sw_httpd_route(a->httpd, "/api/v1/search", sw_search_http_handle, a->search))) return rc;
+    /* Loki's query API over the same buffer (docs/loki-api.md) */
+    if (!(a->loki = sw_loki_api_new(&a->loop, a->cfg->data_dir, &a->cfg))) return SW_ENOMEM;
+    if ((rc = sw_loki_api_routes(a->loki, a->httpd))) return rc;
   }
   SW_LOG(SW_L_INFO, "http", "listening on %s (port %d)", listen, sw_httpd_port(a->httpd));
   return SW_OK;
@@ -478,6 +483,8 @@ int sw_agent_run(const struct sw_config *cfg, uint64_t wait_lock_ms) {
       a.httpd = NULL;
       sw_search_http_free(a.search);
       a.search = NULL;
+      sw_loki_api_free(a.loki);
+      a.loki = NULL;
       a.server_deferred = 1;
       rc = SW_OK;
     }
@@ -500,6 +507,7 @@ int sw_agent_run(const struct sw_config *cfg, uint64_t wait_lock_ms) {
   close_handle((uv_handle_t *)&a.lock_timer);
   uv_run(&a.loop, UV_RUN_DEFAULT); /* finish closing handles (and a retention pass) */
   sw_search_http_free(a.search); /* its searches, cancelled with their connections, are done */
+  sw_loki_api_free(a.loki);
   sw_pipeline_free(a.pipe); /* an opening job has finished: uv_run waited for it */
   sw_config_free(a.owned);
   sw_config_free(a.prev_owned);
