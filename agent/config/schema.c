@@ -559,7 +559,7 @@ static const struct sw__conf_table redact_table = {
 static const struct sw__conf_row server_rows[] = {
     {.key = "listen", .type = SW__CT_STRING, .flags = SW__CF_LISTEN, .def = "127.0.0.1:2020",
      .offset = offsetof(struct sw_config, server.listen),
-     .help = "HOST:PORT of the HTTP API (/health, /ready, /metrics, /api/v1/search); "
+     .help = "HOST:PORT of the HTTP API (/health, /ready, /metrics, /api/v1/search, /loki/api/v1/...); "
              "port 0 picks a free port (logged at start); `\"\"` or `\"0\"` turns it off."},
     {.key = "enable_reload", .type = SW__CT_BOOL, .def = "false",
      .offset = offsetof(struct sw_config, server.enable_reload),
@@ -567,9 +567,10 @@ static const struct sw__conf_row server_rows[] = {
              "anyone who can reach `listen` could trigger it."},
     {.key = "enable_search", .type = SW__CT_BOOL, .def = "true",
      .offset = offsetof(struct sw_config, server.enable_search),
-     .help = "Serve `GET /api/v1/search` (buffered log records, redacted). Turn it off when `listen` "
-             "is reachable by more than the people who may read the logs (`spillway search` on the "
-             "host or in the pod still works)."},
+     .help = "Serve `GET /api/v1/search` and Loki's query API (`/loki/api/v1/query_range`, `labels`, "
+             "`tail`, ...: Grafana and logcli against this node, docs/loki-api.md) over the buffered "
+             "log records, redacted. Turn it off when `listen` is reachable by more than the people "
+             "who may read the logs (`spillway search` on the host or in the pod still works)."},
 };
 static const struct sw__conf_table server_table = {
     .intro = "The local HTTP server.", ROWS(server_rows), .discriminator = -1};
