@@ -1,5 +1,5 @@
 # Thin wrapper over the scripts; each target installs what it needs and builds first.
-.PHONY: all build run test test-fast bench bench-search bench-archive fuzz docs package clean
+.PHONY: all build run test test-fast bench bench-search bench-archive bench-lokiapi fuzz docs package clean
 
 all: build
 
@@ -26,6 +26,9 @@ bench-search: build
 bench-archive: build
 	@scripts/bootstrap.sh test
 	@/usr/bin/python3 bench/bench_archive.py
+
+bench-lokiapi: build
+	@/usr/bin/python3 bench/bench_lokiapi.py
 
 fuzz:
 	@scripts/bootstrap.sh test

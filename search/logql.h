@@ -150,6 +150,14 @@ void sw_lq_scratch_free(struct sw_lq_scratch *s);
 int sw_lq_eval(const struct sw_lq_log *log, struct sw_lq_scratch *s, struct sw_lq_labels *l,
                const char **line, size_t *len);
 
+/* The same in two halves, for scans that see many entries with one label set: when
+ * sw_lq_labels_fixed(log) holds, an entry's labels and whether its label set is kept depend on
+ * its stream labels alone (no parser, no line_format or label_format), so a caller may run
+ * sw_lq_eval_labels once per label set and sw_lq_line_pass on each line (its line filters). */
+int sw_lq_labels_fixed(const struct sw_lq_log *log);
+int sw_lq_eval_labels(const struct sw_lq_log *log, struct sw_lq_scratch *s, struct sw_lq_labels *l);
+int sw_lq_line_pass(const struct sw_lq_log *log, struct sw_lq_scratch *s, const char *line, size_t len);
+
 /* Shortest decimal of a sample value as Prometheus writes it ("5", "0.25", "NaN", "+Inf"). */
 int sw_lq_put_value(struct sw_buf *out, double v) SW_MUST_CHECK;
 

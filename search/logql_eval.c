@@ -139,19 +139,37 @@ int sw_lq_labels_json(const struct sw_lq_labels *l, struct sw_buf *out) {
 int sw_lq_put_value(struct sw_buf *out, double v) {
   if (isnan(v)) return sw_buf_append(out, "NaN", 3);
   if (isinf(v)) return v > 0 ? sw_buf_append(out, "+Inf", 4) : sw_buf_append(out, "-Inf", 4);
-  char s[64];
+  /* The fewest significant digits that read back as v, then placed as Go's 'f' format does (no
+   * exponent; the exponent is the one printf chose for those digits, not log10's, which can be
+   * off by one next to a power of ten; and %f is not used: 1e300 has 301 digits). */
+  char s[40];
   int p;
   for (p = 1; p < 17; p++) {
-    snprintf(s, sizeof s, "%.*g", p, v);
+    snprintf(s, sizeof s, "%.*e", p - 1, v);
     if (strtod(s, NULL) == v) break;
   }
-  snprintf(s, sizeof s, "%.*g", p, v);
-  if (strchr(s, 'e')) { /* Go's 'f' format: no exponent */
-    int e = (int)floor(log10(fabs(v)));
-    int d = p - 1 - e;
-    snprintf(s, sizeof s, "%.*f", d > 0 ? d : 0, v);
+  snprintf(s, sizeof s, "%.*e", p - 1, v); /* [-]d[.ddd]e±XX */
+  char digits[24];
+  int nd = 0;
+  const char *c = s + (s[0] == '-');
+  for (; *c && *c != 'e'; c++)
+    if (*c != '.' && nd < (int)sizeof digits) digits[nd++] = *c;
+  int e = *c == 'e' ? atoi(c + 1) : 0;
+  while (nd > 1 && digits[nd - 1] == '0') nd--;
+  char o[400]; /* at most 343 bytes: -4.9e-324 */
+  size_t n = 0;
+  if (s[0] == '-') o[n++] = '-';
+  if (e < 0) { /* 0.000ddd */
+    o[n++] = '0', o[n++] = '.';
+    for (int i = 0; i < -e - 1; i++) o[n++] = '0';
+    for (int i = 0; i < nd; i++) o[n++] = digits[i];
+  } else { /* ddd000 or dd.ddd */
+    for (int i = 0; i < nd || i <= e; i++) {
+      if (i == e + 1) o[n++] = '.';
+      o[n++] = i < nd ? digits[i] : '0';
+    }
   }
-  return sw_buf_append(out, s, strlen(s));
+  return sw_buf_append(out, o, n);
 }
 
 /* ---- the pipeline ---- */
@@ -215,11 +233,11 @@ static int json_walk(struct sw_lq_labels *l, const cJSON *obj, struct sw_buf *pr
       rc = set_extracted(l, prefix, c->valuestring, strlen(c->valuestring), first_new);
       prefix->len = keep;
     } else if (cJSON_IsBool(c) || cJSON_IsNumber(c)) {
-      char num[64];
+      char num[400]; /* a double in 'f' format: at most 343 bytes (-4.9e-324) */
       if (cJSON_IsBool(c)) snprintf(num, sizeof num, "%s", cJSON_IsTrue(c) ? "true" : "false");
       else {
         struct sw_buf nb = {0};
-        sw_buf_init(&nb, 64);
+        sw_buf_init(&nb, sizeof num);
         if (sw_lq_put_value(&nb, c->valuedouble) == 0 && nb.len < sizeof num) {
           memcpy(num, nb.data, nb.len);
           num[nb.len] = 0;
@@ -463,8 +481,37 @@ static void stage_drop_keep(struct sw_lq_labels *l, const struct sw_lq_stage *st
   }
 }
 
+/* skip_lines: the line filters are not run (sw_lq_eval_labels). */
+static int eval(const struct sw_lq_log *log, struct sw_lq_scratch *s, struct sw_lq_labels *l, const char **line,
+                size_t *len, int skip_lines);
+
 int sw_lq_eval(const struct sw_lq_log *log, struct sw_lq_scratch *s, struct sw_lq_labels *l, const char **line,
                size_t *len) {
+  return eval(log, s, l, line, len, 0);
+}
+
+int sw_lq_labels_fixed(const struct sw_lq_log *log) {
+  for (size_t i = 0; i < log->nst; i++) {
+    enum sw_lq_stage_kind k = log->st[i].kind;
+    if (k != SW_LQ_LINE_FILTER && k != SW_LQ_LABEL_FILTER && k != SW_LQ_DROP && k != SW_LQ_KEEP) return 0;
+  }
+  return 1;
+}
+
+int sw_lq_eval_labels(const struct sw_lq_log *log, struct sw_lq_scratch *s, struct sw_lq_labels *l) {
+  const char *line = "";
+  size_t len = 0;
+  return eval(log, s, l, &line, &len, 1);
+}
+
+int sw_lq_line_pass(const struct sw_lq_log *log, struct sw_lq_scratch *s, const char *line, size_t len) {
+  for (size_t i = 0; i < log->nst; i++)
+    if (log->st[i].kind == SW_LQ_LINE_FILTER && !line_filter(&log->st[i], line, len, s->md)) return 0;
+  return 1;
+}
+
+static int eval(const struct sw_lq_log *log, struct sw_lq_scratch *s, struct sw_lq_labels *l, const char **line,
+                size_t *len, int skip_lines) {
   for (size_t i = 0; i < log->nsel; i++) {
     size_t n = 0;
     const char *v = sw_lq_labels_get(l, log->sel[i].key, &n);
@@ -477,7 +524,7 @@ int sw_lq_eval(const struct sw_lq_log *log, struct sw_lq_scratch *s, struct sw_l
     int rc = 0;
     switch (st->kind) {
       case SW_LQ_LINE_FILTER:
-        if (!line_filter(st, ln, lnlen, s->md)) return 0;
+        if (!skip_lines && !line_filter(st, ln, lnlen, s->md)) return 0;
         break;
       case SW_LQ_JSON: rc = stage_json(l, s, ln, lnlen); break;
       case SW_LQ_LOGFMT: rc = stage_logfmt(l, s, ln, lnlen); break;

@@ -40,6 +40,7 @@ struct lex {
   char *err;
   size_t errlen;
   int nlogs; /* log selections seen (only one is answered) */
+  int depth; /* of the recursive descent: see enter() */
 };
 
 static int fail_at(struct lex *x, const char *at, const char *fmt, ...) {
@@ -268,6 +269,14 @@ static int next(struct lex *x) {
   return fail_at(x, x->start, "syntax error: unexpected character '%c'", c);
 }
 
+/* Nesting (parentheses, unary minus, aggregations of aggregations) is bounded: the descent is
+ * recursive, and a form body of 64 KiB of '(' would otherwise overflow the stack. */
+#define SW_LQ_MAX_DEPTH 200
+static int enter(struct lex *x) {
+  if (++x->depth <= SW_LQ_MAX_DEPTH) return 0;
+  return fail_at(x, x->start, "expression nested too deeply (more than %d levels)", SW_LQ_MAX_DEPTH);
+}
+
 static int is_ident(const struct lex *x, const char *word) { return x->tk == T_IDENT && !strcmp(x->str.data, word); }
 
 static int expect(struct lex *x, int tk) {
@@ -428,7 +437,15 @@ static void lexpr_free(struct sw_lq_lexpr *e) {
   free(e);
 }
 
+static struct sw_lq_lexpr *lexpr_prim_in(struct lex *x);
+
 static struct sw_lq_lexpr *lexpr_prim(struct lex *x) {
+  struct sw_lq_lexpr *e = enter(x) ? NULL : lexpr_prim_in(x);
+  x->depth--;
+  return e;
+}
+
+static struct sw_lq_lexpr *lexpr_prim_in(struct lex *x) {
   if (x->tk == T_LPAR) {
     if (next(x)) return NULL;
     struct sw_lq_lexpr *e = lexpr_or(x);
@@ -739,7 +756,15 @@ bad:
   return NULL;
 }
 
+static struct sw_lq_metric *metric_primary_in(struct lex *x, struct sw_lq_query *q);
+
 static struct sw_lq_metric *metric_primary(struct lex *x, struct sw_lq_query *q) {
+  struct sw_lq_metric *m = enter(x) ? NULL : metric_primary_in(x, q);
+  x->depth--;
+  return m;
+}
+
+static struct sw_lq_metric *metric_primary_in(struct lex *x, struct sw_lq_query *q) {
   if (x->tk == T_NUM) {
     struct sw_lq_metric *m = new_metric(x, SW_LQ_M_NUMBER);
     if (m) m->num = x->num;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../agent/buffer/buffer.h"
 #include "../common/hash.h"
 #include "../common/timefmt.h"
 #include "../parsers/record.h"
@@ -119,6 +120,15 @@ struct run {
   void (*follow_flush)(void *arg);
   void *arg;
   uint64_t lines, bytes, entries;
+  /* sw_lq_labels_fixed: the pipeline's label half runs once per label set (the last one) */
+  int fixed, c_valid, c_stream, c_flags;
+  int64_t c_chunk;
+  struct sw_buf c_xl;
+  long c_set; /* -1: that label set is dropped */
+  /* counting whole chunks from their columns (on_plan) */
+  int fast;
+  int64_t scan_start, scan_end;
+  uint64_t fast_chunks;
   int rc;
   char *err;
   size_t errlen;
@@ -214,40 +224,95 @@ static int keep_entry(struct run *r, long set, int64_t ts, const char *line, siz
   return 0;
 }
 
-static void count_steps(struct run *r, struct set *e, int64_t ts, size_t len) {
-  /* the entry counts at every step t with ts + offset <= t < ts + offset + range */
+/* The steps an entry at ts counts in: every t with ts + offset <= t < ts + offset + range;
+ * *klo > *khi when none. */
+static void steps_of(const struct run *r, int64_t ts, int64_t *klo, int64_t *khi) {
   int64_t lo = ts + r->range->offset_ns - r->step0, hi = lo + r->range->range_ns - 1;
-  if (hi < 0) return;
-  int64_t klo = lo <= 0 ? 0 : (lo + r->step - 1) / r->step, khi = hi / r->step;
-  if (khi >= (int64_t)r->nsteps) khi = (int64_t)r->nsteps - 1;
+  *klo = lo <= 0 ? 0 : (lo + r->step - 1) / r->step;
+  *khi = hi < 0 ? -1 : hi / r->step;
+  if (*khi >= (int64_t)r->nsteps) *khi = (int64_t)r->nsteps - 1;
+}
+
+static void count_steps(struct run *r, struct set *e, int64_t ts, size_t len, uint32_t n) {
+  int64_t klo, khi;
+  steps_of(r, ts, &klo, &khi);
   if (klo > khi) return;
-  e->cnt[klo]++;
-  e->cnt[khi + 1]--;
+  e->cnt[klo] += (int32_t)n;
+  e->cnt[khi + 1] -= (int32_t)n;
   if (e->val) {
     e->val[klo] += (double)len;
     e->val[khi + 1] -= (double)len;
   }
 }
 
+/* A chunk whose records all count in the same steps, for a query that needs only its count
+ * and its file's labels: taken from its columns, never read. */
+static int on_plan(void *arg, const struct sw_chunk_row *row) {
+  struct run *r = arg;
+  if (!r->fast || row->ts_min < r->scan_start || row->ts_max >= r->scan_end) return 0;
+  int64_t klo, khi, klo2, khi2;
+  steps_of(r, row->ts_min, &klo, &khi);
+  steps_of(r, row->ts_max, &klo2, &khi2);
+  if (klo != klo2 || khi != khi2) return 0;
+  if (klo <= khi) {
+    sw_lq_labels_reset(&r->l);
+    long set = sw_lq_labels_add_json(&r->l, row->labels_json, strlen(row->labels_json)) ? -1 : set_of(r);
+    if (set < 0) { /* read it instead: the record path reports the error */
+      r->fast = 0, r->rc = 0;
+      return 0;
+    }
+    count_steps(r, &r->sets.v[set], row->ts_min, 0, row->records);
+  }
+  r->lines += row->records;
+  r->entries += row->records;
+  r->bytes += row->raw_bytes;
+  r->fast_chunks++;
+  return 1;
+}
+
+/* The entry's label set after the pipeline's label half (cached per label set): its index, -1
+ * when dropped, -2 on an error (r->rc). */
+static long fixed_set(struct run *r, const struct sw_search_hit *h) {
+  int fl = h->rec.flags & (SW_REC_PARSE_ERROR | SW_REC_TRUNCATED);
+  if (r->c_valid && h->chunk_id == r->c_chunk && (h->rec.stream & 3) == r->c_stream && fl == r->c_flags &&
+      h->rec.xl_len == r->c_xl.len && (!h->rec.xl_len || !memcmp(h->rec.xl, r->c_xl.data, h->rec.xl_len)))
+    return r->c_set;
+  r->c_valid = 0;
+  if (entry_labels(r, h)) return fail(r, SW_ENOMEM, "out of memory"), -2;
+  int k = r->log ? sw_lq_eval_labels(r->log, &r->s, &r->l) : 1;
+  if (k < 0) return fail(r, k, "out of memory"), -2;
+  long set = k ? set_of(r) : -1;
+  if (k && set < 0) return -2;
+  sw_buf_reset(&r->c_xl);
+  if (h->rec.xl_len && sw_buf_append(&r->c_xl, h->rec.xl, h->rec.xl_len)) return fail(r, SW_ENOMEM, "out of memory"), -2;
+  r->c_chunk = h->chunk_id, r->c_stream = h->rec.stream & 3, r->c_flags = fl, r->c_set = set, r->c_valid = 1;
+  return set;
+}
+
 static int on_hit(void *arg, const struct sw_search_hit *h) {
   struct run *r = arg;
-  if (entry_labels(r, h)) return fail(r, SW_ENOMEM, "out of memory");
   const char *line = h->rec.line;
   size_t len = h->rec.len;
   r->lines++;
   r->bytes += len;
-  if (r->log) {
+  long set;
+  if (r->fixed) {
+    set = fixed_set(r, h);
+    if (set == -2) return 1;
+    if (set < 0 || (r->log && !sw_lq_line_pass(r->log, &r->s, line, len))) return 0;
+  } else {
+    if (entry_labels(r, h)) return fail(r, SW_ENOMEM, "out of memory");
     int k = sw_lq_eval(r->log, &r->s, &r->l, &line, &len);
     if (k < 0) return fail(r, k, "out of memory");
     if (!k) return 0;
+    if ((set = set_of(r)) < 0) return 1;
   }
   r->entries++;
-  long set = set_of(r);
-  if (set < 0) return 1;
+  struct set *e = &r->sets.v[set];
   switch (r->mode) {
     case M_LOG: return keep_entry(r, set, h->rec.ts_ns, line, len);
-    case M_METRIC: count_steps(r, &r->sets.v[set], h->rec.ts_ns, len); return 0;
-    case M_FOLLOW: return r->follow_fn(r->arg, r->key.data, r->key.len, h->rec.ts_ns, line, len);
+    case M_METRIC: count_steps(r, e, h->rec.ts_ns, len, 1); return 0;
+    case M_FOLLOW: return r->follow_fn(r->arg, e->key, e->len, h->rec.ts_ns, line, len);
     case M_SERIES: return 0;
   }
   return 0;
@@ -277,13 +342,30 @@ static int scan_query(const struct sw_lq_log *log, const char *pattern, const st
   return SW_OK;
 }
 
-void sw_lq_extractable(const struct sw_lq_log *log, const struct sw_config *cfg, struct sw_lq_params *p) {
+static const struct sw_lq_metric *range_parent(const struct sw_lq_metric *m);
+
+void sw_lq_extractable(const struct sw_lq_query *q, const struct sw_config *cfg, struct sw_lq_params *p) {
   struct sw_search_query sq;
   char err[256];
-  p->xknown = 0, p->xmask = 0;
-  if (!cfg || scan_query(log, NULL, p, &sq, err, sizeof err)) return;
+  p->xknown = 0, p->xmask = 0, p->group_plain = 0;
+  if (!cfg || scan_query(q ? &q->log : NULL, NULL, p, &sq, err, sizeof err)) return;
   sw_search_query_extractable(&sq, cfg);
   p->xknown = sq.xknown, p->xmask = sq.xmask;
+  sw_search_query_free(&sq);
+  /* the grouping labels, asked the same way */
+  const struct sw_lq_metric *g = q ? range_parent(q->metric) : NULL;
+  if (sw_search_query_init(&sq, "", 0, err, sizeof err)) return;
+  int ok = 1;
+  for (size_t i = 0; g && ok && i < g->ngroup && i < 64; i++) {
+    char spec[160];
+    snprintf(spec, sizeof spec, "%s=", g->group[i]);
+    if (sw_search_query_label(&sq, spec, err, sizeof err)) ok = 0;
+  }
+  if (ok && g && g->ngroup > 64) ok = 0;
+  if (ok) {
+    sw_search_query_extractable(&sq, cfg);
+    p->group_plain = sq.xmask == 0;
+  }
   sw_search_query_free(&sq);
 }
 
@@ -292,6 +374,7 @@ static void run_free(struct run *r) {
   sw_lq_labels_free(&r->base);
   sw_lq_labels_free(&r->l);
   sw_buf_free(&r->key);
+  sw_buf_free(&r->c_xl);
   table_free(&r->sets);
   for (size_t i = 0; r->ents && i < r->nents; i++) free(r->ents[i].line);
   free(r->ents);
@@ -304,7 +387,7 @@ static int scan(struct run *r, const struct sw_lq_log *log, const char *pattern,
   if (rc) return rc;
   struct sw_search_opts o = {.data_dir = r->p->data_dir, .db_flags = r->p->db_flags, .threads = r->p->threads,
                              .follow = follow, .deadline_ms = r->p->deadline_ms, .cancel = r->p->cancel,
-                             .emit = on_hit, .flush = flush, .arg = r};
+                             .emit = on_hit, .flush = flush, .plan = r->fast ? on_plan : NULL, .arg = r};
   memset(st, 0, sizeof *st);
   rc = sw_search_run(&sq, &o, st, r->err, r->errlen);
   sw_search_query_free(&sq);
@@ -320,6 +403,8 @@ static int run_init(struct run *r, enum mode mode, const struct sw_lq_log *log, 
   sw_lq_labels_init(&r->base);
   sw_lq_labels_init(&r->l);
   sw_buf_init(&r->key, SIZE_MAX);
+  sw_buf_init(&r->c_xl, SIZE_MAX);
+  r->fixed = !log || sw_lq_labels_fixed(log);
   if (sw_lq_scratch_init(&r->s)) return snprintf(err, errlen, "out of memory"), SW_ENOMEM;
   return SW_OK;
 }
@@ -400,6 +485,33 @@ static const struct sw_lq_metric *find_range(const struct sw_lq_metric *m) {
   return a ? a : find_range(m->b);
 }
 
+static int is_record_label(const char *name) {
+  return !strcmp(name, "stream") || !strcmp(name, "parse_error") || !strcmp(name, "truncated");
+}
+
+/* Whether whole chunks can be counted from their columns: `sum [by (file labels)]` right
+ * around count_over_time or rate, a selector and grouping on labels no source extracts from
+ * records, and no pipeline but drops of labels the sum removes anyway. */
+static int fast_ok(const struct run *r, const struct sw_lq_query *q, const struct sw_lq_metric *parent) {
+  if (!parent || parent->aop != SW_LQ_SUM || (parent->grouped && parent->without)) return 0;
+  if (r->range->rop != SW_LQ_COUNT_OVER_TIME && r->range->rop != SW_LQ_RATE) return 0;
+  if (!r->p->xknown || r->p->xmask || !r->p->group_plain) return 0;
+  for (size_t i = 0; i < q->log.nsel; i++)
+    if (is_record_label(q->log.sel[i].key)) return 0;
+  for (size_t i = 0; i < parent->ngroup; i++)
+    if (is_record_label(parent->group[i])) return 0;
+  for (size_t i = 0; i < q->log.nst; i++) {
+    const struct sw_lq_stage *st = &q->log.st[i];
+    if (st->kind != SW_LQ_DROP) return 0;
+    for (size_t k = 0; k < st->nitems; k++) {
+      if (st->items[k].has_m) return 0;
+      for (size_t g = 0; g < parent->ngroup; g++)
+        if (!strcmp(parent->group[g], st->items[k].name)) return 0;
+    }
+  }
+  return 1;
+}
+
 static int run_metric(struct run *r, const struct sw_lq_query *q, struct sw_buf *out, int64_t t0) {
   const struct sw_lq_params *p = r->p;
   int64_t step = p->instant ? 1 : p->step_ns, first = p->instant ? p->end : p->start;
@@ -419,6 +531,8 @@ static int run_metric(struct run *r, const struct sw_lq_query *q, struct sw_buf 
     sp.start = first - r->range->offset_ns - r->range->range_ns + 1;
     sp.end = first + (int64_t)(r->nsteps - 1) * step - r->range->offset_ns + 1;
     r->p = &sp;
+    r->scan_start = sp.start, r->scan_end = sp.end;
+    r->fast = fast_ok(r, q, parent);
     char *pattern = sw_lq_scan_pattern(q);
     rc = scan(r, &q->log, pattern, 0, NULL, &st);
     free(pattern);

@@ -27,6 +27,8 @@ struct sw_lq_params {
   int db_flags;
   int xknown;                  /* set by sw_lq_extractable (search/query.h: xknown, xmask) */
   uint64_t xmask;
+  int group_plain;             /* set by sw_lq_extractable: no source extracts a label the
+                                  sum around the range aggregation groups by */
   int64_t start, end;          /* ns. Log queries: start <= ts < end. Metric: steps start..end */
   int64_t step_ns;             /* metric queries (> 0) */
   int64_t interval_ns;         /* log queries: at most one entry per interval (0: all) */
@@ -38,9 +40,10 @@ struct sw_lq_params {
   atomic_int *cancel;
 };
 
-/* Fills p->xknown and p->xmask for log's selector from the running configuration (call on the
- * thread that owns cfg: the scan itself may run after a reload freed it). */
-void sw_lq_extractable(const struct sw_lq_log *log, const struct sw_config *cfg, struct sw_lq_params *p);
+/* Fills p->xknown, p->xmask and p->group_plain for q's selector (NULL: none) and metric from
+ * the running configuration (call on the thread that owns cfg: the scan itself may run after a
+ * reload freed it). */
+void sw_lq_extractable(const struct sw_lq_query *q, const struct sw_config *cfg, struct sw_lq_params *p);
 
 /* Appends the whole answer ({"status":"success","data":{...}}) to out. SW_EINVAL (a limit of
  * the query: too many series or points; err says which), SW_ECANCELED (deadline or cancel:

@@ -258,6 +258,10 @@ static int on_plan(void *arg, const struct sw_chunk_row *row) {
     x->st->chunks_skipped++;
     return 0;
   }
+  if (x->o->plan) {
+    int taken = x->o->plan(x->o->arg, row);
+    if (taken) return taken < 0 ? taken : 0;
+  }
   if (sw_grow(&x->c, x->nc, &x->capc, sizeof *x->c, 256)) return SW_ENOMEM;
   struct cand *c = &x->c[x->nc];
   *c = (struct cand){.id = row->id, .ts_min = row->ts_min, .raw_bytes = row->raw_bytes, .deferred = deferred,

@@ -19,6 +19,8 @@
 #include "../agent/buffer/chunk.h"
 #include "query.h"
 
+struct sw_chunk_row;
+
 struct sw_search_hit {
   int64_t chunk_id;
   const char *source, *labels_json, *format; /* the chunk's columns */
@@ -36,6 +38,10 @@ struct sw_search_opts {
   atomic_int *cancel;     /* may be NULL; non-zero stops the search soon */
   /* Called with each hit in time order; non-zero stops the search. */
   int (*emit)(void *arg, const struct sw_search_hit *h);
+  /* Called for each chunk the plan keeps (time, labels, trigram filter), before it is read:
+   * 1 when the caller takes it whole from its columns (it is then not read: counting queries
+   * whose answer the columns already give), 0 to read it, < 0 an error. May be NULL. */
+  int (*plan)(void *arg, const struct sw_chunk_row *row);
   /* Called when no more output is due for a while (follow polls, end): flush. May be NULL. */
   void (*flush)(void *arg);
   void *arg;

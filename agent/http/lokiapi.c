@@ -410,7 +410,7 @@ static void handle(struct sw_http_conn *c, const struct sw_http_req *req, void *
     }
   }
   const struct sw_config *cfg = a->cfg ? *a->cfg : NULL;
-  sw_lq_extractable(j->has_sel ? &j->q.log : NULL, cfg, lp);
+  sw_lq_extractable(j->has_sel ? &j->q : NULL, cfg, lp);
   sw__lk_params_free(&pp);
   start(a, c, j);
   return;

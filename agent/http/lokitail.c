@@ -100,7 +100,7 @@ void sw__lk_tail(struct sw_http_conn *c, const struct sw_http_req *req, void *ar
   t->lp = (struct sw_lq_params){.data_dir = a->data_dir, .threads = 1, .cancel = &t->feed.cancel,
                                 .start = pp.has_start ? pp.start : t->connect_ns - 3600LL * 1000000000,
                                 .end = INT64_MAX};
-  sw_lq_extractable(&t->q.log, a->cfg ? *a->cfg : NULL, &t->lp);
+  sw_lq_extractable(&t->q, a->cfg ? *a->cfg : NULL, &t->lp);
   sw__lk_params_free(&pp);
   t->feed.run = run;
   t->feed.finished = tail_finished;
