@@ -27,88 +27,11 @@
 #include "../../common/log.h"
 #include "../../common/text.h"
 #include "head.h"
-#include "ws.h"
-
-#define MAX_ROUTES 40
-/* Pings beyond this many unwritten pongs go unanswered (RFC 6455 5.5.3 allows it): a client
- * that pings without reading must not grow the write queue until the stall timeout. */
-#define MAX_PONGS 4
-
-enum { M_GET = 1, M_POST = 2 }; /* route methods; M_GET serves HEAD too */
-
-struct route {
-  char path[64];   /* the path, or its prefix */
-  unsigned methods;
-  int prefix;      /* path is a prefix (sw_httpd_route_prefix) */
-  int form;        /* a POST may carry a form body (sw_httpd_route_form) */
-  int probe;       /* also served on the probe slots */
-  sw_http_handler fn;
-  void *arg;
-};
-
-struct sw_httpd {
-  uv_tcp_t server;
-  uv_loop_t *loop;
-  struct route routes[MAX_ROUTES];
-  int nroutes, nconns, nprobe, stopping, port; /* nprobe: of nconns, on probe slots */
-  int live, server_closed; /* connection structs not yet freed; listener closed */
-  struct sw_http_conn *conns;
-};
+#include "httpd_int.h"
 
 static void maybe_free(struct sw_httpd *h) {
   if (h->stopping && h->server_closed && h->live == 0) free(h);
 }
-
-/* What the read callbacks do with bytes (see the states in httpd.h). */
-enum phase {
-  PH_HEAD,     /* into head, parsed on each read */
-  PH_BODY,     /* into body until body_len */
-  PH_HANDLER,  /* the handler runs (reads come only after it returns) */
-  PH_DEFERRED, /* dropped; EOF or error closes (closed() tells the producer) */
-  PH_WS,       /* client frames, into head */
-  PH_ANSWER,   /* not reading: answered or streaming */
-  PH_DRAIN,    /* dropped until EOF or a short timer, after the answer (see on_written) */
-};
-
-struct sw_http_conn {
-  uv_tcp_t tcp; /* first: handle callbacks get back to the connection */
-  uv_timer_t timer;
-  struct sw_httpd *h;
-  struct sw_http_conn *prev, *next;
-  char head[SW_HTTPD_MAX_HEAD + 1];
-  size_t len;
-  enum phase phase;
-  int responded, closing, handles_open, head_only, drain;
-  struct sw_http_req req;     /* the request, pointing into head (and body) */
-  const struct route *route;  /* PH_BODY: whom to call once the body is in */
-  char *body;                 /* PH_BODY: malloc'd body_len + 1 bytes, freed after the handler */
-  size_t body_len, body_got;
-  size_t ws_in;               /* PH_WS: bytes at the start of head (an incomplete frame) */
-  uint64_t ws_skip;           /* PH_WS: payload bytes of a dropped data frame still to come */
-  int ws, ws_closing;         /* a WebSocket; its close frame is queued */
-  int ws_pongs;               /* pongs queued, not yet written (at most MAX_PONGS) */
-  int probe_only;        /* on a probe slot: only probe routes are served */
-  uint64_t accepted_ms;  /* uv_now at accept */
-  uv_write_t wreq;
-  uv_shutdown_t sreq;
-  struct sw_buf out;
-  /* streaming answers (sw_http_stream_*); the timer then watches for a client that stopped
-   * reading (no write completed for SW_HTTPD_STALL_TIMEOUT_MS) */
-  int streaming, ending, writes;
-  void (*closed)(void *arg);
-  void *closed_arg;
-};
-
-struct stream_write {
-  uv_write_t req;
-  struct sw_http_conn *c;
-  uint8_t hdr[16]; /* a WebSocket frame header (or a whole close frame) sent before data */
-  size_t hlen;
-  char *data;      /* may be NULL (len 0) */
-  size_t len;
-  void (*done)(void *arg, size_t len);
-  void *arg;
-};
 
 static void conn_freed(uv_handle_t *hd) {
   struct sw_http_conn *c = hd->data;
@@ -121,11 +44,9 @@ static void conn_freed(uv_handle_t *hd) {
   maybe_free(h);
 }
 
-static void conn_close(struct sw_http_conn *c);
+static void conn_close_timer(uv_timer_t *t) { sw__httpd_conn_close(t->data); }
 
-static void conn_close_timer(uv_timer_t *t) { conn_close(t->data); }
-
-static void conn_close(struct sw_http_conn *c) {
+void sw__httpd_conn_close(struct sw_http_conn *c) {
   if (c->closing) return;
   c->closing = 1;
   /* The producer (stream, deferred answer, WebSocket) must stop using c now. Its pending
@@ -155,7 +76,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void on_written(uv_write_t *req, int status) {
   struct sw_http_conn *c = req->data;
   if (status < 0 || !c->drain) {
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return;
   }
   /* Closing with unread request bytes makes the kernel reset the connection, and the client may
@@ -165,7 +86,7 @@ static void on_written(uv_write_t *req, int status) {
   c->phase = PH_DRAIN;
   if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) ||
       uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return;
   }
   uv_timer_start(&c->timer, conn_close_timer, 1000, 0);
@@ -189,15 +110,15 @@ static void respond(struct sw_http_conn *c, int status, const char *ctype, const
                          status, sw_http_reason(status), ctype, len);
   if (!rc && !head_only) rc = sw_buf_append(&c->out, body, len);
   if (rc) {
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return;
   }
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written)) conn_close(c);
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written)) sw__httpd_conn_close(c);
 }
 
-static void stream_finish(struct sw_http_conn *c) {
+void sw__httpd_stream_finish(struct sw_http_conn *c) {
   if (c->ending && c->writes == 0 && !c->closing) {
     c->wreq.data = c;
     on_written(&c->wreq, 0);
@@ -208,7 +129,7 @@ static void stall_timeout(uv_timer_t *t) {
   struct sw_http_conn *c = t->data;
   SW_LOG(SW_L_DEBUG, "http", "closing a streamed answer: the client read nothing for %d ms",
          SW_HTTPD_STALL_TIMEOUT_MS);
-  conn_close(c);
+  sw__httpd_conn_close(c);
 }
 
 /* While writes are pending, a write must complete every SW_HTTPD_STALL_TIMEOUT_MS: a client
@@ -229,21 +150,21 @@ static void on_stream_written(uv_write_t *req, int status) {
   if (w->done) w->done(w->arg, w->len);
   free(w);
   if (status < 0) {
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return;
   }
   stream_progress(c);
-  stream_finish(c);
+  sw__httpd_stream_finish(c);
 }
 
 /* Queues hdr[0..hlen) (copied, hlen <= 16) then data[0..len) (owned, freed in every case).
  * On failure the connection is closed and done is not called. */
-static int queue_write(struct sw_http_conn *c, const void *hdr, size_t hlen, char *data,
+int sw__httpd_queue_write(struct sw_http_conn *c, const void *hdr, size_t hlen, char *data,
                        size_t len, void (*done)(void *arg, size_t len), void *arg) {
   struct stream_write *w = c->closing || hlen > sizeof w->hdr ? NULL : malloc(sizeof *w);
   if (!w) {
     free(data);
-    if (!c->closing) conn_close(c);
+    if (!c->closing) sw__httpd_conn_close(c);
     return SW_EIO;
   }
   *w = (struct stream_write){.c = c, .hlen = hlen, .data = data, .len = len, .done = done,
@@ -256,7 +177,7 @@ static int queue_write(struct sw_http_conn *c, const void *hdr, size_t hlen, cha
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, b, nb, on_stream_written)) {
     free(data);
     free(w);
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return SW_EIO;
   }
   if (c->writes++ == 0) stream_progress(c);
@@ -277,11 +198,11 @@ int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
                    "Connection: close\r\n\r\n", content_type);
   char *copy = malloc((size_t)n);
   if (!copy) {
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return SW_ENOMEM;
   }
   memcpy(copy, head, (size_t)n);
-  if (queue_write(c, NULL, 0, copy, (size_t)n, NULL, NULL)) return SW_EIO; /* c is closing */
+  if (sw__httpd_queue_write(c, NULL, 0, copy, (size_t)n, NULL, NULL)) return SW_EIO; /* c is closing */
   c->closed = closed; /* only now: a call that fails does not call back */
   c->closed_arg = arg;
   return SW_OK;
@@ -293,13 +214,13 @@ int sw_http_stream_write(struct sw_http_conn *c, char *data, size_t len,
     free(data);
     return SW_EINVAL;
   }
-  return queue_write(c, NULL, 0, data, len, done, arg);
+  return sw__httpd_queue_write(c, NULL, 0, data, len, done, arg);
 }
 
 void sw_http_stream_end(struct sw_http_conn *c) {
   c->ending = 1;
   c->closed = NULL; /* the producer is done with c: a later close is not its business */
-  stream_finish(c);
+  sw__httpd_stream_finish(c);
 }
 
 int sw_http_query_next(const char **query, char *key, size_t klen, char *val, size_t vlen) {
@@ -343,7 +264,7 @@ void sw_http_respond(struct sw_http_conn *c, int status, const char *content_typ
   respond(c, status, content_type, body, len, c->head_only);
 }
 
-static void answer_error(struct sw_http_conn *c, int status) {
+void sw__httpd_answer_error(struct sw_http_conn *c, int status) {
   char body[96];
   /* unread request bytes may follow: drain them so the client gets the answer (see on_written) */
   c->drain = status == 400 || status == 408 || status == 411 || status == 413 ||
@@ -359,148 +280,6 @@ int sw_http_defer(struct sw_http_conn *c, void (*closed)(void *arg), void *arg) 
   c->closed = closed;
   c->closed_arg = arg;
   return SW_OK;
-}
-
-/* Ends a WebSocket from the server's side: the producer is told (closed(), unless it asked),
- * a close frame with code[0..n) (n is 0 or 2) goes after the pending writes, then FIN and a
- * short drain (the client's own close frame must not make the kernel reset the connection). */
-static void ws_shut(struct sw_http_conn *c, const uint8_t *code, size_t n) {
-  if (c->ws_closing || c->closing) return;
-  c->ws_closing = 1;
-  void (*closed)(void *) = c->closed;
-  c->closed = NULL;
-  if (closed) closed(c->closed_arg);
-  uint8_t frame[10 + 2];
-  size_t hl = sw_ws_frame_header(frame, SW_WS_CLOSE, n); /* 2 */
-  memcpy(frame + hl, code, n);
-  if (queue_write(c, frame, hl + n, NULL, 0, NULL, NULL)) return; /* c is closing */
-  c->ending = c->drain = 1;
-  stream_finish(c);
-}
-
-static void ws_shut_code(struct sw_http_conn *c, int code) {
-  uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
-  ws_shut(c, p, 2);
-}
-
-/* Written or cancelled: runs before the connection is freed (libuv calls back cancelled
- * writes before the close callback). */
-static void pong_written(void *arg, size_t len) {
-  struct sw_http_conn *c = arg;
-  (void)len;
-  c->ws_pongs--;
-}
-
-/* A complete control frame (its payload unmasked in place). */
-static void ws_control(struct sw_http_conn *c, const struct sw_ws_frame *f, uint8_t *payload) {
-  if (f->opcode == SW_WS_PING) {
-    if (c->ws_pongs >= MAX_PONGS) return;
-    uint8_t hdr[10];
-    size_t hl = sw_ws_frame_header(hdr, SW_WS_PONG, f->len); /* 2: len <= 125 */
-    char *copy = f->len ? malloc(f->len) : NULL; /* freed when written (on_stream_written) */
-    if (f->len && !copy) {
-      conn_close(c);
-      return;
-    }
-    if (f->len) memcpy(copy, payload, f->len);
-    if (queue_write(c, hdr, hl, copy, f->len, pong_written, c)) return; /* c is closing */
-    c->ws_pongs++;
-  } else if (f->opcode == SW_WS_CLOSE) {
-    if (f->len == 1) ws_shut_code(c, SW_WS_PROTOCOL_ERROR); /* a code is two bytes */
-    else ws_shut(c, payload, f->len >= 2 ? 2 : 0); /* echo the client's code (RFC 6455 5.5.1) */
-  } /* pong: nothing to do */
-}
-
-/* Handles the client bytes at the start of head: control frames are answered, data frames
- * dropped as they arrive (never buffered: only what a control frame needs stays in head). */
-static void ws_process(struct sw_http_conn *c) {
-  uint8_t *b = (uint8_t *)c->head;
-  size_t pos = 0;
-  while (pos < c->ws_in && !c->closing) {
-    if (c->ws_closing) { /* after our close frame nothing the client says matters */
-      pos = c->ws_in;
-      break;
-    }
-    if (c->ws_skip) {
-      size_t k = c->ws_in - pos < c->ws_skip ? c->ws_in - pos : (size_t)c->ws_skip;
-      pos += k;
-      c->ws_skip -= k;
-      continue;
-    }
-    struct sw_ws_frame f;
-    int rc = sw_ws_parse(b + pos, c->ws_in - pos, &f);
-    if (rc == SW_WS_BAD) {
-      SW_LOG(SW_L_DEBUG, "http", "closing a WebSocket: %s", f.why);
-      pos = c->ws_in;
-      ws_shut_code(c, f.code);
-      break;
-    }
-    if (f.off && !(f.opcode & 8)) { /* data: ignored, so its payload is skipped */
-      pos += f.off;
-      c->ws_skip = f.len;
-      continue;
-    }
-    if (rc == SW_WS_NEED_MORE) break;
-    sw_ws_unmask(b + pos + f.off, f.len, f.mask, 0);
-    ws_control(c, &f, b + pos + f.off);
-    pos += f.off + f.len;
-  }
-  if (c->closing) return;
-  memmove(b, b + pos, c->ws_in - pos);
-  c->ws_in -= pos;
-}
-
-int sw_http_ws_accept(struct sw_http_conn *c, const struct sw_http_req *req,
-                      void (*closed)(void *arg), void *arg) {
-  if (c->phase != PH_HANDLER || c->responded || c->closing) return SW_EINVAL;
-  size_t n = 0;
-  char accept[29];
-  int ok = strcmp(req->method, "GET") == 0;
-  const char *v = ok ? sw_http_req_header(req, "Upgrade", &n) : NULL;
-  ok = v && sw_http_head_has_token(v, n, "websocket");
-  v = ok ? sw_http_req_header(req, "Connection", &n) : NULL;
-  ok = v && sw_http_head_has_token(v, n, "upgrade");
-  v = ok ? sw_http_req_header(req, "Sec-WebSocket-Version", &n) : NULL;
-  ok = v && n == 2 && memcmp(v, "13", 2) == 0;
-  v = ok ? sw_http_req_header(req, "Sec-WebSocket-Key", &n) : NULL;
-  ok = v && sw_ws_accept_key(v, n, accept) == SW_OK;
-  if (!ok) {
-    answer_error(c, 400);
-    return SW_EINVAL;
-  }
-  char head[160];
-  int hn = snprintf(head, sizeof head,
-                    "HTTP/1.1 101 %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Accept: %s\r\n\r\n", sw_http_reason(101), accept);
-  c->responded = c->streaming = c->ws = 1;
-  c->phase = PH_WS; /* reading goes on: client frames (see call_handler) */
-  uv_timer_stop(&c->timer); /* from now on it watches write progress */
-  char *copy = malloc((size_t)hn);
-  if (!copy) {
-    conn_close(c);
-    return SW_ENOMEM;
-  }
-  memcpy(copy, head, (size_t)hn);
-  if (queue_write(c, NULL, 0, copy, (size_t)hn, NULL, NULL)) return SW_EIO; /* c is closing */
-  c->closed = closed; /* only now: a call that fails does not call back */
-  c->closed_arg = arg;
-  return SW_OK;
-}
-
-int sw_http_ws_send(struct sw_http_conn *c, char *data, size_t len,
-                    void (*done)(void *arg, size_t len), void *arg) {
-  if (!c->ws || c->ws_closing || c->closing) {
-    free(data);
-    return c->ws ? SW_EIO : SW_EINVAL;
-  }
-  uint8_t hdr[10];
-  size_t hl = sw_ws_frame_header(hdr, SW_WS_TEXT, len);
-  return queue_write(c, hdr, hl, data, len, done, arg);
-}
-
-void sw_http_ws_close(struct sw_http_conn *c) {
-  c->closed = NULL; /* the producer is done with c */
-  if (c->ws) ws_shut_code(c, SW_WS_NORMAL);
 }
 
 static int route_allowed(const struct sw_http_conn *c, const struct route *r) {
@@ -545,9 +324,9 @@ static void call_handler(struct sw_http_conn *c, const struct route *r) {
     size_t used = c->req.head_len + c->body_len;
     c->ws_in = c->len > used ? c->len - used : 0;
     memmove(c->head, c->head + used, c->ws_in);
-    ws_process(c);
+    sw__httpd_ws_process(c);
   } else if (c->phase == PH_HANDLER) { /* it did nothing: as if it had failed */
-    answer_error(c, 503);
+    sw__httpd_answer_error(c, 503);
   }
 }
 
@@ -556,7 +335,7 @@ static void body_read(struct sw_http_conn *c) {
   c->body[c->body_len] = 0;
   /* A form body has no NUL byte; the handler's string would end early at one. */
   if (memchr(c->body, 0, c->body_len)) {
-    answer_error(c, 400);
+    sw__httpd_answer_error(c, 400);
     return;
   }
   c->req.body = c->body;
@@ -577,7 +356,7 @@ static int is_form_type(const struct sw_http_req *req) {
 static void form_post(struct sw_http_conn *c, const struct route *r,
                       const struct sw_http_head *hd) {
   if (hd->transfer_encoding) {
-    answer_error(c, 411);
+    sw__httpd_answer_error(c, 411);
     return;
   }
   if (!hd->has_length || hd->content_length == 0) {
@@ -586,18 +365,18 @@ static void form_post(struct sw_http_conn *c, const struct route *r,
     return;
   }
   if (hd->content_length > SW_HTTPD_MAX_BODY) {
-    answer_error(c, 413);
+    sw__httpd_answer_error(c, 413);
     return;
   }
   if (!is_form_type(&c->req)) {
-    answer_error(c, 415);
+    sw__httpd_answer_error(c, 415);
     return;
   }
   /* freed after the handler (call_handler) or with the connection (conn_freed) */
   c->body_len = (size_t)hd->content_length;
   c->body = malloc(c->body_len + 1);
   if (!c->body) {
-    answer_error(c, 503);
+    sw__httpd_answer_error(c, 503);
     return;
   }
   size_t extra = c->len - hd->head_len;
@@ -629,11 +408,11 @@ static void dispatch(struct sw_http_conn *c, const struct sw_http_head *hd) {
   /* Bodies come only with a POST to a form route. */
   int body = (hd->has_length && hd->content_length > 0) || hd->transfer_encoding;
   if (body && !(r && r->form && want == M_POST)) {
-    answer_error(c, 413);
+    sw__httpd_answer_error(c, 413);
     return;
   }
   if (!r || !route_allowed(c, r)) {
-    answer_error(c, c->probe_only ? 503 : known ? 405 : 404);
+    sw__httpd_answer_error(c, c->probe_only ? 503 : known ? 405 : 404);
     return;
   }
   if (r->form && want == M_POST) form_post(c, r, hd);
@@ -657,7 +436,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct sw_http_conn *c = s->data;
   (void)buf;
   if (n < 0) { /* EOF or error, whatever the phase: the client is gone */
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return;
   }
   if (c->phase == PH_BODY) {
@@ -667,7 +446,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   if (c->phase == PH_WS) {
     c->ws_in += (size_t)n;
-    ws_process(c);
+    sw__httpd_ws_process(c);
     return;
   }
   if (c->phase != PH_HEAD) return; /* dropped */
@@ -678,13 +457,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct sw_http_head hd;
   int rc = sw_http_head_parse(c->head, c->len, SW_HTTPD_MAX_HEAD, &hd);
   if (rc == SW_HTTP_HEAD_COMPLETE) dispatch(c, &hd);
-  else if (rc == SW_HTTP_HEAD_BAD) answer_error(c, hd.status);
+  else if (rc == SW_HTTP_HEAD_BAD) sw__httpd_answer_error(c, hd.status);
 }
 
 static void on_timeout(uv_timer_t *t) {
   struct sw_http_conn *c = t->data;
-  if (!c->responded) answer_error(c, 408);
-  else conn_close(c); /* a client that does not read its answer */
+  if (!c->responded) sw__httpd_answer_error(c, 408);
+  else sw__httpd_conn_close(c); /* a client that does not read its answer */
 }
 
 /* The oldest connection (other than c) on a regular (probe: 0) or probe slot (1) that has
@@ -710,7 +489,7 @@ static void evict(struct sw_http_conn *o) {
                    "Connection: close\r\n\r\n%s", sw_http_reason(503), sizeof body - 1, body);
   uv_buf_t b = uv_buf_init(msg, (unsigned)n);
   (void)uv_try_write((uv_stream_t *)&o->tcp, &b, 1);
-  conn_close(o);
+  sw__httpd_conn_close(o);
 }
 
 /* A slot for the new connection c (already counted): 0, or -1 when it must be refused.
@@ -755,15 +534,15 @@ static void on_connection(uv_stream_t *server, int status) {
   h->conns = c;
   h->nconns++;
   if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
-    conn_close(c);
+    sw__httpd_conn_close(c);
     return;
   }
   if (take_slot(h, c)) { /* over every cap: answer and go */
-    answer_error(c, 503);
+    sw__httpd_answer_error(c, 503);
     return;
   }
   uv_timer_start(&c->timer, on_timeout, SW_HTTPD_HEAD_TIMEOUT_MS, 0);
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) conn_close(c);
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) sw__httpd_conn_close(c);
 }
 
 void sw_httpd_stop(struct sw_httpd *h);
@@ -853,6 +632,6 @@ static void server_closed(uv_handle_t *hd) {
 void sw_httpd_stop(struct sw_httpd *h) {
   if (!h) return;
   h->stopping = 1;
-  while (h->conns) conn_close(h->conns);
+  while (h->conns) sw__httpd_conn_close(h->conns);
   uv_close((uv_handle_t *)&h->server, server_closed);
 }
