@@ -324,7 +324,7 @@ static void call_handler(struct sw_http_conn *c, const struct route *r) {
     size_t used = c->req.head_len + c->body_len;
     c->ws_in = c->len > used ? c->len - used : 0;
     memmove(c->head, c->head + used, c->ws_in);
-    sw__httpd_ws_process(c);
+    c->ws_input(c);
   } else if (c->phase == PH_HANDLER) { /* it did nothing: as if it had failed */
     sw__httpd_answer_error(c, 503);
   }
@@ -446,7 +446,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   if (c->phase == PH_WS) {
     c->ws_in += (size_t)n;
-    sw__httpd_ws_process(c);
+    c->ws_input(c);
     return;
   }
   if (c->phase != PH_HEAD) return; /* dropped */

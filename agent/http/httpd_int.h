@@ -61,6 +61,8 @@ struct sw_http_conn {
   uint64_t ws_skip;           /* PH_WS: payload bytes of a dropped data frame still to come */
   int ws, ws_closing;         /* a WebSocket; its close frame is queued */
   int ws_pongs;               /* pongs queued, not yet written (at most MAX_PONGS) */
+  void (*ws_input)(struct sw_http_conn *c); /* PH_WS: handles the bytes read into head
+                                               (set by httpd_ws.c, which uses this file) */
   int probe_only;        /* on a probe slot: only probe routes are served */
   uint64_t accepted_ms;  /* uv_now at accept */
   uv_write_t wreq;
@@ -94,7 +96,5 @@ int sw__httpd_queue_write(struct sw_http_conn *c, const void *hdr, size_t hlen, 
 void sw__httpd_stream_finish(struct sw_http_conn *c);
 /* A JSON error answer with status. */
 void sw__httpd_answer_error(struct sw_http_conn *c, int status);
-/* PH_WS: handles the client bytes read into head (httpd_ws.c). */
-void sw__httpd_ws_process(struct sw_http_conn *c);
 
 #endif

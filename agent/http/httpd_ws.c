@@ -61,7 +61,7 @@ static void ws_control(struct sw_http_conn *c, const struct sw_ws_frame *f, uint
 
 /* Handles the client bytes at the start of head: control frames are answered, data frames
  * dropped as they arrive (never buffered: only what a control frame needs stays in head). */
-void sw__httpd_ws_process(struct sw_http_conn *c) {
+static void ws_process(struct sw_http_conn *c) {
   uint8_t *b = (uint8_t *)c->head;
   size_t pos = 0;
   while (pos < c->ws_in && !c->closing) {
@@ -121,6 +121,7 @@ int sw_http_ws_accept(struct sw_http_conn *c, const struct sw_http_req *req,
                     "HTTP/1.1 101 %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Accept: %s\r\n\r\n", sw_http_reason(101), accept);
   c->responded = c->streaming = c->ws = 1;
+  c->ws_input = ws_process;
   c->phase = PH_WS; /* reading goes on: client frames (see call_handler) */
   uv_timer_stop(&c->timer); /* from now on it watches write progress */
   char *copy = malloc((size_t)hn);

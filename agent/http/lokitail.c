@@ -73,7 +73,6 @@ void sw__lk_tail(struct sw_http_conn *c, const struct sw_http_req *req, void *ar
   struct sw_loki_api *a = arg;
   char err[1024] = "";
   struct sw__lk_params pp;
-  if (a->tails >= SW_LOKI_MAX_TAILS) return sw__lk_error(c, 429, "max concurrent tail requests reached; retry later");
   struct tail *t = calloc(1, sizeof *t);
   if (!t) return sw__lk_error(c, 500, "out of memory");
   if (sw__lk_params_parse(req, &pp, err, sizeof err)) goto bad;
@@ -93,6 +92,12 @@ void sw__lk_tail(struct sw_http_conn *c, const struct sw_http_req *req, void *ar
   if (pp.delay_for_ns < 0 || pp.delay_for_ns > 5000000000LL) {
     snprintf(err, sizeof err, "delay_for can't be greater than 5");
     goto bad;
+  }
+  if (a->tails >= SW_LOKI_MAX_TAILS) { /* after the checks: a bad request is 400 in any case */
+    sw__lk_params_free(&pp);
+    sw_lq_free(&t->q);
+    free(t);
+    return sw__lk_error(c, 429, "max concurrent tail requests reached; retry later");
   }
   t->connect_ns = sw_time_now_ns();
   t->limit = pp.has_limit ? (uint64_t)pp.limit : 100;
