@@ -43,6 +43,8 @@ struct lex {
   int depth; /* of the recursive descent: see enter() */
 };
 
+static int fail_at(struct lex *x, const char *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static int fail_at(struct lex *x, const char *at, const char *fmt, ...) {
   if (x->failed) return -1;
   x->failed = 1;
@@ -563,6 +565,10 @@ static int parse_names(struct lex *x, struct sw_lq_stage *s) {
 
 static int parse_pipe_stage(struct lex *x, struct sw_lq_log *lg) {
   if (next(x)) return -1; /* the '|' */
+  if (x->tk == T_LPAR) { /* `| (a="1" or b="2")`: a label filter */
+    struct sw_lq_stage *s = add_stage(x, lg, SW_LQ_LABEL_FILTER);
+    return s && (s->lf = lexpr_or(x)) ? 0 : -1;
+  }
   if (x->tk != T_IDENT) return unexpected(x, "IDENTIFIER");
   static const char *const refused[] = {"pattern", "unpack", "unwrap", "decolorize", "distinct", "ip"};
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
@@ -918,12 +924,33 @@ int sw_lq_parse(const char *text, struct sw_lq_query *q, char *err, size_t errle
   return SW_OK;
 }
 
-/* The first positive line filter before any line_format, as a regex. */
+/* Whether s is UTF-8 as PCRE2 wants a UTF pattern: no overlong forms, surrogates or code points
+ * past U+10FFFF. */
+static int utf8_valid(const unsigned char *s) {
+  while (*s) {
+    unsigned c = *s;
+    int n = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : -1;
+    if (n < 0) return 0;
+    unsigned long cp = n == 0 ? c : n == 1 ? c & 0x1F : n == 2 ? c & 0x0F : c & 0x07;
+    for (int i = 1; i <= n; i++) {
+      if ((s[i] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return 0;
+    s += n + 1;
+  }
+  return 1;
+}
+
+/* The first positive line filter before any line_format, as a regex. A literal that is not
+ * valid UTF-8 ("\xff") is left to the pipeline: the scan compiles its regex in UTF mode. */
 char *sw_lq_scan_pattern(const struct sw_lq_query *q) {
   for (size_t i = 0; i < q->log.nst; i++) {
     const struct sw_lq_stage *s = &q->log.st[i];
     if (s->kind == SW_LQ_LINE_FORMAT) break;
     if (s->kind != SW_LQ_LINE_FILTER || s->nalt != 1 || (s->op != SW_LQ_CONTAINS && s->op != SW_LQ_MATCH)) continue;
+    if (s->op == SW_LQ_CONTAINS && !utf8_valid((const unsigned char *)s->text[0])) continue;
     if (s->op == SW_LQ_MATCH) return strdup(s->text[0]);
     struct sw_buf b;
     sw_buf_init(&b, SIZE_MAX);
