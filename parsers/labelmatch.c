@@ -32,13 +32,10 @@ int sw_label_match_parse(struct sw_label_match *m, const char *spec, char *err, 
   m->value = strdup(val);
   if (!m->key || !m->value) goto nomem;
   if (m->op == SW_LABEL_RE || m->op == SW_LABEL_NRE) {
-    size_t n = strlen(val) + 16;
-    char *anchored = malloc(n);
-    if (!anchored) goto nomem;
-    snprintf(anchored, n, "^(?:%s)$", val);
+    /* Anchored by options, not by wrapping the text in ^(?:...)$: a value such as "x)|(y"
+     * would otherwise close the group and match any value starting with x. */
     char msg[160];
-    m->re = sw_re_compile(anchored, 0, msg, sizeof msg, NULL);
-    free(anchored);
+    m->re = sw_re_compile(val, PCRE2_ANCHORED | PCRE2_ENDANCHORED, msg, sizeof msg, NULL);
     if (!m->re) {
       snprintf(err, errlen, "label matcher \"%s\": %s", spec, msg);
       sw_label_match_free(m);

@@ -224,6 +224,7 @@ static int json_walk(struct sw_lq_labels *l, const cJSON *obj, struct sw_buf *pr
   size_t base = prefix->len;
   for (const cJSON *c = obj->child; !rc && c; c = c->next) {
     prefix->len = base;
+    if (!c->string || !c->string[0]) continue; /* "": no label name to give it */
     if (base && sw_buf_putc(prefix, '_')) return SW_ENOMEM;
     if (c->string && sw_lq_label_name(prefix, c->string, strlen(c->string))) return SW_ENOMEM;
     if (cJSON_IsObject(c)) {

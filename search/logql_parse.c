@@ -464,6 +464,12 @@ static struct sw_lq_lexpr *lexpr_prim_in(struct lex *x) {
       op != T_LE && op != T_EQEQ)
     return free(name), unexpected(x, "a comparison operator"), NULL;
   if (next(x)) return free(name), NULL;
+  int neg = 0; /* `| delta > -1` */
+  if (x->tk == T_MINUS && op != T_RE && op != T_NRE) {
+    if (next(x)) return free(name), NULL;
+    if (x->tk != T_NUM && x->tk != T_DUR && x->tk != T_BYTES) return free(name), unexpected(x, "NUMBER"), NULL;
+    neg = 1;
+  }
   struct sw_lq_lexpr *e = NULL;
   if (x->tk == T_STR && (op == T_EQ || op == T_NEQ || op == T_RE || op == T_NRE)) {
     if ((e = new_lexpr(x, SW_LQ_L_STR)) && make_matcher(x, &e->m, name, op, x->str.data)) lexpr_free(e), e = NULL;
@@ -472,7 +478,7 @@ static struct sw_lq_lexpr *lexpr_prim_in(struct lex *x) {
     if (op == T_RE || op == T_NRE) return free(name), unexpected(x, "STRING"), NULL;
     if (!(e = new_lexpr(x, SW_LQ_L_NUM))) return free(name), NULL;
     e->name = name;
-    e->num = x->num;
+    e->num = neg ? -x->num : x->num;
     e->unit = x->tk == T_DUR ? 1 : x->tk == T_BYTES ? 2 : 0;
     e->cmp = op == T_GT ? SW_LQ_GT : op == T_GE ? SW_LQ_GE : op == T_LT ? SW_LQ_LT : op == T_LE ? SW_LQ_LE
            : op == T_NEQ ? SW_LQ_NE : SW_LQ_EQ;

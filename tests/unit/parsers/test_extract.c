@@ -110,6 +110,13 @@ static void test_matchers(void **state) {
   assert_true(sw_label_match_test(&m, NULL, 0, NULL)); /* missing is "" */
   assert_false(sw_label_match_test(&m, "web", 3, NULL));
   sw_label_match_free(&m);
+  /* the whole value is one regex, anchored at both ends: ")" cannot close an added group */
+  assert_int_equal(sw_label_match_parse(&m, "k=~x)|(y", err, sizeof err), SW_EINVAL);
+  assert_int_equal(sw_label_match_parse(&m, "k=~a|b.*", err, sizeof err), 0);
+  assert_true(sw_label_match_test(&m, "a", 1, NULL));
+  assert_false(sw_label_match_test(&m, "ax", 2, NULL));
+  assert_true(sw_label_match_test(&m, "bx", 2, NULL));
+  sw_label_match_free(&m);
   assert_int_equal(sw_label_match_parse(&m, "x!~(", err, sizeof err), SW_EINVAL);
   assert_non_null(strstr(err, "x!~("));
   assert_int_equal(sw_label_match_parse(&m, "=v", err, sizeof err), SW_EINVAL);

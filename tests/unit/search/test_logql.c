@@ -632,6 +632,10 @@ static void eval_label_filters(void **state) {
   expect_dropped("{app=\"x\"} | logfmt | n > 5", app, "m=10");
   expect_kept("{app=\"x\"} | logfmt | n >= 5 and n <= 5 and n == 5", app, "n=5.0", NULL, NULL);
   expect_dropped("{app=\"x\"} | logfmt | n != 5", app, "n=5");
+  /* negative bounds */
+  expect_kept("{app=\"x\"} | logfmt | n > -1", app, "n=0", NULL, NULL);
+  expect_dropped("{app=\"x\"} | logfmt | n > -1", app, "n=-2");
+  expect_kept("{app=\"x\"} | logfmt | n <= -1.5", app, "n=-2", NULL, NULL);
   /* not a number: kept, with __error__ */
   expect_kept("{app=\"x\"} | logfmt | n > 5", app, "n=abc", "{\"__error__\":\"LabelFilterErr\",\"app\":\"x\",\"n\":\"abc\"}",
               NULL);
