@@ -9,36 +9,16 @@ the buffered record text, and the agent's peak RSS (VmHWM) after the queries.
 
   /usr/bin/python3 bench/bench_lokiapi.py [--mib 1024] [--containers 8]
 """
-import argparse, json, os, socket, sqlite3, subprocess, sys, time, urllib.parse, urllib.request
+import argparse, json, os, re, sqlite3, subprocess, sys, time, urllib.parse, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench_search  # noqa: E402
-from bench import generate  # noqa: E402
+from bench import generate, proc_stats  # noqa: E402
 
 BIN = bench_search.BIN
 WORK = bench_search.WORK
 REGEX = bench_search.REGEX
-
-
-def cpu_s(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def hwm_mib(pid):
-    for l in open("/proc/%d/status" % pid):
-        if l.startswith("VmHWM:"):
-            return int(l.split()[1]) / 1024
-    return 0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def query(port, path, params):
@@ -65,24 +45,27 @@ def main():
     text, nrec, lo, hi, nchunks = db.execute(
         "SELECT SUM(raw_bytes), SUM(records), MIN(ts_min), MAX(ts_max), COUNT(*) FROM chunks").fetchone()
     db.close()
-    port = free_port()
     cfg = os.path.join(WORK, "lokiapi.yaml")
     with open(cfg, "w") as f:  # the same source (its files are read to the end already), no sinks
         f.write("data_dir: %s\nbuffer: { max_bytes: 8GiB }\nsources:\n"
                 "  - { name: docker, type: docker, paths: [\"%s/*/*-json.log\"] }\nsinks: []\n"
-                "server: { listen: \"127.0.0.1:%d\" }\nlog: { level: warn }\n" % (data_dir, src, port))
+                "server: { listen: \"127.0.0.1:0\" }\nlog: { level: info }\n" % (data_dir, src))
     env = dict(os.environ, SPILLWAY_TEST_SEARCH_TIMEOUT_MS="600000")
-    proc = subprocess.Popen([BIN, "run", "-c", cfg], env=env)
+    log = os.path.join(WORK, "lokiapi.log")
+    proc = subprocess.Popen([BIN, "run", "-c", cfg], env=env, stderr=open(log, "w"))
     try:
-        t0 = time.monotonic()
-        while True:
+        t0, port = time.monotonic(), None
+        while port is None:  # the port it picked, from its log; then /ready
+            m = re.search(r"\(port (\d+)\)", open(log).read())
             try:
-                urllib.request.urlopen("http://127.0.0.1:%d/ready" % port, timeout=2).read()
-                break
+                if m:
+                    urllib.request.urlopen("http://127.0.0.1:%s/ready" % m.group(1), timeout=2).read()
+                    port = int(m.group(1))
             except OSError:
-                if time.monotonic() - t0 > 60:
-                    sys.exit("the agent did not get ready")
-                time.sleep(0.2)
+                pass
+            if port is None and time.monotonic() - t0 > 60:
+                sys.exit("the agent did not get ready: see %s" % log)
+            time.sleep(0.2)
         rng = {"start": str(lo), "end": str(hi + 1)}
         step = max(60, (hi - lo) // 10**9 // 1000)
         cases = [
@@ -103,15 +86,14 @@ def main():
         rows = []
         for name, path, params in cases:
             query(port, path, params)  # warm
-            c0, w0 = cpu_s(proc.pid), time.monotonic()
+            c0, w0 = proc_stats(proc.pid)[0], time.monotonic()
             body = query(port, path, params)
-            w, c = time.monotonic() - w0, cpu_s(proc.pid) - c0
+            w, c = time.monotonic() - w0, proc_stats(proc.pid)[0] - c0
             res = body["data"]["result"]
             n = sum(len(s.get("values", [])) for s in res)
             rows.append((name, w, c, n))
-        sw0 = time.monotonic()
         subprocess.run([BIN, "search", "--db", os.path.join(data_dir, "spillway.db"), "--count", "-i", REGEX],
-                       capture_output=True)
+                       capture_output=True)  # warm
         r0 = os.times()
         sw0 = time.monotonic()
         subprocess.run([BIN, "search", "--db", os.path.join(data_dir, "spillway.db"), "--count", "-i", REGEX],
@@ -119,7 +101,7 @@ def main():
         sw = time.monotonic() - sw0
         r1 = os.times()
         swc = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
-        peak = hwm_mib(proc.pid)
+        peak = proc_stats(proc.pid)[1] / 2**20
     finally:
         proc.terminate()
         proc.wait(60)

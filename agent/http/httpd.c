@@ -196,13 +196,18 @@ int sw_http_stream_start(struct sw_http_conn *c, const char *content_type,
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
                    "Connection: close\r\n\r\n", content_type);
-  char *copy = malloc((size_t)n);
+  return sw__httpd_send_head(c, head, (size_t)n, closed, arg);
+}
+
+int sw__httpd_send_head(struct sw_http_conn *c, const char *head, size_t n, void (*closed)(void *arg),
+                        void *arg) {
+  char *copy = malloc(n);
   if (!copy) {
     sw__httpd_conn_close(c);
     return SW_ENOMEM;
   }
-  memcpy(copy, head, (size_t)n);
-  if (sw__httpd_queue_write(c, NULL, 0, copy, (size_t)n, NULL, NULL)) return SW_EIO; /* c is closing */
+  memcpy(copy, head, n);
+  if (sw__httpd_queue_write(c, NULL, 0, copy, n, NULL, NULL)) return SW_EIO; /* c is closing */
   c->closed = closed; /* only now: a call that fails does not call back */
   c->closed_arg = arg;
   return SW_OK;

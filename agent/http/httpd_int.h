@@ -92,6 +92,11 @@ void sw__httpd_conn_close(struct sw_http_conn *c);
  * On failure the connection is closed and done is not called. */
 int sw__httpd_queue_write(struct sw_http_conn *c, const void *hdr, size_t hlen, char *data,
                           size_t len, void (*done)(void *arg, size_t len), void *arg);
+/* Queues an answer's head (copied) on a connection that streams from now on, and hands it to
+ * the producer's closed(arg): SW_OK, or an error after which c is closing (closed() does not
+ * run). */
+int sw__httpd_send_head(struct sw_http_conn *c, const char *head, size_t n, void (*closed)(void *arg),
+                        void *arg);
 /* Closes an ending stream once its writes are done. */
 void sw__httpd_stream_finish(struct sw_http_conn *c);
 /* A JSON error answer with status. */

@@ -124,16 +124,7 @@ int sw_http_ws_accept(struct sw_http_conn *c, const struct sw_http_req *req,
   c->ws_input = ws_process;
   c->phase = PH_WS; /* reading goes on: client frames (see call_handler) */
   uv_timer_stop(&c->timer); /* from now on it watches write progress */
-  char *copy = malloc((size_t)hn);
-  if (!copy) {
-    sw__httpd_conn_close(c);
-    return SW_ENOMEM;
-  }
-  memcpy(copy, head, (size_t)hn);
-  if (sw__httpd_queue_write(c, NULL, 0, copy, (size_t)hn, NULL, NULL)) return SW_EIO; /* c is closing */
-  c->closed = closed; /* only now: a call that fails does not call back */
-  c->closed_arg = arg;
-  return SW_OK;
+  return sw__httpd_send_head(c, head, (size_t)hn, closed, arg);
 }
 
 int sw_http_ws_send(struct sw_http_conn *c, char *data, size_t len,
