@@ -139,7 +139,7 @@ int sw_lq_label_name(struct sw_buf *out, const char *name, size_t len) SW_MUST_C
 /* Per-thread state of the pipeline. */
 struct sw_lq_scratch {
   void *md;            /* pcre2 match data */
-  struct sw_buf line, tmp;
+  struct sw_buf line, tmp, aux, line2;
 };
 int sw_lq_scratch_init(struct sw_lq_scratch *s) SW_MUST_CHECK;
 void sw_lq_scratch_free(struct sw_lq_scratch *s);

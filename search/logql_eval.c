@@ -6,7 +6,6 @@
  * cannot read keeps its labels and gets __error__="JSONParserErr"; a numeric label filter on a
  * value that is not a number keeps the entry with __error__="LabelFilterErr", and an entry that
  * already has an error passes numeric filters; a label with an empty value does not exist. */
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 
 #include <pcre2.h>
 
+#include "../parsers/jsonflat.h"
 #include "logql.h"
 
 /* ---- label sets ---- */
@@ -178,6 +178,8 @@ int sw_lq_scratch_init(struct sw_lq_scratch *s) {
   s->md = pcre2_match_data_create(64, NULL);
   sw_buf_init(&s->line, SIZE_MAX);
   sw_buf_init(&s->tmp, SIZE_MAX);
+  sw_buf_init(&s->aux, SIZE_MAX);
+  sw_buf_init(&s->line2, SIZE_MAX);
   return s->md ? SW_OK : SW_ENOMEM;
 }
 
@@ -185,6 +187,8 @@ void sw_lq_scratch_free(struct sw_lq_scratch *s) {
   if (s->md) pcre2_match_data_free(s->md);
   sw_buf_free(&s->line);
   sw_buf_free(&s->tmp);
+  sw_buf_free(&s->aux);
+  sw_buf_free(&s->line2);
   memset(s, 0, sizeof *s);
 }
 
@@ -219,54 +223,25 @@ static int set_extracted(struct sw_lq_labels *l, struct sw_buf *name, const char
   return sw_lq_labels_set(l, name->data, v, vlen);
 }
 
-static int json_walk(struct sw_lq_labels *l, const cJSON *obj, struct sw_buf *prefix, size_t first_new, int depth) {
-  int rc = 0;
-  size_t base = prefix->len;
-  for (const cJSON *c = obj->child; !rc && c; c = c->next) {
-    prefix->len = base;
-    if (!c->string || !c->string[0]) continue; /* "": no label name to give it */
-    if (base && sw_buf_putc(prefix, '_')) return SW_ENOMEM;
-    if (c->string && sw_lq_label_name(prefix, c->string, strlen(c->string))) return SW_ENOMEM;
-    if (cJSON_IsObject(c)) {
-      if (depth < 32) rc = json_walk(l, c, prefix, first_new, depth + 1);
-    } else if (cJSON_IsString(c)) {
-      size_t keep = prefix->len;
-      rc = set_extracted(l, prefix, c->valuestring, strlen(c->valuestring), first_new);
-      prefix->len = keep;
-    } else if (cJSON_IsBool(c) || cJSON_IsNumber(c)) {
-      char num[400]; /* a double in 'f' format: at most 343 bytes (-4.9e-324) */
-      if (cJSON_IsBool(c)) snprintf(num, sizeof num, "%s", cJSON_IsTrue(c) ? "true" : "false");
-      else {
-        struct sw_buf nb = {0};
-        sw_buf_init(&nb, sizeof num);
-        if (sw_lq_put_value(&nb, c->valuedouble) == 0 && nb.len < sizeof num) {
-          memcpy(num, nb.data, nb.len);
-          num[nb.len] = 0;
-        } else {
-          num[0] = 0;
-        }
-        sw_buf_free(&nb);
-      }
-      size_t keep = prefix->len;
-      rc = set_extracted(l, prefix, num, strlen(num), first_new);
-      prefix->len = keep;
-    }
-  }
-  prefix->len = base;
-  return rc;
+struct json_ctx {
+  struct sw_lq_labels *l;
+  struct sw_buf *name;
+  size_t first_new;
+};
+
+static int json_member(void *arg, const char *name, size_t nlen, const char *v, size_t vlen) {
+  struct json_ctx *j = arg;
+  sw_buf_reset(j->name);
+  if (sw_buf_append(j->name, name, nlen)) return SW_ENOMEM;
+  return set_extracted(j->l, j->name, v, vlen, j->first_new) ? SW_ENOMEM : SW_OK;
 }
 
 static int stage_json(struct sw_lq_labels *l, struct sw_lq_scratch *s, const char *line, size_t len) {
-  cJSON *root = cJSON_ParseWithLength(line, len);
-  if (!root || !cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    if (sw_lq_labels_get(l, "__error__", NULL)) return SW_OK;
-    return sw_lq_labels_set(l, "__error__", "JSONParserErr", 13);
-  }
-  sw_buf_reset(&s->tmp);
-  int rc = json_walk(l, root, &s->tmp, l->n, 0);
-  cJSON_Delete(root);
-  return rc;
+  struct json_ctx j = {.l = l, .name = &s->aux, .first_new = l->n};
+  int rc = sw_json_flatten(line, len, &s->tmp, &s->line2, sw_lq_label_name, json_member, &j);
+  if (rc != SW_EPARSE) return rc;
+  if (sw_lq_labels_get(l, "__error__", NULL)) return SW_OK;
+  return sw_lq_labels_set(l, "__error__", "JSONParserErr", 13);
 }
 
 /* logfmt pairs: key=value, key="quoted \" value", bare keys (no value: no label). */

@@ -342,6 +342,16 @@ def test_log_query_time_window_and_post(corpus):
     n = sum(len(s["values"]) for s in r["data"]["result"])
     end_ms = end // 1000000 * 1000000
     assert n == sum(1 for x in c.recs if x.labels["source"] == "docker" and start <= x.ts < end_ms)
+    # interval: at most one entry per 10 s, the first of each, forward
+    r = ok_json(get(c, "/loki/api/v1/query_range", query='{container_name="web-1"}', start=str(start), end=str(end),
+                    limit="5000", direction="forward", interval="10s"))
+    got_ts = [int(v[0]) for s in r["data"]["result"] for v in s["values"]]
+    exp_ts, last = [], None
+    for x in c.recs:
+        if x.labels.get("container_name") == "web-1" and start <= x.ts < end and (last is None or x.ts >= last + 10 * NS):
+            exp_ts.append(x.ts)
+            last = x.ts
+    assert sorted(got_ts) == exp_ts and len(exp_ts) >= 3
     st = body["data"]["stats"]["summary"]
     assert st["totalEntriesReturned"] == len(got) and st["totalLinesProcessed"] >= len(got)
 
@@ -659,6 +669,43 @@ class WS:
         except OSError:
             pass  # an answer that was not a WebSocket (429) may be closed already
         self.s.close()
+
+
+def tail_values(ws, want, timeout=30):
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < want and time.time() < deadline:
+        op, payload = ws.recv()
+        assert op == 1
+        msg = json.loads(payload)
+        assert set(msg) == {"streams", "dropped_entries"} and msg["dropped_entries"] is None
+        for s in msg["streams"]:
+            got += [(s["stream"], int(v[0]), v[1]) for v in s["values"]]
+    return got
+
+
+def test_tail_sends_the_last_limit_older_entries_first(corpus):
+    """Like Loki: of the entries before the connection, the most recent `limit`, oldest first,
+    then the new ones."""
+    c = corpus
+    cid = [r.labels["container_id"] for r in c.recs if r.labels.get("container_name") == "web-0"][0]
+    path = c.croot / cid / ("%s-json.log" % cid)
+    past = time.time_ns() - 600 * NS
+    with open(path, "ab") as f:
+        for i in range(15):
+            f.write(loggen.docker_entry("HIST %d\n" % i, "stderr", past + i * NS, False, None))
+    wait_for(lambda: sum(len(s["values"]) for s in ok_json(get(c, "/loki/api/v1/query_range", query='{container_name="web-0"} |= "HIST"',
+                                                                 limit="100"))["data"]["result"]) == 15, 30, "the HIST lines")
+    ws = WS(c.agent.http_port(), "/loki/api/v1/tail?query=%s&limit=5" % urllib.parse.quote('{container_name="web-0"} |= "HIST"'))
+    assert ws.status == 101, ws.head
+    got = tail_values(ws, 5)
+    assert [v[2] for v in got] == ["HIST %d" % i for i in range(10, 15)]
+    assert [v[1] for v in got] == [past + i * NS for i in range(10, 15)]
+    assert all(v[0]["stream"] == "stderr" and v[0]["container_name"] == "web-0" for v in got)
+    with open(path, "ab") as f:
+        f.write(loggen.docker_entry("HIST new\n", "stderr", time.time_ns(), False, None))
+    assert [v[2] for v in tail_values(ws, 1)] == ["HIST new"]
+    ws.close()
 
 
 def test_tail_delivers_new_records(corpus):
