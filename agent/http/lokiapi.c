@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../common/log.h"
 #include "../../common/timefmt.h"
@@ -32,6 +33,7 @@ struct job {
   int has_sel;
   char *name;                  /* K_VALUES: the label */
   struct sw_lq_params lp;
+  int64_t delay_ms;
   struct sw_buf out;
   int status;
   char err[1024];
@@ -123,6 +125,10 @@ static int work(struct job *j) {
 
 static void *run(void *arg) {
   struct job *j = arg;
+  if (j->delay_ms) {
+    struct timespec nap = {(time_t)(j->delay_ms / 1000), (long)(j->delay_ms % 1000) * 1000000L};
+    nanosleep(&nap, NULL);
+  }
   int rc = work(j);
   if (rc) {
     j->status = rc == SW_EINVAL ? 400 : rc == SW_ECANCELED ? 504 : 500;
@@ -168,6 +174,7 @@ static void on_done(uv_async_t *a) {
 
 static void start(struct sw_loki_api *a, struct sw_http_conn *c, struct job *j) {
   j->owner = a;
+  j->delay_ms = a->delay_ms;
   j->lp.data_dir = a->data_dir;
   j->lp.deadline_ms = sw_time_mono_ms() + a->timeout_ms;
   j->lp.cancel = &j->cancel;
@@ -358,6 +365,11 @@ struct sw_loki_api *sw_loki_api_new(uv_loop_t *loop, const char *data_dir, const
   a->loop = loop;
   a->cfg = cfg;
   a->timeout_ms = sw_search_http_timeout_ms();
+  /* a test knob, not documented for operators (like SPILLWAY_TEST_SEARCH_TIMEOUT_MS) */
+  const char *d = getenv("SPILLWAY_TEST_LOKI_DELAY_MS");
+  char *end;
+  long long ms = d ? strtoll(d, &end, 10) : 0;
+  if (d && *d && !*end && ms > 0 && ms <= 60000) a->delay_ms = ms;
   return a;
 }
 

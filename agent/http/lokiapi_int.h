@@ -13,6 +13,8 @@ struct sw_loki_api {
   const struct sw_config *const *cfg;
   int running, tails;
   int64_t timeout_ms;
+  int64_t delay_ms; /* SPILLWAY_TEST_LOKI_DELAY_MS: each query waits this long first (a test knob:
+                       it holds queries running so the concurrency limit can be tested) */
 };
 
 /* A request's parameters (query string and form body), copied: a deferred answer outlives

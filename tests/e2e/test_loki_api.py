@@ -746,3 +746,44 @@ def test_tail_delivers_new_records(corpus):
     wait_for(slot_free, 10, "a tail slot to free up")
     r = get(c, "/loki/api/v1/tail", query='count_over_time({a="b"}[1m])')
     assert r.status_code == 400
+
+
+def test_concurrency_limit_is_429(spillway_bin, tmp_path):
+    """At most 4 queries run at once: a 5th gets Loki's 429 (checked only after it parsed: a
+    bad one is still 400), and once they are done queries are served again. The agent holds
+    each query for 3 s with a test knob, so that 4 are surely running when the 5th comes."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text("".join("line %d\n" % i for i in range(50)))
+    a = Agent(spillway_bin, tmp_path, "limit")
+    a.env = dict(os.environ, SPILLWAY_TEST_LOKI_DELAY_MS="3000")
+    a.write_config([{"name": "app", "type": "file", "paths": ["%s/*.log" % logs]}],
+                   buffer={"max_bytes": "64MiB", "keep_shipped": {"max_age": "24h"},
+                           "chunk": {"max_records": 100, "max_bytes": "1MiB", "max_wait": "200ms"}})
+    a.start()
+    try:
+        a.wait_count(50, 30)
+        base = "http://127.0.0.1:%d" % a.http_port()
+        q = {"query": '{source="app"}', "limit": "100", "start": str(time.time_ns() - 3600 * NS)}
+        answers = []
+
+        def one():
+            answers.append(requests.get(base + "/loki/api/v1/query_range", params=q, timeout=60))
+        # 5 at once: each is held 3 s, far longer than it takes them all to arrive
+        threads = [threading.Thread(target=one) for _ in range(5)]
+        for t in threads:
+            t.start()
+        r = requests.get(base + "/loki/api/v1/query_range", params={"query": "{"}, timeout=10)
+        assert r.status_code == 400  # parsed before the limit is looked at
+        for t in threads:
+            t.join()
+        assert sorted(r.status_code for r in answers) == [200, 200, 200, 200, 429]
+        refused = [r for r in answers if r.status_code == 429][0]
+        assert refused.headers["Content-Type"].startswith("text/plain") and "too many queries" in refused.text
+        assert all(sum(len(s["values"]) for s in r.json()["data"]["result"]) == 50
+                   for r in answers if r.status_code == 200)
+        r = requests.get(base + "/loki/api/v1/query_range", params=q, timeout=30)
+        assert r.status_code == 200
+    finally:
+        a.stop()
+        a.cleanup()
