@@ -105,6 +105,8 @@ void sw_lq_free(struct sw_lq_query *q);
 
 /* A Go/Prometheus duration ("5m", "1h30m", "1.5s", "250ms", "2d"): 0, or -1. */
 int sw_lq_parse_duration(const char *s, size_t n, int64_t *ns) SW_MUST_CHECK;
+/* A size as humanize writes it ("10KB", "1.5MiB", "20B"; case-insensitive) in bytes: 0, or -1. */
+int sw_lq_parse_bytes(const char *s, size_t n, double *out) SW_MUST_CHECK;
 
 /* A regex for the buffer scan (search/query.h) that every line the query keeps must match, or
  * NULL (scan everything): the line filters before the first parser stage. Caller frees. */

@@ -352,48 +352,28 @@ static int lexpr_eval(const struct sw_lq_lexpr *e, const struct sw_lq_labels *l,
   return 0;
 }
 
-/* Value of a label filter: plain number, Go duration (to seconds) or size (to bytes). */
+/* Value of a label filter: plain number, duration (to seconds) or size (to bytes), parsed as
+ * the query's own literals are (logql_parse.c), with an optional sign. */
 static int parse_number(const char *v, size_t n, int unit, double *out) {
-  char buf[64];
-  if (n == 0 || n >= sizeof buf) return -1;
-  memcpy(buf, v, n);
-  buf[n] = 0;
-  char *end;
-  double d = strtod(buf, &end);
-  if (end == buf) return -1;
   if (unit == 0) {
-    if (*end) return -1;
-    *out = d;
-    return 0;
+    char buf[64], *end;
+    if (n == 0 || n >= sizeof buf) return -1;
+    memcpy(buf, v, n);
+    buf[n] = 0;
+    *out = strtod(buf, &end);
+    return end == buf || *end ? -1 : 0;
   }
-  static const struct { const char *u; double mul; int unit; } units[] = {
-      {"ns", 1e-9, 1}, {"us", 1e-6, 1}, {"µs", 1e-6, 1}, {"ms", 1e-3, 1}, {"s", 1, 1}, {"m", 60, 1},
-      {"h", 3600, 1}, {"b", 1, 2}, {"kb", 1e3, 2}, {"mb", 1e6, 2}, {"gb", 1e9, 2}, {"tb", 1e12, 2},
-      {"kib", 1024.0, 2}, {"mib", 1048576.0, 2}, {"gib", 1073741824.0, 2}, {"tib", 1099511627776.0, 2}};
-  /* durations may chain ("1m30s"); sizes have one unit */
-  double total = 0;
-  const char *p = buf;
-  while (*p) {
-    d = strtod(p, &end);
-    if (end == p) return -1;
-    const char *u = end;
-    while (*end && !isdigit((unsigned char)*end) && *end != '.') end++;
-    char un[8];
-    size_t ul = (size_t)(end - u);
-    if (!ul || ul >= sizeof un) return -1;
-    for (size_t i = 0; i < ul; i++) un[i] = unit == 2 ? (char)tolower((unsigned char)u[i]) : u[i];
-    un[ul] = 0;
-    int ok = 0;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-      if (units[i].unit == unit && !strcmp(units[i].u, un)) {
-        total += d * units[i].mul;
-        ok = 1;
-        break;
-      }
-    if (!ok || (unit == 2 && *end)) return -1;
-    p = end;
+  int neg = n && v[0] == '-';
+  if (n && (v[0] == '-' || v[0] == '+')) v++, n--;
+  double d;
+  int64_t ns;
+  if (unit == 1) {
+    if (sw_lq_parse_duration(v, n, &ns)) return -1;
+    d = (double)ns / 1e9;
+  } else if (sw_lq_parse_bytes(v, n, &d)) {
+    return -1;
   }
-  *out = total;
+  *out = neg ? -d : d;
   return 0;
 }
 

@@ -39,7 +39,6 @@ struct lex {
   int failed;
   char *err;
   size_t errlen;
-  int nlogs; /* log selections seen (only one is answered) */
   int depth; /* of the recursive descent: see enter() */
 };
 
@@ -111,8 +110,7 @@ int sw_lq_parse_duration(const char *s, size_t n, int64_t *ns) {
   return 0;
 }
 
-/* humanize-style sizes ("10KB", "1.5MiB", "20B"), case-insensitive: 0, or -1. */
-static int parse_bytes(const char *s, size_t n, double *out) {
+int sw_lq_parse_bytes(const char *s, size_t n, double *out) {
   static const struct { const char *u; double mul; } units[] = {
       {"b", 1}, {"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"pb", 1e15},
       {"kib", 1024.0}, {"mib", 1048576.0}, {"gib", 1073741824.0}, {"tib", 1099511627776.0},
@@ -250,7 +248,7 @@ static int next(struct lex *x) {
       x->p = p;
       return x->tk = T_DUR, 0;
     }
-    if (!parse_bytes(x->p, n, &x->num)) {
+    if (!sw_lq_parse_bytes(x->p, n, &x->num)) {
       x->p = p;
       return x->tk = T_BYTES, 0;
     }
@@ -590,8 +588,6 @@ static int parse_pipe_stage(struct lex *x, struct sw_lq_log *lg) {
     if (x->tk == T_MINUS) return unsupported(x, "logfmt flags (--strict, --keep-empty)");
     if (x->tk == T_IDENT && !is_ident(x, "or") && !is_ident(x, "and") && !is_ident(x, "offset")) {
       const char *save = x->p;
-      int save_tk = x->tk;
-      (void)save_tk;
       if (next(x)) return -1;
       if (x->tk == T_EQ || x->tk == T_COMMA) return unsupported(x, "json/logfmt with parameters");
       return fail_at(x, save, "syntax error: unexpected IDENTIFIER");
@@ -761,7 +757,6 @@ static struct sw_lq_metric *vector_agg(struct lex *x, struct sw_lq_query *q, enu
   }
   if (!(m->a = metric_expr(x, q)) || expect(x, T_RPAR)) goto bad;
   if ((is_ident(x, "by") || is_ident(x, "without")) && parse_grouping(x, m)) goto bad;
-  if (m->grouped && (op == SW_LQ_TOPK || op == SW_LQ_BOTTOMK) && 0) goto bad;
   return m;
 bad:
   metric_free(m);
