@@ -13,6 +13,7 @@
 #include "tail/tail.h"
 #include "buffer/hot.h"
 #include "buffer/writer.h"
+#include "journal/journal.h"
 #include "kube/kube.h"
 
 #define SHUTDOWN_WRITER_MS 2500
@@ -35,6 +36,7 @@ struct sw_pipeline {
   struct sw_hot *hot; /* committed chunks for sinks at the head; outlives writer and sinks */
   struct sw_ingest *ing;
   struct sw_tail *tail;
+  struct sw_journals *journals; /* NULL without a journald source */
   struct sw_file_sink **sinks;
   size_t nsinks;
   struct sw_shipper *shipper; /* loki, elasticsearch and s3 sinks; NULL without any */
@@ -99,6 +101,7 @@ static void on_retention_timer(uv_timer_t *h) {
 static void on_progress(void *arg) {
   struct sw_pipeline *p = arg;
   if (p->tail && !p->stopping) sw_tail_kick(p->tail);
+  if (p->journals && !p->stopping) sw_journals_kick(p->journals);
 }
 
 static void on_commit(void *arg) {
@@ -154,6 +157,8 @@ static int start_sinks(struct sw_pipeline *p) {
   return rc;
 }
 
+static int64_t tail_new_id(void *arg) { return sw_tail_new_id(arg); }
+
 static int start_stages(struct sw_pipeline *p) {
   const struct sw_config *cfg = p->o.cfg;
   char err[512] = "";
@@ -170,8 +175,16 @@ static int start_stages(struct sw_pipeline *p) {
     SW_LOG(SW_L_ERROR, "tail", "%s", err);
     return rc;
   }
-  for (struct known *k = p->known; k; k = k->next)
-    if ((rc = sw_tail_add_known(p->tail, &k->st))) return rc;
+  if ((rc = sw_journals_create(p->o.loop, cfg, p->ing, p->writer, &p->journals))) return rc;
+  for (struct known *k = p->known; k; k = k->next) {
+    if (sw_journals_owns(cfg, &k->st)) {
+      sw_tail_reserve_id(p->tail, k->st.id);
+      if (p->journals && (rc = sw_journals_add_known(p->journals, &k->st))) return rc;
+    } else if ((rc = sw_tail_add_known(p->tail, &k->st))) {
+      return rc;
+    }
+  }
+  sw_journals_assign_ids(p->journals, tail_new_id, p->tail);
   free_known(p->known);
   p->known = NULL;
   sw_tail_set_epoch(p->tail, p->created_ns);
@@ -182,6 +195,7 @@ static int start_stages(struct sw_pipeline *p) {
   }
   if ((rc = start_sinks(p))) return rc;
   if ((rc = sw_tail_start(p->tail))) return rc;
+  if ((rc = sw_journals_start(p->journals))) return rc;
   if ((rc = sw_retention_create(p->o.loop, cfg, p->tail, p->writer, p->redactor, &p->ret))) return rc;
   if (p->ret) {
     uint64_t every = sw_retention_interval_ms(cfg);
@@ -192,7 +206,7 @@ static int start_stages(struct sw_pipeline *p) {
   }
   if (p->o.with_metrics) {
     struct sw_metrics_src ms = {.cfg = cfg, .tail = p->tail, .writer = p->writer,
-                                .shipper = p->shipper, .kube = p->kube, .reloads = p->o.reloads,
+                                .shipper = p->shipper, .kube = p->kube, .journals = p->journals, .reloads = p->o.reloads,
                                 .process = sw_ingest_process(p->ing)};
     if ((rc = sw_metrics_create(p->o.loop, &ms, &p->metrics))) return rc;
   }
@@ -252,6 +266,7 @@ void sw_pipeline_stop(struct sw_pipeline *p) {
     p->ret_timer_open = 0;
   }
   if (p->tail) sw_tail_stop(p->tail);
+  sw_journals_stop(p->journals); /* before the writer: its last chunks go with the state */
   if (p->writer) sw_writer_stop(p->writer, SHUTDOWN_WRITER_MS);
   sw_kube_free(p->kube); /* the tail is stopped: nothing asks it any more */
   p->kube = NULL;
@@ -278,6 +293,7 @@ void sw_pipeline_free(struct sw_pipeline *p) {
   sw_retention_free(p->ret);
   sw_kube_free(p->kube); /* opened, never started */
   sw_tail_free(p->tail);
+  sw_journals_free(p->journals);
   sw_ingest_destroy(p->ing);
   sw_redactor_destroy(p->redactor);
   sw_hot_free(p->hot);

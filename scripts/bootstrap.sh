@@ -8,11 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_pkgs=(cmake make gcc pkg-config libuv1-dev libcurl4-openssl-dev zlib1g-dev libdeflate-dev libzstd-dev libcjson-dev
-  libpcre2-dev libsqlite3-dev libyaml-dev python3 ca-certificates)
+  libpcre2-dev libsqlite3-dev libyaml-dev libsystemd-dev python3 ca-certificates)
 test_pkgs=(libcmocka-dev python3-pytest python3-requests python3-boto3 python3-zstandard
   python3-prometheus-client prometheus
   python3-yaml zstd sqlite3 clang libclang-rt-14-dev logrotate
-  yamllint shellcheck systemd man-db)
+  yamllint shellcheck systemd man-db systemd-journal-remote)
 package_pkgs=(dpkg-dev)
 
 want=("${build_pkgs[@]}")

@@ -21,7 +21,7 @@
 #include "../../redact/redact.h"
 
 enum sw_when_full { SW_WHEN_FULL_BLOCK = 0, SW_WHEN_FULL_DROP_OLDEST = 1 };
-enum sw_source_type { SW_SOURCE_DOCKER = 0, SW_SOURCE_CRI = 1, SW_SOURCE_FILE = 2 };
+enum sw_source_type { SW_SOURCE_DOCKER = 0, SW_SOURCE_CRI = 1, SW_SOURCE_FILE = 2, SW_SOURCE_JOURNALD = 3 };
 enum sw_format { SW_FORMAT_TEXT = 0, SW_FORMAT_JSON = 1, SW_FORMAT_LOGFMT = 2 };
 enum sw_read_from { SW_READ_HEAD = 0, SW_READ_TAIL = 1 };
 enum sw_sink_type { SW_SINK_FILE = 0, SW_SINK_LOKI = 1, SW_SINK_ELASTICSEARCH = 2, SW_SINK_S3 = 3 };
@@ -85,8 +85,8 @@ struct sw_log_metric_conf {
 
 struct sw_source_conf {
   char *name;                  /* required, unique among sources, [A-Za-z0-9_.-]+ */
-  enum sw_source_type type;    /* required: docker | cri | file */
-  char **paths;                /* required, >= 1 glob, absolute after resolution */
+  enum sw_source_type type;    /* required: docker | cri | file | journald */
+  char **paths;                /* required (not journald), >= 1 glob, absolute after resolution */
   size_t npaths;
   char **exclude;              /* optional globs matched against the full path */
   size_t nexclude;
@@ -99,6 +99,12 @@ struct sw_source_conf {
   uint64_t truncate_shipped;   /* docker/cri: truncate a log past this size once all of it is
                                   in the buffer; 0 = never (retention.c) */
   struct sw_extract_conf extract;
+  /* journald (agent/journal/): the directory of journal files and what of it is read */
+  char *journal_path;
+  char **units, **exclude_units, **identifiers; /* _SYSTEMD_UNIT / SYSLOG_IDENTIFIER values */
+  size_t nunits, nexclude_units, nidentifiers;
+  char **fields; /* journal field names kept as labels (upper case, as in the journal) */
+  size_t nfields;
 };
 
 /* One retention[] entry (agent/retention/); keys are flattened from rotate/compress/keep. */

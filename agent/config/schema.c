@@ -17,6 +17,7 @@
 #define ROWS(r) .rows = r, .nrows = sizeof r / sizeof r[0]
 #define WIDTH(T, f) sizeof(((T *)0)->f)
 #define ONLY(x) (1u << (x))
+#define FILE_SOURCES (ONLY(SW_SOURCE_DOCKER) | ONLY(SW_SOURCE_CRI) | ONLY(SW_SOURCE_FILE))
 
 _Static_assert(sizeof(enum sw_when_full) == sizeof(int) && sizeof(enum sw_source_type) == sizeof(int) &&
                    sizeof(enum sw_format) == sizeof(int) && sizeof(enum sw_read_from) == sizeof(int) &&
@@ -27,7 +28,7 @@ _Static_assert(SW_REDACT_MASK == 0 && SW_REDACT_HASH == 1 && SW_REDACT_DROP == 2
 
 /* Value lists: the index of a value is its enum value in config.h. */
 static const char *const when_full_values[] = {"block", "drop_oldest", NULL};
-static const char *const source_types[] = {"docker", "cri", "file", NULL};
+static const char *const source_types[] = {"docker", "cri", "file", "journald", NULL};
 static const char *const formats[] = {"text", "json", "logfmt", NULL};
 static const char *const read_froms[] = {"head", "tail", NULL};
 /* The index of a value is its enum sw_ml_preset (parsers/multiline.h). */
@@ -159,16 +160,17 @@ static const struct sw__conf_row source_rows[] = {
      .help = "Unique among sources; letters, digits, `_`, `.`, `-`."},
     {.key = "type", .type = SW__CT_ENUM, .flags = SW__CF_REQUIRED, .values = source_types,
      .offset = offsetof(struct sw_source_conf, type),
-     .help = "`docker` (json-file logs), `cri` (Kubernetes) or `file` (plain application logs)."},
+     .help = "`docker` (json-file logs), `cri` (Kubernetes), `file` (plain application logs) or "
+             "`journald` (the systemd journal: docs/journald.md)."},
     {.key = "paths", .type = SW__CT_STRLIST, .flags = SW__CF_REQUIRED | SW__CF_NONEMPTY | SW__CF_GLOB,
-     .offset = offsetof(struct sw_source_conf, paths), .count_offset = offsetof(struct sw_source_conf, npaths),
+     .only = FILE_SOURCES, .offset = offsetof(struct sw_source_conf, paths), .count_offset = offsetof(struct sw_source_conf, npaths),
      .help = "Globs of the files to tail (`*`, `?`, `[...]` in any path component; `**` is not "
              "supported). A single string is a list of one. A glob that could match files in "
              "`data_dir` or a file sink's output is refused; files under `data_dir` it still finds "
              "(through a symlink, a wildcard directory), compressed files (`.zst`, `.gz`, `.xz`, "
              "`.bz2`, `.lz4`, `.zip`), retention's temporaries and anything that is not a regular "
              "file are skipped (logged once)."},
-    {.key = "exclude", .type = SW__CT_STRLIST, .flags = SW__CF_GLOB,
+    {.key = "exclude", .type = SW__CT_STRLIST, .flags = SW__CF_GLOB, .only = FILE_SOURCES,
      .offset = offsetof(struct sw_source_conf, exclude),
      .count_offset = offsetof(struct sw_source_conf, nexclude),
      .help = "Globs matched against the full path of each file found; a match is skipped."},
@@ -176,7 +178,28 @@ static const struct sw__conf_row source_rows[] = {
      .offset = offsetof(struct sw_source_conf, format), .help = "How each line is parsed."},
     {.key = "read_from", .type = SW__CT_ENUM, .def = "head", .values = read_froms,
      .offset = offsetof(struct sw_source_conf, read_from),
-     .help = "Where a file never seen before is read from. Known files always resume where they were."},
+     .help = "Where a file never seen before is read from (journald: a journal never read before, "
+             "`tail` takes only entries written after the start). Known files always resume where they were."},
+    {.key = "path", .type = SW__CT_STRING, .flags = SW__CF_PATH | SW__CF_NONEMPTY, .def = "/var/log/journal",
+     .only = ONLY(SW_SOURCE_JOURNALD), .offset = offsetof(struct sw_source_conf, journal_path),
+     .help = "The directory of journal files: `/var/log/journal` (persistent), `/run/log/journal` "
+             "(volatile), or one that holds `*.journal` files (machine-id subdirectories are read too)."},
+    {.key = "units", .type = SW__CT_STRLIST, .only = ONLY(SW_SOURCE_JOURNALD),
+     .offset = offsetof(struct sw_source_conf, units), .count_offset = offsetof(struct sw_source_conf, nunits),
+     .help = "Only entries whose `_SYSTEMD_UNIT` is one of these (`kubelet.service`). None: every entry."},
+    {.key = "exclude_units", .type = SW__CT_STRLIST, .only = ONLY(SW_SOURCE_JOURNALD),
+     .offset = offsetof(struct sw_source_conf, exclude_units),
+     .count_offset = offsetof(struct sw_source_conf, nexclude_units),
+     .help = "Entries whose `_SYSTEMD_UNIT` is one of these are not read (counted as excluded)."},
+    {.key = "identifiers", .type = SW__CT_STRLIST, .only = ONLY(SW_SOURCE_JOURNALD),
+     .offset = offsetof(struct sw_source_conf, identifiers),
+     .count_offset = offsetof(struct sw_source_conf, nidentifiers),
+     .help = "Only entries whose `SYSLOG_IDENTIFIER` is one of these (and, with `units`, in one of those units)."},
+    {.key = "fields", .type = SW__CT_STRLIST, .only = ONLY(SW_SOURCE_JOURNALD),
+     .offset = offsetof(struct sw_source_conf, fields), .count_offset = offsetof(struct sw_source_conf, nfields),
+     .help = "Journal fields kept as labels besides `unit`, `identifier`, `level`, `boot_id` and `host`, "
+             "named in lower case without leading underscores (`_PID` is the label `pid`). Each distinct "
+             "value makes its own stream, as any label does: `_PID` suits a few long-lived daemons, not a busy host."},
     {.key = "multiline", .type = SW__CT_OBJECT, .table = &multiline_table, .help = "See below."},
     {.key = "extract", .type = SW__CT_OBJECT, .table = &sw__conf_extract_table, .help = "See below."},
     {.key = "max_record_bytes", .type = SW__CT_SIZE, .def = "1MiB", .min = SW__KIB, .max = 64 * SW__MIB,
@@ -193,10 +216,42 @@ static const struct sw__conf_row source_rows[] = {
 };
 
 
+/* A journal field name as journald accepts it: upper-case letters, digits and '_', not starting
+ * with a digit, at most 64 bytes; and not one the labels already carry. */
+static const char *bad_field(const char *f) {
+  static const char *const taken[] = {"MESSAGE", "_SYSTEMD_UNIT", "SYSLOG_IDENTIFIER", "PRIORITY",
+                                      "_BOOT_ID", "_HOSTNAME", NULL};
+  size_t n = strlen(f);
+  if (!n || n > 64 || (f[0] >= '0' && f[0] <= '9')) return "is not a journal field name";
+  for (size_t k = 0; k < n; k++)
+    if (!((f[k] >= 'A' && f[k] <= 'Z') || (f[k] >= '0' && f[k] <= '9') || f[k] == '_'))
+      return "is not a journal field name (upper-case letters, digits and _, as in `_PID`)";
+  for (size_t k = 0; taken[k]; k++)
+    if (!strcmp(f, taken[k])) return "is a label already (line, unit, identifier, level, boot_id, host)";
+  size_t u = 0;
+  while (f[u] == '_') u++;
+  if (!f[u]) return "is not a journal field name";
+  return NULL;
+}
+
+static void check_journald(struct sw__conf_ctx *c, const struct sw_source_conf *s, size_t i) {
+  for (size_t k = 0; k < s->nfields; k++) {
+    const char *why = bad_field(s->fields[k]);
+    for (size_t j = 0; !why && j < k; j++)
+      if (!strcmp(s->fields[j], s->fields[k])) why = "is listed twice";
+    if (!why) continue;
+    size_t saved = sw__conf_path_index(c, i);
+    sw__conf_path_key(c, "fields");
+    sw__conf_err(c, "\"%s\" %s", s->fields[k], why);
+    sw__conf_path_pop(c, saved);
+  }
+}
+
 static void check_sources(struct sw__conf_ctx *c, void *elems, size_t n) {
   sw__conf_check_unique(c, "source", elems, n, sizeof(struct sw_source_conf), offsetof(struct sw_source_conf, name));
   struct sw_source_conf *src = elems;
   for (size_t i = 0; i < n; i++) {
+    if (src[i].type == SW_SOURCE_JOURNALD) check_journald(c, &src[i], i);
     if (!src[i].multiline.start || !src[i].multiline.preset) continue;
     size_t saved = sw__conf_path_index(c, i);
     sw__conf_path_key(c, "multiline");

@@ -14,6 +14,7 @@
 #include "../../sinks/shipper.h"
 #include "../buffer/buffer.h"
 #include "../tail/ingest.h"
+#include "metrics_journal.h"
 #include "metrics_kube.h"
 #include "metrics_archive.h"
 #include "metrics_process.h"
@@ -637,6 +638,7 @@ int sw_metrics_render(struct sw_metrics *m, struct sw_buf *out) {
   render_counters(&p, st);
   render_disks(m, &p);
   sw__metrics_render_kube(&p, m->src.kube, m->src.tail);
+  sw__metrics_render_journal(&p, m->src.journals);
   sw__metrics_render_process(&p, m->src.process);
   sw__metrics_render_archive(&p, m->cur ? &m->cur->archive : NULL);
   sw_prom_family(&p, "spillway_metrics_snapshot_age_seconds", SW_PROM_GAUGE,

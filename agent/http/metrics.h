@@ -38,12 +38,14 @@ struct sw_reload_stats {
 
 /* All borrowed: they must outlive the module (tail and shipper may be NULL). */
 struct sw_kube;
+struct sw_journals;
 struct sw_metrics_src {
   const struct sw_config *cfg;
   struct sw_tail *tail;
   struct sw_writer *writer;
   struct sw_shipper *shipper;
   struct sw_kube *kube;                  /* may be NULL: kubernetes off */
+  struct sw_journals *journals;          /* may be NULL: no journald source */
   const struct sw_process *process;      /* may be NULL: no extract, filters, log metrics */
   const struct sw_reload_stats *reloads; /* may be NULL */
 };

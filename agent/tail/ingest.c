@@ -96,6 +96,47 @@ void sw_ingest_destroy(struct sw_ingest *ing) {
 
 struct sw_process *sw_ingest_process(struct sw_ingest *ing) { return ing->proc; }
 
+#define SW_INFLIGHT_MAX (2u << 20) /* raw bytes queued for the writer before reading pauses */
+
+int sw_ingest_blocked(const struct sw_ingest *ing) {
+  const struct sw_config *cfg = ing->cfg;
+  if (sw_writer_inflight(ing->w) > SW_INFLIGHT_MAX) return 1;
+  /* Commits fail for lack of space: what is read now could only wait in memory. */
+  if (sw_writer_disk_full(ing->w)) return 1;
+  /* Raw bytes still queued or open will need at most their size once stored: counting them
+   * keeps the buffer from overshooting max_bytes by a whole in-flight window. */
+  if (cfg->buffer.when_full == SW_WHEN_FULL_BLOCK && cfg->buffer.max_bytes &&
+      sw_writer_used(ing->w) + sw_writer_inflight(ing->w) + ing->open_bytes >= cfg->buffer.max_bytes)
+    return 1;
+  return 0;
+}
+
+int sw_ingest_source_init(struct sw_source_rt *s, const struct sw_source_conf *c, char *err, size_t errlen) {
+  static const char *const fmt_names[] = {"text", "json", "logfmt"};
+  (void)err;
+  (void)errlen;
+  s->conf = c;
+  s->format_name = c->type == SW_SOURCE_DOCKER     ? "docker"
+                   : c->type == SW_SOURCE_CRI      ? "cri"
+                   : c->type == SW_SOURCE_JOURNALD ? "journald"
+                                                   : fmt_names[c->format];
+  if (!c->multiline.start) return SW_OK;
+  int ec;
+  PCRE2_SIZE eo;
+  s->ml_start = pcre2_compile((PCRE2_SPTR)c->multiline.start, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+  if (!s->ml_start) return SW_ECONFIG;
+  pcre2_jit_compile(s->ml_start, PCRE2_JIT_COMPLETE);
+  s->ml_md = pcre2_match_data_create_from_pattern(s->ml_start, NULL);
+  return s->ml_md ? SW_OK : SW_ENOMEM;
+}
+
+void sw_ingest_source_free(struct sw_source_rt *s) {
+  pcre2_match_data_free(s->ml_md);
+  pcre2_code_free(s->ml_start);
+  s->ml_md = NULL;
+  s->ml_start = NULL;
+}
+
 /* Attaches the redaction counts made since the last job to j. */
 static int attach_counters(struct sw_ingest *ing, struct sw_writer_job *j) {
   if (!ing->rctx) return SW_OK;
@@ -130,7 +171,7 @@ void sw_ingest_file_free(struct sw_tfile *f) {
 
 /* ---- pending state: per active slot u8 slot, varint start offset, zigzag varint ts ---- */
 
-static int pending_serialize(const struct sw_tfile *f, struct sw_buf *out) {
+int sw_ingest_pending(const struct sw_tfile *f, struct sw_buf *out) {
   int rc = SW_OK;
   for (int i = 0; i < SW_PEND_N && !rc; i++) {
     const struct sw_pend *p = &f->pend[i];
@@ -184,13 +225,16 @@ int sw_ingest_seal(struct sw_ingest *ing, struct sw_tfile *f, int force, int for
   int rc = SW_OK;
   if (have) rc = sw_buf_reserve(&raw, sw_chunk_raw_size(&f->cb)); /* one exact allocation */
   if (have && !rc) rc = sw_chunk_finish(&f->cb, &raw);
-  if (!rc) rc = pending_serialize(f, &pend);
-  if (rc) goto done;
   struct sw_file_state fs = {
       .id = f->id, .source = f->src->conf->name, .path = f->path, .dev = f->dev, .ino = f->ino,
       .fp_hash = f->fp_hash, .fp_len = f->fp_len, .offset = f->line_off,
-      .pending = pend.data, .pending_len = pend.len,
   };
+  if (!rc) rc = f->state_fn ? f->state_fn(f->state_arg, f, &fs, &pend) : sw_ingest_pending(f, &pend);
+  if (rc) goto done;
+  if (!f->state_fn) {
+    fs.pending = pend.data;
+    fs.pending_len = pend.len;
+  }
   struct sw_writer_job *j =
       sw_writer_job_new(SW_COMMIT_CHUNK, &fs, f->labels_json,
                         f->payload_format[0] ? f->payload_format : f->src->format_name, &raw);
@@ -266,7 +310,8 @@ static int process(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, const 
     f->proc_gen = f->labels_gen;
   }
   enum sw_source_type t = f->src->conf->type;
-  return sw_process_record(ing->proc, f->proc, ing->rctx, ts, t == SW_SOURCE_DOCKER || t == SW_SOURCE_CRI,
+  return sw_process_record(ing->proc, f->proc, ing->rctx, ts,
+                           t == SW_SOURCE_DOCKER || t == SW_SOURCE_CRI || t == SW_SOURCE_JOURNALD,
                            line, len, xl, xlen);
 }
 
@@ -630,6 +675,19 @@ size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *dat
     line_done(ing, f, f->read_off + pos, n);
   }
   return pos;
+}
+
+void sw_ingest_entry(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, const char *msg,
+                     size_t len, uint64_t pos, int64_t now_ns, int64_t now_ms) {
+  ing->now_ns = now_ns;
+  ing->now_ms = now_ms;
+  f->cur_line_end = pos + 1;
+  emit_logical(ing, f, ts, SW_STREAM_FILE, 0, msg, len, pos);
+  if (f->replay_until) {
+    if (pos + 1 >= f->replay_until) finish_replay(f);
+    return;
+  }
+  f->line_off = pos + 1;
 }
 
 void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f) {

@@ -23,12 +23,28 @@ int sw_ingest_create(const struct sw_config *cfg, struct sw_writer *w,
                      const struct sw_redactor *redactor, size_t max_line,
                      struct sw_ingest **out) SW_MUST_CHECK;
 void sw_ingest_destroy(struct sw_ingest *ing);
+/* A source's runtime part (its multiline start pattern compiled). SW_ECONFIG: bad pattern. */
+int sw_ingest_source_init(struct sw_source_rt *rt, const struct sw_source_conf *c, char *err,
+                          size_t errlen) SW_MUST_CHECK;
+void sw_ingest_source_free(struct sw_source_rt *rt);
+/* 1 while reading must wait: the writer is behind (SW_INFLIGHT_MAX queued), the disk under
+ * data_dir is full, or (when_full: block) the buffer with what is queued and open reached
+ * max_bytes. The bytes stay in the sources; the writer's progress wakes the readers. */
+int sw_ingest_blocked(const struct sw_ingest *ing);
 
 /* Feeds [data, data+len) which starts at file offset f->read_off. Consumes complete lines; if
  * `force` is set, also consumes a trailing incomplete line (buffer full: as a piece of an
  * overlong line; at release: as the file's last line). Returns bytes consumed. */
 size_t sw_ingest_feed(struct sw_ingest *ing, struct sw_tfile *f, const char *data, size_t len,
                       int force, int at_release);
+/* One journal entry (agent/journal/): a whole logical line at position `pos` of its journal
+ * (entries counted from the first read), in its stream f: multiline, redaction, the chunk.
+ * While f replays (sw_ingest_restore_pending), records it completes are suppressed. Seals
+ * are left to the caller (f->seal_wanted), at batch ends. now_ns: read time. */
+void sw_ingest_entry(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, const char *msg,
+                     size_t len, uint64_t pos, int64_t now_ns, int64_t now_ms);
+/* f's pending slots as sw_ingest_restore_pending takes them back. */
+int sw_ingest_pending(const struct sw_tfile *f, struct sw_buf *out) SW_MUST_CHECK;
 /* Emits all pending slots of f as records (the file will get no more bytes). */
 void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f);
 /* Seals f's open chunk (if any) and submits it with f's state; with `forget`, also submits

@@ -11,7 +11,6 @@
 #include "tfile.h"
 
 #define SW_READ_BUF (256 * 1024)
-#define SW_INFLIGHT_MAX (2u << 20) /* raw bytes queued for the writer before reading pauses */
 #define SW_OPEN_MAX (2u << 20)     /* raw bytes in open chunks before the busiest is sealed */
 #define SW_ROTATE_WAIT_MS 5000     /* keep reading a renamed file this long after it stops growing */
 #define SW_EOF_SEAL_BYTES (256u << 10)

@@ -56,6 +56,12 @@ int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) {
   return SW_OK;
 }
 
+void sw_tail_reserve_id(struct sw_tail *t, int64_t id) {
+  if (id >= t->next_id) t->next_id = id + 1;
+}
+
+int64_t sw_tail_new_id(struct sw_tail *t) { return t->next_id++; }
+
 static void unlink_known(struct sw_tail *t, struct sw_known *k) {
   for (struct sw_known **pp = &t->known; *pp; pp = &(*pp)->next)
     if (*pp == k) {

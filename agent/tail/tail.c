@@ -16,19 +16,7 @@
 #include "labels.h"
 #include "internal.h"
 
-static int blocked(struct sw_tail *t) {
-  if (sw_writer_inflight(t->w) > SW_INFLIGHT_MAX) return 1;
-  /* Commits fail for lack of space: what is read now could only wait in memory. The bytes stay
-   * in the source files; the writer's first successful commit wakes the loop (sw_tail_kick). */
-  if (sw_writer_disk_full(t->w)) return 1;
-  /* Raw bytes still queued or open will need at most their size once stored: counting them
-   * keeps the buffer from overshooting max_bytes by a whole in-flight window. */
-  if (t->cfg->buffer.when_full == SW_WHEN_FULL_BLOCK && t->cfg->buffer.max_bytes &&
-      sw_writer_used(t->w) + sw_writer_inflight(t->w) + sw_ingest_open_bytes(t->ing) >=
-          t->cfg->buffer.max_bytes)
-    return 1;
-  return 0;
-}
+static int blocked(struct sw_tail *t) { return sw_ingest_blocked(t->ing); }
 
 /* At the end of a burst (an earlier read stopped with more to read, or the chunk is a quarter
  * full) the open chunk goes now instead of waiting out max_wait; a file written at a steady
@@ -171,26 +159,13 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
   t->own = sw_own_create(cfg);
   if (!t->rbuf || !t->srcs || !t->own) goto oom;
   t->nsrcs = cfg->nsources;
-  static const char *const fmt_names[] = {"text", "json", "logfmt"};
   for (size_t i = 0; i < cfg->nsources; i++) {
-    struct sw_source_rt *s = &t->srcs[i];
-    s->conf = &cfg->sources[i];
-    s->format_name = s->conf->type == SW_SOURCE_DOCKER ? "docker"
-                     : s->conf->type == SW_SOURCE_CRI  ? "cri"
-                                                       : fmt_names[s->conf->format];
-    if (s->conf->multiline.start) {
-      int ec;
-      PCRE2_SIZE eo;
-      s->ml_start = pcre2_compile((PCRE2_SPTR)s->conf->multiline.start, PCRE2_ZERO_TERMINATED, 0,
-                                  &ec, &eo, NULL);
-      if (!s->ml_start) {
-        snprintf(err, errlen, "sources[%zu].multiline.start: bad pattern", i);
-        sw_tail_free(t);
-        return SW_ECONFIG;
-      }
-      pcre2_jit_compile(s->ml_start, PCRE2_JIT_COMPLETE);
-      s->ml_md = pcre2_match_data_create_from_pattern(s->ml_start, NULL);
-      if (!s->ml_md) goto oom;
+    int rc = sw_ingest_source_init(&t->srcs[i], &cfg->sources[i], err, errlen);
+    if (rc == SW_ENOMEM) goto oom;
+    if (rc) {
+      snprintf(err, errlen, "sources[%zu].multiline.start: bad pattern", i);
+      sw_tail_free(t);
+      return rc;
     }
   }
   uv_timer_init(loop, &t->scan_timer);
@@ -212,6 +187,7 @@ static void warn_empty_sources(struct sw_tail *t) {
   for (size_t i = 0; i < t->nsrcs; i++) {
     const struct sw_source_conf *c = t->srcs[i].conf;
     size_t n = 0;
+    if (!c->npaths) continue; /* journald: not the tail's */
     for (struct sw_tfile *f = t->files; f; f = f->next) n += f->src == &t->srcs[i];
     if (n) continue;
     char globs[1024];
@@ -270,8 +246,7 @@ void sw_tail_free(struct sw_tail *t) {
     sw__tail_known_free(k);
   }
   for (size_t i = 0; i < t->nsrcs; i++) {
-    pcre2_match_data_free(t->srcs[i].ml_md);
-    pcre2_code_free(t->srcs[i].ml_start);
+    sw_ingest_source_free(&t->srcs[i]);
   }
   free(t->srcs);
   sw_own_free(t->own);

@@ -29,6 +29,10 @@ int sw_tail_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_inges
                    struct sw_writer *w, struct sw_tail **out, char *err, size_t errlen) SW_MUST_CHECK;
 /* Restores a stored file state (called for each row before sw_tail_start). */
 int sw_tail_add_known(struct sw_tail *t, const struct sw_file_state *st) SW_MUST_CHECK;
+/* File state ids are one sequence for every source: a stored id another reader owns (a
+ * journal's), and a new one for it. */
+void sw_tail_reserve_id(struct sw_tail *t, int64_t id);
+int64_t sw_tail_new_id(struct sw_tail *t);
 /* Before start: when the buffer was created (0: unknown, then the start counts). A rotated
  * generation behind a symlink renamed before it is history (rotated before spillway ran);
  * after it, one the buffer holds no state for is backlog and read from its start. */

@@ -25,6 +25,7 @@
 #include "../config/config.h"
 
 struct sw_process_file;
+struct sw_file_state;
 
 #define SW_FP_LEN 256 /* bytes of a file's head that identify it across renames and restarts */
 
@@ -100,6 +101,11 @@ struct sw_tfile {
   char payload_format[8]; /* spillway.io/format: json | logfmt | text; "" unset */
   struct sw_ml_state ml_st;
   struct sw_pend pend[SW_PEND_N];
+  /* Set by a source whose stored state is not the file's own (a journal's stream: its cursor
+   * is the journal's, agent/journal/): sw_ingest_seal takes the state to commit from it. It
+   * fills *fs and may point fs->pending into `blob`. NULL: the file's own state. */
+  int (*state_fn)(void *arg, struct sw_tfile *f, struct sw_file_state *fs, struct sw_buf *blob);
+  void *state_arg;
 };
 
 /* FNV-1a 64 over the first n bytes. */

@@ -1,0 +1,638 @@
+/* journal.c - see journal.h; the committed state is described in jstate.h. */
+#include "journal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/hash.h"
+#include "../../common/log.h"
+#include "../../common/timefmt.h"
+#include "../tail/labels.h"
+#include "jstate.h"
+#include "reader.h"
+
+#define TICK_MS 200
+#define IDLE_RELEASE_MS 60000 /* a stream with nothing open is forgotten after this quiet */
+#define OPEN_MAX (2u << 20)   /* raw bytes in the journal's open chunks before the biggest is sealed */
+#define SAVE_EVERY_MS 5000    /* position saved without a chunk (entries excluded or filtered) */
+
+struct sw_journal;
+
+/* One label set of a journal: its own open chunk and multiline state. */
+struct jstream {
+  struct jstream *hnext;
+  struct sw_journal *jn;
+  struct sw_tfile *f;
+  uint64_t key;
+  uint8_t *raw; /* the label fields as the reader encoded them (the key's input) */
+  size_t rawlen;
+  uint64_t committed; /* of the last seal: entries of this stream below it are accounted for */
+  struct sw_buf snap; /* and its pending slots then (tail/ingest.h form) */
+  int64_t last_ms;
+};
+
+struct sw_journal {
+  struct sw_journals *js;
+  const struct sw_source_conf *sc;
+  struct sw_source_rt rt;
+  struct sw_jreader *rd;
+  int64_t id;
+  int known;
+  char *cursor;          /* of entry pos-1 */
+  int64_t cursor_us;
+  uint64_t pos, next;    /* entries consumed; index of the next entry the reader delivers */
+  uint64_t saved_pos;    /* pos of the last state handed to the writer */
+  int64_t saved_ms;
+  uint64_t cfg_hash;
+  /* restoring after a restart (jstate.h): the stored streams, until replay_end */
+  void *rs_blob;
+  struct sw_jstate_stream *rs;
+  size_t nrs;
+  uint64_t restore_pos, replay_end, back;
+  int restoring, started;
+  struct jstream **tab;
+  size_t tabcap, nstreams;
+  struct sw_tfile *files; /* every stream's file, for sw_ingest_tick */
+  int paused;
+  uint64_t entries, excluded, bytes, gaps, gap_entries;
+};
+
+struct sw_journals {
+  uv_loop_t *loop;
+  const struct sw_config *cfg;
+  struct sw_ingest *ing;
+  struct sw_writer *w;
+  struct sw_journal *j;
+  size_t n;
+  uv_timer_t tick;
+  int tick_open, stopping;
+};
+
+static const char *const k_levels[8] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"};
+
+/* Everything that decides positions (matches) and stream keys (fields): a stored state made
+ * under another configuration cannot be replayed exactly. */
+static uint64_t config_hash(const struct sw_source_conf *sc) {
+  uint64_t h = SW_FNV1A_INIT;
+  char *const *lists[3] = {sc->units, sc->identifiers, sc->fields};
+  size_t ns[3] = {sc->nunits, sc->nidentifiers, sc->nfields};
+  for (int l = 0; l < 3; l++) {
+    h = sw_fnv1a(h, "|", 1);
+    for (size_t i = 0; i < ns[l]; i++) h = sw_fnv1a(h, lists[l][i], strlen(lists[l][i]) + 1);
+  }
+  return h;
+}
+
+int sw_journals_owns(const struct sw_config *cfg, const struct sw_file_state *st) {
+  for (size_t i = 0; i < cfg->nsources; i++)
+    if (cfg->sources[i].type == SW_SOURCE_JOURNALD && !strcmp(cfg->sources[i].name, st->source))
+      return 1;
+  return 0;
+}
+
+/* ---- streams ---- */
+
+static int any_pending(const struct sw_tfile *f) {
+  for (int i = 0; i < SW_PEND_N; i++)
+    if (f->pend[i].active) return 1;
+  return 0;
+}
+
+static const struct sw_jstate_stream *restored(const struct sw_journal *jn, uint64_t key) {
+  for (size_t i = 0; i < jn->nrs; i++)
+    if (jn->rs[i].key == key) return &jn->rs[i];
+  return NULL;
+}
+
+static struct jstream *lookup(struct sw_journal *jn, uint64_t key, const uint8_t *raw, size_t n) {
+  if (!jn->tabcap) return NULL;
+  for (struct jstream *s = jn->tab[key & (jn->tabcap - 1)]; s; s = s->hnext)
+    if (s->key == key && s->rawlen == n && !memcmp(s->raw, raw, n)) return s;
+  return NULL;
+}
+
+static int tab_grow(struct sw_journal *jn) {
+  if (jn->nstreams + 1 <= jn->tabcap / 2) return SW_OK;
+  size_t cap = jn->tabcap ? jn->tabcap * 2 : 64;
+  struct jstream **t = calloc(cap, sizeof *t);
+  if (!t) return SW_ENOMEM;
+  for (size_t i = 0; i < jn->tabcap; i++)
+    for (struct jstream *s = jn->tab[i], *nx; s; s = nx) {
+      nx = s->hnext;
+      s->hnext = t[s->key & (cap - 1)];
+      t[s->key & (cap - 1)] = s;
+    }
+  free(jn->tab);
+  jn->tab = t;
+  jn->tabcap = cap;
+  return SW_OK;
+}
+
+/* The record labels of a stream (tail/labels.h order and redaction). */
+static char *stream_labels(struct sw_journal *jn, const uint8_t *raw, size_t n) {
+  const struct sw_source_conf *sc = jn->sc;
+  struct sw_kv kv[SW_JF_FIXED + 64];
+  char name[SW_JF_FIXED + 64][72];
+  char *vals[SW_JF_FIXED + 64] = {0};
+  size_t nkv = 0;
+  const char *host = jn->js->cfg->hostname;
+  char *hostv = NULL;
+  const char *v;
+  size_t vl;
+  int rc = SW_OK;
+  if (sw_jlabel(raw, n, SW_JF_HOST, &v, &vl) && vl) host = hostv = strndup(v, vl);
+  static const char *const fixed[SW_JF_FIXED] = {NULL, "unit", "identifier", "level", "boot_id"};
+  size_t nf = sc->nfields < 64 ? sc->nfields : 64;
+  for (size_t k = 1; k < SW_JF_FIXED + nf && !rc; k++) {
+    if (!sw_jlabel(raw, n, k, &v, &vl)) continue;
+    if (k == SW_JF_PRIO) {
+      if (vl != 1 || v[0] < '0' || v[0] > '7') continue;
+      v = k_levels[v[0] - '0'];
+      vl = strlen(v);
+    }
+    if (k < SW_JF_FIXED) {
+      snprintf(name[nkv], sizeof name[nkv], "%s", fixed[k]);
+    } else { /* _PID -> pid */
+      const char *f = sc->fields[k - SW_JF_FIXED];
+      while (*f == '_') f++;
+      size_t i = 0;
+      for (; f[i] && i < sizeof name[nkv] - 1; i++) name[nkv][i] = (char)(f[i] >= 'A' && f[i] <= 'Z' ? f[i] + 32 : f[i]);
+      name[nkv][i] = 0;
+    }
+    if (!(vals[nkv] = strndup(v, vl))) rc = SW_ENOMEM;
+    kv[nkv].key = name[nkv];
+    kv[nkv].value = vals[nkv];
+    nkv++;
+  }
+  char *out = NULL;
+  if (!rc && host) out = sw_labels_build(sc, host, NULL, NULL, kv, nkv, sw_ingest_redact_ctx(jn->js->ing));
+  for (size_t i = 0; i < nkv; i++) free(vals[i]);
+  free(hostv);
+  return out;
+}
+
+static int state_fn(void *arg, struct sw_tfile *f, struct sw_file_state *fs, struct sw_buf *blob);
+
+static void stream_free(struct jstream *s) {
+  if (!s) return;
+  if (s->f) sw_ingest_file_free(s->f);
+  free(s->raw);
+  sw_buf_free(&s->snap);
+  free(s);
+}
+
+/* A new stream whose first entry is at position idx. */
+static struct jstream *stream_new(struct sw_journal *jn, const struct sw_jentry *e, uint64_t idx) {
+  if (tab_grow(jn)) return NULL;
+  struct jstream *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->jn = jn;
+  s->key = e->key;
+  sw_buf_init(&s->snap, SIZE_MAX);
+  struct sw_tfile *f = s->f = calloc(1, sizeof *f);
+  s->raw = malloc(e->labels_len ? e->labels_len : 1);
+  if (!f || !s->raw) goto fail;
+  memcpy(s->raw, e->labels, e->labels_len);
+  s->rawlen = e->labels_len;
+  f->src = &jn->rt;
+  f->id = jn->id;
+  f->fd = -1;
+  f->path = strdup(jn->sc->journal_path);
+  f->disp = strdup(jn->sc->journal_path);
+  f->labels_json = stream_labels(jn, e->labels, e->labels_len);
+  if (!f->path || !f->disp || !f->labels_json) goto fail;
+  for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
+  f->ml_preset = jn->sc->multiline.preset;
+  f->state_fn = state_fn;
+  f->state_arg = s;
+  f->line_off = idx;
+  s->committed = idx;
+  const struct sw_jstate_stream *r = jn->restoring ? restored(jn, e->key) : NULL;
+  if (r) {
+    if (sw_ingest_restore_pending(f, r->pending, r->pending_len, r->committed) ||
+        (r->pending_len && sw_buf_append(&s->snap, r->pending, r->pending_len))) {
+      SW_LOG(SW_L_WARN, "journal", "%s: a stored multiline state did not restore: read on without it",
+             jn->sc->name);
+      f->replay_until = 0;
+      f->line_off = r->committed;
+      sw_buf_reset(&s->snap);
+    }
+    s->committed = r->committed;
+  }
+  s->hnext = jn->tab[s->key & (jn->tabcap - 1)];
+  jn->tab[s->key & (jn->tabcap - 1)] = s;
+  jn->nstreams++;
+  f->next = jn->files;
+  jn->files = f;
+  return s;
+fail:
+  stream_free(s);
+  return NULL;
+}
+
+/* ---- the state committed with each chunk ---- */
+
+static int build_state(struct sw_journal *jn, const struct jstream *sealing, struct sw_file_state *fs,
+                       struct sw_buf *blob) {
+  int rc = sw_jstate_begin(blob, jn->cursor ? jn->cursor : "");
+  for (size_t i = 0; !rc && i < jn->tabcap; i++)
+    for (const struct jstream *s = jn->tab[i]; s && !rc; s = s->hnext) {
+      /* Listed: anything not committed yet (the sealing stream's chunk is being committed),
+       * pending slots, or a seal past pos (its entries up to there must not be read again). */
+      int open = s != sealing && s->f->cb_ready && s->f->cb.count > 0;
+      if (open || s->snap.len || any_pending(s->f) || s->committed > jn->pos || s->f->replay_until)
+        rc = sw_jstate_add(blob, s->key, s->committed, s->snap.data, s->snap.len);
+    }
+  if (jn->restoring) /* stored streams not met again yet keep their place */
+    for (size_t i = 0; !rc && i < jn->nrs; i++) {
+      const struct sw_jstate_stream *r = &jn->rs[i];
+      int seen = 0;
+      for (const struct sw_tfile *f = jn->files; f && !seen; f = f->next)
+        seen = ((const struct jstream *)f->state_arg)->key == r->key;
+      if (!seen) rc = sw_jstate_add(blob, r->key, r->committed, r->pending, r->pending_len);
+    }
+  if (rc) return rc;
+  *fs = (struct sw_file_state){.id = jn->id, .source = jn->sc->name, .path = jn->sc->journal_path,
+                               .fp_hash = jn->cfg_hash, .offset = jn->pos, .pending = blob->data,
+                               .pending_len = blob->len};
+  jn->saved_pos = jn->pos;
+  jn->saved_ms = sw_ingest_now_ms();
+  return SW_OK;
+}
+
+static int state_fn(void *arg, struct sw_tfile *f, struct sw_file_state *fs, struct sw_buf *blob) {
+  struct jstream *s = arg;
+  s->committed = f->line_off;
+  sw_buf_reset(&s->snap);
+  int rc = sw_ingest_pending(f, &s->snap);
+  return rc ? rc : build_state(s->jn, s, fs, blob);
+}
+
+/* The position alone (nothing sealed): entries were excluded or filtered away. */
+static void save_state(struct sw_journal *jn) {
+  struct sw_buf blob, raw;
+  struct sw_file_state fs;
+  sw_buf_init(&blob, SIZE_MAX);
+  sw_buf_init(&raw, SIZE_MAX);
+  if (!build_state(jn, NULL, &fs, &blob)) {
+    struct sw_writer_job *j = sw_writer_job_new(SW_COMMIT_CHUNK, &fs, "{}", "journald", &raw);
+    if (j) sw_writer_submit(jn->js->w, j);
+  }
+  sw_buf_free(&blob);
+  sw_buf_free(&raw);
+}
+
+/* ---- entries ---- */
+
+static void entry(struct sw_journal *jn, const struct sw_jentry *e, uint64_t idx, int64_t now_ns, int64_t now_ms) {
+  struct jstream *s = lookup(jn, e->key, e->labels, e->labels_len);
+  if (jn->restoring) {
+    const struct sw_jstate_stream *r = restored(jn, e->key);
+    uint64_t from = jn->restore_pos;
+    if (r) { /* from its earliest pending slot, else its committed position */
+      from = r->committed;
+      const uint8_t *p = r->pending, *end = p + r->pending_len;
+      while (p && p < end) {
+        uint64_t st, ts;
+        p++;
+        if (sw_get_varint(&p, end, &st) || sw_get_varint(&p, end, &ts)) break;
+        if (st < from) from = st;
+      }
+    }
+    if (idx < from && !(s && s->f->replay_until)) return; /* committed before the restart */
+  }
+  if (!s && !(s = stream_new(jn, e, idx))) {
+    SW_LOG(SW_L_ERROR, "journal", "%s: out of memory: an entry was not read", jn->sc->name);
+    return;
+  }
+  jn->entries++;
+  jn->bytes += e->len;
+  s->last_ms = now_ms;
+  int replaying = s->f->replay_until != 0;
+  sw_ingest_entry(jn->js->ing, s->f, e->ts_ns, e->msg, e->len, idx, now_ns, now_ms);
+  if (!replaying) s->f->chunk_in_bytes += e->len;
+}
+
+static void seal(struct sw_journal *jn, struct sw_tfile *f) {
+  if (sw_ingest_seal(jn->js->ing, f, 0, 0)) SW_LOG(SW_L_ERROR, "journal", "%s: cannot seal a chunk", jn->sc->name);
+}
+
+/* After a batch: full chunks go, and the biggest while the open ones hold too much. */
+static void seal_wanted(struct sw_journal *jn) {
+  for (struct sw_tfile *f = jn->files; f; f = f->next)
+    if (f->seal_wanted) seal(jn, f);
+  while (sw_ingest_open_bytes(jn->js->ing) > OPEN_MAX) {
+    struct sw_tfile *big = NULL;
+    for (struct sw_tfile *f = jn->files; f; f = f->next)
+      if (f->cb_ready && f->cb.count && (!big || sw_chunk_raw_size(&f->cb) > sw_chunk_raw_size(&big->cb))) big = f;
+    if (!big) break;
+    seal(jn, big);
+  }
+}
+
+static void end_restore(struct sw_journal *jn) {
+  free(jn->rs);
+  free(jn->rs_blob);
+  jn->rs = NULL;
+  jn->rs_blob = NULL;
+  jn->nrs = 0;
+  jn->restoring = 0;
+}
+
+static void first_batch(struct sw_journal *jn, const struct sw_jbatch *b) {
+  if (b->start == SW_JSTART_AT) {
+    jn->next = jn->pos - (b->rewound < jn->pos ? b->rewound : jn->pos);
+    if (b->rewound < jn->back)
+      SW_LOG(SW_L_WARN, "journal", "%s: %llu entries to read again before the stored position no longer exist",
+             jn->sc->name, (unsigned long long)(jn->back - b->rewound));
+    return;
+  }
+  jn->next = jn->pos;
+  if (b->start == SW_JSTART_GAP) {
+    jn->gaps++;
+    jn->gap_entries += b->gap_seqnums;
+    if (b->gap_seqnums)
+      SW_LOG(SW_L_WARN, "journal", "%s: the stored position no longer exists in the journal (files vacuumed or "
+             "rotated away while the agent was down): %llu entries by sequence number were not read",
+             jn->sc->name, (unsigned long long)b->gap_seqnums);
+    else
+      SW_LOG(SW_L_WARN, "journal", "%s: the stored position no longer exists in the journal (files vacuumed or "
+             "rotated away while the agent was down): reading on from the first entry after it", jn->sc->name);
+    end_restore(jn); /* what streams had not committed went with those files */
+  }
+}
+
+static void batch(struct sw_journal *jn, const struct sw_jbatch *b) {
+  if (b->first) first_batch(jn, b);
+  int64_t now_ns = sw_time_now_ns(), now_ms = sw_ingest_now_ms();
+  size_t off = 0;
+  struct sw_jentry e;
+  uint64_t idx = jn->next;
+  int rc;
+  while ((rc = sw_jbatch_next(b, &off, &e)) == 1) {
+    idx += e.skipped;
+    jn->excluded += e.skipped;
+    entry(jn, &e, idx, now_ns, now_ms);
+    idx++;
+  }
+  if (rc < 0) SW_LOG(SW_L_ERROR, "journal", "%s: a malformed batch from the reader", jn->sc->name);
+  idx += b->skipped_after;
+  jn->excluded += b->skipped_after;
+  jn->next = idx;
+  if (idx >= jn->pos && b->cursor) {
+    jn->pos = idx;
+    free(jn->cursor);
+    jn->cursor = strdup(b->cursor);
+    jn->cursor_us = b->last_us;
+  }
+  if (jn->restoring && idx >= jn->replay_end) end_restore(jn);
+  seal_wanted(jn);
+}
+
+static void drain(struct sw_journal *jn) {
+  while (!jn->js->stopping && jn->rd) {
+    if (sw_ingest_blocked(jn->js->ing)) {
+      jn->paused = 1;
+      return;
+    }
+    jn->paused = 0;
+    struct sw_jbatch *b = sw_jreader_take(jn->rd);
+    if (!b) return;
+    batch(jn, b);
+    sw_jreader_done(jn->rd, b);
+  }
+}
+
+static void on_batch(void *arg) { drain(arg); }
+
+void sw_journals_kick(struct sw_journals *js) {
+  for (size_t i = 0; js && i < js->n; i++)
+    if (js->j[i].paused) drain(&js->j[i]);
+}
+
+/* Streams with nothing open, quiet for a while, are forgotten (their entries are committed). */
+static void release_idle(struct sw_journal *jn, int64_t now_ms) {
+  for (struct sw_tfile **pp = &jn->files; *pp;) {
+    struct sw_tfile *f = *pp;
+    struct jstream *s = f->state_arg;
+    if ((f->cb_ready && f->cb.count) || any_pending(f) || s->snap.len || f->replay_until ||
+        s->committed > jn->saved_pos || now_ms - s->last_ms < IDLE_RELEASE_MS) {
+      pp = &f->next;
+      continue;
+    }
+    *pp = f->next;
+    struct jstream **hp = &jn->tab[s->key & (jn->tabcap - 1)];
+    while (*hp != s) hp = &(*hp)->hnext;
+    *hp = s->hnext;
+    jn->nstreams--;
+    stream_free(s);
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  struct sw_journals *js = t->data;
+  int64_t now = sw_ingest_now_ms();
+  for (size_t i = 0; i < js->n; i++) {
+    struct sw_journal *jn = &js->j[i];
+    drain(jn);
+    sw_ingest_tick(js->ing, jn->files, now);
+    if (jn->pos != jn->saved_pos && now - jn->saved_ms >= SAVE_EVERY_MS && !jn->restoring) {
+      int open = 0;
+      for (struct sw_tfile *f = jn->files; f && !open; f = f->next) open = f->cb_ready && f->cb.count;
+      if (!open) save_state(jn);
+    }
+    release_idle(jn, now);
+  }
+}
+
+/* ---- life cycle ---- */
+
+int sw_journals_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_ingest *ing,
+                       struct sw_writer *w, struct sw_journals **out) {
+  *out = NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < cfg->nsources; i++) n += cfg->sources[i].type == SW_SOURCE_JOURNALD;
+  if (!n) return SW_OK;
+  struct sw_journals *js = calloc(1, sizeof *js);
+  if (!js || !(js->j = calloc(n, sizeof *js->j))) {
+    free(js);
+    return SW_ENOMEM;
+  }
+  js->loop = loop;
+  js->cfg = cfg;
+  js->ing = ing;
+  js->w = w;
+  for (size_t i = 0; i < cfg->nsources; i++) {
+    const struct sw_source_conf *sc = &cfg->sources[i];
+    if (sc->type != SW_SOURCE_JOURNALD) continue;
+    struct sw_journal *jn = &js->j[js->n++];
+    jn->js = js;
+    jn->sc = sc;
+    char err[256];
+    int rc = sw_ingest_source_init(&jn->rt, sc, err, sizeof err);
+    if (rc) {
+      SW_LOG(SW_L_ERROR, "journal", "sources[%zu].multiline.start: bad pattern", i);
+      sw_journals_free(js);
+      return rc;
+    }
+    jn->cfg_hash = config_hash(sc);
+    jn->saved_ms = sw_ingest_now_ms();
+  }
+  *out = js;
+  return SW_OK;
+}
+
+int sw_journals_add_known(struct sw_journals *js, const struct sw_file_state *st) {
+  for (size_t i = 0; i < js->n; i++) {
+    struct sw_journal *jn = &js->j[i];
+    if (strcmp(jn->sc->name, st->source)) continue;
+    if (jn->known) return SW_OK; /* one state per source; a second is stale */
+    jn->known = 1;
+    jn->id = st->id;
+    char *cursor = NULL;
+    struct sw_jstate_stream *rs = NULL;
+    size_t nrs = 0;
+    void *blob = st->pending_len ? malloc(st->pending_len) : NULL;
+    if (st->pending_len && !blob) return SW_ENOMEM;
+    if (blob) memcpy(blob, st->pending, st->pending_len);
+    int rc = blob ? sw_jstate_parse(blob, st->pending_len, &cursor, &rs, &nrs) : SW_ECORRUPT;
+    if (rc == SW_ENOMEM) {
+      free(blob);
+      return rc;
+    }
+    if (rc || !cursor[0]) { /* nothing usable: read as if never read */
+      if (rc) SW_LOG(SW_L_WARN, "journal", "%s: the stored journal position is unreadable: reading from %s",
+                     jn->sc->name, jn->sc->read_from == SW_READ_TAIL ? "the tail" : "the head");
+      free(cursor);
+      free(rs);
+      free(blob);
+      return SW_OK;
+    }
+    jn->cursor = cursor;
+    jn->pos = jn->saved_pos = st->offset;
+    uint64_t us;
+    if (sw_jcursor_hex(cursor, 't', &us)) jn->cursor_us = (int64_t)us;
+    uint64_t from = jn->pos, end = jn->pos;
+    for (size_t k = 0; k < nrs; k++) {
+      if (rs[k].committed < from) from = rs[k].committed;
+      if (rs[k].committed > end) end = rs[k].committed;
+      const uint8_t *p = rs[k].pending, *e = p + rs[k].pending_len;
+      while (p && p < e) {
+        uint64_t s, ts;
+        p++;
+        if (sw_get_varint(&p, e, &s) || sw_get_varint(&p, e, &ts)) break;
+        if (s < from) from = s;
+      }
+    }
+    if (st->fp_hash != jn->cfg_hash && nrs) {
+      /* Matches or fields changed after an unclean stop: positions and stream keys of the stored
+       * state do not apply. Everything from its earliest stream is read as new: duplicates
+       * rather than a loss. */
+      SW_LOG(SW_L_WARN, "journal", "%s: units, identifiers or fields changed since an unclean stop: up to %llu "
+             "entries may be read twice", jn->sc->name, (unsigned long long)(jn->pos - from));
+      jn->back = jn->pos - from; /* no restore: every entry from there on is new */
+      free(rs);
+      free(blob);
+      return SW_OK;
+    }
+    jn->back = jn->pos - from;
+    if (nrs) {
+      jn->rs = rs;
+      jn->nrs = nrs;
+      jn->rs_blob = blob;
+      jn->restoring = 1;
+      jn->restore_pos = jn->pos;
+      jn->replay_end = end;
+    } else {
+      free(rs);
+      free(blob);
+    }
+    return SW_OK;
+  }
+  return SW_OK;
+}
+
+void sw_journals_assign_ids(struct sw_journals *js, int64_t (*next_id)(void *arg), void *arg) {
+  for (size_t i = 0; js && i < js->n; i++)
+    if (!js->j[i].known) js->j[i].id = next_id(arg);
+}
+
+int sw_journals_start(struct sw_journals *js) {
+  if (!js) return SW_OK;
+  uv_timer_init(js->loop, &js->tick);
+  js->tick.data = js;
+  js->tick_open = 1;
+  uv_timer_start(&js->tick, on_tick, TICK_MS, TICK_MS);
+  for (size_t i = 0; i < js->n; i++) {
+    struct sw_journal *jn = &js->j[i];
+    const struct sw_source_conf *sc = jn->sc;
+    char err[512];
+    struct sw_jreader_opts o = {
+        .path = sc->journal_path, .units = sc->units, .nunits = sc->nunits,
+        .identifiers = sc->identifiers, .nidentifiers = sc->nidentifiers,
+        .exclude_units = sc->exclude_units, .nexclude_units = sc->nexclude_units,
+        .fields = sc->fields, .nfields = sc->nfields, .from_tail = sc->read_from == SW_READ_TAIL,
+        .cursor = jn->cursor, .back = jn->back, .loop = js->loop, .on_batch = on_batch, .arg = jn};
+    int rc = sw_jreader_start(&o, &jn->rd, err, sizeof err);
+    if (rc) {
+      SW_LOG(SW_L_ERROR, "journal", "%s", err);
+      return rc;
+    }
+    SW_LOG(SW_L_INFO, "journal", "%s: reading the journal in %s%s", sc->name, sc->journal_path,
+           jn->cursor ? " from the stored position" : sc->read_from == SW_READ_TAIL ? " from its tail" : "");
+  }
+  return SW_OK;
+}
+
+void sw_journals_stop(struct sw_journals *js) {
+  if (!js || js->stopping) return;
+  for (size_t i = 0; i < js->n; i++) { /* first: no batch may arrive while sealing */
+    sw_jreader_stop(js->j[i].rd);
+    js->j[i].rd = NULL;
+  }
+  js->stopping = 1;
+  for (size_t i = 0; i < js->n; i++) {
+    struct sw_journal *jn = &js->j[i];
+    int sealed = 0;
+    for (struct sw_tfile *f = jn->files; f; f = f->next)
+      if (f->cb_ready && f->cb.count && !f->replay_until) {
+        seal(jn, f);
+        sealed = 1;
+      }
+    if (!sealed && jn->pos != jn->saved_pos && !jn->restoring) save_state(jn);
+  }
+  if (js->tick_open) {
+    uv_close((uv_handle_t *)&js->tick, NULL);
+    js->tick_open = 0;
+  }
+}
+
+void sw_journals_free(struct sw_journals *js) {
+  if (!js) return;
+  for (size_t i = 0; i < js->n; i++) {
+    struct sw_journal *jn = &js->j[i];
+    sw_jreader_stop(jn->rd);
+    for (size_t k = 0; k < jn->tabcap; k++)
+      for (struct jstream *s = jn->tab[k], *nx; s; s = nx) {
+        nx = s->hnext;
+        stream_free(s);
+      }
+    free(jn->tab);
+    free(jn->cursor);
+    end_restore(jn);
+    sw_ingest_source_free(&jn->rt);
+  }
+  free(js->j);
+  free(js);
+}
+
+void sw_journals_info(struct sw_journals *js, void (*cb)(void *arg, const struct sw_journal_info *ji), void *arg) {
+  for (size_t i = 0; js && i < js->n; i++) {
+    struct sw_journal *jn = &js->j[i];
+    struct sw_journal_info ji = {.source = jn->sc->name, .path = jn->sc->journal_path, .entries = jn->entries,
+                                 .excluded = jn->excluded, .bytes = jn->bytes, .position = jn->pos,
+                                 .gaps = jn->gaps, .gap_entries = jn->gap_entries, .streams = jn->nstreams,
+                                 .cursor_us = jn->cursor_us, .caught_up = jn->rd && sw_jreader_caught_up(jn->rd)};
+    cb(arg, &ji);
+  }
+}
