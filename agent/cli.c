@@ -16,7 +16,7 @@
 #include "agent.h"
 #include "archive/command.h"
 #include "cli_common.h"
-#include "cli_journal.h"
+#include "journal/status.h"
 #include "cli_search.h"
 #include "buffer/buffer.h"
 #include "config/config.h"
@@ -222,7 +222,7 @@ static void print_status_text(const cJSON *root) {
            num(it, "records"), hb(&v, num(it, "bytes")), num(it, "parse_errors"),
            num(it, "truncated"));
   print_files(&v, root);
-  sw_cli_print_journals(root);
+  sw_journal_status_print(root);
   for (int i = 0; i < VIS_SLOTS; i++) sw_buf_free(&v.b[i]);
 }
 
@@ -378,7 +378,7 @@ static int cmd_status(const struct opts *o) {
     code = 2;
   } else {
     cJSON *root = cJSON_Parse(json);
-    if (root) sw_cli_status_journals(root, cfg, db);
+    if (root) sw_journal_status(root, cfg, db);
     if (root) redact_status_paths(root, cfg);
     if (root) add_sources(root, cfg);
     if (root) add_live(root, cfg);

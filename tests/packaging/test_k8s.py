@@ -19,7 +19,8 @@ from conftest import REPO, run
 K8S = REPO / "packaging" / "k8s"
 DIRS = ["base"] + sorted("overlays/" + p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
 NODE_AGENTS = [d for d in DIRS if d != "overlays/sidecar"]
-HOST_LOGS = {"/var/log/pods", "/var/log/containers", "/var/lib/docker/containers"}
+# /var/log: the pods' logs, the links to them and the systemd journal (/var/log/journal).
+HOST_LOGS = {"/var/log", "/var/lib/docker/containers"}
 STATE = "/var/lib/spillway"
 ALLOWED_CAPS = {"DAC_READ_SEARCH"}  # read other users' logs; nothing else is ever added
 WORKLOADS = {"DaemonSet", "Deployment", "StatefulSet", "Job", "CronJob", "Pod", "ReplicaSet"}
@@ -330,7 +331,7 @@ def test_config_fits_the_pod(d):
         assert under(cfg["data_dir"], writable), "%s: data_dir %s not on a writable volume" % (
             d, cfg["data_dir"])
         for s in cfg["sources"]:
-            for g in s["paths"]:
+            for g in s.get("paths", [s.get("path", "/var/log/journal")]):
                 assert under(literal_dir(g), ms), "%s: source path %s is not mounted" % (d, g)
         for r in cfg.get("retention", []):
             for g in r["paths"]:

@@ -137,7 +137,7 @@ def test_lower_layers_include_nothing_above():
 
 
 def test_each_stage_has_its_folder():
-    for folder in ("agent/config", "agent/tail", "agent/buffer", "agent/retention", "agent/http"):
+    for folder in ("agent/config", "agent/tail", "agent/buffer", "agent/retention", "agent/http", "agent/journal"):
         assert list((REPO / folder).glob("*.c")), folder
     top = sorted(p.name for p in (REPO / "agent").glob("*.c"))
     assert set(top) <= {"main.c", "agent.c", "pipeline.c", "cli.c", "cli_common.c", "cli_search.c"}, top

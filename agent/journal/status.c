@@ -1,13 +1,13 @@
-/* cli_journal.c - see cli_journal.h. */
-#include "cli_journal.h"
+/* status.c - see status.h. */
+#include "status.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/timefmt.h"
-#include "journal/jstate.h"
-#include "journal/reader.h"
+#include "../../common/timefmt.h"
+#include "jstate.h"
+#include "reader.h"
 
 struct found {
   const char *source;
@@ -33,7 +33,7 @@ static void put_time(cJSON *o, const char *key, uint64_t us) {
   cJSON_AddStringToObject(o, key, t);
 }
 
-void sw_cli_status_journals(cJSON *root, const struct sw_config *cfg, struct sw_db *db) {
+void sw_journal_status(cJSON *root, const struct sw_config *cfg, struct sw_db *db) {
   cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
   cJSON *js = NULL;
   for (size_t i = 0; i < cfg->nsources; i++) {
@@ -67,7 +67,7 @@ static const char *s(const cJSON *o, const char *k) {
   return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : "-";
 }
 
-void sw_cli_print_journals(const cJSON *root) {
+void sw_journal_status_print(const cJSON *root) {
   const cJSON *js = cJSON_GetObjectItemCaseSensitive(root, "journals"), *o;
   if (!cJSON_GetArraySize(js)) return;
   printf("\n%-12s %12s %-31s %-31s %10s  %s\n", "JOURNAL", "ENTRIES", "POSITION", "NEWEST", "LAG", "PATH");
