@@ -261,7 +261,7 @@ static void check_sources(struct sw__conf_ctx *c, void *elems, size_t n) {
 }
 
 static const struct sw__conf_table source_table = {
-    .intro = "What to read. Each source is a set of files of one type.", ROWS(source_rows),
+    .intro = "What to read. Each source is a set of files of one type, or a systemd journal (docs/journald.md).", ROWS(source_rows),
     .elem_size = sizeof(struct sw_source_conf), .discriminator = 1, .kind_noun = "source",
     .check_list = check_sources};
 
