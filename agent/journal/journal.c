@@ -389,8 +389,15 @@ static void batch(struct sw_journal *jn, const struct sw_jbatch *b) {
   seal_wanted(jn);
 }
 
+/* At most DRAIN_BATCHES (4 MiB) per loop turn: timers, signals and HTTP are served between. */
+#define DRAIN_BATCHES 16
+
 static void drain(struct sw_journal *jn) {
-  while (!jn->js->stopping && jn->rd) {
+  for (int n = 0; !jn->js->stopping && jn->rd; n++) {
+    if (n == DRAIN_BATCHES) {
+      sw_jreader_poke(jn->rd);
+      return;
+    }
     if (sw_ingest_blocked(jn->js->ing)) {
       jn->paused = 1;
       return;

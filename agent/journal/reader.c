@@ -78,6 +78,8 @@ struct sw_jbatch *sw_jreader_take(struct sw_jreader *r) {
   return b;
 }
 
+void sw_jreader_poke(struct sw_jreader *r) { uv_async_send(&r->async); }
+
 void sw_jreader_done(struct sw_jreader *r, struct sw_jbatch *b) {
   batch_free(b);
   pthread_mutex_lock(&r->mu);

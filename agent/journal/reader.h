@@ -68,6 +68,9 @@ int sw_jreader_start(const struct sw_jreader_opts *o, struct sw_jreader **out, c
                      size_t errlen) SW_MUST_CHECK;
 /* Loop thread: the oldest waiting batch, or NULL. */
 struct sw_jbatch *sw_jreader_take(struct sw_jreader *r);
+/* Loop thread: on_batch again at the loop's next turn (the loop stopped taking batches to serve
+ * its other handles). */
+void sw_jreader_poke(struct sw_jreader *r);
 /* Loop thread: a batch taken is done with; the reader may read on. */
 void sw_jreader_done(struct sw_jreader *r, struct sw_jbatch *b);
 /* 1 when the reader last found no entry after the ones handed over. Any thread. */
