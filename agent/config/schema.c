@@ -234,7 +234,22 @@ static const char *bad_field(const char *f) {
   return NULL;
 }
 
+/* A unit or identifier: what an sd-journal match can hold (it becomes "FIELD=value"). */
+static void check_match_values(struct sw__conf_ctx *c, size_t i, const char *key, char *const *v, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    size_t len = strlen(v[k]);
+    if (len && len <= 255 && !strchr(v[k], '\n')) continue;
+    size_t saved = sw__conf_path_index(c, i);
+    sw__conf_path_key(c, key);
+    sw__conf_err(c, "%s", len ? "a value must be at most 255 bytes, on one line" : "an empty value matches nothing");
+    sw__conf_path_pop(c, saved);
+  }
+}
+
 static void check_journald(struct sw__conf_ctx *c, const struct sw_source_conf *s, size_t i) {
+  check_match_values(c, i, "units", s->units, s->nunits);
+  check_match_values(c, i, "exclude_units", s->exclude_units, s->nexclude_units);
+  check_match_values(c, i, "identifiers", s->identifiers, s->nidentifiers);
   for (size_t k = 0; k < s->nfields; k++) {
     const char *why = bad_field(s->fields[k]);
     for (size_t j = 0; !why && j < k; j++)

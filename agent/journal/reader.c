@@ -272,6 +272,7 @@ static void position(struct sw_jreader *r, sd_journal *j, struct sw_jbatch *b, i
   b->first = 1;
   if (!r->cursor) {
     b->start = SW_JSTART_FRESH;
+    if (add_matches(r, j)) SW_LOG(SW_L_ERROR, "journal", "%s: cannot set the unit and identifier matches", r->path);
     if (r->o.from_tail) {
       (void)sd_journal_seek_tail(j);
       (void)sd_journal_previous(j);
