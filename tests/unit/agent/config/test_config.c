@@ -388,9 +388,17 @@ static void test_sizes_durations_in_config(void **state) {
 static void test_source_errors(void **state) {
   (void)state;
   static const struct err_case cases[] = {
-      {"sources: [{}]\n", {F "sources[0].name: required", F "sources[0].type: required", F "sources[0].paths: required"}},
-      {"sources: [{name: ~, type: null, paths: }]\n",
-       {F "sources[0].name: required", F "sources[0].type: required", F "sources[0].paths: required"}},
+      /* Without a type, whether paths is required (not for journald) is unknown. */
+      {"sources: [{}]\n", {F "sources[0].name: required", F "sources[0].type: required"}},
+      {"sources: [{name: ~, type: null, paths: }]\n", {F "sources[0].name: required", F "sources[0].type: required"}},
+      {"sources: [{name: a, type: file}]\n", {F "sources[0].paths: required"}},
+      {"sources: [{name: a, type: journald, paths: [/x]}]\n", {F "sources[0].paths: key \"paths\" is not valid for source type journald"}},
+      {"sources: [{name: a, type: journald, fields: [_PID, pid, MESSAGE, _PID]}]\n",
+       {F "sources[0].fields: \"pid\" is not a journal field name (upper-case letters, digits and _, as in `_PID`)",
+        F "sources[0].fields: \"MESSAGE\" is a label already (line, unit, identifier, level, boot_id, host)",
+        F "sources[0].fields: \"_PID\" is listed twice"}},
+      {"sources: [{name: a, type: journald, units: [''], identifiers: [x]}]\n",
+       {F "sources[0].units: an empty value matches nothing"}},
       {"sources: [{name: 'a b', type: file, paths: /x}]\n",
        {F "sources[0].name: invalid name \"a b\": use letters, digits, '_', '.', '-'"}},
       {"sources: [{name: a, type: file, paths: /x}, {name: b, type: cri, paths: /y}, {name: a, type: docker, paths: /z}]\n",
