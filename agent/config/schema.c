@@ -199,7 +199,7 @@ static const struct sw__conf_row source_rows[] = {
      .offset = offsetof(struct sw_source_conf, fields), .count_offset = offsetof(struct sw_source_conf, nfields),
      .help = "Journal fields kept as labels besides `unit`, `identifier`, `level`, `boot_id` and `host`, "
              "named in lower case without leading underscores (`_PID` is the label `pid`). Each distinct "
-             "value makes its own stream, as any label does: `_PID` suits a few long-lived daemons, not a busy host."},
+             "value makes its own stream, as any label does: `_PID` suits a few long-lived daemons, not a busy host. At most 32."},
     {.key = "multiline", .type = SW__CT_OBJECT, .table = &multiline_table, .help = "See below."},
     {.key = "extract", .type = SW__CT_OBJECT, .table = &sw__conf_extract_table, .help = "See below."},
     {.key = "max_record_bytes", .type = SW__CT_SIZE, .def = "1MiB", .min = SW__KIB, .max = 64 * SW__MIB,
@@ -250,6 +250,12 @@ static void check_journald(struct sw__conf_ctx *c, const struct sw_source_conf *
   check_match_values(c, i, "units", s->units, s->nunits);
   check_match_values(c, i, "exclude_units", s->exclude_units, s->nexclude_units);
   check_match_values(c, i, "identifiers", s->identifiers, s->nidentifiers);
+  if (s->nfields > 32) {
+    size_t saved = sw__conf_path_index(c, i);
+    sw__conf_path_key(c, "fields");
+    sw__conf_err(c, "at most 32 fields");
+    sw__conf_path_pop(c, saved);
+  }
   for (size_t k = 0; k < s->nfields; k++) {
     const char *why = bad_field(s->fields[k]);
     for (size_t j = 0; !why && j < k; j++)

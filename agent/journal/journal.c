@@ -131,9 +131,9 @@ static int tab_grow(struct sw_journal *jn) {
 /* The record labels of a stream (tail/labels.h order and redaction). */
 static char *stream_labels(struct sw_journal *jn, const uint8_t *raw, size_t n) {
   const struct sw_source_conf *sc = jn->sc;
-  struct sw_kv kv[SW_JF_FIXED + 64];
-  char name[SW_JF_FIXED + 64][72];
-  char *vals[SW_JF_FIXED + 64] = {0};
+  struct sw_kv kv[SW_JF_FIXED + 32]; /* config: at most 32 fields */
+  char name[SW_JF_FIXED + 32][72];
+  char *vals[SW_JF_FIXED + 32] = {0};
   size_t nkv = 0;
   const char *host = jn->js->cfg->hostname;
   char *hostv = NULL;
@@ -142,7 +142,7 @@ static char *stream_labels(struct sw_journal *jn, const uint8_t *raw, size_t n) 
   int rc = SW_OK;
   if (sw_jlabel(raw, n, SW_JF_HOST, &v, &vl) && vl) host = hostv = strndup(v, vl);
   static const char *const fixed[SW_JF_FIXED] = {NULL, "unit", "identifier", "level", "boot_id"};
-  size_t nf = sc->nfields < 64 ? sc->nfields : 64;
+  size_t nf = sc->nfields < 32 ? sc->nfields : 32;
   for (size_t k = 1; k < SW_JF_FIXED + nf && !rc; k++) {
     if (!sw_jlabel(raw, n, k, &v, &vl)) continue;
     if (k == SW_JF_PRIO) {
