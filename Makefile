@@ -1,5 +1,5 @@
 # Thin wrapper over the scripts; each target installs what it needs and builds first.
-.PHONY: all build run test test-fast bench bench-search bench-archive bench-lokiapi fuzz docs package clean
+.PHONY: all build run test test-fast bench bench-search bench-archive bench-lokiapi bench-journald fuzz docs package clean
 
 all: build
 
@@ -29,6 +29,10 @@ bench-archive: build
 
 bench-lokiapi: build
 	@/usr/bin/python3 bench/bench_lokiapi.py
+
+bench-journald: build
+	@scripts/bootstrap.sh test
+	@/usr/bin/python3 bench/bench_journald.py
 
 fuzz:
 	@scripts/bootstrap.sh test
