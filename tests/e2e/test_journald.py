@@ -733,3 +733,58 @@ def test_invalid_config(agent, workdir):
         assert rc == 1, "check accepted %s (rc %d, stdout %r)" % (bad, rc, out)
         assert any(l.startswith(prefix + key + ":") for l in err.splitlines()), \
             "no line starting %r for %s:\n%s" % (prefix + key + ":", bad, err)
+
+
+# --------------------------------------------------------------------------------------------
+# redaction, search, status
+
+
+def test_redaction_search_and_status(agent, workdir):
+    """Journal records go through redaction (message and label values), are found by
+    `spillway search --label unit=...`, and `status` reports the committed cursor: as many
+    entries as were read, no lag once caught up."""
+    rng = random.Random(606)
+    clock = jg.Clock(rng)
+    d = workdir / "journal"
+    kube = jg.BY_NAME["kubelet.service"]
+    entries = [kubelet_entry(clock, rng, "pull ok %d" % i) for i in range(50)]
+    entries.append(kubelet_entry(clock, rng, "login by alice.smith@example.com failed"))
+    entries.append(jg.make_entry(clock, kube, "identifier with a secret", rng,
+                                 ident="bob.jones@example.org", prio=4))
+    entries += [jg.make_entry(clock, jg.BY_NAME["sshd.service"], "accepted key %d" % i, rng, prio=6)
+                for i in range(30)]
+    jg.write_journal(d, "system.journal", entries)
+    agent.write_config([src(d)], extra={"redact": {"builtin": ["email"]}})
+    agent.start()
+    agent.wait_count(len(entries), timeout=20 * SLOW)
+    got = agent.read_output()
+    raw = agent.read_raw()
+    assert b"example.com" not in raw and b"example.org" not in raw, \
+        "an e-mail address reached the sink unredacted"
+    line = [r for r in got if r["line"].startswith("login by")]
+    assert [r["line"] for r in line] == ["login by [REDACTED:email] failed"], line
+    ident = [r for r in got if r["line"] == "identifier with a secret"]
+    assert len(ident) == 1 and ident[0]["labels"]["identifier"] == "[REDACTED:email]" and \
+        ident[0]["labels"]["level"] == "warning", ident
+
+    # search by a journal label, over the buffer (the file sink keeps history: no sinks but it)
+    p = agent.cli("search", "-c", agent.config_path, "--label", "unit=sshd.service",
+                  "--output", "json", "--limit", "1000", ".")
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    found = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    assert sorted(r["line"] for r in found) == sorted("accepted key %d" % i for i in range(30)), \
+        "search --label unit=sshd.service found %d records: %s" % (len(found), _short(found))
+
+    st = agent.status()
+    js = [j for j in st.get("journals", []) if j["source"] == "system"]
+    assert len(js) == 1, "status has no journal entry for the source: %s" % _short(st, 600)
+    j = js[0]
+    assert j["entries"] == len(entries), j
+    assert j["lag_seconds"] == 0 and j["position_time"] == j["newest_time"] != "", j
+    assert j["cursor"].startswith("s=") and ";i=" in j["cursor"], j
+    assert not [f for f in st.get("files", []) if f.get("source") == "system"], \
+        "the journal's state is listed as a file: %s" % st["files"]
+    port = agent.http_port()
+    assert metric(port, "spillway_journal_entries_read_total", source="system") == len(entries)
+    assert metric(port, "spillway_journal_lag_seconds", source="system") == 0
+    agent.stop()
