@@ -507,9 +507,10 @@ int sw_journals_add_known(struct sw_journals *js, const struct sw_file_state *st
       free(blob);
       return rc;
     }
-    if (rc || !cursor[0]) { /* nothing usable: read as if never read */
-      if (rc) SW_LOG(SW_L_WARN, "journal", "%s: the stored journal position is unreadable: reading from %s",
-                     jn->sc->name, jn->sc->read_from == SW_READ_TAIL ? "the tail" : "the head");
+    if (rc || !cursor[0]) { /* a row without a usable position (a salvaged buffer): from the head */
+      SW_LOG(SW_L_WARN, "journal", "%s: %s: reading the journal again from its head (duplicates rather than a loss)",
+             jn->sc->name, !st->pending_len ? "no stored position (the buffer was salvaged)"
+                                            : "the stored position is unreadable");
       free(cursor);
       free(rs);
       free(blob);
@@ -578,7 +579,9 @@ int sw_journals_start(struct sw_journals *js) {
         .path = sc->journal_path, .units = sc->units, .nunits = sc->nunits,
         .identifiers = sc->identifiers, .nidentifiers = sc->nidentifiers,
         .exclude_units = sc->exclude_units, .nexclude_units = sc->nexclude_units,
-        .fields = sc->fields, .nfields = sc->nfields, .from_tail = sc->read_from == SW_READ_TAIL,
+        .fields = sc->fields, .nfields = sc->nfields,
+        /* a journal read before whose position is gone is read again, not skipped */
+        .from_tail = sc->read_from == SW_READ_TAIL && !jn->known,
         .cursor = jn->cursor, .back = jn->back, .loop = js->loop, .on_batch = on_batch, .arg = jn};
     int rc = sw_jreader_start(&o, &jn->rd, err, sizeof err);
     if (rc) {
