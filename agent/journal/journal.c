@@ -98,6 +98,20 @@ static int any_pending(const struct sw_tfile *f) {
   return 0;
 }
 
+/* The first position a stored stream needs again: its earliest pending slot's start (the slot
+ * form of tail/ingest.h: u8 slot, varint start, varint time), else its committed position. */
+static uint64_t earliest(const struct sw_jstate_stream *r) {
+  uint64_t from = r->committed;
+  const uint8_t *p = r->pending, *end = p + r->pending_len;
+  while (p && p < end) {
+    uint64_t st, ts;
+    p++;
+    if (sw_get_varint(&p, end, &st) || sw_get_varint(&p, end, &ts)) break;
+    if (st < from) from = st;
+  }
+  return from;
+}
+
 static const struct sw_jstate_stream *restored(const struct sw_journal *jn, uint64_t key) {
   for (size_t i = 0; i < jn->nrs; i++)
     if (jn->rs[i].key == key) return &jn->rs[i];
@@ -288,17 +302,8 @@ static void entry(struct sw_journal *jn, const struct sw_jentry *e, uint64_t idx
   struct jstream *s = lookup(jn, e->key, e->labels, e->labels_len);
   if (jn->restoring) {
     const struct sw_jstate_stream *r = restored(jn, e->key);
-    uint64_t from = jn->restore_pos;
-    if (r) { /* from its earliest pending slot, else its committed position */
-      from = r->committed;
-      const uint8_t *p = r->pending, *end = p + r->pending_len;
-      while (p && p < end) {
-        uint64_t st, ts;
-        p++;
-        if (sw_get_varint(&p, end, &st) || sw_get_varint(&p, end, &ts)) break;
-        if (st < from) from = st;
-      }
-    }
+    /* a listed stream: from its earliest pending slot, else its committed position */
+    uint64_t from = r ? earliest(r) : jn->restore_pos;
     if (idx < from && !(s && s->f->replay_until)) return; /* committed before the restart */
   }
   if (!s && !(s = stream_new(jn, e, idx))) {
@@ -522,15 +527,9 @@ int sw_journals_add_known(struct sw_journals *js, const struct sw_file_state *st
     if (sw_jcursor_hex(cursor, 't', &us)) jn->cursor_us = (int64_t)us;
     uint64_t from = jn->pos, end = jn->pos;
     for (size_t k = 0; k < nrs; k++) {
-      if (rs[k].committed < from) from = rs[k].committed;
+      uint64_t e = earliest(&rs[k]);
+      if (e < from) from = e;
       if (rs[k].committed > end) end = rs[k].committed;
-      const uint8_t *p = rs[k].pending, *e = p + rs[k].pending_len;
-      while (p && p < e) {
-        uint64_t s, ts;
-        p++;
-        if (sw_get_varint(&p, e, &s) || sw_get_varint(&p, e, &ts)) break;
-        if (s < from) from = s;
-      }
     }
     if (st->fp_hash != jn->cfg_hash && nrs) {
       /* Matches or fields changed after an unclean stop: positions and stream keys of the stored

@@ -250,6 +250,17 @@ FILTERS = {
 }
 
 
+def check_filtered(exp, got, phase, name, problems):
+    """check_records for filter `name`, its failure collected in problems (every filter is
+    checked before the test fails)."""
+    units = collections.Counter(r["labels"].get("unit") for r in got)
+    try:
+        check_records(exp, got, "%s, filter %s %s (units shipped: %s)"
+                      % (phase, name, FILTERS[name][0], dict(units)))
+    except AssertionError as e:
+        problems.append(str(e).split("\nassert ")[0][:1500])
+
+
 def test_unit_and_identifier_filters(agents, workdir):
     rng = random.Random(202)
     clock = jg.Clock(rng)
@@ -295,12 +306,7 @@ def test_unit_and_identifier_filters(agents, workdir):
         a.wait_for(quiet(a, len(exp)), 20 * SLOW, "%d records of %s" % (len(exp), name))
         a.stop()
         got = first[name] = a.read_output()
-        units = collections.Counter(r["labels"].get("unit") for r in got)
-        try:
-            check_records(exp, got, "fresh start, filter %s %s (units shipped: %s)"
-                          % (name, FILTERS[name][0], dict(units)))
-        except AssertionError as e:
-            problems.append(str(e).split("\nassert ")[0][:1500])
+        check_filtered(exp, got, "fresh start", name, problems)
 
     # Restarted (resuming at their cursors), entries written while they run.
     for a in runs.values():
@@ -315,13 +321,7 @@ def test_unit_and_identifier_filters(agents, workdir):
         a.wait_for(quiet(a, n1 + len(exp)), 20 * SLOW,
                    "%d records of %s" % (n1 + len(exp), name))
         a.stop()
-        got = a.read_output()[n1:]
-        units = collections.Counter(r["labels"].get("unit") for r in got)
-        try:
-            check_records(exp, got, "after a restart, filter %s %s (units shipped: %s)"
-                          % (name, FILTERS[name][0], dict(units)))
-        except AssertionError as e:
-            problems.append(str(e).split("\nassert ")[0][:1500])
+        check_filtered(exp, a.read_output()[n1:], "after a restart", name, problems)
     assert not problems, "\n".join(problems)
 
 
