@@ -8,115 +8,16 @@
 #include "../../common/log.h"
 #include "../../common/timefmt.h"
 #include "../tail/labels.h"
-#include "jstate.h"
-#include "reader.h"
+#include "journal_int.h"
 
 #define TICK_MS 200
 #define IDLE_RELEASE_MS 60000 /* a stream with nothing open is forgotten after this quiet */
 #define OPEN_MAX (2u << 20)   /* raw bytes in the journal's open chunks before the biggest is sealed */
 #define SAVE_EVERY_MS 5000    /* position saved without a chunk (entries excluded or filtered) */
 
-struct sw_journal;
-
-/* One label set of a journal: its own open chunk and multiline state. */
-struct jstream {
-  struct jstream *hnext;
-  struct sw_journal *jn;
-  struct sw_tfile *f;
-  uint64_t key;
-  uint8_t *raw; /* the label fields as the reader encoded them (the key's input) */
-  size_t rawlen;
-  uint64_t committed; /* of the last seal: entries of this stream below it are accounted for */
-  struct sw_buf snap; /* and its pending slots then (tail/ingest.h form) */
-  int64_t last_ms;
-};
-
-struct sw_journal {
-  struct sw_journals *js;
-  const struct sw_source_conf *sc;
-  struct sw_source_rt rt;
-  struct sw_jreader *rd;
-  int64_t id;
-  int known;
-  char *cursor;          /* of entry pos-1 */
-  int64_t cursor_us;
-  uint64_t pos, next;    /* entries consumed; index of the next entry the reader delivers */
-  uint64_t saved_pos;    /* pos of the last state handed to the writer */
-  int64_t saved_ms;
-  uint64_t cfg_hash;
-  /* restoring after a restart (jstate.h): the stored streams, until replay_end */
-  void *rs_blob;
-  struct sw_jstate_stream *rs;
-  size_t nrs;
-  uint64_t restore_pos, replay_end, back;
-  int restoring, started;
-  struct jstream **tab;
-  size_t tabcap, nstreams;
-  struct sw_tfile *files; /* every stream's file, for sw_ingest_tick */
-  int paused;
-  uint64_t entries, excluded, bytes, gaps, gap_entries;
-};
-
-struct sw_journals {
-  uv_loop_t *loop;
-  const struct sw_config *cfg;
-  struct sw_ingest *ing;
-  struct sw_writer *w;
-  struct sw_journal *j;
-  size_t n;
-  uv_timer_t tick;
-  int tick_open, stopping;
-};
-
 static const char *const k_levels[8] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"};
 
-/* Everything that decides positions (matches) and stream keys (fields): a stored state made
- * under another configuration cannot be replayed exactly. */
-static uint64_t config_hash(const struct sw_source_conf *sc) {
-  uint64_t h = SW_FNV1A_INIT;
-  char *const *lists[3] = {sc->units, sc->identifiers, sc->fields};
-  size_t ns[3] = {sc->nunits, sc->nidentifiers, sc->nfields};
-  for (int l = 0; l < 3; l++) {
-    h = sw_fnv1a(h, "|", 1);
-    for (size_t i = 0; i < ns[l]; i++) h = sw_fnv1a(h, lists[l][i], strlen(lists[l][i]) + 1);
-  }
-  return h;
-}
-
-int sw_journals_owns(const struct sw_config *cfg, const struct sw_file_state *st) {
-  for (size_t i = 0; i < cfg->nsources; i++)
-    if (cfg->sources[i].type == SW_SOURCE_JOURNALD && !strcmp(cfg->sources[i].name, st->source))
-      return 1;
-  return 0;
-}
-
 /* ---- streams ---- */
-
-static int any_pending(const struct sw_tfile *f) {
-  for (int i = 0; i < SW_PEND_N; i++)
-    if (f->pend[i].active) return 1;
-  return 0;
-}
-
-/* The first position a stored stream needs again: its earliest pending slot's start (the slot
- * form of tail/ingest.h: u8 slot, varint start, varint time), else its committed position. */
-static uint64_t earliest(const struct sw_jstate_stream *r) {
-  uint64_t from = r->committed;
-  const uint8_t *p = r->pending, *end = p + r->pending_len;
-  while (p && p < end) {
-    uint64_t st, ts;
-    p++;
-    if (sw_get_varint(&p, end, &st) || sw_get_varint(&p, end, &ts)) break;
-    if (st < from) from = st;
-  }
-  return from;
-}
-
-static const struct sw_jstate_stream *restored(const struct sw_journal *jn, uint64_t key) {
-  for (size_t i = 0; i < jn->nrs; i++)
-    if (jn->rs[i].key == key) return &jn->rs[i];
-  return NULL;
-}
 
 static struct jstream *lookup(struct sw_journal *jn, uint64_t key, const uint8_t *raw, size_t n) {
   if (!jn->tabcap) return NULL;
@@ -185,8 +86,6 @@ static char *stream_labels(struct sw_journal *jn, const uint8_t *raw, size_t n) 
   return out;
 }
 
-static int state_fn(void *arg, struct sw_tfile *f, struct sw_file_state *fs, struct sw_buf *blob);
-
 static void stream_free(struct jstream *s) {
   if (!s) return;
   if (s->f) sw_ingest_file_free(s->f);
@@ -217,11 +116,11 @@ static struct jstream *stream_new(struct sw_journal *jn, const struct sw_jentry 
   if (!f->path || !f->disp || !f->labels_json) goto fail;
   for (int i = 0; i < SW_PEND_N; i++) sw_buf_init(&f->pend[i].buf, SIZE_MAX);
   f->ml_preset = jn->sc->multiline.preset;
-  f->state_fn = state_fn;
+  f->state_fn = sw__journal_state_fn;
   f->state_arg = s;
   f->line_off = idx;
   s->committed = idx;
-  const struct sw_jstate_stream *r = jn->restoring ? restored(jn, e->key) : NULL;
+  const struct sw_jstate_stream *r = jn->restoring ? sw__journal_restored(jn, e->key) : NULL;
   if (r) {
     if (sw_ingest_restore_pending(f, r->pending, r->pending_len, r->committed) ||
         (r->pending_len && sw_buf_append(&s->snap, r->pending, r->pending_len))) {
@@ -244,66 +143,14 @@ fail:
   return NULL;
 }
 
-/* ---- the state committed with each chunk ---- */
-
-static int build_state(struct sw_journal *jn, const struct jstream *sealing, struct sw_file_state *fs,
-                       struct sw_buf *blob) {
-  int rc = sw_jstate_begin(blob, jn->cursor ? jn->cursor : "");
-  for (size_t i = 0; !rc && i < jn->tabcap; i++)
-    for (const struct jstream *s = jn->tab[i]; s && !rc; s = s->hnext) {
-      /* Listed: anything not committed yet (the sealing stream's chunk is being committed),
-       * pending slots, or a seal past pos (its entries up to there must not be read again). */
-      int open = s != sealing && s->f->cb_ready && s->f->cb.count > 0;
-      if (open || s->snap.len || any_pending(s->f) || s->committed > jn->pos || s->f->replay_until)
-        rc = sw_jstate_add(blob, s->key, s->committed, s->snap.data, s->snap.len);
-    }
-  if (jn->restoring) /* stored streams not met again yet keep their place */
-    for (size_t i = 0; !rc && i < jn->nrs; i++) {
-      const struct sw_jstate_stream *r = &jn->rs[i];
-      int seen = 0;
-      for (const struct sw_tfile *f = jn->files; f && !seen; f = f->next)
-        seen = ((const struct jstream *)f->state_arg)->key == r->key;
-      if (!seen) rc = sw_jstate_add(blob, r->key, r->committed, r->pending, r->pending_len);
-    }
-  if (rc) return rc;
-  *fs = (struct sw_file_state){.id = jn->id, .source = jn->sc->name, .path = jn->sc->journal_path,
-                               .fp_hash = jn->cfg_hash, .offset = jn->pos, .pending = blob->data,
-                               .pending_len = blob->len};
-  jn->saved_pos = jn->pos;
-  jn->saved_ms = sw_ingest_now_ms();
-  return SW_OK;
-}
-
-static int state_fn(void *arg, struct sw_tfile *f, struct sw_file_state *fs, struct sw_buf *blob) {
-  struct jstream *s = arg;
-  s->committed = f->line_off;
-  sw_buf_reset(&s->snap);
-  int rc = sw_ingest_pending(f, &s->snap);
-  return rc ? rc : build_state(s->jn, s, fs, blob);
-}
-
-/* The position alone (nothing sealed): entries were excluded or filtered away. */
-static void save_state(struct sw_journal *jn) {
-  struct sw_buf blob, raw;
-  struct sw_file_state fs;
-  sw_buf_init(&blob, SIZE_MAX);
-  sw_buf_init(&raw, SIZE_MAX);
-  if (!build_state(jn, NULL, &fs, &blob)) {
-    struct sw_writer_job *j = sw_writer_job_new(SW_COMMIT_CHUNK, &fs, "{}", "journald", &raw);
-    if (j) sw_writer_submit(jn->js->w, j);
-  }
-  sw_buf_free(&blob);
-  sw_buf_free(&raw);
-}
-
 /* ---- entries ---- */
 
 static void entry(struct sw_journal *jn, const struct sw_jentry *e, uint64_t idx, int64_t now_ns, int64_t now_ms) {
   struct jstream *s = lookup(jn, e->key, e->labels, e->labels_len);
   if (jn->restoring) {
-    const struct sw_jstate_stream *r = restored(jn, e->key);
+    const struct sw_jstate_stream *r = sw__journal_restored(jn, e->key);
     /* a listed stream: from its earliest pending slot, else its committed position */
-    uint64_t from = r ? earliest(r) : jn->restore_pos;
+    uint64_t from = r ? sw__journal_earliest(r) : jn->restore_pos;
     if (idx < from && !(s && s->f->replay_until)) return; /* committed before the restart */
   }
   if (!s && !(s = stream_new(jn, e, idx))) {
@@ -335,15 +182,6 @@ static void seal_wanted(struct sw_journal *jn) {
   }
 }
 
-static void end_restore(struct sw_journal *jn) {
-  free(jn->rs);
-  free(jn->rs_blob);
-  jn->rs = NULL;
-  jn->rs_blob = NULL;
-  jn->nrs = 0;
-  jn->restoring = 0;
-}
-
 static void first_batch(struct sw_journal *jn, const struct sw_jbatch *b) {
   if (b->start == SW_JSTART_AT) {
     jn->next = jn->pos - (b->rewound < jn->pos ? b->rewound : jn->pos);
@@ -363,7 +201,7 @@ static void first_batch(struct sw_journal *jn, const struct sw_jbatch *b) {
     else
       SW_LOG(SW_L_WARN, "journal", "%s: the stored position no longer exists in the journal (files vacuumed or "
              "rotated away while the agent was down): reading on from the first entry after it", jn->sc->name);
-    end_restore(jn); /* what streams had not committed went with those files */
+    sw__journal_end_restore(jn); /* what streams had not committed went with those files */
   }
 }
 
@@ -390,7 +228,7 @@ static void batch(struct sw_journal *jn, const struct sw_jbatch *b) {
     jn->cursor = strdup(b->cursor);
     jn->cursor_us = b->last_us;
   }
-  if (jn->restoring && idx >= jn->replay_end) end_restore(jn);
+  if (jn->restoring && idx >= jn->replay_end) sw__journal_end_restore(jn);
   seal_wanted(jn);
 }
 
@@ -427,7 +265,7 @@ static void release_idle(struct sw_journal *jn, int64_t now_ms) {
   for (struct sw_tfile **pp = &jn->files; *pp;) {
     struct sw_tfile *f = *pp;
     struct jstream *s = f->state_arg;
-    if ((f->cb_ready && f->cb.count) || any_pending(f) || s->snap.len || f->replay_until ||
+    if ((f->cb_ready && f->cb.count) || sw__journal_any_pending(f) || s->snap.len || f->replay_until ||
         s->committed > jn->saved_pos || now_ms - s->last_ms < IDLE_RELEASE_MS) {
       pp = &f->next;
       continue;
@@ -451,7 +289,7 @@ static void on_tick(uv_timer_t *t) {
     if (jn->pos != jn->saved_pos && now - jn->saved_ms >= SAVE_EVERY_MS && !jn->restoring) {
       int open = 0;
       for (struct sw_tfile *f = jn->files; f && !open; f = f->next) open = f->cb_ready && f->cb.count;
-      if (!open) save_state(jn);
+      if (!open) sw__journal_save_state(jn);
     }
     release_idle(jn, now);
   }
@@ -487,75 +325,10 @@ int sw_journals_create(uv_loop_t *loop, const struct sw_config *cfg, struct sw_i
       sw_journals_free(js);
       return rc;
     }
-    jn->cfg_hash = config_hash(sc);
+    jn->cfg_hash = sw__journal_config_hash(sc);
     jn->saved_ms = sw_ingest_now_ms();
   }
   *out = js;
-  return SW_OK;
-}
-
-int sw_journals_add_known(struct sw_journals *js, const struct sw_file_state *st) {
-  for (size_t i = 0; i < js->n; i++) {
-    struct sw_journal *jn = &js->j[i];
-    if (strcmp(jn->sc->name, st->source)) continue;
-    if (jn->known) return SW_OK; /* one state per source; a second is stale */
-    jn->known = 1;
-    jn->id = st->id;
-    char *cursor = NULL;
-    struct sw_jstate_stream *rs = NULL;
-    size_t nrs = 0;
-    void *blob = st->pending_len ? malloc(st->pending_len) : NULL;
-    if (st->pending_len && !blob) return SW_ENOMEM;
-    if (blob) memcpy(blob, st->pending, st->pending_len);
-    int rc = blob ? sw_jstate_parse(blob, st->pending_len, &cursor, &rs, &nrs) : SW_ECORRUPT;
-    if (rc == SW_ENOMEM) {
-      free(blob);
-      return rc;
-    }
-    if (rc || !cursor[0]) { /* a row without a usable position (a salvaged buffer): from the head */
-      SW_LOG(SW_L_WARN, "journal", "%s: %s: reading the journal again from its head (duplicates rather than a loss)",
-             jn->sc->name, !st->pending_len ? "no stored position (the buffer was salvaged)"
-                                            : "the stored position is unreadable");
-      free(cursor);
-      free(rs);
-      free(blob);
-      return SW_OK;
-    }
-    jn->cursor = cursor;
-    jn->pos = jn->saved_pos = st->offset;
-    uint64_t us;
-    if (sw_jcursor_hex(cursor, 't', &us)) jn->cursor_us = (int64_t)us;
-    uint64_t from = jn->pos, end = jn->pos;
-    for (size_t k = 0; k < nrs; k++) {
-      uint64_t e = earliest(&rs[k]);
-      if (e < from) from = e;
-      if (rs[k].committed > end) end = rs[k].committed;
-    }
-    if (st->fp_hash != jn->cfg_hash && nrs) {
-      /* Matches or fields changed after an unclean stop: positions and stream keys of the stored
-       * state do not apply. Everything from its earliest stream is read as new: duplicates
-       * rather than a loss. */
-      SW_LOG(SW_L_WARN, "journal", "%s: units, identifiers or fields changed since an unclean stop: up to %llu "
-             "entries may be read twice", jn->sc->name, (unsigned long long)(jn->pos - from));
-      jn->back = jn->pos - from; /* no restore: every entry from there on is new */
-      free(rs);
-      free(blob);
-      return SW_OK;
-    }
-    jn->back = jn->pos - from;
-    if (nrs) {
-      jn->rs = rs;
-      jn->nrs = nrs;
-      jn->rs_blob = blob;
-      jn->restoring = 1;
-      jn->restore_pos = jn->pos;
-      jn->replay_end = end;
-    } else {
-      free(rs);
-      free(blob);
-    }
-    return SW_OK;
-  }
   return SW_OK;
 }
 
@@ -608,7 +381,7 @@ void sw_journals_stop(struct sw_journals *js) {
         seal(jn, f);
         sealed = 1;
       }
-    if (!sealed && jn->pos != jn->saved_pos && !jn->restoring) save_state(jn);
+    if (!sealed && jn->pos != jn->saved_pos && !jn->restoring) sw__journal_save_state(jn);
   }
   if (js->tick_open) {
     uv_close((uv_handle_t *)&js->tick, NULL);
@@ -628,7 +401,7 @@ void sw_journals_free(struct sw_journals *js) {
       }
     free(jn->tab);
     free(jn->cursor);
-    end_restore(jn);
+    sw__journal_end_restore(jn);
     sw_ingest_source_free(&jn->rt);
   }
   free(js->j);
