@@ -332,9 +332,22 @@ static void position(struct sw_jreader *r, sd_journal *j, struct sw_jbatch *b, i
       b->rewound = (uint64_t)(m > 0 ? m : 0) + 1;
       *have = 1;
     }
-  } else {
-    *have = n > 0; /* the entry no longer meets the matches: what follows it is new */
+    return;
   }
+  /* The entry no longer meets the matches (they changed): what follows it is new, and the
+   * entries the streams still needed before it are delivered again (journal.c reads them all
+   * as new: duplicates rather than a loss). */
+  if (r->o.back > 0 && sd_journal_seek_cursor(j, r->cursor) >= 0) {
+    int m = sd_journal_previous_skip(j, r->o.back);
+    if (m > 0) {
+      b->rewound = (uint64_t)m;
+      *have = 1;
+      return;
+    }
+    (void)sd_journal_seek_cursor(j, r->cursor);
+    n = sd_journal_next(j);
+  }
+  *have = n > 0;
 }
 
 static void *run(void *arg) {

@@ -553,6 +553,47 @@ def test_kill9_while_a_trace_is_pending(agent, workdir):
     check_records(expected, got, "records around a kill with a trace pending")
 
 
+def test_config_changed_after_kill9_loses_nothing(agent, workdir):
+    """Killed with a trace pending, restarted with other `units` and `fields` (other positions,
+    other stream keys) such that the last entry read no longer matches: the stored per-stream
+    positions no longer apply, so the agent reads again from the earliest one, as new:
+    duplicates allowed (and announced), no loss; the trace is one whole record."""
+    rng = random.Random(707)
+    clock = jg.Clock(rng)
+    d = workdir / "journal"
+    head = jg.build_entries(rng, 300, clock, specials=False, rich=False, app_lines=40)
+    trace = [jg.make_entry(clock, jg.APP, line, rng, prio=3) for line in jg.java_trace(rng)]
+    last = kubelet_entry(clock, rng, "after the first lines of the trace")
+    jg.write_journal(d, "system.journal", head + trace[:3] + [last])
+    agent.write_config([src(d, multiline={"preset": "java", "timeout": "10s"})])
+    agent.start()
+    agent.wait_count(len(head) + 1, timeout=20 * SLOW)
+    port = agent.http_port()
+    agent.wait_for(lambda: (metric(port, "spillway_journal_entries_read_total",
+                                   source="system") or 0) >= len(head) + 4, 10,
+                   "the agent to read the first 3 lines of the trace and the entry after")
+    agent.kill9()
+    agent.write_config([src(d, units=["app.service"], fields=["_PID"],
+                            multiline={"preset": "java", "timeout": "10s"})])
+    agent.start()
+    closing = jg.make_entry(clock, jg.APP, "ERROR [main] after the trace", rng, prio=3)
+    jg.write_journal(d, "system.journal", trace[3:] + [closing])
+    whole = "\n".join(e.message.decode() for e in trace)
+    agent.wait_for(lambda: any(r["line"] == closing.message.decode() for r in agent.read_output()),
+                   20 * SLOW, "the entry after the trace")
+    agent.stop()
+    got = agent.read_output()
+    assert [r["line"] for r in got].count(whole) == 1, \
+        "the trace is not exactly one whole record: %s" % [
+            r["line"] for r in got if r["labels"].get("unit") == "app.service"][-3:]
+    assert [r for r in got if r["line"] == whole][0]["labels"].get("pid"), "new fields not applied"
+    lines = collections.Counter(r["line"] for r in got)
+    lost = [e for e in head + [last] if lines[e.message.decode() if e.message is not None else ""] == 0]
+    assert not lost, "%d entries lost across the configuration change" % len(lost)
+    assert re.search(r"changed since an unclean stop: up to \d+ entries may be read twice",
+                     agent.stderr_tail(20000)), "the possible duplicates were not announced"
+
+
 def test_java_trace_interleaved_with_other_units(agent, workdir):
     """A trace's entries are consecutive in their stream, not in the journal: other units log
     between its lines (as on any busy host); it is still one record."""
