@@ -29,29 +29,9 @@ int sw_journals_owns(const struct sw_config *cfg, const struct sw_file_state *st
   return 0;
 }
 
-int sw__journal_any_pending(const struct sw_tfile *f) {
-  for (int i = 0; i < SW_PEND_N; i++)
-    if (f->pend[i].active) return 1;
-  return 0;
-}
-
-/* The first position a stored stream needs again: its earliest pending slot's start (the slot
- * form of tail/ingest.h: u8 slot, varint start, varint time), else its committed position. */
-uint64_t sw__journal_earliest(const struct sw_jstate_stream *r) {
-  uint64_t from = r->committed;
-  const uint8_t *p = r->pending, *end = p + r->pending_len;
-  while (p && p < end) {
-    uint64_t st, ts;
-    p++;
-    if (sw_get_varint(&p, end, &st) || sw_get_varint(&p, end, &ts)) break;
-    if (st < from) from = st;
-  }
-  return from;
-}
-
-const struct sw_jstate_stream *sw__journal_restored(const struct sw_journal *jn, uint64_t key) {
+struct jrestore *sw__journal_restored(const struct sw_journal *jn, uint64_t key) {
   for (size_t i = 0; i < jn->nrs; i++)
-    if (jn->rs[i].key == key) return &jn->rs[i];
+    if (jn->rs[i].st.key == key) return &jn->rs[i];
   return NULL;
 }
 
@@ -65,17 +45,13 @@ static int build_state(struct sw_journal *jn, const struct jstream *sealing, str
       /* Listed: anything not committed yet (the sealing stream's chunk is being committed),
        * pending slots, or a seal past pos (its entries up to there must not be read again). */
       int open = s != sealing && s->f->cb_ready && s->f->cb.count > 0;
-      if (open || s->snap.len || sw__journal_any_pending(s->f) || s->committed > jn->pos || s->f->replay_until)
+      if (open || s->snap.len || sw_ingest_has_pending(s->f) || s->committed > jn->pos || s->f->replay_until)
         rc = sw_jstate_add(blob, s->key, s->committed, s->snap.data, s->snap.len);
     }
-  if (jn->restoring) /* stored streams not met again yet keep their place */
-    for (size_t i = 0; !rc && i < jn->nrs; i++) {
-      const struct sw_jstate_stream *r = &jn->rs[i];
-      int seen = 0;
-      for (const struct sw_tfile *f = jn->files; f && !seen; f = f->next)
-        seen = ((const struct jstream *)f->state_arg)->key == r->key;
-      if (!seen) rc = sw_jstate_add(blob, r->key, r->committed, r->pending, r->pending_len);
-    }
+  for (size_t i = 0; !rc && i < jn->nrs; i++) /* stored streams not met again keep their place */
+    if (!jn->rs[i].seen)
+      rc = sw_jstate_add(blob, jn->rs[i].st.key, jn->rs[i].st.committed, jn->rs[i].st.pending,
+                         jn->rs[i].st.pending_len);
   if (rc) return rc;
   *fs = (struct sw_file_state){.id = jn->id, .source = jn->sc->name, .path = jn->sc->journal_path,
                                .fp_hash = jn->cfg_hash, .offset = jn->pos, .pending = blob->data,
@@ -147,12 +123,21 @@ int sw_journals_add_known(struct sw_journals *js, const struct sw_file_state *st
     jn->pos = jn->saved_pos = st->offset;
     uint64_t us;
     if (sw_jcursor_hex(cursor, 't', &us)) jn->cursor_us = (int64_t)us;
+    struct jrestore *rx = nrs ? calloc(nrs, sizeof *rx) : NULL;
+    if (nrs && !rx) {
+      free(rs);
+      free(blob);
+      return SW_ENOMEM;
+    }
     uint64_t from = jn->pos, end = jn->pos;
     for (size_t k = 0; k < nrs; k++) {
-      uint64_t e = sw__journal_earliest(&rs[k]);
-      if (e < from) from = e;
+      rx[k].st = rs[k];
+      if (sw_ingest_pending_from(rs[k].pending, rs[k].pending_len, rs[k].committed, &rx[k].from))
+        rx[k].from = rs[k].committed; /* damaged slots: not restored (stream_new says so) */
+      if (rx[k].from < from) from = rx[k].from;
       if (rs[k].committed > end) end = rs[k].committed;
     }
+    free(rs);
     if (st->fp_hash != jn->cfg_hash && nrs) {
       /* Matches or fields changed after an unclean stop: positions and stream keys of the stored
        * state do not apply. Everything from its earliest stream is read as new: duplicates
@@ -160,20 +145,19 @@ int sw_journals_add_known(struct sw_journals *js, const struct sw_file_state *st
       SW_LOG(SW_L_WARN, "journal", "%s: units, identifiers or fields changed since an unclean stop: up to %llu "
              "entries may be read twice", jn->sc->name, (unsigned long long)(jn->pos - from));
       jn->back = jn->pos - from; /* no restore: every entry from there on is new */
-      free(rs);
+      free(rx);
       free(blob);
       return SW_OK;
     }
     jn->back = jn->pos - from;
     if (nrs) {
-      jn->rs = rs;
+      jn->rs = rx;
       jn->nrs = nrs;
       jn->rs_blob = blob;
       jn->restoring = 1;
       jn->restore_pos = jn->pos;
       jn->replay_end = end;
     } else {
-      free(rs);
       free(blob);
     }
     return SW_OK;

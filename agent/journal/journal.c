@@ -120,8 +120,10 @@ static struct jstream *stream_new(struct sw_journal *jn, const struct sw_jentry 
   f->state_arg = s;
   f->line_off = idx;
   s->committed = idx;
-  const struct sw_jstate_stream *r = jn->restoring ? sw__journal_restored(jn, e->key) : NULL;
-  if (r) {
+  struct jrestore *rx = jn->restoring ? sw__journal_restored(jn, e->key) : NULL;
+  if (rx) {
+    const struct sw_jstate_stream *r = &rx->st;
+    rx->seen = 1;
     if (sw_ingest_restore_pending(f, r->pending, r->pending_len, r->committed) ||
         (r->pending_len && sw_buf_append(&s->snap, r->pending, r->pending_len))) {
       SW_LOG(SW_L_WARN, "journal", "%s: a stored multiline state did not restore: read on without it",
@@ -148,10 +150,9 @@ fail:
 static void entry(struct sw_journal *jn, const struct sw_jentry *e, uint64_t idx, int64_t now_ns, int64_t now_ms) {
   struct jstream *s = lookup(jn, e->key, e->labels, e->labels_len);
   if (jn->restoring) {
-    const struct sw_jstate_stream *r = sw__journal_restored(jn, e->key);
-    /* a listed stream: from its earliest pending slot, else its committed position */
-    uint64_t from = r ? sw__journal_earliest(r) : jn->restore_pos;
-    if (idx < from && !(s && s->f->replay_until)) return; /* committed before the restart */
+    const struct jrestore *r = s ? NULL : sw__journal_restored(jn, e->key);
+    /* a listed stream from where it needs entries again; any other up to the stored position */
+    if (!s && idx < (r ? r->from : jn->restore_pos)) return; /* committed before the restart */
   }
   if (!s && !(s = stream_new(jn, e, idx))) {
     SW_LOG(SW_L_ERROR, "journal", "%s: out of memory: an entry was not read", jn->sc->name);
@@ -265,7 +266,7 @@ static void release_idle(struct sw_journal *jn, int64_t now_ms) {
   for (struct sw_tfile **pp = &jn->files; *pp;) {
     struct sw_tfile *f = *pp;
     struct jstream *s = f->state_arg;
-    if ((f->cb_ready && f->cb.count) || sw__journal_any_pending(f) || s->snap.len || f->replay_until ||
+    if ((f->cb_ready && f->cb.count) || sw_ingest_has_pending(f) || s->snap.len || f->replay_until ||
         s->committed > jn->saved_pos || now_ms - s->last_ms < IDLE_RELEASE_MS) {
       pp = &f->next;
       continue;

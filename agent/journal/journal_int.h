@@ -12,6 +12,13 @@
 
 struct sw_journal;
 
+/* A stream of the stored state, while a restart replays (jstate.h). */
+struct jrestore {
+  struct sw_jstate_stream st;
+  uint64_t from; /* the first position it needs again: earliest pending slot, else committed */
+  int seen;      /* its stream exists again (else the state committed meanwhile keeps it) */
+};
+
 /* One label set of a journal: its own open chunk and multiline state. */
 struct jstream {
   struct jstream *hnext;
@@ -40,7 +47,7 @@ struct sw_journal {
   uint64_t cfg_hash;
   /* restoring after a restart (jstate.h): the stored streams, until replay_end */
   void *rs_blob;
-  struct sw_jstate_stream *rs;
+  struct jrestore *rs; /* points into rs_blob */
   size_t nrs;
   uint64_t restore_pos, replay_end, back;
   int restoring, started;
@@ -66,12 +73,8 @@ struct sw_journals {
 /* What decides positions (matches) and stream keys (fields): a state stored under another
  * configuration cannot be replayed exactly. */
 uint64_t sw__journal_config_hash(const struct sw_source_conf *sc);
-int sw__journal_any_pending(const struct sw_tfile *f);
-/* The first position a stored stream needs again: its earliest pending slot's start, else its
- * committed position. */
-uint64_t sw__journal_earliest(const struct sw_jstate_stream *r);
 /* The stored stream of key while restoring, or NULL. */
-const struct sw_jstate_stream *sw__journal_restored(const struct sw_journal *jn, uint64_t key);
+struct jrestore *sw__journal_restored(const struct sw_journal *jn, uint64_t key);
 /* struct sw_tfile.state_fn of every stream (arg: its struct jstream). */
 int sw__journal_state_fn(void *arg, struct sw_tfile *f, struct sw_file_state *fs, struct sw_buf *blob);
 /* Commits the position alone (nothing to seal: entries excluded or filtered away). */

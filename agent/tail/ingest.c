@@ -134,25 +134,44 @@ void sw_ingest_file_free(struct sw_tfile *f) {
 
 /* ---- pending state (records.c writes it: sw_ingest_pending) ---- */
 
-int sw_ingest_restore_pending(struct sw_tfile *f, const void *data, size_t n, uint64_t offset) {
+/* Reads the slots of a stored pending state: each slot's start time into ts (INT64_MIN: none)
+ * and the earliest start, or offset, into *from. */
+static int read_pending(const void *data, size_t n, uint64_t offset, uint64_t *from, int64_t ts[SW_PEND_N]) {
   const uint8_t *p = data, *end = p + n;
-  uint64_t from = offset;
-  int64_t ts[SW_PEND_N];
+  *from = offset;
   for (int i = 0; i < SW_PEND_N; i++) ts[i] = INT64_MIN;
-  while (p < end) {
+  while (p && p < end) {
     int slot = *p++;
     uint64_t start, zts;
     if (slot >= SW_PEND_N || sw_get_varint(&p, end, &start) || sw_get_varint(&p, end, &zts) ||
         start > offset)
       return SW_ECORRUPT;
     ts[slot] = (int64_t)(zts >> 1) ^ -(int64_t)(zts & 1);
-    if (start < from) from = start;
+    if (start < *from) *from = start;
   }
+  return SW_OK;
+}
+
+int sw_ingest_pending_from(const void *p, size_t n, uint64_t offset, uint64_t *from) {
+  int64_t ts[SW_PEND_N];
+  return read_pending(p, n, offset, from, ts);
+}
+
+int sw_ingest_restore_pending(struct sw_tfile *f, const void *data, size_t n, uint64_t offset) {
+  uint64_t from;
+  int64_t ts[SW_PEND_N];
+  if (read_pending(data, n, offset, &from, ts)) return SW_ECORRUPT;
   f->line_off = offset;
   f->read_off = from;
   f->replay_until = from < offset ? offset : 0;
   memcpy(f->replay_ts, ts, sizeof ts);
   return SW_OK;
+}
+
+int sw_ingest_has_pending(const struct sw_tfile *f) {
+  for (int i = 0; i < SW_PEND_N; i++)
+    if (f->pend[i].active) return 1;
+  return 0;
 }
 
 /* The replay reached the committed offset: slots are as they were; give them back the times

@@ -59,6 +59,11 @@ void sw_ingest_tick(struct sw_ingest *ing, struct sw_tfile *files, int64_t now_m
  * reading resumes at the earliest slot start and replays up to offset (see tail/tfile.h). */
 int sw_ingest_restore_pending(struct sw_tfile *f, const void *p, size_t n,
                               uint64_t offset) SW_MUST_CHECK;
+/* Where a replay of stored pending slots p must begin: the earliest slot start, else offset.
+ * SW_ECORRUPT as sw_ingest_restore_pending. */
+int sw_ingest_pending_from(const void *p, size_t n, uint64_t offset, uint64_t *from) SW_MUST_CHECK;
+/* 1 when a slot of f holds part of a record (a partial line, a multiline group). */
+int sw_ingest_has_pending(const struct sw_tfile *f);
 void sw_ingest_file_free(struct sw_tfile *f);
 /* The redaction context records go through (NULL without a redactor), lent to the reader for
  * what else leaves the agent about a file: its label values and the path its log lines quote

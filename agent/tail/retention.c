@@ -135,10 +135,9 @@ int sw_tail_truncate_shipped(struct sw_tail *t, uint64_t dev, uint64_t ino, uint
   for (struct sw_tfile *x = t->files; x && !f; x = x->next)
     if (x->dev == dev && x->ino == ino && x->state == SW_TF_ACTIVE && x->src->conf->truncate_shipped) f = x;
   if (!f) return SW_ENOTFOUND;
-  if (f->read_off != committed || f->line_off != committed || f->replay_until || (f->cb_ready && f->cb.count))
+  if (f->read_off != committed || f->line_off != committed || f->replay_until || (f->cb_ready && f->cb.count) ||
+      sw_ingest_has_pending(f))
     return SW_EAGAIN;
-  for (int i = 0; i < SW_PEND_N; i++)
-    if (f->pend[i].active) return SW_EAGAIN;
   int fd = open(f->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return SW_EAGAIN;
   struct stat st;
