@@ -32,7 +32,7 @@ struct sw_jreader {
   pthread_cond_t cv;
   struct sw_jbatch *head, *tail; /* handed over, not taken */
   size_t out;                    /* handed over and not done with (queued or taken) */
-  int stop;
+  atomic_int stop; /* read by the thread at every entry: no lock */
   int wake[2]; /* a byte here ends the thread's wait for journal changes */
   uv_async_t async;
   atomic_int caught_up;
@@ -98,18 +98,13 @@ int sw_jreader_caught_up(struct sw_jreader *r) { return atomic_load(&r->caught_u
 
 /* ---- the thread ---- */
 
-static int stopping(struct sw_jreader *r) {
-  pthread_mutex_lock(&r->mu);
-  int s = r->stop;
-  pthread_mutex_unlock(&r->mu);
-  return s;
-}
+static int stopping(struct sw_jreader *r) { return atomic_load_explicit(&r->stop, memory_order_relaxed); }
 
 /* Hands b to the loop, waiting while SW_JREADER_QUEUE batches are out. 0 when stopping. */
 static int hand_over(struct sw_jreader *r, struct sw_jbatch *b) {
   pthread_mutex_lock(&r->mu);
-  while (r->out >= SW_JREADER_QUEUE && !r->stop) pthread_cond_wait(&r->cv, &r->mu);
-  if (r->stop) {
+  while (r->out >= SW_JREADER_QUEUE && !atomic_load(&r->stop)) pthread_cond_wait(&r->cv, &r->mu);
+  if (atomic_load(&r->stop)) {
     pthread_mutex_unlock(&r->mu);
     batch_free(b);
     return 0;
@@ -466,7 +461,7 @@ static void on_closed(uv_handle_t *h) {
 void sw_jreader_stop(struct sw_jreader *r) {
   if (!r) return;
   pthread_mutex_lock(&r->mu);
-  r->stop = 1;
+  atomic_store(&r->stop, 1); /* under the lock: a waiting hand_over sees it with the signal */
   pthread_cond_broadcast(&r->cv);
   pthread_mutex_unlock(&r->mu);
   if (write(r->wake[1], "x", 1) < 0) {} /* a full pipe wakes it as well */

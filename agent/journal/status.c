@@ -9,21 +9,24 @@
 #include "jstate.h"
 #include "reader.h"
 
+/* The stored cursor and entry count of every journald source, in one pass over the rows. */
 struct found {
-  const char *source;
-  char *cursor;
-  uint64_t offset;
-  int have;
+  const struct sw_config *cfg;
+  char **cursor;      /* per source index */
+  uint64_t *offset;
 };
 
-static int find_row(void *arg, const struct sw_file_state *st) {
+static int find_rows(void *arg, const struct sw_file_state *st) {
   struct found *f = arg;
-  if (f->have || strcmp(st->source, f->source)) return SW_OK;
-  struct sw_jstate_stream *rs = NULL;
-  size_t nrs = 0;
-  f->have = 1;
-  f->offset = st->offset;
-  if (st->pending_len && sw_jstate_parse(st->pending, st->pending_len, &f->cursor, &rs, &nrs) == SW_OK) free(rs);
+  for (size_t i = 0; i < f->cfg->nsources; i++) {
+    const struct sw_source_conf *sc = &f->cfg->sources[i];
+    if (sc->type != SW_SOURCE_JOURNALD || strcmp(st->source, sc->name) || f->cursor[i]) continue;
+    struct sw_jstate_stream *rs = NULL;
+    size_t nrs = 0;
+    f->offset[i] = st->offset;
+    if (st->pending_len && sw_jstate_parse(st->pending, st->pending_len, &f->cursor[i], &rs, &nrs) == SW_OK)
+      free(rs);
+  }
   return SW_OK;
 }
 
@@ -36,7 +39,14 @@ static void put_time(cJSON *o, const char *key, uint64_t us) {
 void sw_journal_status(cJSON *root, const struct sw_config *cfg, struct sw_db *db) {
   cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
   cJSON *js = NULL;
-  for (size_t i = 0; i < cfg->nsources; i++) {
+  size_t n = cfg->nsources ? cfg->nsources : 1;
+  struct found f = {.cfg = cfg, .cursor = calloc(n, sizeof(char *)), .offset = calloc(n, sizeof(uint64_t))};
+  if (!f.cursor || !f.offset || sw_db_load_files(db, find_rows, &f)) { /* shown without a position */
+    for (size_t i = 0; f.cursor && i < n; i++) free(f.cursor[i]);
+    if (f.cursor) memset(f.cursor, 0, n * sizeof(char *));
+    if (f.offset) memset(f.offset, 0, n * sizeof(uint64_t));
+  }
+  for (size_t i = 0; f.cursor && f.offset && i < cfg->nsources; i++) {
     const struct sw_source_conf *sc = &cfg->sources[i];
     if (sc->type != SW_SOURCE_JOURNALD) continue;
     if (!js) js = cJSON_AddArrayToObject(root, "journals");
@@ -44,22 +54,23 @@ void sw_journal_status(cJSON *root, const struct sw_config *cfg, struct sw_db *d
       const cJSON *src = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(files, k), "source");
       if (cJSON_IsString(src) && !strcmp(src->valuestring, sc->name)) cJSON_DeleteItemFromArray(files, k);
     }
-    struct found f = {.source = sc->name};
-    if (sw_db_load_files(db, find_row, &f)) f.have = 0;
+    const char *cursor = f.cursor[i];
     uint64_t at = 0, newest = 0;
-    if (f.cursor) (void)sw_jcursor_hex(f.cursor, 't', &at);
+    if (cursor) (void)sw_jcursor_hex(cursor, 't', &at);
     int nrc = sw_journal_newest_us(sc->journal_path, sc->units, sc->nunits, sc->identifiers, sc->nidentifiers, &newest);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "source", sc->name);
     cJSON_AddStringToObject(o, "path", sc->journal_path);
-    cJSON_AddStringToObject(o, "cursor", f.cursor ? f.cursor : "");
-    cJSON_AddNumberToObject(o, "entries", (double)f.offset);
+    cJSON_AddStringToObject(o, "cursor", cursor ? cursor : "");
+    cJSON_AddNumberToObject(o, "entries", (double)f.offset[i]);
     put_time(o, "position_time", at);
     put_time(o, "newest_time", nrc ? 0 : newest);
     cJSON_AddNumberToObject(o, "lag_seconds", nrc ? -1 : newest > at ? (double)(newest - at) / 1e6 : 0);
     cJSON_AddItemToArray(js, o);
-    free(f.cursor);
   }
+  for (size_t i = 0; f.cursor && i < n; i++) free(f.cursor[i]);
+  free(f.cursor);
+  free(f.offset);
 }
 
 static const char *s(const cJSON *o, const char *k) {

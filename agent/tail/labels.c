@@ -92,7 +92,7 @@ char *sw_labels_build(const struct sw_source_conf *src, const char *host, const 
     if (!rc && container_name) rc = put(&b, "container_name", container_name, strlen(container_name));
   } else if (!rc && src->type == SW_SOURCE_CRI) {
     rc = cri_labels(&b, path);
-  } else if (!rc && path) { /* journald: the journal's labels come as extra */
+  } else if (!rc && src->type == SW_SOURCE_FILE) { /* journald: its labels come as extra */
     rc = put(&b, "filename", path, strlen(path));
   }
   for (size_t i = 0; !rc && i < nextra; i++)

@@ -17,7 +17,7 @@
 #include "../config/config.h"
 
 /* Returns a malloc'd JSON object (caller frees), or NULL on allocation failure.
- * path is the file's real path (NULL for a journal's stream); container_name may be NULL; extra (nextra, may be 0) are the
+ * path is the file's real path (unused, may be NULL, for journald); container_name may be NULL; extra (nextra, may be 0) are the
  * pod's Kubernetes labels, after the path's and before the source's static ones; rctx
  * (borrowed, may be NULL: no redaction) redacts each value; its previous result is invalid
  * afterwards. */
