@@ -161,9 +161,7 @@ static void entry(struct sw_journal *jn, const struct sw_jentry *e, uint64_t idx
   jn->entries++;
   jn->bytes += e->len;
   s->last_ms = now_ms;
-  int replaying = s->f->replay_until != 0;
   sw_ingest_entry(jn->js->ing, s->f, e->ts_ns, e->msg, e->len, idx, now_ns, now_ms);
-  if (!replaying) s->f->chunk_in_bytes += e->len;
 }
 
 static void seal(struct sw_journal *jn, struct sw_tfile *f) {

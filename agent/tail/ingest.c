@@ -299,6 +299,7 @@ void sw_ingest_entry(struct sw_ingest *ing, struct sw_tfile *f, int64_t ts, cons
     return;
   }
   f->line_off = pos + 1;
+  f->chunk_in_bytes += len;
 }
 
 void sw_ingest_flush_pending(struct sw_ingest *ing, struct sw_tfile *f) {
