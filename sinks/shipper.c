@@ -10,116 +10,25 @@
  * sink's database connection and decompression context are used by one thread at a time.
  * A replayed dead letter is a flight of its own outside the FIFO; when it finishes, its row is
  * deleted and whatever failed again is stored as new dead letters, in the same transaction.
+ * What the jobs do on the pool (cut, settle, replay, seal) is in shipper_jobs.c.
  */
-#include "shipper.h"
+#include "shipper_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
-#include "../agent/buffer/buffer.h"
 #include "../agent/buffer/chunk.h"
-#include "../agent/buffer/hot.h"
-#include "../agent/buffer/writer.h"
 #include "../common/log.h"
-#include "../common/timefmt.h"
-#include "sink.h"
 
-#define MAX_BATCH_ROWS 4096
 #define REPLAY_CHECK_MS 2000
-#define QUIET_MS 200 /* no new chunk for this long: a partial batch goes without max_wait */
-
-struct flight {
-  struct hsink *hs;
-  struct sw_batch b;
-  int done;
-  int stalled;       /* its next request could not be started (out of memory): the tick retries */
-  struct sw_sink_req req; /* the request the codec handed out last (valid until its next call) */
-  int has_req;       /* req was handed out but not started yet */
-  struct flight *next;
-  uv_work_t seal;    /* compression runs beside the next cut, on another pool thread */
-  int seal_rc;
-};
-
-struct job {
-  uv_work_t work;
-  struct hsink *hs;
-  /* in */
-  int cut, flush;
-  int64_t after;
-  size_t nsettle;              /* flights of the FIFO prefix settled by this job */
-  struct sw_sink_cursor cursor;
-  int64_t verify_upto;         /* batches starting before it are cut with b.verify */
-  struct flight *replayed;     /* a finished replay to settle, or NULL */
-  int replay;                  /* look for a requeued dead letter */
-  int64_t replay_after;
-  char last_error[256];
-  int set_error;
-  /* out */
-  int settle_rc, cut_rc;
-  struct flight *batch, *replay_batch;
-  uint64_t wait_ms;            /* > 0: data waits for max_wait */
-  int64_t planned;             /* the cursor's `planned` as this job left it */
-  int idle;                    /* nothing to cut */
-  int no_replay;               /* no requeued dead letter left */
-  char err[256];
-};
-
-struct hsink {
-  struct sw_shipper *sh;
-  const struct sw_sink_conf *conf;
-  const struct sw_sink_ops *ops;
-  void *codec;
-  struct sw_http_target target;
-  char *auth_header;
-  struct sw_db *db;
-  ZSTD_DCtx *dctx;             /* dead letters */
-  ZSTD_CCtx *cctx;
-  struct sw_chunk_reader rd;   /* chunks, used by one job at a time */
-  struct sw_sink_cursor cur;   /* committed */
-  int64_t cut_to;              /* last chunk id in a flight (>= cur.acked) */
-  int64_t verify_upto;         /* verify_resends: `planned` found at start (what may have been
-                                  sent before a crash); 0: nothing to check */
-  struct flight *head, *tail;  /* the FIFO */
-  size_t nflight;
-  struct flight *replay;       /* a replayed dead letter in flight */
-  int replay_due;
-  int64_t replay_after;
-  struct job *job;
-  unsigned sealing;            /* flights being sealed (compressed) on the pool */
-  uv_timer_t wait_timer, tick;
-  int hint, idle;
-  char last_error[256];
-  int error_dirty;
-  uint64_t concurrency, max_bytes, max_wait_ms;
-  struct sw_shipper_sink_stats stats;
-};
-
-struct sw_shipper {
-  uv_loop_t *loop;
-  uv_async_t notify;
-  struct sw_http *http;
-  struct sw_writer *w;
-  struct hsink *sinks;
-  size_t n;
-  int flushing, stopping, closing;
-  unsigned open_handles;
-};
 
 static void pump(struct hsink *hs);
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000; }
 
 /* ---- batches in flight ---- */
-
-static void flight_free(struct flight *f) {
-  if (!f) return;
-  if (f->hs->ops->release) f->hs->ops->release(f->hs->codec, &f->b);
-  sw_batch_free_dead(&f->b);
-  free(f);
-}
 
 __attribute__((format(printf, 2, 3))) static void set_error(struct hsink *hs, const char *fmt, ...) {
   va_list ap;
@@ -229,200 +138,6 @@ static void send_next(struct flight *f) {
   start_req(f);
 }
 
-/* ---- jobs (thread pool) ---- */
-
-struct cut_ctx {
-  struct hsink *hs;
-  struct sw_batch *b;
-  int rc;
-};
-
-static int cut_chunk(void *arg, const struct sw_chunk_row *row) {
-  struct cut_ctx *c = arg;
-  const char *raw;
-  size_t len;
-  int rc = sw_chunk_reader_get(&c->hs->rd, c->hs->db, row, &raw, &len);
-  if (rc) {
-    SW_LOG(SW_L_ERROR, "sink", "%s: chunk %lld is unreadable (%s); skipped", c->hs->conf->name,
-           (long long)row->id, sw_strerror(rc));
-    return 0;
-  }
-  uint64_t away = c->b->routed_away;
-  if ((rc = c->hs->ops->add(c->hs->codec, c->b, row, raw, len))) {
-    c->rc = rc;
-    return 1;
-  }
-  away = c->b->routed_away - away;
-  c->b->records += row->records > away ? row->records - away : 0;
-  c->b->raw_bytes += row->raw_bytes;
-  return 0;
-}
-
-static struct flight *new_flight(struct hsink *hs) {
-  struct flight *f = calloc(1, sizeof *f);
-  if (f) f->hs = hs;
-  return f;
-}
-
-/* Cuts the next batch after j->after, or says how long to wait for one. */
-static void job_cut(struct hsink *hs, struct job *j) {
-  int64_t last;
-  struct sw_sink_cursor cur = j->cursor;
-  if (hs->ops->fixed_ranges && cur.planned > j->after) {
-    last = cur.planned; /* cut before a crash: resend exactly that range */
-  } else {
-    struct sw_chunk_span sp;
-    if ((j->cut_rc = sw_db_chunk_span(hs->db, j->after, MAX_BATCH_ROWS, hs->max_bytes, &sp))) return;
-    if (sp.rows == 0) {
-      j->idle = 1;
-      return;
-    }
-    int64_t now = sw_time_now_ns();
-    int64_t age_ms = (now - sp.oldest_ns) / 1000000, quiet_ms = (now - sp.newest_ns) / 1000000;
-    /* A partial batch waits for more, up to max_wait, but not once the chunks stopped coming:
-     * at the end of a burst there is nothing to wait for. */
-    if (!j->flush && !sp.more && sp.raw_bytes < hs->max_bytes && age_ms < (int64_t)hs->max_wait_ms &&
-        quiet_ms < QUIET_MS) {
-      uint64_t w1 = hs->max_wait_ms - (uint64_t)(age_ms < 0 ? 0 : age_ms);
-      uint64_t w2 = (uint64_t)(QUIET_MS - (quiet_ms < 0 ? 0 : quiet_ms));
-      j->wait_ms = w1 < w2 ? w1 : w2;
-      return;
-    }
-    last = sp.last;
-    /* Written down before anything of it is sent: S3 resends exactly this range; Loki checks
-     * what the receiver holds of everything up to it after a crash. */
-    if (hs->ops->fixed_ranges || (hs->ops->verify_resends && last > cur.planned)) {
-      cur.planned = last;
-      if ((j->cut_rc = sw_db_cursor_set(hs->db, hs->conf->name, &cur))) return;
-      j->planned = last;
-    }
-  }
-  struct flight *f = new_flight(hs);
-  if (!f) {
-    j->cut_rc = SW_ENOMEM;
-    return;
-  }
-  f->b.after = j->after;
-  f->b.last = last;
-  f->b.verify = j->after < j->verify_upto;
-  struct cut_ctx c = {.hs = hs, .b = &f->b};
-  int rc = hs->ops->begin(hs->codec, &f->b);
-  if (!rc) rc = sw_db_chunks_range(hs->db, j->after, last, cut_chunk, &c);
-  if (!rc) rc = c.rc;
-  sw_chunk_reader_idle(&hs->rd); /* the codec copied what it needs */
-  if (rc) {
-    flight_free(f);
-    j->cut_rc = rc;
-    return;
-  }
-  j->batch = f;
-}
-
-struct replay_ctx {
-  struct hsink *hs;
-  struct flight *f;
-  int rc;
-};
-
-static int replay_one(void *arg, const struct sw_dead_letter *d) {
-  struct replay_ctx *c = arg;
-  struct sw_buf payload;
-  sw_buf_init(&payload, SIZE_MAX);
-  int rc = sw_chunk_decompress(c->hs->dctx, d->payload, d->len, &payload);
-  struct flight *f = rc ? NULL : new_flight(c->hs);
-  if (!rc && !f) rc = SW_ENOMEM;
-  if (!rc) {
-    f->b.replay_id = d->id;
-    f->b.records = d->records;
-    f->b.after = d->first_chunk; /* for the new dead letters, if it fails again */
-    f->b.last = d->last_chunk;
-    rc = c->hs->ops->replay(c->hs->codec, &f->b, payload.data, payload.len, d->key);
-  }
-  sw_buf_free(&payload);
-  if (rc) {
-    flight_free(f);
-    c->rc = rc;
-    return rc;
-  }
-  c->f = f;
-  return 0;
-}
-
-/* Dead letters of settled flights, compressed for storage. */
-static int collect_dead(struct hsink *hs, struct flight *f, struct sw_dead_letter **arr, size_t *n,
-                        size_t *cap) {
-  for (size_t i = 0; i < f->b.ndead; i++) {
-    struct sw_sink_dead *d = &f->b.dead[i];
-    if (*n == *cap) {
-      size_t nc = *cap ? *cap * 2 : 8;
-      struct sw_dead_letter *na = realloc(*arr, nc * sizeof *na);
-      if (!na) return SW_ENOMEM;
-      *arr = na;
-      *cap = nc;
-    }
-    struct sw_buf z;
-    sw_buf_init(&z, SIZE_MAX);
-    int rc = sw_chunk_compress(hs->cctx, 3, 0, d->payload.data, d->payload.len, &z);
-    if (rc) {
-      sw_buf_free(&z);
-      return rc;
-    }
-    (*arr)[(*n)++] = (struct sw_dead_letter){
-        .status = d->status, .reason = d->reason, .key = d->key, .first_chunk = f->b.after + 1,
-        .last_chunk = f->b.last, .records = d->records, .payload = z.data, .len = z.len,
-        .attempts = f->b.replay_id ? 2 : 1};
-    if (f->b.replay_id) (*arr)[*n - 1].first_chunk = f->b.after;
-  }
-  return SW_OK;
-}
-
-static void job_settle(struct hsink *hs, struct job *j) {
-  struct sw_dead_letter *dead = NULL;
-  size_t nd = 0, cap = 0;
-  int rc = SW_OK;
-  struct flight *f = hs->head;
-  for (size_t i = 0; i < j->nsettle && !rc; i++, f = f->next) rc = collect_dead(hs, f, &dead, &nd, &cap);
-  if (!rc && j->replayed) rc = collect_dead(hs, j->replayed, &dead, &nd, &cap);
-  if (!rc) {
-    struct sw_sink_settle s = {.cursor = j->nsettle ? &j->cursor : NULL, .dead = dead, .ndead = nd,
-                               .resent = j->replayed ? &j->replayed->b.replay_id : NULL,
-                               .nresent = j->replayed ? 1 : 0,
-                               .last_error = j->set_error ? j->last_error : NULL};
-    rc = sw_db_sink_settle(hs->db, hs->conf->name, &s);
-    if (rc) snprintf(j->err, sizeof j->err, "%s", sw_db_errmsg(hs->db));
-  }
-  for (size_t i = 0; i < nd; i++) free((void *)dead[i].payload);
-  free(dead);
-  j->settle_rc = rc;
-}
-
-static void work_cb(uv_work_t *w) {
-  struct job *j = w->data;
-  struct hsink *hs = j->hs;
-  if (j->nsettle || j->replayed || j->set_error) job_settle(hs, j);
-  if (j->settle_rc) return;
-  if (j->replay) {
-    struct replay_ctx c = {.hs = hs};
-    int found = 0;
-    int rc = sw_db_dead_letter_next(hs->db, hs->conf->name, j->replay_after, replay_one, &c, &found);
-    if (rc || c.rc)
-      SW_LOG(SW_L_ERROR, "sink", "%s: cannot load a dead letter: %s", hs->conf->name,
-             rc ? sw_db_errmsg(hs->db) : sw_strerror(c.rc));
-    if (rc || c.rc || !found) j->no_replay = 1;
-    j->replay_batch = c.f;
-  }
-  if (j->cut) job_cut(hs, j);
-  if (j->cut_rc && !j->err[0])
-    snprintf(j->err, sizeof j->err, "%s",
-             j->cut_rc == SW_EDB ? sw_db_errmsg(hs->db) : sw_strerror(j->cut_rc));
-}
-
-static void seal_cb(uv_work_t *w) {
-  struct flight *f = w->data;
-  if (f->seal_rc) uv_sleep(200); /* a retry after a failure (out of memory): do not spin */
-  f->seal_rc = f->hs->ops->seal(f->hs->codec, &f->b);
-}
-
 static void after_seal(uv_work_t *w, int status) {
   (void)status;
   struct flight *f = w->data;
@@ -433,7 +148,7 @@ static void after_seal(uv_work_t *w, int status) {
     SW_LOG(SW_L_ERROR, "sink", "%s: cannot encode a batch: %s (will retry)", hs->conf->name,
            sw_strerror(f->seal_rc));
     hs->sealing++;
-    if (!uv_queue_work(hs->sh->loop, &f->seal, seal_cb, after_seal)) return;
+    if (!uv_queue_work(hs->sh->loop, &f->seal, sw__shipper_seal, after_seal)) return;
     hs->sealing--;
   }
   send_next(f);
@@ -470,7 +185,7 @@ static void after_work(uv_work_t *w, int status) {
         hs->stats.dead_records += f->b.dead[k].records;
         hs->stats.records_sent -= f->b.dead[k].records < f->b.records ? f->b.dead[k].records : 0;
       }
-      flight_free(f);
+      sw__flight_free(f);
     }
     if (j->nsettle) {
       int64_t planned = hs->cur.planned;
@@ -488,7 +203,7 @@ static void after_work(uv_work_t *w, int status) {
                hs->conf->name, (long long)j->replayed->b.replay_id,
                (unsigned long long)j->replayed->b.records);
       hs->replay_after = j->replayed->b.replay_id;
-      flight_free(j->replayed);
+      sw__flight_free(j->replayed);
       hs->replay = NULL;
     }
   }
@@ -501,7 +216,7 @@ static void after_work(uv_work_t *w, int status) {
   if (j->replay_batch) {
     hs->replay = j->replay_batch;
     if (hs->sh->closing) {
-      flight_free(hs->replay);
+      sw__flight_free(hs->replay);
       hs->replay = NULL;
     } else {
       send_next(hs->replay);
@@ -511,7 +226,7 @@ static void after_work(uv_work_t *w, int status) {
   if (j->batch) {
     struct flight *f = j->batch;
     if (hs->sh->closing) {
-      flight_free(f);
+      sw__flight_free(f);
     } else {
       if (hs->tail) hs->tail->next = f; else hs->head = f;
       hs->tail = f;
@@ -520,9 +235,9 @@ static void after_work(uv_work_t *w, int status) {
       hs->hint = 1; /* there may be more right behind it */
       f->seal.data = f;
       hs->sealing++;
-      if (uv_queue_work(hs->sh->loop, &f->seal, seal_cb, after_seal)) {
+      if (uv_queue_work(hs->sh->loop, &f->seal, sw__shipper_seal, after_seal)) {
         hs->sealing--;
-        seal_cb(&f->seal); /* cannot happen with a live loop; stay correct anyway */
+        sw__shipper_seal(&f->seal); /* cannot happen with a live loop; stay correct anyway */
         send_next(f);
       }
     }
@@ -579,7 +294,7 @@ static void pump(struct hsink *hs) {
   }
   if (cut) hs->hint = 0;
   hs->job = j;
-  if (uv_queue_work(sh->loop, &j->work, work_cb, after_work)) {
+  if (uv_queue_work(sh->loop, &j->work, sw__shipper_work, after_work)) {
     hs->job = NULL;
     hs->hint |= cut;
     free(j);
@@ -692,9 +407,9 @@ static void hsink_free(struct hsink *hs) {
   while (hs->head) {
     struct flight *f = hs->head;
     hs->head = f->next;
-    flight_free(f);
+    sw__flight_free(f);
   }
-  flight_free(hs->replay);
+  sw__flight_free(hs->replay);
   if (hs->codec) hs->ops->destroy(hs->codec);
   sw_db_close(hs->db);
   ZSTD_freeDCtx(hs->dctx);
@@ -789,7 +504,7 @@ void sw_shipper_stop(struct sw_shipper *sh, uint64_t deadline_ms) {
     struct job j = {.hs = hs};
     j.nsettle = done_prefix(hs, &j.cursor);
     if (j.nsettle) {
-      job_settle(hs, &j);
+      sw__shipper_settle(hs, &j);
       if (j.settle_rc)
         SW_LOG(SW_L_WARN, "sink", "%s: cannot commit the cursor at exit: %s", hs->conf->name, j.err);
     }
