@@ -1,12 +1,12 @@
-/* libFuzzer harness for the LogQL subset (search/logql_parse.c, search/logql_eval.c): the query
- * of /loki/api/v1/query_range and the tail, which anyone who reaches the API writes. The input
- * (a NUL-terminated copy) is parsed as a query; when it parses, its pipeline runs over a few fixed
- * entries and over the input itself as a line, with one scratch and one label set reused as the
- * scan reuses them. Invariants: a parse fails only with SW_EINVAL and a message; a kept entry's
- * line is readable and its labels serialise; a line the pipeline keeps matches the scan pattern
- * (which compiles as the scan compiles it); when the labels are fixed, labels-once plus the line
- * filters per line answer as the whole pipeline does. Label sets from a chunk's JSON, durations
- * and sample values are fed the same bytes. */
+/* libFuzzer harness for the LogQL subset (search/logql_lex.c, logql_parse_log.c, logql_parse.c,
+ * logql_eval.c): the query of /loki/api/v1/query_range and the tail, which anyone who reaches the
+ * API writes. The input (a NUL-terminated copy) is parsed as a query; when it parses, its
+ * pipeline runs over a few fixed entries and over the input itself as a line, with one scratch
+ * and one label set reused as the scan reuses them. Invariants: a parse fails only with SW_EINVAL
+ * and a message; a kept entry's line is readable and its labels serialise; a line the pipeline
+ * keeps matches the scan pattern (which compiles as the scan compiles it); when the labels are
+ * fixed, labels-once plus the line filters per line answer as the whole pipeline does. Label sets
+ * from a chunk's JSON, durations and sample values are fed the same bytes. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
