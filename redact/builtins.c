@@ -19,8 +19,11 @@
  *                    words) and ':' or '=': only the value.
  *   password_kv      the value after a key password, passwd, pass, pwd or secret (any case,
  *                    optionally quoted, optionally with a prefix ending in '_', '-' or '.':
- *                    db_password, client_secret, x-secret) and ':' or '='. Never a key that goes
- *                    on (password_policy=strict, password_length=12). The value is the text in
+ *                    db_password, client_secret, x-secret; password, passwd and secret also
+ *                    glued to a word: newPassword, clientSecret, PGPASSWORD, but not bypass or
+ *                    compass) and ':' or '='. Never a key that goes on (password_policy=strict,
+ *                    password_length=12), nor the unquoted values true, false, null (isSecret=
+ *                    false). The value is the text in
  *                    quotes ("..." with escapes, or '...'), else up to white space or one of
  *                    & , ; " ' } ]. Values that are already redacted ("***", "sha256:..." tokens,
  *                    [REDACTED...]) are left alone.
@@ -37,7 +40,8 @@
  *                    space or a quote. Not "-u" without a ':' in its value (sort -u file, ulimit
  *                    -u 100, git push -u origin main) nor numeric uid:gid (docker run -u
  *                    1000:1000); "docker run -u app:app" IS masked, hence opt-in.
- *   email            local@domain.tld with an alphabetic TLD. Not masked: user@localhost (no
+ *   email            local@domain.tld with an alphabetic TLD, also when a '-' follows
+ *                    (user@example.com-pod). Not masked: user@localhost (no
  *                    dot), lodash@4.17.21 (numeric TLD), asset names such as icon@2x.png (TLD png,
  *                    jpg, jpeg, gif, svg, webp, ico, css, js).
  *   credit_card      13-19 digits, optionally grouped by single spaces or dashes, not glued to a
@@ -75,12 +79,15 @@ _Static_assert(SW__NPACKS <= 16, "r->stop holds one bit per pack in 16 bits");
 /* After a key: the separator and the value, which is what gets replaced (\K). Either an optional
  * closing quote, white space, ':' or '=' and a value in quotes ("..." with escapes, '...') or up to
  * white space or one of & , ; " ' } ]; or an URL-encoded '=' or ':' (%3D, %3A) and a value up to
- * an encoded '&' (%26) or the same stop bytes. Values already redacted ("***", "sha256:" tokens,
- * [REDACTED...]) are left alone; skip: a further lookahead of values that are no secret. */
+ * an encoded '&' (%26) or the same stop bytes; or JSON inside a JSON string (\"password\":\"x\",
+ * a request body logged in a message field) and the value up to the next \". Values already
+ * redacted ("***", "sha256:" tokens, [REDACTED...]) are left alone; skip: a further lookahead of
+ * values that are no secret. */
 #define KV_VALUE(skip)                                                                             \
   "(?:[\"']?\\s*[:=]\\s*(?!\"?\\[REDACTED|\"\\*\\*\\*\"|\"sha256:[0-9a-f]{16}\")" skip                   \
   "(?:\"\\K(?:[^\"\\\\]++|\\\\.?)++|'\\K[^']++|\\K[^\\s&,;\"'}\\]]++)"                                  \
-  "|%3[AaDd](?!\\[REDACTED)" skip "\\K(?:(?!%26)[^\\s&,;\"'}\\]])++)"
+  "|%3[AaDd](?!\\[REDACTED)" skip "\\K(?:(?!%26)[^\\s&,;\"'}\\]])++"                                \
+  "|\\\\[\"']\\s*[:=]\\s*\\\\\"(?!\\[REDACTED|\\*\\*\\*\\\\\")\\K(?:[^\"\\\\]++|\\\\[^\"])++)"
 
 static const struct sw__pack_def packs[SW__NPACKS] = {
     [SW__PACK_PRIVATE_KEY] = {"private_key",
@@ -105,7 +112,8 @@ static const struct sw__pack_def packs[SW__NPACKS] = {
                                  "[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
                                  "$1[REDACTED:aws_secret_key]"},
     [SW__PACK_PASSWORD_KV] = {"password_kv",
-                              "(?i)" KV_START "(?:[A-Za-z0-9]+[_.-])*+(?:password|passwd|pass|pwd|secret)" KV_VALUE(""),
+                              "(?i)" KV_START "(?:[A-Za-z0-9]+[_.-])*+(?:[A-Za-z0-9]*(?:password|passwd|secret)|pass|pwd)"
+                              KV_VALUE("(?!(?:true|false|null)\\b)"),
                               "[REDACTED:password_kv]"},
     [SW__PACK_TOKEN_KV] = {"token_kv",
                            "(?i)" KV_START "[A-Za-z0-9_.-]*?(?:token|" KEY_WORDS "[_.-]?key)"
@@ -117,7 +125,7 @@ static const struct sw__pack_def packs[SW__NPACKS] = {
                                   "[REDACTED:cli_credentials]"},
     [SW__PACK_EMAIL] = {"email",
                         "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9][A-Za-z0-9.-]*\\.[A-Za-z]{2,24}"
-                        "(?![A-Za-z0-9-])"
+                        "(?![A-Za-z0-9])"
                         "(?<!(?i)\\.png|\\.jpg|\\.jpeg|\\.gif|\\.svg|\\.webp|\\.ico|\\.css|\\.js)",
                         "[REDACTED:email]"},
     [SW__PACK_CREDIT_CARD] = {"credit_card", "(?<![0-9A-Za-z])[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z])(?C1)",
@@ -233,6 +241,7 @@ static bool word_at(const unsigned char *s, size_t n, size_t i, const char *w, s
 static bool kv_sep(const unsigned char *s, size_t n, size_t j) {
   if (n - j >= 3 && s[j] == '%' && s[j + 1] == '3' && ((s[j + 2] | 0x20) == 'a' || (s[j + 2] | 0x20) == 'd'))
     return true;
+  if (n - j >= 2 && s[j] == '\\' && (s[j + 1] == '"' || s[j + 1] == '\'')) j++; /* \"key\": JSON in a string */
   if (j < n && (s[j] == '"' || s[j] == '\'')) j++;
   while (j < n && is_space(s[j])) j++;
   return j < n && (s[j] == ':' || s[j] == '=');
@@ -316,8 +325,9 @@ static bool check_password(const unsigned char *s, size_t n, size_t i, size_t *s
     const char *w;
     size_t len;
   } words[] = {{"password", 8}, {"passwd", 6}, {"pass", 4}, {"pwd", 3}, {"secret", 6}};
-  if (i > 0 && is_alnum(s[i - 1]) && !after_escape(s, i)) return false;
+  bool glued = i > 0 && is_alnum(s[i - 1]) && !after_escape(s, i);
   for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+    if (glued && words[k].len < 6) continue; /* bypass=, compass: */
     if (word_at(s, n, i, words[k].w, words[k].len) && kv_sep(s, n, i + words[k].len)) {
       *start = back_over(s, i, is_key_char);
       return true;

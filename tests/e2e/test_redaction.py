@@ -58,7 +58,8 @@ def make_secrets(rng, i):
     ip6 = "2001:db8:%x:%x::%x" % (rng.randrange(65536), rng.randrange(65536), rng.randrange(1, 65536))
     email = "user%d.%s@mail%d.example.com" % (i, r(6).lower(), i)
     basic = base64.b64encode(("ci%d:%s" % (i, r(12))).encode()).decode()
-    api_key, cli_pw, enc_pw = r(24), r(12), r(14)
+    api_key, cli_pw, enc_pw, env_pw, camel_pw = r(24), r(12), r(14), r(15), r(13)
+    email2 = "ops%d@team.example.org" % i
     return [
         ("email", "contact %s now" % email, email),
         ("bearer_token", "Authorization: Bearer %s" % tok, tok),
@@ -76,6 +77,11 @@ def make_secrets(rng, i):
         ("token_kv", "GET /cb?api_key=%s&v=1" % api_key, api_key),
         ("cli_credentials", "exec curl -u deploy%d:%s https://h/x" % (i, cli_pw), cli_pw),
         ("password_kv", "body=user%%3Dbob%%26password%%3D%s%%26x%%3D1" % enc_pw, enc_pw),
+        # An environment variable; a camelCase key of a JSON body (escaped again in the JSON
+        # file's message: JSON inside a JSON string); an address with a pod name glued on.
+        ("password_kv", "exec env PGPASSWORD=%s psql" % env_pw, env_pw),
+        ("password_kv", 'request {"user": "u%d", "newPassword": "%s"}' % (i, camel_pw), camel_pw),
+        ("email", "notify %s-pod%d" % (email2, i), email2),
     ]
 
 

@@ -87,6 +87,9 @@ static const struct pack_case pack_cases[] = {
     {"email", "image nginx@sha256:0123abcd", NULL},
     {"email", "@example.com foo@.com foo@-x.com a@b.c", NULL},
     {"email", "john%40example.com", NULL},
+    /* a '-' after the TLD ends the address (a pod or host name glued on): the address is masked */
+    {"email", "contact user@example.com-pod now", "contact [REDACTED:email]-pod now"},
+    {"email", "a@host.co-op.org x", "[REDACTED:email] x"},
     /* bearer_token */
     {"bearer_token", "Authorization: Bearer abc.DEF-123_~+/xyz== next",
      "Authorization: Bearer [REDACTED:bearer_token] next"},
@@ -153,6 +156,17 @@ static const struct pack_case pack_cases[] = {
     {"password_kv", "bypass=true secretary: Jane, password reset requested, pass through", NULL},
     {"password_kv", "{\"password\":\"***\",\"secret\":\"sha256:0123456789abcdef\"} password=[REDACTED]", NULL},
     {"password_kv", "password= ", NULL},
+    /* password, passwd and secret glued to a word: camelCase JSON keys, environment variables */
+    {"password_kv", "{\"newPassword\":\"hunter2\",\"clientSecret\":\"abc\"} adminPassword: x1",
+     "{\"newPassword\":\"[REDACTED:password_kv]\",\"clientSecret\":\"[REDACTED:password_kv]\"} adminPassword: [REDACTED:password_kv]"},
+    {"password_kv", "PGPASSWORD=hunter2 psql; MYSQLPASSWD=zz x_newPassword=yy",
+     "PGPASSWORD=[REDACTED:password_kv] psql; MYSQLPASSWD=[REDACTED:password_kv] x_newPassword=[REDACTED:password_kv]"},
+    /* JSON inside a JSON string: the value up to the next \" (the line stays valid JSON) */
+    {"password_kv", "{\"msg\":\"body={\\\"password\\\":\\\"hun\\\\ter2\\\", \\\"x\\\": 1}\"}",
+     "{\"msg\":\"body={\\\"password\\\":\\\"[REDACTED:password_kv]\\\", \\\"x\\\": 1}\"}"},
+    {"password_kv", "{\"m\":\"{\\\"password\\\":\\\"\\\",\\\"secret\\\":\\\"***\\\"}\"}", NULL},
+    /* not glued: pass and pwd (bypass, compass, surpass); not a password: true, false, null */
+    {"password_kv", "bypass=1 compass: north userpass=x isSecret=true password: null hasPassword=FALSE", NULL},
     /* password_kv: URL-encoded separators (a form body or query logged encoded), CLI flags */
     {"password_kv", "body=user%3Dbob%26password%3Dhunter2%26next%3D%2F",
      "body=user%3Dbob%26password%3D[REDACTED:password_kv]%26next%3D%2F"},
@@ -171,6 +185,8 @@ static const struct pack_case pack_cases[] = {
     {"basic_auth", "WWW-Authenticate: Basic realm=\"api\", charset=\"UTF-8\"", NULL},
     /* token_kv */
     {"token_kv", "token=abc123 user=bob", "token=[REDACTED:token_kv] user=bob"},
+    {"token_kv", "{\"m\":\"{\\\"api_key\\\":\\\"abc\\\",\\\"accessToken\\\": \\\"t1\\\"}\"}",
+     "{\"m\":\"{\\\"api_key\\\":\\\"[REDACTED:token_kv]\\\",\\\"accessToken\\\": \\\"[REDACTED:token_kv]\\\"}\"}"},
     {"token_kv", "{\"access_token\": \"ya29.a0Af\", \"expires_in\": 3599}",
      "{\"access_token\": \"[REDACTED:token_kv]\", \"expires_in\": 3599}"},
     {"token_kv", "api_key=k1 apikey: k2 X-Api-Key: k3 secret_key='k4' stripeSecretKey=k5",
