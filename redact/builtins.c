@@ -22,13 +22,13 @@
  *                    db_password, client_secret, x-secret; password, passwd and secret also
  *                    glued to a word: newPassword, clientSecret, PGPASSWORD, but not bypass or
  *                    compass) and ':' or '='. Never a key that goes on (password_policy=strict,
- *                    password_length=12), nor the unquoted values true, false, null (isSecret=
- *                    false). The value is the text in
- *                    quotes ("..." with escapes, or '...'), else up to white space or one of
- *                    & , ; " ' } ]. Values that are already redacted ("***", "sha256:..." tokens,
- *                    [REDACTED...]) are left alone.
+ *                    password_length=12), nor the unquoted values true, false, null
+ *                    (isSecret=false). The value is the text in quotes ("..." with escapes, or
+ *                    '...'), else up to white space or one of & , ; " ' } ]. Values that are
+ *                    already redacted ("***", "sha256:..." tokens, [REDACTED...]) are left alone.
  *                    Also after an URL-encoded separator (password%3Dx, a key after %26 or %3F: the
- *                    value stops at %26) and as a command-line flag (--password=x, --db-pass=x).
+ *                    value stops at %26), as a command-line flag (--password=x, --db-pass=x) and
+ *                    as JSON inside a JSON string (\"password\":\"x\": the value up to the next \").
  *   token_kv         the same value forms after a key ending in "token" (token, access_token,
  *                    X-Auth-Token, accessToken) or in "key" right after api, secret, access,
  *                    private, client, auth, app, master, signing or encryption (api_key, apikey,
@@ -41,9 +41,9 @@
  *                    -u 100, git push -u origin main) nor numeric uid:gid (docker run -u
  *                    1000:1000); "docker run -u app:app" IS masked, hence opt-in.
  *   email            local@domain.tld with an alphabetic TLD, also when a '-' follows
- *                    (user@example.com-pod). Not masked: user@localhost (no
- *                    dot), lodash@4.17.21 (numeric TLD), asset names such as icon@2x.png (TLD png,
- *                    jpg, jpeg, gif, svg, webp, ico, css, js).
+ *                    (user@example.com-pod). Not masked: user@localhost (no dot), lodash@4.17.21
+ *                    (numeric TLD), asset names such as icon@2x.png (TLD png, jpg, jpeg, gif, svg,
+ *                    webp, ico, css, js).
  *   credit_card      13-19 digits, optionally grouped by single spaces or dashes, not glued to a
  *                    letter or digit (hex ids, digests), with a card network prefix and a valid
  *                    Luhn digit (luhn.c). The whole number is replaced.
