@@ -1,5 +1,5 @@
 # Thin wrapper over the scripts; each target installs what it needs and builds first.
-.PHONY: all build run test test-fast bench bench-search bench-archive bench-lokiapi bench-journald fuzz docs package clean
+.PHONY: all build run test test-fast bench bench-search bench-archive bench-lokiapi bench-journald bench-journal-tail fuzz docs package clean
 
 all: build
 
@@ -33,6 +33,10 @@ bench-lokiapi: build
 bench-journald: build
 	@scripts/bootstrap.sh test
 	@/usr/bin/python3 bench/bench_journald.py
+
+bench-journal-tail: build
+	@scripts/bootstrap.sh test
+	@/usr/bin/python3 bench/bench_journal_tail.py
 
 fuzz:
 	@scripts/bootstrap.sh test
