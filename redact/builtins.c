@@ -324,10 +324,12 @@ static bool check_password(const unsigned char *s, size_t n, size_t i, size_t *s
   static const struct {
     const char *w;
     size_t len;
-  } words[] = {{"password", 8}, {"passwd", 6}, {"pass", 4}, {"pwd", 3}, {"secret", 6}};
+    bool glue; /* may be glued to a word before it (newPassword); pass, pwd not (bypass=) */
+  } words[] = {{"password", 8, true}, {"passwd", 6, true}, {"pass", 4, false}, {"pwd", 3, false},
+               {"secret", 6, true}};
   bool glued = i > 0 && is_alnum(s[i - 1]) && !after_escape(s, i);
   for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
-    if (glued && words[k].len < 6) continue; /* bypass=, compass: */
+    if (glued && !words[k].glue) continue;
     if (word_at(s, n, i, words[k].w, words[k].len) && kv_sep(s, n, i + words[k].len)) {
       *start = back_over(s, i, is_key_char);
       return true;
